@@ -1,0 +1,178 @@
+//! A trie of normalized JSON paths, so "is this node selected, denied, or under either?" is one walk.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use serde_json_path::{NormalizedPath, PathElement};
+
+/// One step of a normalized path.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+/// Converts a located path from `serde_json_path` into owned segments.
+pub fn segs_of(path: &NormalizedPath<'_>) -> Vec<Seg> {
+    path.iter()
+        .map(|e| match e {
+            PathElement::Name(n) => Seg::Key((*n).to_owned()),
+            PathElement::Index(i) => Seg::Index(*i),
+        })
+        .collect()
+}
+
+/// Formats segments as an RFC 9535 normalized path, e.g. `$['steps'][0]['reasoning']`.
+pub fn display(segs: &[Seg]) -> String {
+    let mut s = String::from("$");
+    for seg in segs {
+        match seg {
+            Seg::Key(k) => {
+                s.push_str("['");
+                for c in k.chars() {
+                    match c {
+                        '\'' => s.push_str("\\'"),
+                        '\\' => s.push_str("\\\\"),
+                        c if (c as u32) < 0x20 => {
+                            let _ = write!(s, "\\u{:04x}", c as u32);
+                        }
+                        c => s.push(c),
+                    }
+                }
+                s.push_str("']");
+            }
+            Seg::Index(i) => {
+                let _ = write!(s, "[{i}]");
+            }
+        }
+    }
+    s
+}
+
+/// A set of paths, each carrying a mark `T` (e.g. the index of the rule that put it there).
+#[derive(Debug)]
+pub struct PathTrie<T> {
+    pub mark: Option<T>,
+    keys: HashMap<String, PathTrie<T>>,
+    indices: HashMap<usize, PathTrie<T>>,
+}
+
+impl<T> Default for PathTrie<T> {
+    fn default() -> Self {
+        PathTrie { mark: None, keys: HashMap::new(), indices: HashMap::new() }
+    }
+}
+
+impl<T: Clone> PathTrie<T> {
+    /// Marks `path`; an existing mark is kept, so the first rule to reach a node names it.
+    pub fn insert(&mut self, path: &[Seg], mark: T) {
+        let mut node = self;
+        for seg in path {
+            node = match seg {
+                Seg::Key(k) => node.keys.entry(k.clone()).or_default(),
+                Seg::Index(i) => node.indices.entry(*i).or_default(),
+            };
+        }
+        if node.mark.is_none() {
+            node.mark = Some(mark);
+        }
+    }
+
+    pub fn key(&self, k: &str) -> Option<&PathTrie<T>> {
+        self.keys.get(k)
+    }
+
+    pub fn index(&self, i: usize) -> Option<&PathTrie<T>> {
+        self.indices.get(&i)
+    }
+
+    pub fn has_children(&self) -> bool {
+        !self.keys.is_empty() || !self.indices.is_empty()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.mark.is_none() && !self.has_children()
+    }
+
+    /// The mark of the nearest marked node at or above `path` (i.e. a marked prefix), if any.
+    pub fn marked_prefix(&self, path: &[Seg]) -> Option<&T> {
+        let mut node = self;
+        if let Some(m) = &node.mark {
+            return Some(m);
+        }
+        for seg in path {
+            node = match seg {
+                Seg::Key(k) => node.keys.get(k)?,
+                Seg::Index(i) => node.indices.get(i)?,
+            };
+            if let Some(m) = &node.mark {
+                return Some(m);
+            }
+        }
+        None
+    }
+
+    /// The first mark found at or below `path`, if any.
+    pub fn marked_at_or_below(&self, path: &[Seg]) -> Option<(&T, Vec<Seg>)> {
+        let mut node = self;
+        for seg in path {
+            node = match seg {
+                Seg::Key(k) => node.keys.get(k)?,
+                Seg::Index(i) => node.indices.get(i)?,
+            };
+        }
+        let mut at = path.to_vec();
+        node.first_mark(&mut at).map(|m| (m, at))
+    }
+
+    fn first_mark(&self, at: &mut Vec<Seg>) -> Option<&T> {
+        if let Some(m) = &self.mark {
+            return Some(m);
+        }
+        let mut keys: Vec<_> = self.keys.iter().collect();
+        keys.sort_by(|a, b| a.0.cmp(b.0));
+        for (k, child) in keys {
+            at.push(Seg::Key(k.clone()));
+            if let Some(m) = child.first_mark(at) {
+                return Some(m);
+            }
+            at.pop();
+        }
+        let mut idx: Vec<_> = self.indices.iter().collect();
+        idx.sort_by_key(|a| *a.0);
+        for (i, child) in idx {
+            at.push(Seg::Index(*i));
+            if let Some(m) = child.first_mark(at) {
+                return Some(m);
+            }
+            at.pop();
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &[&str]) -> Vec<Seg> {
+        s.iter()
+            .map(|x| x.parse::<usize>().map(Seg::Index).unwrap_or_else(|_| Seg::Key((*x).into())))
+            .collect()
+    }
+
+    #[test]
+    fn prefix_and_below() {
+        let mut t = PathTrie::default();
+        t.insert(&p(&["steps", "0", "reasoning"]), 7usize);
+        assert_eq!(t.marked_prefix(&p(&["steps", "0", "reasoning", "x"])), Some(&7));
+        assert_eq!(t.marked_prefix(&p(&["steps", "0"])), None);
+        assert_eq!(t.marked_at_or_below(&p(&["steps"])).map(|x| *x.0), Some(7));
+        assert!(t.marked_at_or_below(&p(&["steps", "1"])).is_none());
+    }
+
+    #[test]
+    fn display_escapes() {
+        assert_eq!(display(&p(&["a'b", "2"])), "$['a\\'b'][2]");
+    }
+}

@@ -1,0 +1,227 @@
+//! The policy file as written (serde, strict) and its compilation into a [`Policy`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json_path::JsonPath;
+use toml::Spanned;
+
+use super::error::{LineIndex, PolicyError, PolicyIssue};
+use super::{
+    ApprovalRule, FieldRule, FieldView, Policy, PolicyVersion, Role, RowScope, DEFAULT_MAX_COUNT,
+    MAX_COUNT_CEILING,
+};
+use crate::decision::Action;
+use crate::mask::MaskingSpec;
+use crate::meta::META_KEYS;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicySpec {
+    description: Option<String>,
+    roles: BTreeMap<Spanned<String>, RoleSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoleSpec {
+    description: Option<String>,
+    groups: Vec<Spanned<String>>,
+    actions: Vec<Spanned<String>>,
+    #[serde(default)]
+    fields: FieldsSpec,
+    #[serde(default)]
+    rows: RowsSpec,
+    #[serde(default)]
+    masking: MaskingSpec,
+    approval: Option<ApprovalSpec>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FieldsSpec {
+    #[serde(default)]
+    allow: Vec<Spanned<String>>,
+    #[serde(default)]
+    deny: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RowsSpec {
+    #[serde(default, rename = "match")]
+    matches: BTreeMap<Spanned<String>, Spanned<String>>,
+    max_age: Option<Spanned<String>>,
+    max_count: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApprovalSpec {
+    approvers: Vec<Spanned<String>>,
+    #[serde(default = "one")]
+    approvals: Spanned<i64>,
+    pending_ttl: Option<Spanned<String>>,
+    grant_ttl: Option<Spanned<String>>,
+    #[serde(default)]
+    one_time: bool,
+    #[serde(default)]
+    reason_required: bool,
+}
+
+fn one() -> Spanned<i64> {
+    Spanned::new(0..0, 1)
+}
+
+struct Ctx<'a> {
+    file: &'a str,
+    lines: LineIndex<'a>,
+    issues: Vec<PolicyIssue>,
+}
+
+impl Ctx<'_> {
+    fn err(&mut self, span: Range<usize>, message: String) {
+        let (line, column) = if span == (0..0) { (0, 0) } else { self.lines.position(span.start) };
+        self.issues.push(PolicyIssue { file: self.file.to_owned(), line, column, message });
+    }
+
+    fn duration(&mut self, s: &Spanned<String>, what: &str) -> Option<Duration> {
+        match humantime::parse_duration(s.get_ref()) {
+            Ok(d) if !d.is_zero() => Some(d),
+            Ok(_) => {
+                self.err(s.span(), format!("{what} must be longer than zero"));
+                None
+            }
+            Err(e) => {
+                self.err(s.span(), format!("{what} `{}` is not a duration (e.g. `15m`, `90d`): {e}", s.get_ref()));
+                None
+            }
+        }
+    }
+
+    fn paths(&mut self, role: &str, kind: &str, specs: &[Spanned<String>]) -> Vec<FieldRule> {
+        let mut out = Vec::new();
+        for (i, s) in specs.iter().enumerate() {
+            match JsonPath::parse(s.get_ref()) {
+                Ok(path) => out.push(FieldRule {
+                    id: format!("roles.{role}.fields.{kind}[{i}]"),
+                    expr: s.get_ref().clone(),
+                    path,
+                }),
+                Err(e) => self.err(
+                    s.span(),
+                    format!("`{}` is not an RFC 9535 JSONPath: {e}", s.get_ref()),
+                ),
+            }
+        }
+        out
+    }
+}
+
+pub(super) fn compile(file: &str, text: &str) -> Result<Policy, PolicyError> {
+    let mut cx = Ctx { file, lines: LineIndex::new(text), issues: Vec::new() };
+    let spec: PolicySpec = match toml::from_str(text) {
+        Ok(s) => s,
+        Err(e) => {
+            cx.err(e.span().unwrap_or(0..0), e.message().to_owned());
+            return Err(PolicyError { issues: cx.issues });
+        }
+    };
+    if spec.roles.is_empty() {
+        cx.err(0..0, "policy defines no roles".into());
+    }
+    let mut roles = Vec::new();
+    for (name, r) in spec.roles {
+        let name_span = name.span();
+        let name = name.into_inner();
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+            cx.err(name_span.clone(), format!("role name `{name}` may only contain letters, digits, `_` and `-`"));
+        }
+        if r.groups.is_empty() {
+            cx.err(name_span.clone(), format!("role `{name}` lists no groups, so nobody can reach it"));
+        }
+        let groups: BTreeSet<String> = r.groups.iter().map(|g| g.get_ref().clone()).collect();
+        let mut actions = BTreeSet::new();
+        for a in &r.actions {
+            match Action::parse(a.get_ref()) {
+                Some(act) => {
+                    actions.insert(act);
+                }
+                None => cx.err(
+                    a.span(),
+                    format!("unknown action `{}` (expected one of: {})", a.get_ref(), Action::NAMES.join(", ")),
+                ),
+            }
+        }
+        let fields = FieldView {
+            allow: cx.paths(&name, "allow", &r.fields.allow),
+            deny: cx.paths(&name, "deny", &r.fields.deny),
+        };
+        if actions.contains(&Action::Read) && fields.allow.is_empty() {
+            cx.err(name_span.clone(), format!("role `{name}` may `read` but `fields.allow` is empty, so it would see nothing"));
+        }
+        let mut matches = Vec::new();
+        for (key, claim) in &r.rows.matches {
+            if !META_KEYS.contains(&key.get_ref().as_str()) {
+                cx.err(
+                    key.span(),
+                    format!("`rows.match` key `{}` is not trace metadata (expected one of: {})", key.get_ref(), META_KEYS.join(", ")),
+                );
+            }
+            if claim.get_ref().is_empty() {
+                cx.err(claim.span(), "`rows.match` needs a claim name".into());
+            }
+            matches.push((key.get_ref().clone(), claim.get_ref().clone()));
+        }
+        let max_age = r.rows.max_age.as_ref().and_then(|s| cx.duration(s, "`rows.max_age`"));
+        let max_count = match &r.rows.max_count {
+            None => DEFAULT_MAX_COUNT,
+            Some(c) => match u32::try_from(*c.get_ref()) {
+                Ok(n) if (1..=MAX_COUNT_CEILING).contains(&n) => n,
+                _ => {
+                    cx.err(c.span(), format!("`rows.max_count` must be between 1 and {MAX_COUNT_CEILING}"));
+                    DEFAULT_MAX_COUNT
+                }
+            },
+        };
+        let approval = r.approval.as_ref().map(|a| {
+            if a.approvers.is_empty() {
+                cx.err(name_span.clone(), format!("role `{name}`: `approval.approvers` is empty, so no request could ever be approved"));
+            }
+            let approvals = match u32::try_from(*a.approvals.get_ref()) {
+                Ok(n) if n >= 1 => n,
+                _ => {
+                    cx.err(a.approvals.span(), "`approval.approvals` must be at least 1".into());
+                    1
+                }
+            };
+            ApprovalRule {
+                approvers: a.approvers.iter().map(|g| g.get_ref().clone()).collect(),
+                approvals,
+                pending_ttl: a.pending_ttl.as_ref().and_then(|s| cx.duration(s, "`approval.pending_ttl`")).unwrap_or(Duration::from_secs(3600)),
+                grant_ttl: a.grant_ttl.as_ref().and_then(|s| cx.duration(s, "`approval.grant_ttl`")).unwrap_or(Duration::from_secs(3600)),
+                one_time: a.one_time,
+                reason_required: a.reason_required,
+            }
+        });
+        if let Err(e) = r.masking.validate() {
+            cx.err(name_span.clone(), format!("role `{name}`: {e}"));
+        }
+        roles.push(Role {
+            name,
+            description: r.description,
+            groups,
+            actions,
+            fields,
+            rows: RowScope { matches, max_age, max_count },
+            masking: r.masking,
+            approval,
+        });
+    }
+    if !cx.issues.is_empty() {
+        return Err(PolicyError { issues: cx.issues });
+    }
+    Ok(Policy { version: PolicyVersion::of(text.as_bytes()), description: spec.description, roles })
+}

@@ -1,0 +1,32 @@
+//! The authenticated caller as the core sees it: names and claims, never the credential.
+
+use std::collections::BTreeMap;
+
+/// How a principal proved who it is. Recorded for audit; the core treats all alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    /// A bearer JWT from a configured OIDC issuer, checked against its JWKS.
+    Oidc,
+    /// A bearer JWT from the gateway's own development issuer.
+    Dev,
+}
+
+/// An authenticated caller. Built by the identity layer after the token checked out.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Principal {
+    pub subject: String,
+    pub issuer: String,
+    /// Group names from the configured groups claim; they select roles.
+    pub groups: Vec<String>,
+    /// String-valued claims (e.g. `tenant`), used by row scope. Only scalar claims are kept.
+    #[serde(default)]
+    pub claims: BTreeMap<String, String>,
+    pub auth_method: AuthMethod,
+}
+
+impl Principal {
+    pub fn claim(&self, name: &str) -> Option<&str> {
+        self.claims.get(name).map(String::as_str)
+    }
+}

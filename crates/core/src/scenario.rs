@@ -1,0 +1,210 @@
+//! Golden scenarios: a caller, a request and the expected decision, rules and body.
+//!
+//! The same format is the operator-facing `tracegate policy test DIR` and this project's own
+//! regression suite for the example policy. A scenario file is TOML:
+//!
+//! ```toml
+//! description = "support reads an agent trace: final outputs only"
+//! now = "2026-11-25T12:00:00Z"          # optional; fixes the clock for max_age
+//! [principal]
+//! subject = "sam"
+//! groups = ["support"]
+//! claims = { tenant = "acme" }
+//! [request]
+//! action = "read"                       # read | search | write
+//! trace = "demo-agent-1"
+//! fields = ["$.final_output"]           # optional
+//! [expect]
+//! decision = "allow"                    # allow | deny
+//! role = "support"
+//! rules = ["roles.support.actions", "roles.support.fields"]   # optional, exact
+//! code = "field_denied"                 # deny only
+//! body = "support-reads-agent.body.json" # optional golden file beside the scenario
+//! ```
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::decision::{Action, DenyCode};
+use crate::mask::MaskKey;
+use crate::meta::TraceMeta;
+use crate::pipeline::{decide_read, decide_write, project_and_mask, search, SearchQuery};
+use crate::policy::Policy;
+use crate::principal::{AuthMethod, Principal};
+use crate::project::FieldRequest;
+use crate::trace_id::TraceId;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub description: String,
+    pub now: Option<String>,
+    pub principal: ScenarioPrincipal,
+    pub request: ScenarioRequest,
+    pub expect: Expect,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioPrincipal {
+    pub subject: String,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub claims: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioRequest {
+    pub action: Action,
+    pub trace: Option<TraceId>,
+    pub fields: Option<Vec<String>>,
+    pub search: Option<SearchQuery>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Allow,
+    Deny,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    pub decision: Verdict,
+    pub role: Option<String>,
+    pub code: Option<DenyCode>,
+    pub rules: Option<Vec<String>>,
+    /// Golden body file, relative to the scenario file.
+    pub body: Option<String>,
+}
+
+/// What the core actually decided for a scenario.
+#[derive(Debug, serde::Serialize)]
+pub struct Observed {
+    pub decision: Verdict,
+    pub role: Option<String>,
+    pub code: Option<DenyCode>,
+    pub rules: Vec<String>,
+    pub message: Option<String>,
+    pub body: Option<Value>,
+}
+
+/// A scenario that cannot be run as written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScenarioError {
+    #[error("`request.trace` is required for `{0}`")]
+    MissingTrace(&'static str),
+    #[error("trace `{0}` is not among the scenario traces")]
+    UnknownTrace(TraceId),
+    #[error("`now` `{0}` is not an RFC 3339 time")]
+    BadNow(String),
+    #[error(transparent)]
+    Field(#[from] crate::project::FieldRequestError),
+}
+
+impl Scenario {
+    pub fn parse(text: &str) -> Result<Scenario, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// Runs the scenario through the same pipeline the gateway uses.
+    pub fn run(&self, policy: &Policy, traces: &BTreeMap<TraceId, Value>, key: &MaskKey) -> Result<Observed, ScenarioError> {
+        let now = match &self.now {
+            Some(s) => humantime::parse_rfc3339_weak(s).map_err(|_| ScenarioError::BadNow(s.clone()))?,
+            None => SystemTime::now(),
+        };
+        let who = Principal {
+            subject: self.principal.subject.clone(),
+            issuer: "scenario".into(),
+            groups: self.principal.groups.clone(),
+            claims: self.principal.claims.clone(),
+            auth_method: AuthMethod::Dev,
+        };
+        let doc_for = |what: &'static str| -> Result<(&TraceId, &Value), ScenarioError> {
+            let id = self.request.trace.as_ref().ok_or(ScenarioError::MissingTrace(what))?;
+            let doc = traces.get(id).ok_or_else(|| ScenarioError::UnknownTrace(id.clone()))?;
+            Ok((id, doc))
+        };
+        let outcome = match self.request.action {
+            Action::Read => {
+                let (id, doc) = doc_for("read")?;
+                let fields = self
+                    .request
+                    .fields
+                    .as_ref()
+                    .map(|f| FieldRequest::parse_all(f.iter().map(String::as_str)))
+                    .transpose()?;
+                let meta = TraceMeta::extract(id.clone(), doc);
+                decide_read(policy, &who, &meta, now)
+                    .and_then(|c| project_and_mask(&c, doc.clone(), fields.as_deref(), key))
+                    .map(|s| (s.role, s.rules, Some(s.body)))
+            }
+            Action::Search => {
+                let metas: Vec<TraceMeta> = traces.iter().map(|(id, d)| TraceMeta::extract(id.clone(), d)).collect();
+                let q = self.request.search.clone().unwrap_or_default();
+                search(policy, &who, &q, metas.iter(), now).map(|r| {
+                    let ids = r.traces.iter().map(|m| Value::String(m.trace_id.to_string())).collect();
+                    (r.role, r.rules, Some(Value::Array(ids)))
+                })
+            }
+            Action::Write => {
+                let (id, doc) = doc_for("write")?;
+                let meta = TraceMeta::extract(id.clone(), doc);
+                decide_write(policy, &who, &meta, now).map(|c| (c.role.name.clone(), c.rules, None))
+            }
+            Action::Audit => crate::decision::roles_for_action(policy, &who, Action::Audit)
+                .map(|r| (r.first().map(|r| r.name.clone()).unwrap_or_default(), vec![], None)),
+        };
+        Ok(match outcome {
+            Ok((role, rules, body)) => Observed { decision: Verdict::Allow, role: Some(role), code: None, rules, message: None, body },
+            Err(d) => Observed {
+                decision: Verdict::Deny,
+                role: d.role,
+                code: Some(d.code),
+                rules: d.rules,
+                message: Some(d.message),
+                body: None,
+            },
+        })
+    }
+}
+
+impl Expect {
+    /// Differences between what was expected and what happened; empty when the scenario passes.
+    /// `golden` is the parsed golden body, when the scenario names one.
+    pub fn mismatches(&self, seen: &Observed, golden: Option<&Value>) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.decision != seen.decision {
+            out.push(format!(
+                "decision: expected {:?}, got {:?}{}",
+                self.decision,
+                seen.decision,
+                seen.message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default()
+            ));
+        }
+        if self.role.is_some() && self.role != seen.role {
+            out.push(format!("role: expected {:?}, got {:?}", self.role, seen.role));
+        }
+        if self.code.is_some() && self.code != seen.code {
+            out.push(format!("code: expected {:?}, got {:?}", self.code, seen.code));
+        }
+        if let Some(rules) = &self.rules {
+            if rules != &seen.rules {
+                out.push(format!("rules: expected {rules:?}, got {:?}", seen.rules));
+            }
+        }
+        if let Some(g) = golden {
+            if seen.body.as_ref() != Some(g) {
+                out.push("body: differs from the golden file".into());
+            }
+        }
+        out
+    }
+}
