@@ -3,7 +3,7 @@
 use std::time::SystemTime;
 
 use crate::meta::TraceMeta;
-use crate::policy::{Policy, Role};
+use crate::policy::{ApprovalAsk, Policy, Role};
 use crate::principal::Principal;
 
 /// What a request does. Roles list the actions they permit.
@@ -61,6 +61,8 @@ pub enum DenyCode {
     CountOverLimit,
     /// The role serves this request only after a human approves it.
     ApprovalRequired,
+    /// The role's approval rule requires the caller to state a purpose, and none was given.
+    PurposeRequired,
 }
 
 impl DenyCode {
@@ -73,6 +75,7 @@ impl DenyCode {
             DenyCode::FieldDenied => "field_denied",
             DenyCode::CountOverLimit => "count_over_limit",
             DenyCode::ApprovalRequired => "approval_required",
+            DenyCode::PurposeRequired => "purpose_required",
         }
     }
 }
@@ -171,21 +174,41 @@ pub fn check_rows(role: &Role, who: &Principal, meta: &TraceMeta, now: SystemTim
     Ok(rules)
 }
 
-/// Until the approval workflow exists, a role whose reads need approval refuses them, saying so.
-pub fn check_approval(role: &Role) -> Result<(), Denial> {
-    match &role.approval {
+/// Whether `role`'s approval rule makes this request wait for a human: `None` when it may go
+/// ahead, else the rules that say so (`roles.<role>.approval`, then any `when` conditions that
+/// held).
+pub fn approval_needed(role: &Role, ask: &ApprovalAsk<'_>) -> Option<Vec<String>> {
+    let rule = role.approval.as_ref()?;
+    let held = rule.when.triggered(ask);
+    if held.is_empty() {
+        return None;
+    }
+    let mut rules = vec![role.rule("approval")];
+    rules.extend(held.into_iter().filter(|c| *c != "when.always").map(|c| role.rule(&format!("approval.{c}"))));
+    Some(rules)
+}
+
+/// The refusal for a request the role's approval rule gates, where the request cannot wait
+/// (searches), or where the caller has no grant yet (golden scenarios).
+pub fn approval_denial(role: &Role, rules: Vec<String>) -> Denial {
+    let (n, groups) = role
+        .approval
+        .as_ref()
+        .map_or((1, String::new()), |a| (a.approvals, quoted(&a.approvers.iter().map(String::as_str).collect::<Vec<_>>())));
+    Denial::new(
+        DenyCode::ApprovalRequired,
+        Some(role),
+        format!("role `{}` serves this only after {n} approval(s) from group(s) {groups}", role.name),
+        rules,
+    )
+}
+
+/// Refuses requests the role's approval rule gates; for actions that are not served through
+/// the approval workflow (search).
+pub fn check_approval(role: &Role, ask: &ApprovalAsk<'_>) -> Result<(), Denial> {
+    match approval_needed(role, ask) {
         None => Ok(()),
-        Some(a) => Err(Denial::new(
-            DenyCode::ApprovalRequired,
-            Some(role),
-            format!(
-                "role `{}` serves this only after {} approval(s) from group(s) {}; the approval workflow is not enabled on this gateway",
-                role.name,
-                a.approvals,
-                quoted(&a.approvers.iter().map(String::as_str).collect::<Vec<_>>())
-            ),
-            vec![role.rule("approval")],
-        )),
+        Some(rules) => Err(approval_denial(role, rules)),
     }
 }
 

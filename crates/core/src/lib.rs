@@ -6,11 +6,13 @@
 //!
 //! The request phases this crate owns, in order:
 //! 1. [`decision`] — which role serves the request, whether its action and row scope allow it;
+//!    [`approval`] — whether it waits for a human, and the access request that tracks the wait;
 //! 2. [`project`] — keep only the fields the granted view allows, blocking wider requests;
 //! 3. [`mask`] — mask secrets and PII inside what remains.
 //!
 //! [`pipeline`] strings these together for one read so every caller runs the same code.
 
+pub mod approval;
 pub mod decision;
 pub mod mask;
 pub mod meta;

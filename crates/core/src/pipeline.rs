@@ -5,10 +5,13 @@ use std::time::SystemTime;
 
 use serde_json::Value;
 
-use crate::decision::{check_approval, check_count, check_rows, roles_for_action, Action, Denial, DenyCode};
+use crate::approval::{Party, RequestShape};
+use crate::decision::{
+    approval_denial, approval_needed, check_approval, check_count, check_rows, roles_for_action, Action, Denial, DenyCode,
+};
 use crate::mask::{MaskKey, MaskReport};
 use crate::meta::TraceMeta;
-use crate::policy::{Policy, Role};
+use crate::policy::{ApprovalAsk, ApprovalRule, Policy, Role};
 use crate::principal::Principal;
 use crate::project::{project, FieldRequest};
 
@@ -28,32 +31,120 @@ pub struct Served {
     pub masks: MaskReport,
 }
 
+/// What a read asks for, beyond the trace: the fields (none = the role's whole view) and the
+/// caller's stated purpose.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReadRequest<'a> {
+    pub fields: Option<&'a [FieldRequest]>,
+    pub purpose: Option<&'a str>,
+}
+
+/// The decide phase's answer for a read.
+#[derive(Debug)]
+pub enum ReadDecision<'p> {
+    /// Serve under the first of these roles whose view holds the request.
+    Serve(Vec<Candidate<'p>>),
+    /// Only roles whose approval rule gates this request admit it: it is served under `role`
+    /// once an access request for exactly `shape` is approved.
+    Approval(Gate<'p>),
+}
+
+/// A read that waits for approval.
+#[derive(Debug)]
+pub struct Gate<'p> {
+    pub role: &'p Role,
+    pub rule: &'p ApprovalRule,
+    /// Rules that admitted the read, then the approval rules that gate it.
+    pub rules: Vec<String>,
+    /// Exactly what was asked; its fingerprint binds the grant.
+    pub shape: RequestShape,
+}
+
+impl Gate<'_> {
+    /// The candidate to serve under once the grant is found.
+    pub fn candidate(&self) -> Candidate<'_> {
+        Candidate { role: self.role, rules: self.rules.clone() }
+    }
+}
+
 /// Decide phase of a read, before the body is fetched: the roles that may read this trace
-/// (action, row scope, approval), in policy order. The first refusal is returned if none may.
+/// (action, row scope), in policy order, or the approval gate it must pass.
+///
+/// Roles that serve without approval win: a caller in both `eng` and `sre` is served as an
+/// engineer, never made to wait. Only when every admitting role gates the request does it wait,
+/// under the first such role. A purpose that rule requires must be given before anything is
+/// opened.
+pub fn decide_read_gated<'p>(
+    policy: &'p Policy,
+    who: &Principal,
+    meta: &TraceMeta,
+    req: &ReadRequest<'_>,
+    now: SystemTime,
+) -> Result<ReadDecision<'p>, Denial> {
+    let field_exprs: Option<Vec<String>> = req.fields.map(|f| f.iter().map(|r| r.expr.clone()).collect());
+    let ask = ApprovalAsk { fields: field_exprs.as_deref(), count: 1, purpose: req.purpose };
+    let mut first_denial = None;
+    let mut ok = Vec::new();
+    let mut gated = Vec::new();
+    for role in roles_for_action(policy, who, Action::Read)? {
+        match check_rows(role, who, meta, now) {
+            Ok(mut rules) => {
+                rules.insert(0, role.rule("actions"));
+                match (approval_needed(role, &ask), role.approval.as_ref()) {
+                    (Some(gate_rules), Some(rule)) => gated.push((role, rule, rules, gate_rules)),
+                    _ => ok.push(Candidate { role, rules }),
+                }
+            }
+            Err(d) => {
+                first_denial.get_or_insert(d);
+            }
+        }
+    }
+    if !ok.is_empty() {
+        return Ok(ReadDecision::Serve(ok));
+    }
+    let Some((role, rule, mut rules, gate_rules)) = gated.into_iter().next() else {
+        return Err(first_denial.unwrap_or_else(|| Denial::new(DenyCode::NoRole, None, "no role may read", vec![])));
+    };
+    if rule.reason_required && req.purpose.is_none_or(|p| p.trim().is_empty()) {
+        return Err(Denial::new(
+            DenyCode::PurposeRequired,
+            Some(role),
+            format!(
+                "role `{}` needs approval for this read and a stated purpose: send header `x-tracegate-purpose` or `?purpose=`",
+                role.name
+            ),
+            vec![role.rule("approval.reason_required")],
+        ));
+    }
+    rules.extend(gate_rules);
+    let requester = Party { subject: who.subject.clone(), issuer: who.issuer.clone() };
+    let shape = RequestShape::new(
+        requester,
+        Action::Read,
+        role.name.clone(),
+        policy.version.clone(),
+        [meta.trace_id.clone()],
+        field_exprs,
+        req.purpose,
+    );
+    Ok(ReadDecision::Approval(Gate { role, rule, rules, shape }))
+}
+
+/// Decide phase of a read for a caller holding no grant (golden scenarios, `policy test`): a
+/// read that would wait for approval is refused with `approval_required` and the rules.
 pub fn decide_read<'p>(
     policy: &'p Policy,
     who: &Principal,
     meta: &TraceMeta,
     now: SystemTime,
 ) -> Result<Vec<Candidate<'p>>, Denial> {
-    let mut first_denial = None;
-    let mut ok = Vec::new();
-    for role in roles_for_action(policy, who, Action::Read)? {
-        let admitted = check_rows(role, who, meta, now).and_then(|mut rules| {
-            check_approval(role)?;
-            rules.insert(0, role.rule("actions"));
-            Ok(rules)
-        });
-        match admitted {
-            Ok(rules) => ok.push(Candidate { role, rules }),
-            Err(d) => {
-                first_denial.get_or_insert(d);
-            }
+    match decide_read_gated(policy, who, meta, &ReadRequest::default(), now)? {
+        ReadDecision::Serve(c) => Ok(c),
+        ReadDecision::Approval(g) => {
+            let gate_rules = g.rules.iter().filter(|r| r.starts_with(&g.role.rule("approval"))).cloned().collect();
+            Err(approval_denial(g.role, gate_rules))
         }
-    }
-    match first_denial {
-        Some(d) if ok.is_empty() => Err(d),
-        _ => Ok(ok),
     }
 }
 
@@ -139,7 +230,8 @@ pub fn search<'a>(
     let mut first_denial = None;
     for role in roles {
         let checked = check_count(role, query.limit).and_then(|limit| {
-            check_approval(role)?;
+            // Searches return metadata only and do not wait: a gated search is refused.
+            check_approval(role, &ApprovalAsk { fields: None, count: limit, purpose: None })?;
             check_filters(role, who, query)?;
             Ok(limit)
         });

@@ -120,14 +120,6 @@ fn check_requested(
     expr: &str,
 ) -> Result<(), Denial> {
     let at = display(segs);
-    if allow.marked_prefix(segs).is_none() {
-        return Err(Denial::new(
-            DenyCode::FieldOutsideView,
-            Some(role),
-            format!("requested field `{expr}` selects `{at}`, which no `fields.allow` rule of role `{}` covers", role.name),
-            vec![role.rule("fields.allow")],
-        ));
-    }
     let hit = deny.marked_prefix(segs).map(|i| (*i, segs.to_vec())).or_else(|| deny.marked_at_or_below(segs).map(|(i, p)| (*i, p)));
     if let Some((i, denied_at)) = hit {
         let rule = view.deny.get(i);
@@ -141,6 +133,14 @@ fn check_requested(
                 rule.map_or("?", |r| r.expr.as_str())
             ),
             vec![rule.map_or_else(|| role.rule("fields.deny"), |r| r.id.clone())],
+        ));
+    }
+    if allow.marked_prefix(segs).is_none() {
+        return Err(Denial::new(
+            DenyCode::FieldOutsideView,
+            Some(role),
+            format!("requested field `{expr}` selects `{at}`, which no `fields.allow` rule of role `{}` covers", role.name),
+            vec![role.rule("fields.allow")],
         ));
     }
     Ok(())

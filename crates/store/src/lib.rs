@@ -1,1 +1,58 @@
-//! placeholder
+//! Where traces live: the [`TraceStore`] trait, its backends, and the metadata index.
+//!
+//! **Architecture Invariant:** only this crate holds the trace store's credential and touches it.
+//! Callers hand in a validated [`TraceId`]; no path is ever built from raw request input.
+
+pub mod index;
+pub mod object;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+use tracegate_core::TraceId;
+
+pub use index::TraceIndex;
+pub use object::ObjectTraceStore;
+
+/// A trace's bytes and the version they are, so audit can name exactly what was served.
+#[derive(Debug, Clone)]
+pub struct StoredTrace {
+    pub bytes: Bytes,
+    /// `sha256:<hex>` of the bytes: the same on every backend, and what replay checks against.
+    pub version: String,
+}
+
+impl StoredTrace {
+    pub fn new(bytes: Bytes) -> Self {
+        let version = content_version(&bytes);
+        StoredTrace { bytes, version }
+    }
+}
+
+/// The content version of a trace: `sha256:<hex>` of its bytes.
+pub fn content_version(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// A store failure. `NotFound` is the caller's problem (404); the rest are the gateway's (503).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("trace `{0}` not found")]
+    NotFound(TraceId),
+    #[error("trace store unavailable: {0}")]
+    Backend(String),
+}
+
+/// The trace store the gateway alone reads and writes.
+#[async_trait]
+pub trait TraceStore: Send + Sync + 'static {
+    async fn get(&self, id: &TraceId) -> Result<StoredTrace, StoreError>;
+    /// Stores `bytes` as the trace's new version, atomically: readers see the old or the new
+    /// bytes, never a mix.
+    async fn put(&self, id: &TraceId, bytes: Bytes) -> Result<String, StoreError>;
+    /// Every trace id in the store (for rebuilding the index).
+    async fn list(&self) -> Result<Vec<TraceId>, StoreError>;
+    /// A short name for logs and `/healthz`, e.g. `local:/var/lib/tracegate/traces`.
+    fn describe(&self) -> String;
+}

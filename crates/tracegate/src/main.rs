@@ -1,1 +1,42 @@
-fn main() {}
+//! `tracegate`: a least-privilege gateway for AI reasoning traces. This file only dispatches;
+//! each command lives in its own file under `commands/`.
+
+use clap::{Parser, Subcommand};
+use tracegate::commands;
+
+#[derive(Parser)]
+#[command(name = "tracegate", version, about = "A least-privilege Layer 7 gateway for AI reasoning traces")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Lay out a data directory with sample traces, a policy and a dev issuer, then serve it.
+    Quickstart(commands::quickstart::Args),
+    /// Serve from a config file.
+    Serve(commands::serve::Args),
+    /// Mint a token from the config's development issuer.
+    Token(commands::token::Args),
+    /// Check a policy, or run golden scenarios against it.
+    #[command(subcommand)]
+    Policy(commands::policy::Cmd),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Quickstart(a) => commands::quickstart::run(a),
+        Command::Serve(a) => commands::serve::run(a),
+        Command::Token(a) => commands::token::run(a),
+        Command::Policy(c) => commands::policy::run(c),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 pub use error::{PolicyError, PolicyIssue};
 
 use crate::decision::Action;
-use crate::mask::MaskingSpec;
+use crate::mask::Masker;
 
 /// Largest `max_count` a role may set: a request for more traces than this is never served.
 pub const MAX_COUNT_CEILING: u32 = 10_000;
@@ -61,7 +61,7 @@ pub struct Role {
     pub actions: BTreeSet<Action>,
     pub fields: FieldView,
     pub rows: RowScope,
-    pub masking: MaskingSpec,
+    pub masking: Masker,
     pub approval: Option<ApprovalRule>,
 }
 
@@ -105,18 +105,91 @@ pub struct RowScope {
     pub max_count: u32,
 }
 
-/// When a grant needs a human first. Until the approval workflow ships, a role with an approval
-/// rule is refused with that reason.
+/// Most distinct approvals a rule may require.
+pub const MAX_APPROVALS: u32 = 10;
+/// `pending_ttl` and `grant_ttl` when a rule names none.
+pub const DEFAULT_APPROVAL_TTL: Duration = Duration::from_secs(3600);
+/// Longest a request may wait: reviews that never expire pile up into rubber stamps.
+pub const MAX_PENDING_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Longest a grant may last: just-in-time access is not a standing role.
+pub const MAX_GRANT_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// A role's `approval` table: which of its requests wait for a human, who decides, and what an
+/// approval is worth. See [`crate::approval`] for the workflow it drives.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ApprovalRule {
+    /// Groups whose members may approve, deny or revoke. Never the requester.
     pub approvers: Vec<String>,
+    /// Distinct approvers needed.
     pub approvals: u32,
+    /// How long a request waits before it expires on its own.
     #[serde(with = "humantime_serde_secs")]
     pub pending_ttl: Duration,
+    /// How long a grant lasts once approved.
     #[serde(with = "humantime_serde_secs")]
     pub grant_ttl: Duration,
+    /// A grant serves exactly one request, then is used up.
     pub one_time: bool,
+    /// The caller must state a purpose (`x-tracegate-purpose` or `?purpose=`).
     pub reason_required: bool,
+    pub when: ApprovalWhen,
+}
+
+/// `approval.when`: a request waits if **any** listed condition holds. Without a `when` table,
+/// every request waits ([`ApprovalWhen::ALWAYS`]). Conditions are judged on the request alone,
+/// before anything is fetched, so asking never reveals whether a field exists.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ApprovalWhen {
+    pub always: bool,
+    /// Field expressions readable without approval. A request waits unless it names `fields`
+    /// and every one is (after trimming) literally in this list; asking for the whole view waits.
+    /// Literal matching is deliberate: JSONPath containment is undecidable in general, and a
+    /// false "inside" would skip a human.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fields_outside: Option<BTreeSet<String>>,
+    /// A request for more than this many traces waits (searches and exports).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count_over: Option<u32>,
+    /// A request stating one of these purposes waits.
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    pub purposes: BTreeSet<String>,
+}
+
+/// The parts of a request that `approval.when` looks at.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApprovalAsk<'a> {
+    /// Requested field expressions; `None` asks for the role's whole view.
+    pub fields: Option<&'a [String]>,
+    /// How many traces the request may return.
+    pub count: u32,
+    pub purpose: Option<&'a str>,
+}
+
+impl ApprovalWhen {
+    pub const ALWAYS: ApprovalWhen =
+        ApprovalWhen { always: true, fields_outside: None, count_over: None, purposes: BTreeSet::new() };
+
+    /// The conditions that hold for `ask`, as rule-id suffixes (`when.always`, ...); empty when
+    /// the request may go ahead without approval.
+    pub fn triggered(&self, ask: &ApprovalAsk<'_>) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.always {
+            out.push("when.always");
+        }
+        if let Some(free) = &self.fields_outside {
+            let inside = ask.fields.is_some_and(|f| !f.is_empty() && f.iter().all(|e| free.contains(e.trim())));
+            if !inside {
+                out.push("when.fields_outside");
+            }
+        }
+        if self.count_over.is_some_and(|n| ask.count > n) {
+            out.push("when.count_over");
+        }
+        if ask.purpose.is_some_and(|p| self.purposes.contains(p.trim())) {
+            out.push("when.purposes");
+        }
+        out
+    }
 }
 
 mod humantime_serde_secs {

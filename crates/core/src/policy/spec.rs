@@ -10,8 +10,8 @@ use toml::Spanned;
 
 use super::error::{LineIndex, PolicyError, PolicyIssue};
 use super::{
-    ApprovalRule, FieldRule, FieldView, Policy, PolicyVersion, Role, RowScope, DEFAULT_MAX_COUNT,
-    MAX_COUNT_CEILING,
+    ApprovalRule, ApprovalWhen, FieldRule, FieldView, Policy, PolicyVersion, Role, RowScope, DEFAULT_APPROVAL_TTL,
+    DEFAULT_MAX_COUNT, MAX_APPROVALS, MAX_COUNT_CEILING, MAX_GRANT_TTL, MAX_PENDING_TTL,
 };
 use crate::decision::Action;
 use crate::mask::MaskingSpec;
@@ -69,6 +69,19 @@ struct ApprovalSpec {
     one_time: bool,
     #[serde(default)]
     reason_required: bool,
+    when: Option<WhenSpec>,
+}
+
+/// `approval.when`: the conditions under which a request waits; absent means every request.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WhenSpec {
+    #[serde(default)]
+    always: bool,
+    fields_outside: Option<Vec<Spanned<String>>>,
+    count_over: Option<Spanned<i64>>,
+    #[serde(default)]
+    purposes: Vec<Spanned<String>>,
 }
 
 fn one() -> Spanned<i64> {
@@ -99,6 +112,47 @@ impl Ctx<'_> {
                 None
             }
         }
+    }
+
+    /// Compiles `approval.when`. Strict: an empty table (which would never ask) and `always`
+    /// next to other conditions (which would be dead) are errors, not silent surprises.
+    fn when(&mut self, role: &str, role_span: Range<usize>, w: Option<&WhenSpec>) -> ApprovalWhen {
+        let Some(w) = w else { return ApprovalWhen::ALWAYS };
+        let has_other = w.fields_outside.is_some() || w.count_over.is_some() || !w.purposes.is_empty();
+        if w.always && has_other {
+            self.err(role_span.clone(), format!("role `{role}`: `approval.when.always` makes its other conditions meaningless; drop one"));
+        }
+        if !w.always && !has_other {
+            self.err(role_span, format!("role `{role}`: `approval.when` names no condition, so no request would ever wait; drop it to always ask"));
+        }
+        let fields_outside = w.fields_outside.as_ref().map(|list| {
+            list.iter()
+                .filter_map(|s| match JsonPath::parse(s.get_ref().trim()) {
+                    Ok(_) => Some(s.get_ref().trim().to_owned()),
+                    Err(e) => {
+                        self.err(s.span(), format!("`{}` is not an RFC 9535 JSONPath: {e}", s.get_ref()));
+                        None
+                    }
+                })
+                .collect::<BTreeSet<String>>()
+        });
+        let count_over = w.count_over.as_ref().and_then(|c| match u32::try_from(*c.get_ref()) {
+            Ok(n) => Some(n),
+            Err(_) => {
+                self.err(c.span(), "`approval.when.count_over` must be zero or more".into());
+                None
+            }
+        });
+        let mut purposes = BTreeSet::new();
+        for p in &w.purposes {
+            let t = p.get_ref().trim();
+            if t.is_empty() {
+                self.err(p.span(), "`approval.when.purposes` entries must not be empty".into());
+            } else {
+                purposes.insert(t.to_owned());
+            }
+        }
+        ApprovalWhen { always: w.always, fields_outside, count_over, purposes }
     }
 
     fn paths(&mut self, role: &str, kind: &str, specs: &[Spanned<String>]) -> Vec<FieldRule> {
@@ -197,18 +251,37 @@ pub(super) fn compile(file: &str, text: &str) -> Result<Policy, PolicyError> {
                     1
                 }
             };
+            if approvals > MAX_APPROVALS {
+                cx.err(a.approvals.span(), format!("`approval.approvals` must be at most {MAX_APPROVALS}"));
+            }
+            let pending_ttl = a.pending_ttl.as_ref().and_then(|s| cx.duration(s, "`approval.pending_ttl`")).unwrap_or(DEFAULT_APPROVAL_TTL);
+            if pending_ttl > MAX_PENDING_TTL {
+                cx.err(a.pending_ttl.as_ref().map_or(0..0, Spanned::span), "`approval.pending_ttl` must be at most 7d".into());
+            }
+            let grant_ttl = a.grant_ttl.as_ref().and_then(|s| cx.duration(s, "`approval.grant_ttl`")).unwrap_or(DEFAULT_APPROVAL_TTL);
+            if grant_ttl > MAX_GRANT_TTL {
+                cx.err(a.grant_ttl.as_ref().map_or(0..0, Spanned::span), "`approval.grant_ttl` must be at most 30d".into());
+            }
             ApprovalRule {
                 approvers: a.approvers.iter().map(|g| g.get_ref().clone()).collect(),
                 approvals,
-                pending_ttl: a.pending_ttl.as_ref().and_then(|s| cx.duration(s, "`approval.pending_ttl`")).unwrap_or(Duration::from_secs(3600)),
-                grant_ttl: a.grant_ttl.as_ref().and_then(|s| cx.duration(s, "`approval.grant_ttl`")).unwrap_or(Duration::from_secs(3600)),
+                pending_ttl,
+                grant_ttl,
                 one_time: a.one_time,
                 reason_required: a.reason_required,
+                when: cx.when(&name, name_span.clone(), a.when.as_ref()),
             }
         });
-        if let Err(e) = r.masking.validate() {
-            cx.err(name_span.clone(), format!("role `{name}`: {e}"));
-        }
+        let masking = match r.masking.compile() {
+            Ok(m) => Some(m),
+            Err(errs) => {
+                for e in errs {
+                    cx.err(e.span.unwrap_or_else(|| name_span.clone()), format!("role `{name}`: {}", e.message));
+                }
+                None
+            }
+        };
+        let Some(masking) = masking else { continue };
         roles.push(Role {
             name,
             description: r.description,
@@ -216,7 +289,7 @@ pub(super) fn compile(file: &str, text: &str) -> Result<Policy, PolicyError> {
             actions,
             fields,
             rows: RowScope { matches, max_age, max_count },
-            masking: r.masking,
+            masking,
             approval,
         });
     }

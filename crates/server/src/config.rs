@@ -1,0 +1,153 @@
+//! The gateway configuration file (`tracegate.toml`). What describes the deployment lives here;
+//! runtime knobs are CLI flags. Unknown keys are errors. Relative paths are resolved against
+//! the directory holding the config file.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Largest trace accepted on write when the config names no limit: 16 MiB.
+pub const DEFAULT_MAX_TRACE_BYTES: usize = 16 * 1024 * 1024;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    #[serde(default)]
+    pub server: ServerSection,
+    pub store: StoreSection,
+    pub policy: PolicySection,
+    pub identity: tracegate_identity::IdentityConfig,
+    #[serde(default)]
+    pub masking: MaskingSection,
+    /// The directory holding the config file; relative paths are resolved against it.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// Address to listen on, e.g. `127.0.0.1:8080`.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Largest trace body accepted by `PUT /v1/traces/{id}`, in bytes; larger bodies get 413.
+    #[serde(default = "default_max_trace_bytes")]
+    pub max_trace_bytes: usize,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection { listen: default_listen(), max_trace_bytes: default_max_trace_bytes() }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+
+fn default_max_trace_bytes() -> usize {
+    DEFAULT_MAX_TRACE_BYTES
+}
+
+/// Where traces live. Only the gateway holds this; callers never do.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, tag = "kind", rename_all = "snake_case")]
+pub enum StoreSection {
+    /// A local directory, one `<trace id>.json` file per trace.
+    Local { path: PathBuf },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySection {
+    /// The policy file (TOML). See `examples/policy.toml`.
+    pub path: PathBuf,
+}
+
+/// Where the key behind keyed (HMAC) pseudonyms comes from. Keep it secret: with it, anyone can
+/// test guesses against pseudonyms.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaskingSection {
+    /// A file holding the key (at least 32 bytes; hex text is fine).
+    pub key_file: Option<PathBuf>,
+    /// An environment variable holding the key; takes precedence over `key_file`.
+    pub key_env: Option<String>,
+}
+
+/// A config file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("reading `{path}`: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse { path: PathBuf, line: usize, column: usize, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl GatewayConfig {
+    pub fn load(path: &Path) -> Result<GatewayConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Self::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<GatewayConfig, ConfigError> {
+        let mut cfg: GatewayConfig = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map_or((0, 0), |s| line_col(text, s.start));
+            ConfigError::Parse { path: path.to_owned(), line, column, message: e.message().to_owned() }
+        })?;
+        cfg.base_dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        if cfg.base_dir.as_os_str().is_empty() {
+            cfg.base_dir = PathBuf::from(".");
+        }
+        Ok(cfg)
+    }
+
+    /// Resolves a path from the config against the config file's directory.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_owned()
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+
+    pub fn policy_path(&self) -> PathBuf {
+        self.resolve(&self.policy.path)
+    }
+
+    /// The masking key, from the environment variable or file the config names. `None` when
+    /// neither is configured; an error when one is configured but unusable.
+    pub fn mask_key(&self) -> Result<Option<Vec<u8>>, ConfigError> {
+        if let Some(var) = &self.masking.key_env {
+            if let Ok(v) = std::env::var(var) {
+                return check_key(v.trim().as_bytes().to_vec(), &format!("environment variable `{var}`")).map(Some);
+            }
+        }
+        match &self.masking.key_file {
+            None => Ok(None),
+            Some(f) => {
+                let p = self.resolve(f);
+                let text = std::fs::read(&p).map_err(|source| ConfigError::Read { path: p.clone(), source })?;
+                let trimmed = String::from_utf8_lossy(&text).trim().as_bytes().to_vec();
+                check_key(trimmed, &format!("`{}`", p.display())).map(Some)
+            }
+        }
+    }
+}
+
+fn check_key(key: Vec<u8>, from: &str) -> Result<Vec<u8>, ConfigError> {
+    if key.len() < 32 {
+        return Err(ConfigError::Invalid(format!("the masking key in {from} is shorter than 32 bytes")));
+    }
+    Ok(key)
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let upto = text.get(..offset.min(text.len())).unwrap_or(text);
+    let line = upto.matches('\n').count() + 1;
+    let col = upto.rfind('\n').map_or(upto.len(), |i| upto.len() - i - 1) + 1;
+    (line, col)
+}

@@ -1,0 +1,88 @@
+//! The one error type of the HTTP edge: where a failure came from, the status it becomes, a
+//! stable code, and — for refusals — the policy rules behind it. The body is always JSON and
+//! never carries trace data.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tracegate_core::Denial;
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub role: Option<String>,
+    pub rules: Vec<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, code, message: message.into(), role: None, rules: Vec::new() }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
+    }
+
+    pub fn internal(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, code, message)
+    }
+
+    /// The decision label for metrics and audit: `deny` for refusals, `error` for failures.
+    pub fn decision(&self) -> &'static str {
+        if self.status == StatusCode::FORBIDDEN {
+            "deny"
+        } else {
+            "error"
+        }
+    }
+}
+
+impl From<Denial> for ApiError {
+    fn from(d: Denial) -> Self {
+        ApiError { status: StatusCode::FORBIDDEN, code: d.code.as_str(), message: d.message, role: d.role, rules: d.rules }
+    }
+}
+
+impl From<tracegate_identity::AuthError> for ApiError {
+    fn from(e: tracegate_identity::AuthError) -> Self {
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNAUTHORIZED);
+        ApiError::new(status, e.code(), e.to_string())
+    }
+}
+
+impl From<tracegate_store::StoreError> for ApiError {
+    fn from(e: tracegate_store::StoreError) -> Self {
+        match e {
+            tracegate_store::StoreError::NotFound(id) => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("trace `{id}` not found"))
+            }
+            other => {
+                tracing::error!(error = %other, "trace store failed");
+                ApiError::unavailable("store_unavailable", "the trace store is unavailable")
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut error = serde_json::json!({ "code": self.code, "message": self.message });
+        if let Some(role) = &self.role {
+            error["role"] = role.clone().into();
+        }
+        if !self.rules.is_empty() {
+            error["rules"] = self.rules.clone().into();
+        }
+        let mut resp = (self.status, axum::Json(serde_json::json!({ "error": error }))).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\""));
+        }
+        resp.extensions_mut().insert(crate::metrics::DecisionLabel(self.decision()));
+        resp
+    }
+}

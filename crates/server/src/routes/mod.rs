@@ -1,0 +1,73 @@
+//! Routes. Each trace route is one file whose handler reads in request-phase order.
+
+mod authenticate;
+mod read;
+mod search;
+mod write;
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+
+pub use authenticate::Caller;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/v1/whoami", get(whoami))
+        .route("/v1/traces", get(search::search))
+        .route("/v1/traces/{id}", get(read::read).put(write::write))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::track))
+        // Bodies are read with an explicit limit in the write handler, which answers 413 as JSON.
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+async fn healthz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    Json(serde_json::json!({
+        "status": "ok",
+        "policy_version": state.policy.version,
+        "traces_indexed": state.index.len(),
+    }))
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.encode())
+}
+
+/// Who the gateway thinks the caller is, and which roles that reaches. Handy when wiring an
+/// identity provider; shows no credential.
+async fn whoami(State(state): State<Arc<AppState>>, caller: Result<Caller, ApiError>) -> Result<impl IntoResponse, ApiError> {
+    let Caller(who) = caller?;
+    let roles: Vec<&str> = state.policy.roles_for_groups(&who.groups).iter().map(|r| r.name.as_str()).collect();
+    Ok(Json(serde_json::json!({ "principal": who, "roles": roles, "policy_version": state.policy.version })))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(axum::http::StatusCode::NOT_FOUND, "no_route", "no such route")
+}
+
+/// Splits a raw query string into decoded pairs, rejecting names not in `allowed`, so a typo in
+/// a parameter is an error rather than a silently wider request.
+pub(crate) fn query_pairs(raw: Option<&str>, allowed: &[&str]) -> Result<Vec<(String, String)>, ApiError> {
+    let mut out = Vec::new();
+    for (k, v) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+        if !allowed.contains(&k.as_ref()) {
+            return Err(ApiError::bad_request(
+                "unknown_parameter",
+                format!("unknown query parameter `{k}` (expected one of: {})", allowed.join(", ")),
+            ));
+        }
+        out.push((k.into_owned(), v.into_owned()));
+    }
+    Ok(out)
+}

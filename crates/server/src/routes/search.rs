@@ -1,0 +1,77 @@
+//! `GET /v1/traces`: metadata search within the caller's row scope.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::extract::{RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use tracegate_core::pipeline::{search as search_core, SearchQuery};
+
+use super::{query_pairs, Caller};
+use crate::error::ApiError;
+use crate::metrics::DecisionLabel;
+use crate::state::AppState;
+
+const PARAMS: [&str; 7] = ["tenant", "project", "agent", "user", "since", "until", "limit"];
+
+pub async fn search(
+    State(state): State<Arc<AppState>>,
+    RawQuery(query): RawQuery,
+    caller: Result<Caller, ApiError>,
+) -> Response {
+    match run(state, query, caller) {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+fn run(state: Arc<AppState>, query: Option<String>, caller: Result<Caller, ApiError>) -> Result<Response, ApiError> {
+    // Authenticate.
+    let Caller(who) = caller?;
+    let q = parse_query(query.as_deref())?;
+    // Decide and fetch: the index answers within the row scope the core applies.
+    let policy = state.policy.clone();
+    let now = SystemTime::now();
+    let result = state.index.with_all(|all| search_core(&policy, &who, &q, all, now))?;
+    // Respond.
+    let mut resp = Json(result).into_response();
+    resp.extensions_mut().insert(DecisionLabel("allow"));
+    Ok(resp)
+}
+
+fn parse_query(raw: Option<&str>) -> Result<SearchQuery, ApiError> {
+    let mut q = SearchQuery::default();
+    for (k, v) in query_pairs(raw, &PARAMS)? {
+        let time = |v: &str| {
+            humantime::parse_rfc3339_weak(v)
+                .map_err(|e| ApiError::bad_request("bad_parameter", format!("`{k}` must be an RFC 3339 time: {e}")))
+        };
+        let slot_taken = || ApiError::bad_request("bad_parameter", format!("`{k}` given more than once"));
+        match k.as_str() {
+            "tenant" => set_once(&mut q.tenant, v, slot_taken)?,
+            "project" => set_once(&mut q.project, v, slot_taken)?,
+            "agent" => set_once(&mut q.agent, v, slot_taken)?,
+            "user" => set_once(&mut q.user, v, slot_taken)?,
+            "since" => set_once(&mut q.since, time(&v)?, slot_taken)?,
+            "until" => set_once(&mut q.until, time(&v)?, slot_taken)?,
+            _ => {
+                let n = v
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| ApiError::bad_request("bad_parameter", "`limit` must be a positive integer"))?;
+                set_once(&mut q.limit, n, slot_taken)?;
+            }
+        }
+    }
+    Ok(q)
+}
+
+fn set_once<T>(slot: &mut Option<T>, v: T, taken: impl Fn() -> ApiError) -> Result<(), ApiError> {
+    if slot.is_some() {
+        return Err(taken());
+    }
+    *slot = Some(v);
+    Ok(())
+}

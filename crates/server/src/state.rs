@@ -1,0 +1,60 @@
+//! Shared state of a running gateway, built once from the config at start-up.
+
+use std::sync::Arc;
+
+use tracegate_core::mask::MaskKey;
+use tracegate_core::Policy;
+use tracegate_identity::Authenticator;
+use tracegate_store::{ObjectTraceStore, TraceIndex, TraceStore};
+
+use crate::config::{ConfigError, GatewayConfig, StoreSection};
+use crate::metrics::Metrics;
+
+pub struct AppState {
+    pub policy: Arc<Policy>,
+    pub auth: Authenticator,
+    pub store: Arc<dyn TraceStore>,
+    pub index: TraceIndex,
+    pub mask_key: MaskKey,
+    pub metrics: Metrics,
+    pub max_trace_bytes: usize,
+}
+
+/// Why the gateway could not start. It never starts half-configured.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Policy(#[from] tracegate_core::PolicyError),
+    #[error("identity: {0}")]
+    Identity(String),
+    #[error("store: {0}")]
+    Store(#[from] tracegate_store::StoreError),
+}
+
+impl AppState {
+    pub async fn from_config(cfg: &GatewayConfig) -> Result<AppState, StartError> {
+        let policy_path = cfg.policy_path();
+        let text = std::fs::read_to_string(&policy_path)
+            .map_err(|source| ConfigError::Read { path: policy_path.clone(), source })?;
+        let policy = Policy::parse(&policy_path.display().to_string(), &text)?;
+        let auth = Authenticator::new(&cfg.identity, &cfg.base_dir).map_err(|e| StartError::Identity(e.to_string()))?;
+        let store: Arc<dyn TraceStore> = match &cfg.store {
+            StoreSection::Local { path } => Arc::new(ObjectTraceStore::local(&cfg.resolve(path))?),
+        };
+        let index = TraceIndex::rebuild(store.as_ref()).await?;
+        let mask_key = MaskKey(cfg.mask_key()?.unwrap_or_default());
+        tracing::info!(policy = %policy.version, store = %store.describe(), traces = index.len(), "gateway state ready");
+        Ok(AppState {
+            policy: Arc::new(policy),
+            auth,
+            store,
+            index,
+            mask_key,
+            metrics: Metrics::default(),
+            max_trace_bytes: cfg.server.max_trace_bytes,
+        })
+    }
+}

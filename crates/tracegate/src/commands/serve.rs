@@ -1,0 +1,70 @@
+//! `tracegate serve --config FILE`: run the gateway.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tracegate_server::{AppState, GatewayConfig};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The gateway config file (`tracegate.toml`).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Listen address, overriding `server.listen`.
+    #[arg(long)]
+    pub listen: Option<String>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    init_tracing();
+    runtime()?.block_on(serve(&args.config, args.listen.as_deref(), |_| {}))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
+}
+
+/// Loads the config, builds state, binds, calls `on_ready` with the bound address, serves until
+/// Ctrl-C or SIGTERM.
+pub async fn serve(config: &Path, listen: Option<&str>, on_ready: impl FnOnce(std::net::SocketAddr)) -> anyhow::Result<()> {
+    let cfg = GatewayConfig::load(config)?;
+    let state = Arc::new(AppState::from_config(&cfg).await?);
+    let addr = listen.unwrap_or(&cfg.server.listen);
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding `{addr}`"))?;
+    let bound = listener.local_addr()?;
+    tracing::info!(%bound, "tracegate listening");
+    on_ready(bound);
+    tracegate_server::serve(state, listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}

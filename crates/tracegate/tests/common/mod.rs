@@ -1,0 +1,97 @@
+//! A gateway on the quickstart layout, served over real HTTP on loopback, for behaviour tests.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracegate_identity::dev::DevIssuer;
+use tracegate_server::{AppState, GatewayConfig};
+
+pub struct Gateway {
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub client: reqwest::Client,
+    issuer: DevIssuer,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Gateway {
+    /// Lays out a fresh quickstart data directory, lets `edit` change the config text, serves it.
+    pub async fn start_with(edit: impl FnOnce(String) -> String) -> Gateway {
+        let dir = tempfile::tempdir().unwrap();
+        tracegate::commands::quickstart::lay_out(dir.path()).unwrap();
+        let cfg_path = dir.path().join("tracegate.toml");
+        let text = std::fs::read_to_string(&cfg_path).unwrap();
+        std::fs::write(&cfg_path, edit(text)).unwrap();
+        let cfg = GatewayConfig::load(&cfg_path).unwrap();
+        let issuer = DevIssuer::load(cfg.identity.dev.as_ref().unwrap(), &cfg.base_dir).unwrap();
+        let state = Arc::new(AppState::from_config(&cfg).await.unwrap());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(tracegate_server::serve(state, listener, async {
+            let _ = rx.await;
+        }));
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+        Gateway { addr, dir, client, issuer, shutdown: Some(tx) }
+    }
+
+    pub async fn start() -> Gateway {
+        Self::start_with(|t| t).await
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().to_owned()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// A dev token for `sub` in `groups` with extra string claims.
+    pub fn token(&self, sub: &str, groups: &[&str], claims: &[(&str, &str)]) -> String {
+        let groups: Vec<String> = groups.iter().map(|g| (*g).to_owned()).collect();
+        let mut extra = serde_json::Map::new();
+        for (k, v) in claims {
+            extra.insert((*k).to_owned(), serde_json::Value::String((*v).to_owned()));
+        }
+        self.issuer.mint(sub, &groups, extra, Duration::from_secs(300)).unwrap()
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (u16, serde_json::Value) {
+        let r = self.client.get(self.url(path)).bearer_auth(token).send().await.unwrap();
+        let status = r.status().as_u16();
+        let body = r.bytes().await.unwrap();
+        (status, serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null))
+    }
+
+    pub async fn put(&self, path: &str, token: &str, body: Vec<u8>) -> (u16, serde_json::Value) {
+        let r = self.client.put(self.url(path)).bearer_auth(token).body(body).send().await.unwrap();
+        let status = r.status().as_u16();
+        let body = r.bytes().await.unwrap();
+        (status, serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null))
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// The error code of an error body.
+pub fn code(body: &serde_json::Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or("")
+}
+
+pub fn rules(body: &serde_json::Value) -> Vec<String> {
+    body["error"]["rules"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|r| r.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
+}

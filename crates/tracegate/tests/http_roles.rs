@@ -1,0 +1,219 @@
+//! Every role of the example policy over real HTTP: what each sees, what each is refused, why.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{code, rules, Gateway};
+use serde_json::json;
+
+fn text(v: &serde_json::Value) -> String {
+    v.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn support_sees_outputs_of_its_tenant_only() {
+    let gw = Gateway::start().await;
+    let t = gw.token("sam", &["support"], &[("tenant", "acme")]);
+
+    let (s, body) = gw.get("/v1/traces/demo-agent-1", &t).await;
+    assert_eq!(s, 200, "{body}");
+    assert!(body["final_output"].as_str().is_some_and(|o| o.contains("refunded")));
+    assert_eq!(body["metadata"]["tenant"], "acme");
+    assert_eq!(body["steps"].as_array().map(Vec::len), Some(4));
+    let all = text(&body);
+    for hidden in ["reasoning", "system_instructions", "tool_calls", "arguments", "S3cr3t-Pa55w0rd", "sk_live_"] {
+        assert!(!all.contains(hidden), "support must not see `{hidden}`: {all}");
+    }
+
+    // OTLP: only output messages, with reasoning and tool-call parts removed inside the string.
+    let (s, body) = gw.get("/v1/traces/demo-otlp-1", &t).await;
+    assert_eq!(s, 200, "{body}");
+    let all = text(&body);
+    assert!(all.contains("gen_ai.output.messages"));
+    assert!(all.contains("has shipped with UPS"));
+    for hidden in ["gen_ai.input.messages", "gen_ai.system_instructions", "gen_ai.tool.call.arguments", "reasoning", "call_7Qx", "customer_email", "do not echo the card"] {
+        assert!(!all.contains(hidden), "support must not see `{hidden}`: {all}");
+    }
+    // The projected attribute is still a JSON-encoded string, and valid.
+    let attrs = &body["resourceSpans"][0]["scopeSpans"][0]["spans"][1]["attributes"];
+    let encoded = attrs[0]["value"]["stringValue"].as_str().unwrap();
+    let decoded: serde_json::Value = serde_json::from_str(encoded).unwrap();
+    assert!(decoded.is_array());
+
+    // A narrower slice is served exactly.
+    let (s, body) = gw.get("/v1/traces/demo-agent-1?fields=$.final_output", &t).await;
+    assert_eq!(s, 200);
+    assert_eq!(body.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()), Some(vec!["final_output".to_owned()]));
+
+    // Wider requests are blocked with the reason and the rule.
+    let (s, body) = gw.get("/v1/traces/demo-agent-1?fields=$..reasoning", &t).await;
+    assert_eq!((s, code(&body)), (403, "field_denied"), "{body}");
+    assert_eq!(rules(&body), ["roles.support.fields.deny[0]"]);
+    assert_eq!(body["error"]["role"], "support");
+    let (s, body) = gw.get("/v1/traces/demo-agent-1?fields=$.final_output&fields=$.steps[1]", &t).await;
+    assert_eq!((s, code(&body)), (403, "field_denied"), "{body}");
+    let (s, body) = gw.get("/v1/traces/demo-otlp-1?fields=$..attributes", &t).await;
+    assert_eq!((s, code(&body)), (403, "field_outside_view"), "{body}");
+
+    // Another tenant's trace, and searching, are refused.
+    let (s, body) = gw.get("/v1/traces/demo-agent-2", &t).await;
+    assert_eq!((s, code(&body)), (403, "outside_row_scope"), "{body}");
+    assert_eq!(rules(&body), ["roles.support.rows.match.tenant"]);
+    let (s, body) = gw.get("/v1/traces", &t).await;
+    assert_eq!((s, code(&body)), (403, "action_not_permitted"), "{body}");
+
+    // No tenant claim: nothing (fail closed).
+    let t2 = gw.token("sam", &["support"], &[]);
+    let (s, body) = gw.get("/v1/traces/demo-agent-1", &t2).await;
+    assert_eq!((s, code(&body)), (403, "outside_row_scope"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engineer_reads_and_searches_everything() {
+    let gw = Gateway::start().await;
+    let t = gw.token("erin", &["eng"], &[]);
+    let (s, body) = gw.get("/v1/traces/demo-otlp-1", &t).await;
+    assert_eq!(s, 200);
+    let all = text(&body);
+    assert!(all.contains("gen_ai.system_instructions") && all.contains("gen_ai.input.messages"));
+    let (s, body) = gw.get("/v1/traces/demo-agent-1?fields=$..reasoning", &t).await;
+    assert_eq!(s, 200);
+    assert_eq!(body["steps"].as_array().map(Vec::len), Some(3), "three steps carry reasoning: {body}");
+
+    let (s, body) = gw.get("/v1/traces?agent=refund-agent", &t).await;
+    assert_eq!(s, 200, "{body}");
+    let ids: Vec<&str> = body["traces"].as_array().unwrap().iter().filter_map(|m| m["trace_id"].as_str()).collect();
+    assert_eq!(ids, ["demo-agent-1"]);
+    let (s, body) = gw.get("/v1/traces?tenant=acme&limit=1", &t).await;
+    assert_eq!(s, 200);
+    assert_eq!(body["traces"].as_array().map(Vec::len), Some(1));
+    assert_eq!(body["more"], true);
+    let (s, body) = gw.get("/v1/traces?since=2026-11-21T00:00:00Z", &t).await;
+    assert_eq!(s, 200);
+    assert_eq!(body["traces"][0]["trace_id"], "demo-agent-2");
+    let (s, body) = gw.get("/v1/traces?limit=1000", &t).await;
+    assert_eq!((s, code(&body)), (403, "count_over_limit"), "{body}");
+    assert_eq!(rules(&body), ["roles.engineer.rows.max_count"]);
+
+    // Bad input gets typed 400s and 404s, never a partial body.
+    let (s, body) = gw.get("/v1/traces?agnet=x", &t).await;
+    assert_eq!((s, code(&body)), (400, "unknown_parameter"));
+    let (s, body) = gw.get("/v1/traces?limit=-1", &t).await;
+    assert_eq!((s, code(&body)), (400, "bad_parameter"));
+    let (s, body) = gw.get("/v1/traces/demo-agent-1?fields=$.steps[", &t).await;
+    assert_eq!((s, code(&body)), (400, "bad_field"));
+    let (s, body) = gw.get("/v1/traces/demo-agent-1?fieldz=$", &t).await;
+    assert_eq!((s, code(&body)), (400, "unknown_parameter"));
+    let (s, body) = gw.get("/v1/traces/no-such-trace", &t).await;
+    assert_eq!((s, code(&body)), (404, "not_found"));
+    let (s, body) = gw.get("/v1/traces/..%2F..%2Fetc%2Fpasswd", &t).await;
+    assert_eq!((s, code(&body)), (400, "bad_trace_id"), "{body}");
+    let (s, body) = gw.get("/v1/traces/.hidden", &t).await;
+    assert_eq!((s, code(&body)), (400, "bad_trace_id"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writer_writes_its_tenant_and_reads_nothing() {
+    let gw = Gateway::start_with(|t| t.replace("max_trace_bytes = 16777216", "max_trace_bytes = 4096")).await;
+    let w = gw.token("refund-agent", &["agents"], &[("tenant", "acme")]);
+    let doc = json!({"metadata": {"tenant": "acme", "agent": "new-agent", "started_at": "2026-11-24T00:00:00Z"}, "final_output": "hi"});
+    let (s, body) = gw.put("/v1/traces/new-1", &w, serde_json::to_vec(&doc).unwrap()).await;
+    assert_eq!(s, 201, "{body}");
+    assert!(body["version"].as_str().is_some_and(|v| v.starts_with("sha256:")));
+    assert_eq!(body["role"], "writer");
+
+    // Visible to an engineer right away, through the index.
+    let e = gw.token("erin", &["eng"], &[]);
+    let (s, body) = gw.get("/v1/traces?agent=new-agent", &e).await;
+    assert_eq!(s, 200);
+    assert_eq!(body["traces"][0]["trace_id"], "new-1");
+    let (s, body) = gw.get("/v1/traces/new-1", &e).await;
+    assert_eq!((s, &body), (200, &doc));
+
+    // Refusals and bad bodies; nothing stored is replaced by a refused write.
+    let other = json!({"metadata": {"tenant": "globex"}});
+    let (s, body) = gw.put("/v1/traces/new-1", &w, serde_json::to_vec(&other).unwrap()).await;
+    assert_eq!((s, code(&body)), (403, "outside_row_scope"), "{body}");
+    let (s, body) = gw.put("/v1/traces/new-1", &w, b"{\"metadata\": ".to_vec()).await;
+    assert_eq!((s, code(&body)), (400, "invalid_json"));
+    let (s, body) = gw.put("/v1/traces/new-1", &w, b"[1,2]".to_vec()).await;
+    assert_eq!((s, code(&body)), (400, "invalid_trace"));
+    let big = format!("{{\"metadata\": {{\"tenant\": \"acme\"}}, \"x\": \"{}\"}}", "a".repeat(5000));
+    let (s, body) = gw.put("/v1/traces/new-1", &w, big.into_bytes()).await;
+    assert_eq!((s, code(&body)), (413, "too_large"));
+    let (s, body) = gw.get("/v1/traces/new-1", &e).await;
+    assert_eq!((s, &body), (200, &doc), "the stored trace is intact");
+
+    // Writers read nothing; readers write nothing.
+    let (s, body) = gw.get("/v1/traces/new-1", &w).await;
+    assert_eq!((s, code(&body)), (403, "action_not_permitted"));
+    let (s, body) = gw.put("/v1/traces/new-2", &e, b"{}".to_vec()).await;
+    assert_eq!((s, code(&body)), (403, "action_not_permitted"));
+    let (s, body) = gw.put("/v1/traces/a%2F..%2Fb", &w, b"{}".to_vec()).await;
+    assert_eq!((s, code(&body)), (400, "bad_trace_id"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auditor_sre_and_strangers_are_refused_with_reasons() {
+    let gw = Gateway::start().await;
+    let a = gw.token("ada", &["audit"], &[]);
+    let (s, body) = gw.get("/v1/traces/demo-agent-1", &a).await;
+    assert_eq!((s, code(&body)), (403, "action_not_permitted"));
+    assert_eq!(rules(&body), ["roles.auditor.actions"]);
+
+    let sre = gw.token("sid", &["sre"], &[]);
+    let (s, body) = gw.get("/v1/traces/demo-agent-1", &sre).await;
+    assert_eq!((s, code(&body)), (403, "approval_required"), "{body}");
+    assert_eq!(rules(&body), ["roles.sre.approval"]);
+    assert!(body["error"]["message"].as_str().unwrap().contains("security"));
+
+    let m = gw.token("mallory", &["marketing"], &[]);
+    let (s, body) = gw.get("/v1/traces/demo-agent-1", &m).await;
+    assert_eq!((s, code(&body)), (403, "no_role"));
+    // A caller with no read role learns nothing about which traces exist.
+    let (s, body) = gw.get("/v1/traces/no-such-trace", &m).await;
+    assert_eq!((s, code(&body)), (403, "no_role"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthenticated_and_forged_requests_get_401() {
+    let gw = Gateway::start().await;
+    let r = gw.client.get(gw.url("/v1/traces/demo-agent-1")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    assert!(r.headers().get("www-authenticate").is_some());
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(code(&body), "missing_token");
+    for bad in ["garbage", "a.b.c", ""] {
+        let (s, _) = gw.get("/v1/traces/demo-agent-1", bad).await;
+        assert_eq!(s, 401, "{bad:?}");
+    }
+    let r = gw.client.get(gw.url("/v1/traces/demo-agent-1")).header("authorization", "Basic dXNlcjpwYXNz").send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+
+    // A token from another gateway's dev key, same issuer name: refused.
+    let other = Gateway::start().await;
+    let forged = other.token("erin", &["eng"], &[]);
+    let (s, body) = gw.get("/v1/traces/demo-agent-1", &forged).await;
+    assert_eq!(s, 401, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_metrics() {
+    let gw = Gateway::start().await;
+    let r = gw.client.get(gw.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["traces_indexed"], 3);
+    assert!(body["policy_version"].as_str().unwrap().starts_with("sha256:"));
+
+    let t = gw.token("sam", &["support"], &[("tenant", "acme")]);
+    gw.get("/v1/traces/demo-agent-1", &t).await;
+    gw.get("/v1/traces/demo-agent-2", &t).await;
+    let m = gw.client.get(gw.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(m.contains(r#"tracegate_http_requests_total{route="/v1/traces/{id}",status="200",decision="allow"} 1"#), "{m}");
+    assert!(m.contains(r#"tracegate_http_requests_total{route="/v1/traces/{id}",status="403",decision="deny"} 1"#), "{m}");
+    assert!(m.contains("tracegate_http_request_duration_seconds_bucket"));
+    let r = gw.client.get(gw.url("/nope")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+}

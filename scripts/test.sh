@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine of this project's kind. Installs and starts what the
+# tests need (Node.js for the real OIDC provider; the provider itself is started by the tests
+# through scripts/start-oidc.sh), then runs every test in the workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "test.sh: installing Node.js (needed by the real OIDC provider tests)"
+  apt-get update -qq && apt-get install -y -qq nodejs npm
+fi
+# Install the OIDC provider's packages once, before tests run in parallel.
+bash scripts/start-oidc.sh --install-only
+
+export TRACEGATE_REQUIRE_PEERS=1   # a missing peer fails the run instead of skipping a test
+cargo build --workspace --all-targets --locked
+cargo test --workspace --locked --no-fail-fast "$@"
