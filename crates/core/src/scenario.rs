@@ -186,7 +186,10 @@ impl Expect {
                 "decision: expected {:?}, got {:?}{}",
                 self.decision,
                 seen.decision,
-                seen.message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default()
+                match (&seen.code, &seen.message) {
+                    (Some(c), Some(m)) => format!(" ({}: {m})", c.as_str()),
+                    _ => String::new(),
+                }
             ));
         }
         if self.role.is_some() && self.role != seen.role {

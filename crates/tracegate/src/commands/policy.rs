@@ -23,12 +23,13 @@ pub enum Cmd {
     Test {
         /// Directory of scenario files (golden bodies beside them).
         dir: PathBuf,
-        /// The policy file.
+        /// The policy file [default: DIR/policy.toml, else DIR/../policy.toml].
         #[arg(long)]
-        policy: PathBuf,
-        /// Directory of trace documents (`<trace id>.json`) the scenarios refer to.
+        policy: Option<PathBuf>,
+        /// Directory of trace documents (`<trace id>.json`) the scenarios refer to
+        /// [default: DIR/traces, else DIR/../traces].
         #[arg(long)]
-        traces: PathBuf,
+        traces: Option<PathBuf>,
         /// Write the observed bodies as the new golden files instead of comparing.
         #[arg(long, env = "UPDATE_GOLDEN")]
         bless: bool,
@@ -38,7 +39,21 @@ pub enum Cmd {
 pub fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
     match cmd {
         Cmd::Check { file } => check(&file),
-        Cmd::Test { dir, policy, traces, bless } => test(&dir, &policy, &traces, bless),
+        Cmd::Test { dir, policy, traces, bless } => {
+            let policy = policy.unwrap_or_else(|| beside(&dir, "policy.toml"));
+            let traces = traces.unwrap_or_else(|| beside(&dir, "traces"));
+            test(&dir, &policy, &traces, bless)
+        }
+    }
+}
+
+/// `dir/name` if it exists, else `dir/../name`.
+fn beside(dir: &Path, name: &str) -> PathBuf {
+    let inside = dir.join(name);
+    if inside.exists() {
+        inside
+    } else {
+        dir.join("..").join(name)
     }
 }
 
