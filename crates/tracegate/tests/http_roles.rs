@@ -217,3 +217,25 @@ async fn health_and_metrics() {
     let r = gw.client.get(gw.url("/nope")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_failures_fail_closed() {
+    let gw = Gateway::start().await;
+    let t = gw.token("erin", &["eng"], &[]);
+    let traces = gw.data_dir().join("traces");
+    // An object the store cannot read: 503, no body data.
+    std::fs::remove_file(traces.join("demo-agent-1.json")).unwrap();
+    std::os::unix::fs::symlink("demo-agent-1.json", traces.join("demo-agent-1.json")).unwrap();
+    let (s, body) = gw.get("/v1/traces/demo-agent-1", &t).await;
+    assert_eq!((s, code(&body)), (503, "store_unavailable"), "{body}");
+    assert!(body.get("steps").is_none() && !body.to_string().contains("refund"));
+    // A stored object that is not JSON: an error, never the raw bytes.
+    std::fs::write(traces.join("demo-agent-2.json"), b"{\"secret\": \"sk_live_oops\", ").unwrap();
+    let (s, body) = gw.get("/v1/traces/demo-agent-2", &t).await;
+    assert_eq!((s, code(&body)), (500, "trace_corrupt"), "{body}");
+    assert!(!body.to_string().contains("sk_live_oops"));
+    // Deleted behind the gateway's back: 404.
+    std::fs::remove_file(traces.join("demo-otlp-1.json")).unwrap();
+    let (s, body) = gw.get("/v1/traces/demo-otlp-1", &t).await;
+    assert_eq!((s, code(&body)), (404, "not_found"), "{body}");
+}

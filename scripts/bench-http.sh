@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Bounded loopback load run: tracegate beside an nginx proxy hop serving the same trace files,
+# measured in the same run with wrk. Prints a Markdown table (req/s, p50, p99).
+#   DURATION=10s CONNECTIONS=32 bash scripts/bench-http.sh
+# Needs wrk and nginx (Debian packages wrk, nginx-light); installs them if missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-32}
+BASE_PORT=${BASE_PORT:-18080}
+if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light >/dev/null
+fi
+cargo build --release -p tracegate -q
+BIN=target/release/tracegate
+WORK=$(mktemp -d)
+DATA=$WORK/data
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; nginx -c "$WORK/nginx.conf" -s stop 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+wait_http() { for _ in $(seq 1 100); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
+
+# Lay out the quickstart directory, add the benchmark traces, then serve it.
+$BIN quickstart --listen 127.0.0.1:$BASE_PORT --data "$DATA" >/dev/null 2>&1 & pids+=($!)
+wait_http http://127.0.0.1:$BASE_PORT/healthz
+kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true; pids=()
+python3 scripts/gen-trace.py 2048 bench-2k > "$DATA/traces/bench-2k.json"
+python3 scripts/gen-trace.py 102400 bench-100k > "$DATA/traces/bench-100k.json"
+RUST_LOG=warn $BIN serve --config "$DATA/tracegate.toml" --listen 127.0.0.1:$BASE_PORT 2>"$WORK/gw.log" & pids+=($!)
+wait_http http://127.0.0.1:$BASE_PORT/healthz
+
+cat > "$WORK/nginx.conf" <<NGINX
+worker_processes 2;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  default_type application/json;
+  client_body_temp_path $WORK; proxy_temp_path $WORK; fastcgi_temp_path $WORK; uwsgi_temp_path $WORK; scgi_temp_path $WORK;
+  upstream origin { server 127.0.0.1:$((BASE_PORT + 1)); keepalive 64; }
+  server { listen 127.0.0.1:$((BASE_PORT + 1)); root $DATA/traces; location /v1/traces/ { alias $DATA/traces/; try_files \$uri.json =404; } }
+  server { listen 127.0.0.1:$((BASE_PORT + 2)); location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+}
+NGINX
+nginx -c "$WORK/nginx.conf"
+wait_http http://127.0.0.1:$((BASE_PORT + 2))/v1/traces/bench-2k
+
+ENG=$($BIN token --config "$DATA/tracegate.toml" --sub bench --groups eng --ttl 1h)
+SUP=$($BIN token --config "$DATA/tracegate.toml" --sub bench --groups support --claim tenant=acme --ttl 1h)
+
+run() { # label url token
+  local out rps p50 p99
+  out=$(wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -H "Authorization: Bearer $3" "$2")
+  if echo "$out" | grep -q "Non-2xx"; then echo "non-2xx responses for $1" >&2; echo "$out" >&2; exit 1; fi
+  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  p50=$(echo "$out" | awk '$1=="50%" {print $2}')
+  p99=$(echo "$out" | awk '$1=="99%" {print $2}')
+  printf '| %s | %s | %s | %s |\n' "$1" "$rps" "$p50" "$p99"
+}
+
+echo "wrk -t2 -c$CONNECTIONS -d$DURATION, loopback, $(nproc) cores shared by client and server"
+echo
+echo "| target | req/s | p50 | p99 |"
+echo "|---|---|---|---|"
+for t in 2k 100k; do
+  run "nginx static, $t"                http://127.0.0.1:$((BASE_PORT + 1))/v1/traces/bench-$t x
+  run "nginx proxy hop, $t"             http://127.0.0.1:$((BASE_PORT + 2))/v1/traces/bench-$t x
+  run "tracegate engineer (all fields), $t" http://127.0.0.1:$BASE_PORT/v1/traces/bench-$t "$ENG"
+  run "tracegate support (projected), $t"   http://127.0.0.1:$BASE_PORT/v1/traces/bench-$t "$SUP"
+done
