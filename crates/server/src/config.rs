@@ -19,6 +19,10 @@ pub struct GatewayConfig {
     pub identity: tracegate_identity::IdentityConfig,
     #[serde(default)]
     pub masking: MaskingSection,
+    /// The audit trail. Defaults keep it in `audit/` beside this file, signed with
+    /// `audit-signing.key` (created on first start).
+    #[serde(default)]
+    pub audit: tracegate_audit::AuditConfig,
     /// The directory holding the config file; relative paths are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,

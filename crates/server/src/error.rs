@@ -69,8 +69,9 @@ impl From<tracegate_store::StoreError> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// The JSON body and headers of this error, ready to audit and send.
+    pub fn render(&self) -> crate::audit::Reply {
         let mut error = serde_json::json!({ "code": self.code, "message": self.message });
         if let Some(role) = &self.role {
             error["role"] = role.clone().into();
@@ -78,9 +79,21 @@ impl IntoResponse for ApiError {
         if !self.rules.is_empty() {
             error["rules"] = self.rules.clone().into();
         }
-        let mut resp = (self.status, axum::Json(serde_json::json!({ "error": error }))).into_response();
+        let body = serde_json::to_vec(&serde_json::json!({ "error": error })).unwrap_or_default();
+        let mut reply = crate::audit::Reply::json(self.status, body);
         if self.status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\""));
+            reply.headers.push((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\"")));
+        }
+        reply
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let reply = self.render();
+        let mut resp = (reply.status, reply.body).into_response();
+        for (k, v) in reply.headers {
+            resp.headers_mut().insert(k, v);
         }
         resp.extensions_mut().insert(crate::metrics::DecisionLabel(self.decision()));
         resp

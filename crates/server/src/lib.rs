@@ -4,6 +4,7 @@
 //! phase order — authenticate, decide, fetch, project and mask, respond — and every failure
 //! becomes one [`ApiError`] with its status, a stable code and the rules behind it.
 
+pub mod audit;
 pub mod config;
 pub mod error;
 pub mod metrics;

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use tracegate_audit::{AuditLog, PolicyArchive};
 use tracegate_core::mask::MaskKey;
 use tracegate_core::Policy;
 use tracegate_identity::Authenticator;
@@ -18,6 +19,9 @@ pub struct AppState {
     pub mask_key: MaskKey,
     pub metrics: Metrics,
     pub max_trace_bytes: usize,
+    pub audit: AuditLog,
+    /// Where the audit log lives, for `GET /v1/audit` queries.
+    pub audit_dir: std::path::PathBuf,
 }
 
 /// Why the gateway could not start. It never starts half-configured.
@@ -30,6 +34,8 @@ pub enum StartError {
     Policy(#[from] tracegate_core::PolicyError),
     #[error("identity: {0}")]
     Identity(String),
+    #[error("audit: {0}")]
+    Audit(#[from] tracegate_audit::AuditError),
     #[error("store: {0}")]
     Store(#[from] tracegate_store::StoreError),
 }
@@ -46,6 +52,12 @@ impl AppState {
         };
         let index = TraceIndex::rebuild(store.as_ref()).await?;
         let mask_key = MaskKey(cfg.mask_key()?.unwrap_or_default());
+        // The audit trail opens last and must open: no request is served unrecorded. Every
+        // policy version served is archived so replay can re-apply it.
+        let audit_cfg = cfg.audit.resolve(&cfg.base_dir);
+        PolicyArchive::new(&audit_cfg.dir).put(&text)?;
+        let key = audit_cfg.load_signing_key()?;
+        let audit = AuditLog::open(audit_cfg.log_options(), key)?;
         tracing::info!(policy = %policy.version, store = %store.describe(), traces = index.len(), "gateway state ready");
         Ok(AppState {
             policy: Arc::new(policy),
@@ -55,6 +67,8 @@ impl AppState {
             mask_key,
             metrics: Metrics::default(),
             max_trace_bytes: cfg.server.max_trace_bytes,
+            audit,
+            audit_dir: audit_cfg.dir,
         })
     }
 }

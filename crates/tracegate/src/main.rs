@@ -22,6 +22,11 @@ enum Command {
     /// Check a policy, or run golden scenarios against it.
     #[command(subcommand)]
     Policy(commands::policy::Cmd),
+    /// Mask trace files offline with the gateway's masking engine.
+    Mask(commands::mask::MaskArgs),
+    /// Verify, replay, export and prune the audit trail.
+    #[command(subcommand)]
+    Audit(commands::audit::AuditCmd),
 }
 
 fn main() -> std::process::ExitCode {
@@ -31,6 +36,8 @@ fn main() -> std::process::ExitCode {
         Command::Serve(a) => commands::serve::run(a),
         Command::Token(a) => commands::token::run(a),
         Command::Policy(c) => commands::policy::run(c),
+        Command::Mask(a) => commands::mask::run(a).map(|()| std::process::ExitCode::SUCCESS),
+        Command::Audit(c) => commands::audit::run(c),
     };
     match result {
         Ok(code) => code,

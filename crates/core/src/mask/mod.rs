@@ -1,25 +1,101 @@
-//! Masking secrets and PII inside what a caller is shown. (Engine lands with the masking issue;
-//! until then a role's `masking` table is accepted empty and masks nothing.)
+//! Masking secrets and PII inside what a caller is shown: the hot loop of the gateway.
+//!
+//! A role's `masking` table ([`MaskingSpec`]) is compiled at policy-parse time into a
+//! [`Masker`]; [`Masker::apply`] then masks a projected document in place and returns a
+//! [`MaskReport`] (detector, operator, count, JSON paths — never values) for the audit trail.
+//!
+//! Module map: [`detectors`] (the catalog and the scanning engine: secret rules woken by
+//! trigger literals, PII scanners), [`validate`] (Luhn, mod-97, SSN rules, entropy),
+//! [`operators`] (redact, partial, keyed hash, drop), `keys` (credential-like key names),
+//! `walk` (the JSON walk, JSON-in-strings and escapes), `spec` (the policy table).
 
-use serde_json::Value;
+pub mod detectors;
+mod keys;
+pub mod operators;
+mod spec;
+pub mod validate;
+mod walk;
 
-/// A role's masking settings as written in the policy.
-#[derive(Debug, Default, Clone, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MaskingSpec {}
+use std::sync::Arc;
 
-impl MaskingSpec {
-    pub fn validate(&self) -> Result<(), String> {
-        Ok(())
+use serde_json::{json, Value};
+
+pub use detectors::{Class, Detector};
+pub use keys::BUILTIN as BUILTIN_KEY_NAMES;
+pub use operators::{Op, MIN_KEY_LEN};
+pub use spec::{MaskSpecError, MaskingSpec};
+pub use walk::{decode_escapes, MAX_REPORT_PATHS};
+
+use detectors::{DetSet, Engine};
+use keys::KeyNames;
+
+/// A role's compiled masking: an operator per detector over the shared detector engine.
+#[derive(Clone)]
+pub struct Masker {
+    engine: Arc<Engine>,
+    ops: Vec<Op>,
+    /// Detectors whose operator is not `off`, excluding `key_name` (applied by the walk).
+    enabled: DetSet,
+    key_op: Op,
+    key_names: KeyNames,
+}
+
+impl std::fmt::Debug for Masker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Masker").field("summary", &self.summary()).finish()
+    }
+}
+
+impl Masker {
+    fn new(ops: Vec<Op>, key_names: KeyNames) -> Result<Masker, String> {
+        let engine = Engine::shared()?;
+        let mut enabled = DetSet::default();
+        for (d, op) in Detector::ALL.iter().zip(&ops) {
+            if *op != Op::Off && d.class() != Class::Key {
+                enabled.insert(*d);
+            }
+        }
+        let key_op = ops.get(Detector::KeyName as usize).copied().unwrap_or(Op::Redact);
+        Ok(Masker { engine, ops, enabled, key_op, key_names })
     }
 
+    /// Every built-in detector with `redact`: what `tracegate mask` uses without a policy,
+    /// and what a role without a masking table gets.
+    pub fn redact_all() -> Result<Masker, String> {
+        Masker::new(vec![Op::Redact; Detector::ALL.len()], KeyNames::builtin())
+    }
+
+    /// The operator this masker applies for `d`.
+    pub fn op(&self, d: Detector) -> Op {
+        self.ops.get(d as usize).copied().unwrap_or(Op::Redact)
+    }
+
+    /// True when this masker never changes anything (e.g. the `sre` role), so callers may skip it.
+    pub fn is_off(&self) -> bool {
+        self.enabled.is_empty() && self.key_op == Op::Off
+    }
+
+    /// Masks `doc` in place and reports what was masked (never the values). `key` keys the
+    /// `hash` pseudonyms; with a key shorter than [`MIN_KEY_LEN`] bytes `hash` redacts instead.
+    pub fn apply(&self, doc: &mut Value, key: &MaskKey) -> MaskReport {
+        if self.is_off() {
+            return MaskReport::default();
+        }
+        let mut cx = walk::Cx::new(self, &self.engine, operators::Operators::new(key));
+        cx.document(doc);
+        cx.report()
+    }
+
+    /// The effective operators grouped by operator, for `tracegate policy check`.
     pub fn summary(&self) -> Value {
-        Value::Null
-    }
-
-    /// Masks `doc` in place and reports what was masked (never the values).
-    pub fn apply(&self, _doc: &mut Value, _key: &MaskKey) -> MaskReport {
-        MaskReport::default()
+        let mut by_op = serde_json::Map::new();
+        for op in [Op::Redact, Op::Partial, Op::Hash, Op::Drop, Op::Off] {
+            let names: Vec<&str> = Detector::ALL.iter().filter(|d| self.op(**d) == op).map(|d| d.name()).collect();
+            if !names.is_empty() {
+                by_op.insert(op.name().to_owned(), json!(names));
+            }
+        }
+        json!({ "operators": by_op, "key_names": self.key_names.written() })
     }
 }
 
@@ -39,6 +115,15 @@ pub struct MaskReport {
     pub hits: Vec<MaskHit>,
 }
 
+impl MaskReport {
+    /// Total number of masked values.
+    pub fn total(&self) -> u64 {
+        self.hits.iter().map(|h| h.count).sum()
+    }
+}
+
+/// One detector/operator pair's work. `paths` holds at most [`MAX_REPORT_PATHS`] distinct
+/// paths (with masked keys shown masked); `count` counts every value.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct MaskHit {
     pub detector: String,
@@ -46,3 +131,6 @@ pub struct MaskHit {
     pub count: u64,
     pub paths: Vec<String>,
 }
+
+#[cfg(test)]
+mod tests;

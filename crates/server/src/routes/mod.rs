@@ -1,5 +1,6 @@
 //! Routes. Each trace route is one file whose handler reads in request-phase order.
 
+mod audit_trail;
 mod authenticate;
 mod read;
 mod search;
@@ -24,6 +25,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/v1/whoami", get(whoami))
         .route("/v1/traces", get(search::search))
+        .route("/v1/audit", get(audit_trail::list))
         .route("/v1/traces/{id}", get(read::read).put(write::write))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::track))

@@ -1,11 +1,12 @@
 //! `GET /v1/traces/{id}`: one trace, projected to the caller's view and masked.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
 use serde_json::Value;
 use tracegate_core::decision::roles_for_action;
 use tracegate_core::pipeline::{decide_read, project_and_mask, Candidate, Served};
@@ -13,8 +14,8 @@ use tracegate_core::project::FieldRequest;
 use tracegate_core::{Action, Denial, TraceId};
 
 use super::{query_pairs, Caller};
+use crate::audit::{finish, Audited, Reply};
 use crate::error::ApiError;
-use crate::metrics::DecisionLabel;
 use crate::state::AppState;
 
 /// Traces at least this large are projected and masked off the async workers.
@@ -22,26 +23,30 @@ const BLOCKING_THRESHOLD: usize = 256 * 1024;
 
 pub async fn read(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
     caller: Result<Caller, ApiError>,
 ) -> Response {
-    match read_trace(state, id, query, caller).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
-    }
+    let mut audit = Audited::begin("GET", "/v1/traces/{id}", Some(Action::Read), Some(client));
+    let outcome = read_trace(&state, &mut audit, id, query, caller).await;
+    finish(&state, audit, outcome).await
 }
 
 async fn read_trace(
-    state: Arc<AppState>,
+    state: &Arc<AppState>,
+    audit: &mut Audited,
     id: String,
     query: Option<String>,
     caller: Result<Caller, ApiError>,
-) -> Result<Response, ApiError> {
+) -> Result<Reply, ApiError> {
+    audit.request().trace_ids.push(id.clone());
     // Authenticate.
     let Caller(who) = caller?;
+    audit.principal(state, &who);
     let id = TraceId::parse(&id).map_err(|e| ApiError::bad_request("bad_trace_id", e.to_string()))?;
     let pairs = query_pairs(query.as_deref(), &["fields"])?;
+    audit.request().fields = pairs.iter().map(|(_, v)| v.clone()).collect();
     let fields = if pairs.is_empty() {
         None
     } else {
@@ -63,10 +68,12 @@ async fn read_trace(
 
     // Fetch, with the gateway's own credential.
     let stored = state.store.get(&id).await?;
+    audit.entry.object_version = Some(stored.version.clone());
 
     // Project and mask.
     let key = state.mask_key.clone();
     let big = stored.bytes.len() >= BLOCKING_THRESHOLD;
+    let job_policy = policy.clone();
     let job = move || -> Result<Result<Served, Denial>, ApiError> {
         let doc: Value = serde_json::from_slice(&stored.bytes).map_err(|e| {
             tracing::error!(trace = %id, error = %e, "stored trace is not valid JSON");
@@ -74,7 +81,7 @@ async fn read_trace(
         })?;
         let candidates: Vec<Candidate<'_>> = admitted
             .iter()
-            .filter_map(|(name, rules)| policy.role(name).map(|role| Candidate { role, rules: rules.clone() }))
+            .filter_map(|(name, rules)| job_policy.role(name).map(|role| Candidate { role, rules: rules.clone() }))
             .collect();
         Ok(project_and_mask(&candidates, doc, fields.as_deref(), &key))
     };
@@ -85,18 +92,13 @@ async fn read_trace(
     } else {
         job()?
     }?;
+    if let Some(role) = policy.role(&served.role) {
+        audit.served(role, served.rules.clone(), &served.masks);
+    }
 
     // Respond.
     let body = serde_json::to_vec(&served.body).map_err(|_| ApiError::internal("internal", "serialising the response failed"))?;
-    let mut resp = (StatusCode::OK, body).into_response();
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if let Ok(v) = HeaderValue::from_str(&served.role) {
-        h.insert("x-tracegate-role", v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&state.policy.version.0) {
-        h.insert("x-tracegate-policy-version", v);
-    }
-    resp.extensions_mut().insert(DecisionLabel("allow"));
-    Ok(resp)
+    Ok(Reply::json(StatusCode::OK, body)
+        .header("x-tracegate-role", &served.role)
+        .header("x-tracegate-policy-version", &policy.version.0))
 }

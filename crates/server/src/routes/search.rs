@@ -1,43 +1,49 @@
 //! `GET /v1/traces`: metadata search within the caller's row scope.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use axum::extract::{RawQuery, State};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use tracegate_core::mask::MaskReport;
 use tracegate_core::pipeline::{search as search_core, SearchQuery};
+use tracegate_core::Action;
 
 use super::{query_pairs, Caller};
+use crate::audit::{finish, Audited, Reply};
 use crate::error::ApiError;
-use crate::metrics::DecisionLabel;
 use crate::state::AppState;
 
 const PARAMS: [&str; 7] = ["tenant", "project", "agent", "user", "since", "until", "limit"];
 
 pub async fn search(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     RawQuery(query): RawQuery,
     caller: Result<Caller, ApiError>,
 ) -> Response {
-    match run(state, query, caller) {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
-    }
+    let mut audit = Audited::begin("GET", "/v1/traces", Some(Action::Search), Some(client));
+    let outcome = run(&state, &mut audit, query, caller);
+    finish(&state, audit, outcome).await
 }
 
-fn run(state: Arc<AppState>, query: Option<String>, caller: Result<Caller, ApiError>) -> Result<Response, ApiError> {
+fn run(state: &AppState, audit: &mut Audited, query: Option<String>, caller: Result<Caller, ApiError>) -> Result<Reply, ApiError> {
     // Authenticate.
     let Caller(who) = caller?;
+    audit.principal(state, &who);
     let q = parse_query(query.as_deref())?;
     // Decide and fetch: the index answers within the row scope the core applies.
-    let policy = state.policy.clone();
     let now = SystemTime::now();
-    let result = state.index.with_all(|all| search_core(&policy, &who, &q, all, now))?;
+    let result = state.index.with_all(|all| search_core(&state.policy, &who, &q, all, now))?;
+    audit.request().trace_ids = result.traces.iter().map(|m| m.trace_id.to_string()).collect();
+    if let Some(role) = state.policy.role(&result.role) {
+        audit.served(role, result.rules.clone(), &MaskReport::default());
+    }
     // Respond.
-    let mut resp = Json(result).into_response();
-    resp.extensions_mut().insert(DecisionLabel("allow"));
-    Ok(resp)
+    let body = serde_json::to_vec(&result).map_err(|_| ApiError::internal("internal", "serialising the response failed"))?;
+    Ok(Reply::json(StatusCode::OK, body))
 }
 
 fn parse_query(raw: Option<&str>) -> Result<SearchQuery, ApiError> {

@@ -43,7 +43,9 @@ pub async fn serve(config: &Path, listen: Option<&str>, on_ready: impl FnOnce(st
     let bound = listener.local_addr()?;
     tracing::info!(%bound, "tracegate listening");
     on_ready(bound);
-    tracegate_server::serve(state, listener, shutdown_signal()).await?;
+    tracegate_server::serve(state.clone(), listener, shutdown_signal()).await?;
+    // Seal the trail with a final signed checkpoint before exiting.
+    state.audit.shutdown().await?;
     Ok(())
 }
 

@@ -47,7 +47,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if ttl > MAX_TTL || ttl.is_zero() {
         bail!("--ttl must be between 1s and 24h");
     }
-    let issuer = DevIssuer::load(dev, &cfg.base_dir).context("loading the dev issuer key")?;
+    let issuer = DevIssuer::load(dev, &cfg.base_dir)
+        .context("loading the dev issuer key")?
+        .with_groups_claim(&cfg.identity.groups_claim);
     let groups: Vec<String> = args.groups.into_iter().filter(|g| !g.is_empty()).collect();
     let mut extra = serde_json::Map::new();
     for (k, v) in args.claims {

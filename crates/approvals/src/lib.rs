@@ -1,0 +1,17 @@
+//! Access requests at rest and in motion: the durable store behind just-in-time approval, and
+//! the webhook notifier that tells approvers.
+//!
+//! The rules (who may approve, what a grant covers, when things expire) live in
+//! [`tracegate_core::approval`]; this crate only makes their events durable, serialises them,
+//! and announces them.
+//!
+//! - [`store`] — [`ApprovalStore`]: the embedded default, an fsync'd append-only JSON Lines log
+//!   replayed at open.
+//! - [`notify`] — [`Notifier`]: signed webhook POSTs (JSON or Slack format), retried with
+//!   backoff off the request path, with delivery [`Counters`] for metrics.
+
+pub mod notify;
+pub mod store;
+
+pub use notify::{Counters, Format, Notifier, NotifyError, WebhookConfig};
+pub use store::{ApprovalStore, Committed, Listener, Opened, StoreError};

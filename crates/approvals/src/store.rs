@@ -1,0 +1,261 @@
+//! The embedded access-request store: an append-only JSON Lines event log, fsync'd before any
+//! change is acknowledged, replayed at open.
+//!
+//! Every change runs under one lock: load the request, record any expiry time has brought,
+//! compute the transition with the pure state machine, append and fsync the event, then apply it
+//! in memory. So two approvers racing see one after the other, an approval racing expiry loses
+//! if the deadline passed first, and of two requests racing for a one-time grant exactly one
+//! gets it. If the append fails, nothing changes and the caller gets the error (fail closed).
+//!
+//! **Architecture Invariant:** one gateway process per approvals directory. Replicas sharing
+//! state need a shared database backend.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use tracegate_core::approval::{AccessRequest, Actor, ApprovalError, Change, Event, Fingerprint, RequestShape, Status, Terms};
+
+/// The log file inside the approvals directory.
+pub const LOG_FILE: &str = "access-requests.jsonl";
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("access request `{0}` not found")]
+    NotFound(String),
+    #[error(transparent)]
+    Refused(#[from] ApprovalError),
+    #[error("approvals log `{path}`: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("approvals log `{path}` line {line} is not a valid event: {reason}")]
+    Corrupt { path: PathBuf, line: usize, reason: String },
+}
+
+/// A change made durable: the event and the request as it now stands.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    pub event: Event,
+    pub request: AccessRequest,
+}
+
+/// What [`ApprovalStore::open_request`] did.
+#[derive(Debug, Clone)]
+pub enum Opened {
+    /// A new request, now pending.
+    Created(Committed),
+    /// The same request was already pending; nothing changed.
+    Pending(AccessRequest),
+}
+
+impl Opened {
+    pub fn request(&self) -> &AccessRequest {
+        match self {
+            Opened::Created(c) => &c.request,
+            Opened::Pending(r) => r,
+        }
+    }
+}
+
+/// Called with every event once it is durable, with the request as it now stands. Runs under
+/// the store lock so events arrive in log order: it must not block (queue and return).
+pub type Listener = Arc<dyn Fn(&Event, &AccessRequest) + Send + Sync>;
+
+/// The store. Cheap to share behind an `Arc`; every method is synchronous and may fsync, so
+/// async callers run it on a blocking thread.
+pub struct ApprovalStore {
+    path: PathBuf,
+    inner: Mutex<Inner>,
+    listener: Option<Listener>,
+}
+
+struct Inner {
+    log: File,
+    requests: BTreeMap<String, AccessRequest>,
+}
+
+impl std::fmt::Debug for ApprovalStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApprovalStore").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+impl ApprovalStore {
+    /// Opens (creating if needed) the store in `dir` and replays its log.
+    ///
+    /// A last line cut short by a crash mid-write is dropped with a warning (its change was never
+    /// acknowledged); any other bad line is an error: a log that cannot be trusted is not served.
+    pub fn open(dir: &Path) -> Result<ApprovalStore, StoreError> {
+        let io = |source| StoreError::Io { path: dir.to_owned(), source };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let path = dir.join(LOG_FILE);
+        let mut requests: BTreeMap<String, AccessRequest> = BTreeMap::new();
+        let mut good_len: u64 = 0;
+        let mut torn = false;
+        if path.exists() {
+            let file = File::open(&path).map_err(|source| StoreError::Io { path: path.clone(), source })?;
+            let mut lines = BufReader::new(file).split(b'\n').enumerate().peekable();
+            while let Some((i, line)) = lines.next() {
+                let line = line.map_err(|source| StoreError::Io { path: path.clone(), source })?;
+                let last = lines.peek().is_none();
+                match serde_json::from_slice::<Event>(&line) {
+                    Ok(e) => {
+                        replay(&mut requests, e);
+                        good_len += line.len() as u64 + 1;
+                    }
+                    Err(_) if line.is_empty() => good_len += 1,
+                    Err(err) if last => {
+                        tracing::warn!(path = %path.display(), line = i + 1, error = %err, "dropping a torn last line of the approvals log");
+                        torn = true;
+                    }
+                    Err(err) => {
+                        return Err(StoreError::Corrupt { path: path.clone(), line: i + 1, reason: err.to_string() });
+                    }
+                }
+            }
+        }
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|source| StoreError::Io { path: path.clone(), source })?;
+        if torn {
+            // Cut the torn tail so the next event starts on a line of its own.
+            log.set_len(good_len).map_err(|source| StoreError::Io { path: path.clone(), source })?;
+            log.sync_all().map_err(|source| StoreError::Io { path: path.clone(), source })?;
+        }
+        tracing::info!(path = %path.display(), requests = requests.len(), "approvals store open");
+        Ok(ApprovalStore { path, inner: Mutex::new(Inner { log, requests }), listener: None })
+    }
+
+    /// Sets the function told about every durable event (notifications, audit, metrics).
+    pub fn set_listener(&mut self, listener: Listener) {
+        self.listener = Some(listener);
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Opens an access request for `shape`, or returns the one already pending for exactly that
+    /// shape: asking twice does not page approvers twice.
+    pub fn open_request(&self, shape: RequestShape, terms: Terms, now: SystemTime) -> Result<Opened, StoreError> {
+        let mut inner = self.lock();
+        let fp = shape.fingerprint();
+        let existing = inner.requests.values().find(|r| r.fingerprint == fp && r.status_at(now) == Status::Pending);
+        if let Some(r) = existing {
+            return Ok(Opened::Pending(r.clone()));
+        }
+        let id = format!("ar_{}", uuid::Uuid::new_v4().simple());
+        let event = AccessRequest::open(id, shape, terms, now)?;
+        Ok(Opened::Created(self.commit(&mut inner, event)?))
+    }
+
+    /// The active grant for exactly `fingerprint`, if any (read-only: nothing is used).
+    pub fn find_grant(&self, fingerprint: &Fingerprint, now: SystemTime) -> Option<AccessRequest> {
+        let inner = self.lock();
+        inner
+            .requests
+            .values()
+            .filter(|r| r.fingerprint == *fingerprint && r.status_at(now) == Status::Approved)
+            .max_by_key(|r| r.grant_until)
+            .cloned()
+    }
+
+    /// Records one request served under grant `id`. For a one-time grant, exactly one of any
+    /// number of concurrent callers succeeds; the others get `grant_not_active`.
+    pub fn use_grant(&self, id: &str, fingerprint: &Fingerprint, now: SystemTime) -> Result<Committed, StoreError> {
+        self.transition(id, |r| r.use_grant(fingerprint, now))
+    }
+
+    pub fn approve(&self, id: &str, actor: &Actor, comment: Option<&str>, now: SystemTime) -> Result<Committed, StoreError> {
+        self.transition(id, |r| r.approve(actor, comment, now))
+    }
+
+    pub fn deny(&self, id: &str, actor: &Actor, comment: Option<&str>, now: SystemTime) -> Result<Committed, StoreError> {
+        self.transition(id, |r| r.deny(actor, comment, now))
+    }
+
+    pub fn revoke(&self, id: &str, actor: &Actor, comment: Option<&str>, now: SystemTime) -> Result<Committed, StoreError> {
+        self.transition(id, |r| r.revoke(actor, comment, now))
+    }
+
+    /// One request as it stands at `now` (an expiry not yet recorded shows as expired).
+    pub fn get(&self, id: &str, now: SystemTime) -> Option<AccessRequest> {
+        self.lock().requests.get(id).map(|r| as_of(r, now))
+    }
+
+    /// All requests as they stand at `now`, newest first. Callers filter by visibility.
+    pub fn list(&self, now: SystemTime) -> Vec<AccessRequest> {
+        let mut all: Vec<AccessRequest> = self.lock().requests.values().map(|r| as_of(r, now)).collect();
+        all.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.id.cmp(&b.id)));
+        all
+    }
+
+    /// Records every expiry time has brought, so expiries are logged, notified and audited even
+    /// when nobody touches the request. Transitions never need this to be correct: they judge
+    /// the status at their own `now`.
+    pub fn sweep(&self, now: SystemTime) -> Result<Vec<Committed>, StoreError> {
+        let mut inner = self.lock();
+        let due: Vec<Event> = inner.requests.values().filter_map(|r| r.expire_due(now)).collect();
+        let mut out = Vec::with_capacity(due.len());
+        for e in due {
+            out.push(self.commit(&mut inner, e)?);
+        }
+        Ok(out)
+    }
+
+    fn transition(&self, id: &str, f: impl FnOnce(&AccessRequest) -> Result<Event, ApprovalError>) -> Result<Committed, StoreError> {
+        let mut inner = self.lock();
+        let r = inner.requests.get(id).ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
+        let event = f(r)?;
+        self.commit(&mut inner, event)
+    }
+
+    /// Appends and fsyncs `event`, then applies it and tells the listener. Nothing changes in
+    /// memory unless the event is durable.
+    fn commit(&self, inner: &mut Inner, event: Event) -> Result<Committed, StoreError> {
+        let io = |source| StoreError::Io { path: self.path.clone(), source };
+        let mut line = serde_json::to_vec(&event).map_err(|e| io(std::io::Error::other(e)))?;
+        line.push(b'\n');
+        inner.log.write_all(&line).map_err(io)?;
+        inner.log.sync_data().map_err(io)?;
+        let id = event.request_id.clone();
+        replay(&mut inner.requests, event.clone());
+        let request = inner.requests.get(&id).cloned().ok_or_else(|| StoreError::NotFound(id))?;
+        if let Some(listener) = &self.listener {
+            listener(&event, &request);
+        }
+        Ok(Committed { event, request })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave a half-applied change: the log is written
+        // before memory, and memory only by `replay`. So the data behind a poisoned lock is sound.
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn replay(requests: &mut BTreeMap<String, AccessRequest>, e: Event) {
+    match e.change {
+        Change::Created { request } => {
+            requests.insert(request.id.clone(), *request);
+        }
+        _ => {
+            if let Some(r) = requests.get_mut(&e.request_id) {
+                r.apply(&e);
+            }
+        }
+    }
+}
+
+/// A copy showing the status time has brought (without recording it).
+fn as_of(r: &AccessRequest, now: SystemTime) -> AccessRequest {
+    let mut r = r.clone();
+    r.status = r.status_at(now);
+    r
+}

@@ -1,0 +1,36 @@
+//! The tamper-evident, replayable audit trail of tracegate, failing closed.
+//!
+//! **Architecture Invariant:** a request's response is released only after its record is on disk
+//! ([`AuditLog::append`] returns after `fdatasync`); any audit error fails the request with 503.
+//! No HTTP here: the server calls this crate, and so do the CLI's `audit` commands.
+//!
+//! - [`record`] — the record: every field named once and documented (also `docs/audit.md`);
+//! - [`canonical`] and [`chain`] — the canonical form and the hash chain over it;
+//! - [`log`] — the embedded append-only log with group commit, recovery and prune;
+//! - [`checkpoint`] — Ed25519-signed checkpoints of the chain head and prune anchors;
+//! - [`verify`] — checks the chain and every signature, locating the first break;
+//! - [`policies`] — the content-addressed archive of every policy version served;
+//! - [`query`] — `GET /v1/audit` filtering and JSON Lines export.
+
+pub mod canonical;
+mod chain;
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod log;
+pub mod policies;
+pub mod query;
+pub mod record;
+pub mod verify;
+
+pub use checkpoint::{public_key_path, AnchorInfo, Checkpoint, CheckpointKind, PublicKey, SigningKey};
+pub use config::AuditConfig;
+pub use error::AuditError;
+pub use log::{AuditLog, Head, LogOptions, PruneReport, Recovery};
+pub use policies::PolicyArchive;
+pub use query::{export, query, AuditQuery};
+pub use record::{
+    BodyDigest, Decision, Entry, Kind, MaskApplied, PrincipalRecord, Record, RequestRecord, Sealed, Slice, Timestamp,
+    GENESIS_HASH, SCHEMA,
+};
+pub use verify::{verify, Problem, ProblemKind, VerifyReport};

@@ -1,0 +1,391 @@
+//! The audit record: every field an auditor can rely on, named once here and documented in
+//! `docs/audit.md`. A record answers, months later, who read which slice of which trace, under
+//! which policy, with what masked, approved by whom — without ever holding a token or a masked value.
+//!
+//! Fields are plain strings and integers rather than the core's enums so that a record written
+//! today still parses after the policy language grows new deny codes or actions.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tracegate_core::decision::Denial;
+use tracegate_core::mask::MaskReport;
+use tracegate_core::policy::FieldView;
+use tracegate_core::Principal;
+
+/// Version of the record layout; bumped when a field changes meaning.
+pub const SCHEMA: u32 = 1;
+
+/// `prev_hash` of the first record ever written: 64 zeros.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// A wall-clock instant with millisecond precision, written as RFC 3339 UTC
+/// (`2026-11-25T20:30:00.123Z`). Truncated on construction so what is hashed is what is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(SystemTime);
+
+impl Timestamp {
+    pub fn now() -> Self {
+        Self::from_system(SystemTime::now())
+    }
+
+    pub fn from_system(t: SystemTime) -> Self {
+        let ms = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        let ms = u64::try_from(ms).unwrap_or(u64::MAX);
+        Timestamp(UNIX_EPOCH + Duration::from_millis(ms))
+    }
+
+    pub fn system(self) -> SystemTime {
+        self.0
+    }
+
+    /// Parses RFC 3339 (`Z` or an offset; fractions beyond milliseconds are cut).
+    pub fn parse(s: &str) -> Result<Self, String> {
+        humantime::parse_rfc3339_weak(s)
+            .map(Self::from_system)
+            .map_err(|e| format!("`{s}` is not an RFC 3339 time: {e}"))
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_rfc3339_millis(self.0))
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Timestamp::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// What a record is about. Request records are the trail of served (or refused) requests;
+/// the others record state changes that explain them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// One HTTP request through the gateway (read, search, write, audit query), served or not.
+    Request,
+    /// A change of an access request's state: created, approved, rejected, expired, used.
+    Approval,
+    /// Something the audit log itself did: recovery of a torn tail after a crash, and the like.
+    System,
+}
+
+/// The outcome recorded. `pending` is an access request waiting for approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Allow,
+    Deny,
+    Error,
+    Pending,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Allow => "allow",
+            Decision::Deny => "deny",
+            Decision::Error => "error",
+            Decision::Pending => "pending",
+        }
+    }
+}
+
+/// Who made the request, as identity established it. Never the token or any secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrincipalRecord {
+    pub subject: String,
+    pub issuer: String,
+    pub groups: Vec<String>,
+    /// Roles of the policy reached from `groups` (not only the one that served).
+    pub roles: Vec<String>,
+    /// How the caller authenticated: `oidc`, `dev`, `saml`, `service_account`, ...
+    pub auth_method: String,
+    /// The scalar claims row scope can match on (e.g. `tenant`), so replay re-decides with
+    /// what the caller had. Claims are attributes, never credentials.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub claims: BTreeMap<String, String>,
+}
+
+impl PrincipalRecord {
+    /// The audit view of a principal; `roles` are the policy roles its groups reach.
+    pub fn new(p: &Principal, roles: Vec<String>) -> Self {
+        let auth_method = serde_json::to_value(p.auth_method)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_else(|| format!("{:?}", p.auth_method).to_lowercase());
+        PrincipalRecord {
+            subject: p.subject.clone(),
+            issuer: p.issuer.clone(),
+            groups: p.groups.clone(),
+            roles,
+            auth_method,
+            claims: p.claims.clone(),
+        }
+    }
+}
+
+/// What was asked for.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RequestRecord {
+    /// HTTP method, e.g. `GET`.
+    pub method: String,
+    /// The matched route template, e.g. `/v1/traces/{id}` (not the raw path, which may carry ids
+    /// twice and query strings).
+    pub route: String,
+    /// Policy action: `read`, `search`, `write`, `audit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// Trace ids named by the request, or returned by a search.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trace_ids: Vec<String>,
+    /// JSONPaths the caller asked for; empty means "the whole view".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<String>,
+    /// The purpose the caller gave, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<String>,
+}
+
+/// The slice granted: the field rules of the role that served, as JSONPath expressions.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Slice {
+    pub allow: Vec<String>,
+    pub deny: Vec<String>,
+}
+
+impl Slice {
+    pub fn of(view: &FieldView) -> Self {
+        Slice {
+            allow: view.allow.iter().map(|r| r.expr.clone()).collect(),
+            deny: view.deny.iter().map(|r| r.expr.clone()).collect(),
+        }
+    }
+}
+
+/// One masker's effect on the response: how many values and where, never the values.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaskApplied {
+    pub detector: String,
+    pub operator: String,
+    pub count: u64,
+    /// Normalised JSONPaths of the masked nodes.
+    pub paths: Vec<String>,
+}
+
+impl MaskApplied {
+    pub fn from_report(r: &MaskReport) -> Vec<MaskApplied> {
+        r.hits
+            .iter()
+            .map(|h| MaskApplied {
+                detector: h.detector.clone(),
+                operator: h.operator.clone(),
+                count: h.count,
+                paths: h.paths.clone(),
+            })
+            .collect()
+    }
+}
+
+/// What a caller hands to [`crate::AuditLog::append`]: a record without its chain fields
+/// (`seq`, `prev_hash`, `hash`), which the log's single writer assigns.
+///
+/// Optional fields are omitted from the record when `None` (never written as `null`), so the
+/// canonical form has one spelling for "absent".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Record layout version ([`SCHEMA`]).
+    pub schema: u32,
+    pub kind: Kind,
+    /// When the request arrived (request records) or the event happened.
+    pub time: Timestamp,
+    /// The gateway's id for the request, also returned to the client in `x-request-id`.
+    pub request_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<PrincipalRecord>,
+    /// The client's address as the gateway saw it (`ip:port`), or as a trusted proxy reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_addr: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<RequestRecord>,
+    /// `sha256:<hex>` of the policy file the decision was made under; the file is kept in the
+    /// policy archive so replay can re-apply it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_version: Option<String>,
+    /// Always present on `request` records; the access request's state on `approval` records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Decision>,
+    /// Stable reason code of a denial (`field_denied`, `approval_required`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deny_code: Option<String>,
+    /// The human-readable reason of a denial or error, as the client was told.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Policy rule ids behind the decision, e.g. `roles.support.fields`.
+    #[serde(default)]
+    pub rules: Vec<String>,
+    /// The role that served the request (or that a denial was judged under).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slice: Option<Slice>,
+    /// Maskers that changed the response; empty when nothing was masked.
+    #[serde(default)]
+    pub masks: Vec<MaskApplied>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_id: Option<String>,
+    /// Version (etag or content hash) of the stored object read or written, for replay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_version: Option<String>,
+    /// HTTP status returned to the client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Size of the response body released to the client (or of the body written, for writes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_sent: Option<u64>,
+    /// Lowercase hex SHA-256 of exactly those bytes; replay reproduces and compares it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_sha256: Option<String>,
+    /// Time from request arrival to the audit append, in microseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_us: Option<u64>,
+    /// Free-form details for `approval` and `system` records (integers only, no floats).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<Value>,
+}
+
+impl Entry {
+    fn blank(kind: Kind, request_id: String, time: Timestamp) -> Self {
+        Entry {
+            schema: SCHEMA,
+            kind,
+            time,
+            request_id,
+            principal: None,
+            client_addr: None,
+            request: None,
+            policy_version: None,
+            decision: None,
+            deny_code: None,
+            message: None,
+            rules: Vec::new(),
+            role: None,
+            slice: None,
+            masks: Vec::new(),
+            approval_id: None,
+            object_version: None,
+            status: None,
+            bytes_sent: None,
+            body_sha256: None,
+            latency_us: None,
+            event: None,
+        }
+    }
+
+    /// A request record; it starts as `error` so that a request whose handler forgot to set
+    /// the outcome is never recorded as allowed.
+    pub fn request(request_id: impl Into<String>, time: Timestamp) -> Self {
+        let mut e = Self::blank(Kind::Request, request_id.into(), time);
+        e.decision = Some(Decision::Error);
+        e
+    }
+
+    /// An access-request state change (issue 5): `event` says which, `decision` the new state.
+    pub fn approval(request_id: impl Into<String>, approval_id: impl Into<String>, decision: Decision, event: Value) -> Self {
+        let mut e = Self::blank(Kind::Approval, request_id.into(), Timestamp::now());
+        e.approval_id = Some(approval_id.into());
+        e.decision = Some(decision);
+        e.event = Some(event);
+        e
+    }
+
+    /// Something the audit log did itself.
+    pub fn system(event: Value) -> Self {
+        Self::blank(Kind::System, String::new(), Timestamp::now())
+            .with_event(event)
+    }
+
+    fn with_event(mut self, event: Value) -> Self {
+        self.event = Some(event);
+        self
+    }
+
+    /// Records a refusal: decision `deny`, its code, message, rules and role.
+    pub fn deny(&mut self, d: &Denial) {
+        self.decision = Some(Decision::Deny);
+        self.deny_code = Some(d.code.as_str().to_owned());
+        self.message = Some(d.message.clone());
+        self.rules = d.rules.clone();
+        self.role = d.role.clone();
+    }
+
+    /// Records the body released to the client: size and digest.
+    pub fn body(&mut self, digest: BodyDigest) {
+        let (n, hex) = digest.finish();
+        self.bytes_sent = Some(n);
+        self.body_sha256 = Some(hex);
+    }
+}
+
+/// A record as read back from the log: an [`Entry`] plus its place in the chain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// Position in the chain, from 1, without gaps.
+    pub seq: u64,
+    /// `hash` of the record with `seq - 1`, or [`GENESIS_HASH`] for seq 1.
+    pub prev_hash: String,
+    /// Lowercase hex SHA-256 of the canonical form of every other field of this record.
+    pub hash: String,
+    #[serde(flatten)]
+    pub entry: Entry,
+}
+
+/// Where an appended record landed; returned only once it is on disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Sealed {
+    pub seq: u64,
+    pub hash: String,
+}
+
+/// SHA-256 of a response body, fed as it streams out.
+#[derive(Debug, Clone, Default)]
+pub struct BodyDigest {
+    hasher: Sha256,
+    len: u64,
+}
+
+impl BodyDigest {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.hasher.update(bytes);
+        self.len += bytes.len() as u64;
+    }
+
+    /// Byte count and lowercase hex digest.
+    pub fn finish(self) -> (u64, String) {
+        (self.len, hex::encode(self.hasher.finalize()))
+    }
+
+    /// Digest of a whole body at once.
+    pub fn of(bytes: &[u8]) -> (u64, String) {
+        let mut d = Self::new();
+        d.update(bytes);
+        d.finish()
+    }
+}

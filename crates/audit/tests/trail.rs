@@ -1,0 +1,364 @@
+//! End-to-end tests of the audit trail on disk: chain, checkpoints, tamper detection, crash
+//! recovery, fail-closed writes, prune, query and export.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde_json::json;
+use tempfile::TempDir;
+use tracegate_audit::{
+    export, query, verify, AuditError, AuditLog, AuditQuery, Decision, Entry, Kind, LogOptions, PrincipalRecord, ProblemKind,
+    PublicKey, RequestRecord, SigningKey, Timestamp,
+};
+
+struct Env {
+    _root: TempDir,
+    dir: PathBuf,
+    key_path: PathBuf,
+}
+
+impl Env {
+    fn new() -> Env {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("audit");
+        let key_path = root.path().join("keys").join("audit.key");
+        SigningKey::generate(&key_path).unwrap();
+        Env { _root: root, dir, key_path }
+    }
+
+    fn opts(&self, every: u64) -> LogOptions {
+        LogOptions { dir: self.dir.clone(), checkpoint_every_records: every, checkpoint_interval: Duration::from_secs(3600), max_batch: 256, sync_threads: 4 }
+    }
+
+    fn open(&self, every: u64) -> AuditLog {
+        AuditLog::open(self.opts(every), SigningKey::load(&self.key_path).unwrap()).unwrap()
+    }
+
+    fn key(&self) -> PublicKey {
+        PublicKey::load(&tracegate_audit::public_key_path(&self.key_path)).unwrap()
+    }
+
+    fn verify(&self) -> tracegate_audit::VerifyReport {
+        verify(&self.dir, &[self.key()]).unwrap()
+    }
+
+    fn log(&self) -> PathBuf {
+        self.dir.join("audit.jsonl")
+    }
+
+    fn lines(&self) -> Vec<String> {
+        fs::read_to_string(self.log()).unwrap().lines().map(str::to_owned).collect()
+    }
+
+    fn write_lines(&self, lines: &[String]) {
+        fs::write(self.log(), lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+    }
+}
+
+fn entry(i: u64, subject: &str, decision: Decision) -> Entry {
+    let mut e = Entry::request(format!("req-{i}"), Timestamp::now());
+    e.principal = Some(PrincipalRecord {
+        subject: subject.into(),
+        issuer: "https://idp".into(),
+        groups: vec!["support".into()],
+        roles: vec!["support".into()],
+        auth_method: "oidc".into(),
+        claims: [("tenant".to_owned(), "acme".to_owned())].into(),
+    });
+    e.request = Some(RequestRecord {
+        method: "GET".into(),
+        route: "/v1/traces/{id}".into(),
+        action: Some("read".into()),
+        trace_ids: vec![format!("t{}", i % 3)],
+        fields: vec![],
+        purpose: None,
+    });
+    e.decision = Some(decision);
+    e.status = Some(200);
+    e.latency_us = Some(i);
+    e
+}
+
+async fn fill(log: &AuditLog, n: u64) {
+    for i in 0..n {
+        log.append(&entry(i, if i % 2 == 0 { "alice" } else { "bob" }, Decision::Allow)).await.unwrap();
+    }
+}
+
+/// A log of `n` records, the first `signed` of them covered by a checkpoint, closed cleanly
+/// without a final checkpoint beyond that.
+async fn sample(n: u64, every: u64) -> Env {
+    let env = Env::new();
+    let log = env.open(every);
+    fill(&log, n).await;
+    log.shutdown().await.unwrap();
+    env
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_appends_form_one_chain_and_reopen_resumes_it() {
+    let env = Env::new();
+    let log = Arc::new(env.open(50));
+    let mut tasks = Vec::new();
+    for t in 0..16u64 {
+        let log = log.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for i in 0..25 {
+                seqs.push(log.append(&entry(t * 100 + i, "alice", Decision::Allow)).await.unwrap().seq);
+            }
+            seqs
+        }));
+    }
+    let mut all: Vec<u64> = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort_unstable();
+    assert_eq!(all, (1..=400).collect::<Vec<_>>());
+    assert_eq!(log.head().seq, 400);
+    log.shutdown().await.unwrap();
+    assert!(matches!(log.append(&entry(0, "x", Decision::Allow)).await, Err(AuditError::Closed)));
+
+    let log = env.open(50);
+    let s = log.append(&entry(999, "carol", Decision::Deny)).await.unwrap();
+    assert_eq!(s.seq, 401);
+    log.shutdown().await.unwrap();
+    let r = env.verify();
+    assert!(r.ok(), "{:?}", r.problems);
+    assert_eq!((r.records, r.first_seq, r.last_seq, r.last_signed_seq), (401, Some(1), Some(401), Some(401)));
+    assert_eq!(r.unsigned_records, 0);
+}
+
+#[tokio::test]
+async fn a_changed_byte_is_a_hash_mismatch_at_that_record() {
+    let env = sample(10, 4).await;
+    let mut lines = env.lines();
+    lines[5] = lines[5].replace("req-5", "req-6");
+    assert!(lines[5].contains("req-6"));
+    env.write_lines(&lines);
+    let r = env.verify();
+    let p = &r.problems[0];
+    assert_eq!((p.kind, p.line, p.seq), (ProblemKind::HashMismatch, 6, Some(6)), "{r:?}");
+}
+
+#[tokio::test]
+async fn a_rehashed_edit_is_caught_by_the_checkpoint() {
+    // Someone who edits a record and recomputes every later hash still cannot re-sign.
+    let env = sample(8, 8).await;
+    let log_lines = env.lines();
+    let mut edited = Vec::new();
+    let mut prev = tracegate_audit::GENESIS_HASH.to_owned();
+    for (i, l) in log_lines.iter().enumerate() {
+        let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+        let m = v.as_object_mut().unwrap();
+        m.remove("hash");
+        if i == 2 {
+            m.insert("status".into(), json!(403));
+        }
+        m.insert("prev_hash".into(), json!(prev));
+        let body = tracegate_audit::canonical::to_canonical(&v).unwrap();
+        use sha2::Digest;
+        let h = hex::encode(sha2::Sha256::digest(&body));
+        v.as_object_mut().unwrap().insert("hash".into(), json!(h));
+        prev = h;
+        edited.push(String::from_utf8(tracegate_audit::canonical::to_canonical(&v).unwrap()).unwrap());
+    }
+    env.write_lines(&edited);
+    let r = env.verify();
+    assert_eq!(r.problems[0].kind, ProblemKind::CheckpointMismatch, "{r:?}");
+    assert_eq!(r.problems[0].seq, Some(8));
+}
+
+#[tokio::test]
+async fn a_deleted_record_is_a_seq_gap() {
+    let env = sample(10, 100).await;
+    let mut lines = env.lines();
+    lines.remove(3);
+    env.write_lines(&lines);
+    let r = env.verify();
+    let p = &r.problems[0];
+    assert_eq!((p.kind, p.line, p.seq), (ProblemKind::SeqGap, 4, Some(5)), "{r:?}");
+}
+
+#[tokio::test]
+async fn a_reordered_pair_is_reported_as_such() {
+    let env = sample(10, 100).await;
+    let mut lines = env.lines();
+    lines.swap(6, 7);
+    env.write_lines(&lines);
+    let r = env.verify();
+    let p = &r.problems[0];
+    assert_eq!((p.kind, p.line, p.seq), (ProblemKind::Reordered, 7, Some(8)), "{r:?}");
+}
+
+#[tokio::test]
+async fn a_truncated_tail_is_caught_by_the_signed_head() {
+    let env = sample(10, 100).await; // final checkpoint on shutdown signs seq 10
+    let mut lines = env.lines();
+    lines.truncate(7);
+    env.write_lines(&lines);
+    let r = env.verify();
+    let p = &r.problems[0];
+    assert_eq!((p.kind, p.seq), (ProblemKind::Truncated, Some(10)), "{r:?}");
+    // And the gateway refuses to resume on top of it.
+    let err = AuditLog::open(env.opts(100), SigningKey::load(&env.key_path).unwrap()).unwrap_err();
+    assert!(matches!(err, AuditError::Corrupt { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_forged_or_foreign_checkpoint_is_rejected() {
+    let env = sample(10, 5).await;
+    let ckpt = env.dir.join("checkpoints.jsonl");
+    let text = fs::read_to_string(&ckpt).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 2);
+    lines[0] = lines[0].replace("\"seq\":5", "\"seq\":4");
+    // A checkpoint signed by a key the verifier does not trust.
+    let other = SigningKey::generate(&env.key_path.with_file_name("other.key")).unwrap();
+    let foreign = other.sign(10, "00", Timestamp::now(), None).unwrap();
+    lines.push(serde_json::to_string(&foreign).unwrap());
+    fs::write(&ckpt, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+    let r = env.verify();
+    let kinds: Vec<_> = r.problems.iter().map(|p| (p.kind, p.line)).collect();
+    assert_eq!(kinds, vec![(ProblemKind::CheckpointSignatureInvalid, 1), (ProblemKind::CheckpointUnknownKey, 3)]);
+}
+
+#[tokio::test]
+async fn a_torn_tail_after_a_crash_is_cut_recorded_and_verifies() {
+    let env = sample(6, 3).await;
+    // A crash mid-write: half of a further record (never acknowledged) is on disk.
+    let full = fs::read(env.log()).unwrap();
+    let last_line_start = full[..full.len() - 1].iter().rposition(|&b| b == b'\n').unwrap() + 1;
+    let partial = full[last_line_start..last_line_start + 40].to_vec();
+    fs::OpenOptions::new().append(true).open(env.log()).unwrap().write_all_ext(&partial);
+    let before = env.verify();
+    assert!(before.ok(), "{:?}", before.problems);
+    assert_eq!(before.torn_tail_bytes, 40);
+
+    let log = env.open(3);
+    let rec = log.recovery().expect("recovery").clone();
+    assert_eq!(rec.torn_bytes, 40);
+    assert_eq!(fs::read(rec.saved_as.as_ref().unwrap()).unwrap(), partial);
+    assert_eq!(rec.record.as_ref().unwrap().seq, 7);
+    assert_eq!(log.append(&entry(7, "alice", Decision::Allow)).await.unwrap().seq, 8);
+    log.shutdown().await.unwrap();
+
+    let r = env.verify();
+    assert!(r.ok(), "{:?}", r.problems);
+    assert_eq!((r.records, r.torn_tail_bytes), (8, 0));
+    let system = query(&env.dir, &AuditQuery { kind: Some(Kind::System), ..Default::default() }).unwrap();
+    assert_eq!(system[0].entry.event.as_ref().unwrap()["type"], "recovered");
+}
+
+trait WriteAllExt {
+    fn write_all_ext(self, b: &[u8]);
+}
+impl WriteAllExt for fs::File {
+    fn write_all_ext(mut self, b: &[u8]) {
+        use std::io::Write;
+        self.write_all(b).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_failed_write_fails_the_batch_and_every_later_append() {
+    let env = Env::new();
+    fs::create_dir_all(&env.dir).unwrap();
+    // Every write to /dev/full fails with "no space left on device".
+    std::os::unix::fs::symlink("/dev/full", env.log()).unwrap();
+    let log = env.open(100);
+    let err = log.append(&entry(1, "alice", Decision::Allow)).await.unwrap_err();
+    assert!(matches!(err, AuditError::Failed(_)), "{err}");
+    assert!(log.is_failed());
+    let err = log.append(&entry(2, "alice", Decision::Allow)).await.unwrap_err();
+    assert!(matches!(err, AuditError::Failed(_)), "{err}");
+    assert_eq!(log.head().seq, 0);
+}
+
+#[tokio::test]
+async fn one_writer_per_directory_and_the_key_lives_elsewhere() {
+    let env = Env::new();
+    let log = env.open(100);
+    let second = AuditLog::open(env.opts(100), SigningKey::load(&env.key_path).unwrap());
+    assert!(matches!(second, Err(AuditError::Locked(_))));
+    log.shutdown().await.unwrap();
+    let inside = env.dir.join("audit.key");
+    let err = AuditLog::open(env.opts(100), SigningKey::generate(&inside).unwrap()).unwrap_err();
+    assert!(matches!(err, AuditError::Invalid(_)), "{err}");
+}
+
+#[tokio::test]
+async fn prune_exports_old_records_and_what_remains_verifies() {
+    let env = Env::new();
+    let log = env.open(4);
+    fill(&log, 10).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let cut = SystemTime::now();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    fill(&log, 3).await;
+    let export_path = env.dir.parent().unwrap().join("pruned.jsonl");
+    let report = log.prune(cut, export_path.clone()).await.unwrap();
+    assert_eq!((report.pruned, report.first_seq), (10, Some(11)));
+    let again = log.prune(cut, env.dir.parent().unwrap().join("again.jsonl")).await.unwrap();
+    assert_eq!(again.pruned, 0);
+    fill(&log, 2).await;
+    log.shutdown().await.unwrap();
+
+    let r = env.verify();
+    assert!(r.ok(), "{:?}", r.problems);
+    assert_eq!((r.first_seq, r.last_seq, r.anchors), (Some(11), Some(16), 1));
+    assert_eq!(fs::read_to_string(&export_path).unwrap().lines().count(), 10);
+    let exported_first: serde_json::Value =
+        serde_json::from_str(fs::read_to_string(&export_path).unwrap().lines().next().unwrap()).unwrap();
+    assert_eq!(exported_first["seq"], 1);
+
+    // Without the anchor, the missing head is reported.
+    let ckpt = env.dir.join("checkpoints.jsonl");
+    let kept: String = fs::read_to_string(&ckpt).unwrap().lines().filter(|l| !l.contains("\"anchor\"")).map(|l| format!("{l}\n")).collect();
+    fs::write(&ckpt, kept).unwrap();
+    let r = env.verify();
+    assert_eq!(r.problems[0].kind, ProblemKind::HeadMissing, "{r:?}");
+}
+
+#[tokio::test]
+async fn query_filters_newest_first_and_export_is_verbatim() {
+    let env = Env::new();
+    let log = env.open(100);
+    fill(&log, 9).await;
+    log.append(&entry(9, "carol", Decision::Deny)).await.unwrap();
+    log.shutdown().await.unwrap();
+
+    let bob = query(&env.dir, &AuditQuery { subject: Some("bob".into()), limit: Some(2), ..Default::default() }).unwrap();
+    assert_eq!(bob.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![8, 6]);
+    let denied = query(&env.dir, &AuditQuery { decision: Some(Decision::Deny), ..Default::default() }).unwrap();
+    assert_eq!(denied.len(), 1);
+    assert_eq!(denied[0].entry.principal.as_ref().unwrap().subject, "carol");
+    let t1 = query(&env.dir, &AuditQuery { trace_id: Some("t1".into()), ..Default::default() }).unwrap();
+    assert_eq!(t1.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![8, 5, 2]);
+    let future = Timestamp::from_system(SystemTime::now() + Duration::from_secs(60));
+    assert!(query(&env.dir, &AuditQuery { since: Some(future), ..Default::default() }).unwrap().is_empty());
+
+    let mut out = Vec::new();
+    assert_eq!(export(&env.dir, &AuditQuery::default(), &mut out).unwrap(), 10);
+    assert_eq!(out, fs::read(env.log()).unwrap());
+    let mut out = Vec::new();
+    assert_eq!(export(&env.dir, &AuditQuery { subject: Some("alice".into()), ..Default::default() }, &mut out).unwrap(), 5);
+}
+
+#[tokio::test]
+async fn records_never_carry_floats_and_approval_records_chain_too() {
+    let env = Env::new();
+    let log = env.open(100);
+    let bad = Entry::approval("r", "a1", Decision::Pending, json!({"score": 0.5}));
+    assert!(matches!(log.append(&bad).await, Err(AuditError::Serialize(_))));
+    let ok = Entry::approval("r", "a1", Decision::Pending, json!({"type": "created", "approvals_needed": 2}));
+    assert_eq!(log.append(&ok).await.unwrap().seq, 1);
+    log.shutdown().await.unwrap();
+    assert!(env.verify().ok());
+    let _ = Path::new("");
+}

@@ -1,0 +1,98 @@
+//! Key-name matching: values under keys named like credentials are masked whole.
+//!
+//! A key matches when, lower-cased and with `_`, `-`, `.` and blanks removed, it ends with a
+//! listed name: `DB_PASSWORD`, `x-api-key`, `Set-Cookie` and `access_token` all match, while
+//! `max_tokens` and `tokenizer` do not. Matching walks the key backwards without allocating.
+
+/// The built-in list; a policy's `key_names` replaces it.
+pub const BUILTIN: &[&str] = &[
+    "password", "passwd", "pwd", "passphrase", "secret", "token", "api_key", "apikey",
+    "authorization", "cookie", "private_key", "access_key", "secret_key", "credential",
+    "credentials", "session_key", "x_auth",
+];
+
+#[derive(Debug, Clone)]
+pub struct KeyNames {
+    /// (as written, normalized bytes)
+    names: Vec<(String, Vec<u8>)>,
+    /// For each possible last (lower-cased) byte of a key, the names ending in it, as a
+    /// bitmask over `names` (names past the 64th are always tried). Most keys end in a byte
+    /// no name ends in, so they are rejected with one lookup.
+    by_last: Box<[u64; 256]>,
+}
+
+fn skip(b: u8) -> bool {
+    matches!(b, b'_' | b'-' | b'.' | b' ')
+}
+
+impl KeyNames {
+    pub fn builtin() -> KeyNames {
+        KeyNames::new(BUILTIN.iter().filter_map(|n| KeyNames::normalize(n).map(|v| ((*n).to_owned(), v))).collect())
+    }
+
+    pub fn new(names: Vec<(String, Vec<u8>)>) -> KeyNames {
+        let mut by_last = Box::new([0u64; 256]);
+        for (i, (_, norm)) in names.iter().enumerate().take(64) {
+            if let Some(&last) = norm.last() {
+                by_last[usize::from(last)] |= 1 << i;
+            }
+        }
+        KeyNames { names, by_last }
+    }
+
+    pub fn normalize(name: &str) -> Option<Vec<u8>> {
+        let v: Vec<u8> = name.bytes().filter(|&b| !skip(b)).map(|b| b.to_ascii_lowercase()).collect();
+        if v.is_empty() {
+            None
+        } else {
+            Some(v)
+        }
+    }
+
+    pub fn written(&self) -> Vec<&str> {
+        self.names.iter().map(|(w, _)| w.as_str()).collect()
+    }
+
+    pub fn matches(&self, key: &str) -> bool {
+        let kb = key.as_bytes();
+        let Some(&last) = kb.iter().rev().find(|&&b| !skip(b)) else { return false };
+        let candidates = self.by_last[usize::from(last.to_ascii_lowercase())];
+        self.names.iter().enumerate().any(|(i, (_, norm))| {
+            if i < 64 && candidates & (1 << i) == 0 {
+                return false;
+            }
+            let mut k = kb.len();
+            for &want in norm.iter().rev() {
+                while k > 0 && skip(kb[k - 1]) {
+                    k -= 1;
+                }
+                if k == 0 || kb[k - 1].to_ascii_lowercase() != want {
+                    return false;
+                }
+                k -= 1;
+            }
+            true
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credential_like_keys_match() {
+        let k = KeyNames::builtin();
+        for key in ["password", "DB_PASSWORD", "x-api-key", "Set-Cookie", "access_token", "Authorization", "client.secret", "privateKey"] {
+            assert!(k.matches(key), "{key}");
+        }
+    }
+
+    #[test]
+    fn ordinary_keys_do_not() {
+        let k = KeyNames::builtin();
+        for key in ["max_tokens", "tokenizer", "input_tokens", "content", "role", "key", "passwords_reset_count", ""] {
+            assert!(!k.matches(key), "{key}");
+        }
+    }
+}

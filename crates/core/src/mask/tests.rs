@@ -1,0 +1,147 @@
+//! The masker on whole documents: JSON-in-strings, escapes, keys, operators, policy syntax.
+
+use serde_json::json;
+
+use super::*;
+
+const KEY: &[u8] = b"test-key-0123456789abcdef";
+
+fn masker(table: &str) -> Masker {
+    let spec: MaskingSpec = toml::from_str(table).unwrap_or_else(|e| unreachable!("{e}"));
+    spec.compile().unwrap_or_else(|e| unreachable!("{e:?}"))
+}
+
+fn run(m: &Masker, mut doc: Value) -> (Value, MaskReport) {
+    let r = m.apply(&mut doc, &MaskKey(KEY.to_vec()));
+    (doc, r)
+}
+
+#[test]
+fn default_table_redacts_everything() {
+    let (out, report) = run(&masker(""), json!({"msg": "mail alice@example.com, card 4111 1111 1111 1111", "n": 7}));
+    assert_eq!(out, json!({"msg": "mail [REDACTED:EMAIL], card [REDACTED:CREDIT_CARD]", "n": 7}));
+    assert_eq!(report.total(), 2);
+    assert!(report.hits.iter().all(|h| h.paths == ["$.msg"] && h.operator == "redact"));
+}
+
+#[test]
+fn json_in_strings_is_masked_inside_and_reencoded() {
+    let inner = json!([{"role": "user", "parts": [{"type": "text", "content": "I am bob@example.org"}]}]).to_string();
+    let doc = json!({"attributes": [{"key": "gen_ai.input.messages", "value": {"stringValue": inner}}]});
+    let (out, report) = run(&masker(""), doc);
+    let s = out["attributes"][0]["value"]["stringValue"].as_str().unwrap_or_default();
+    let back: Value = serde_json::from_str(s).unwrap_or_else(|e| unreachable!("{e}"));
+    assert_eq!(back[0]["parts"][0]["content"], "I am [REDACTED:EMAIL]");
+    assert_eq!(report.hits[0].paths, ["$.attributes[0].value.stringValue[0].parts[0].content"]);
+}
+
+#[test]
+fn unchanged_nested_json_keeps_its_original_text() {
+    let inner = "[ {\"role\": \"user\", \"content\": \"hello there\"} ]";
+    let (out, report) = run(&masker(""), json!({"s": inner}));
+    assert_eq!(out["s"], inner);
+    assert!(report.hits.is_empty());
+}
+
+#[test]
+fn escapes_are_seen() {
+    // serde_json decodes `\u0040` in the document itself; these are escapes left in the text.
+    let (out, _) = run(&masker(""), json!({"a": "to alice\\u0040example.com", "b": "q?to=carol%40example.com"}));
+    assert_eq!(out, json!({"a": "to [REDACTED:EMAIL]", "b": "q?to=[REDACTED:EMAIL]"}));
+    let doc: Value = serde_json::from_str(r#"{"raw": "alice\u0040example.com"}"#).unwrap_or_default();
+    assert_eq!(run(&masker(""), doc).0, json!({"raw": "[REDACTED:EMAIL]"}));
+}
+
+#[test]
+fn keys_are_masked_and_collisions_kept() {
+    let doc = json!({"alice@example.com": 1, "bob@example.com": 2, "ok": 3});
+    let (out, report) = run(&masker(""), doc);
+    assert_eq!(out, json!({"[REDACTED:EMAIL]": 1, "[REDACTED:EMAIL]#2": 2, "ok": 3}));
+    assert_eq!(report.hits[0].paths, ["$['[REDACTED:EMAIL]']"]);
+}
+
+#[test]
+fn values_under_credential_keys_are_masked_whole() {
+    let doc = json!({"db_password": "tr0ub4dor", "pin": 1234, "headers": {"Authorization": "opaque", "X-Api-Key": 99},
+        "attributes": [{"key": "http.request.header.cookie", "value": {"stringValue": "sid=abc"}}], "max_tokens": 5});
+    let (out, _) = run(&masker(""), doc);
+    assert_eq!(out, json!({"db_password": "[REDACTED:KEY_NAME]", "pin": 1234,
+        "headers": {"Authorization": "[REDACTED:KEY_NAME]", "X-Api-Key": "[REDACTED:KEY_NAME]"},
+        "attributes": [{"key": "http.request.header.cookie", "value": {"stringValue": "[REDACTED:KEY_NAME]"}}], "max_tokens": 5}));
+    let custom = masker("key_names = [\"pin\"]");
+    assert_eq!(run(&custom, json!({"pin": 1234, "password": "x"})).0, json!({"pin": "[REDACTED:KEY_NAME]", "password": "x"}));
+}
+
+#[test]
+fn operators_per_class_and_detector() {
+    let m = masker("pii = \"hash\"\n[detectors]\nemail = \"partial\"\nipv4 = \"off\"\nus_ssn = \"drop\"\n");
+    let doc = json!({"e": "alice@example.com", "p": "+44 20 7946 0958", "ip": "10.0.0.1", "ssn": "123-45-6789", "arr": ["123-45-6789", "x"]});
+    let (out, report) = run(&m, doc);
+    assert_eq!(out["e"], "*************.com");
+    assert!(out["p"].as_str().is_some_and(|s| s.starts_with("PHONE_") && s.len() == 18), "{out}");
+    assert_eq!(out["ip"], "10.0.0.1");
+    assert!(out.get("ssn").is_none());
+    assert_eq!(out["arr"], json!([null, "x"]));
+    let ops: Vec<(&str, &str, u64)> = report.hits.iter().map(|h| (h.detector.as_str(), h.operator.as_str(), h.count)).collect();
+    assert_eq!(ops, [("email", "partial", 1), ("us_ssn", "drop", 2), ("phone", "hash", 1)]);
+}
+
+#[test]
+fn pseudonyms_join_across_documents() {
+    let m = masker("pii = \"hash\"");
+    let a = run(&m, json!({"x": "alice@example.com"})).0;
+    let b = run(&m, json!({"y": ["see alice@example.com"]})).0;
+    assert_eq!(Some(format!("see {}", a["x"].as_str().unwrap_or_default()).as_str()), b["y"][0].as_str());
+}
+
+#[test]
+fn hash_without_a_key_redacts() {
+    let m = masker("pii = \"hash\"");
+    let mut doc = json!({"x": "alice@example.com"});
+    let r = m.apply(&mut doc, &MaskKey::default());
+    assert_eq!(doc, json!({"x": "[REDACTED:EMAIL]"}));
+    assert_eq!(r.hits[0].operator, "redact");
+}
+
+#[test]
+fn off_everywhere_is_a_no_op() {
+    let m = masker("secrets = \"off\"\npii = \"off\"\nkeys = \"off\"");
+    assert!(m.is_off());
+    let doc = json!({"password": "x", "e": "alice@example.com"});
+    assert_eq!(run(&m, doc.clone()).0, doc);
+}
+
+#[test]
+fn strict_table() {
+    let bad = |t: &str| -> String {
+        match toml::from_str::<MaskingSpec>(t) {
+            Err(e) => e.to_string(),
+            Ok(s) => s.compile().err().map(|e| format!("{e:?}")).unwrap_or_default(),
+        }
+    };
+    assert!(bad("pii = \"scramble\"").contains("unknown operator `scramble`"));
+    assert!(bad("[detectors]\nemial = \"redact\"").contains("unknown detector `emial`"));
+    assert!(bad("secret = \"off\"").contains("unknown field"));
+    assert!(bad("key_names = [\"--\"]").contains("no letters"));
+}
+
+#[test]
+fn root_string_and_drop_root() {
+    let m = masker("pii = \"drop\"");
+    assert_eq!(run(&m, json!("alice@example.com")).0, Value::Null);
+    assert_eq!(run(&masker(""), json!("alice@example.com")).0, json!("[REDACTED:EMAIL]"));
+}
+
+#[test]
+fn url_query_emails_are_emails_but_userinfo_is_a_password() {
+    let (out, _) = run(&masker(""), json!(["https://x.io/?email=alice@example.com", "postgres://app:s3cr3t@db.internal/x"]));
+    assert_eq!(out, json!(["https://x.io/?email=[REDACTED:EMAIL]", "postgres://app:[REDACTED:CONNECTION_STRING_PASSWORD]@db.internal/x"]));
+}
+
+#[test]
+fn summary_groups_by_operator() {
+    let s = masker("secrets = \"off\"\npii = \"hash\"").summary();
+    assert!(s["operators"]["off"].as_array().is_some_and(|a| a.contains(&json!("jwt"))));
+    assert!(s["operators"]["hash"].as_array().is_some_and(|a| a.contains(&json!("email"))));
+    assert_eq!(s["operators"]["redact"], json!(["key_name"]));
+}

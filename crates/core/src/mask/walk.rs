@@ -1,0 +1,404 @@
+//! The JSON walk: masks string values and object keys in place, sees inside JSON documents
+//! encoded in strings and `\uXXXX` / `%40` escapes in text, and records what it did.
+//!
+//! Strings that need no change are never copied: a string is rewritten only when a detector
+//! fired in it, a nested document is re-encoded only when something inside it changed, and an
+//! object is rebuilt only when one of its keys was masked or a member dropped.
+
+use std::collections::BTreeMap;
+
+use memchr::memchr2;
+use serde_json::{Map, Value};
+
+use super::detectors::{merge, Detector, Engine, Span, MIN_SCAN_LEN};
+use super::operators::{Op, Operators};
+use super::{MaskHit, MaskReport, Masker};
+
+/// How many levels of JSON-in-a-string are decoded; deeper ones are scanned as text.
+const MAX_NESTED: u32 = 4;
+/// Paths kept per (detector, operator) in the report; `count` keeps counting past it.
+pub const MAX_REPORT_PATHS: usize = 64;
+
+/// A JSON path as a linked list on the stack, so descending allocates nothing; it is only
+/// rendered when something is masked.
+#[derive(Clone, Copy)]
+pub struct Path<'a> {
+    seg: Seg<'a>,
+    parent: Option<&'a Path<'a>>,
+}
+
+#[derive(Clone, Copy)]
+enum Seg<'a> {
+    Root,
+    Key(&'a str),
+    Index(usize),
+}
+
+impl<'a> Path<'a> {
+    pub fn root() -> Path<'static> {
+        Path { seg: Seg::Root, parent: None }
+    }
+
+    fn key<'b>(&'b self, k: &'b str) -> Path<'b> {
+        Path { seg: Seg::Key(k), parent: Some(self) }
+    }
+
+    fn index(&self, i: usize) -> Path<'_> {
+        Path { seg: Seg::Index(i), parent: Some(self) }
+    }
+
+    /// `$.messages[0].content`, `$['gen_ai.input.messages']` (normalized-path style).
+    fn render(&self) -> String {
+        let mut segs = Vec::new();
+        let mut p = Some(self);
+        while let Some(n) = p {
+            segs.push(n.seg);
+            p = n.parent;
+        }
+        let mut out = String::from("$");
+        for s in segs.iter().rev() {
+            match s {
+                Seg::Root => {}
+                Seg::Index(i) => {
+                    out.push('[');
+                    out.push_str(&i.to_string());
+                    out.push(']');
+                }
+                Seg::Key(k) => {
+                    let plain = !k.is_empty()
+                        && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                        && !k.as_bytes()[0].is_ascii_digit();
+                    if plain {
+                        out.push('.');
+                        out.push_str(k);
+                    } else {
+                        out.push_str("['");
+                        for c in k.chars() {
+                            if c == '\'' || c == '\\' {
+                                out.push('\\');
+                            }
+                            out.push(c);
+                        }
+                        out.push_str("']");
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Fate {
+    Keep,
+    Drop,
+}
+
+enum TextFate {
+    Keep,
+    Replace(String),
+    Drop,
+}
+
+pub struct Cx<'m> {
+    m: &'m Masker,
+    engine: &'m Engine,
+    ops: Operators,
+    spans: Vec<Span>,
+    pending: Vec<(Detector, Op)>,
+    acc: BTreeMap<(Detector, Op), (u64, Vec<String>)>,
+    changed: u64,
+}
+
+impl<'m> Cx<'m> {
+    pub fn new(m: &'m Masker, engine: &'m Engine, ops: Operators) -> Cx<'m> {
+        Cx { m, engine, ops, spans: Vec::new(), pending: Vec::new(), acc: BTreeMap::new(), changed: 0 }
+    }
+
+    fn flush(&mut self, path: &Path<'_>) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let rendered = path.render();
+        for (d, op) in self.pending.drain(..) {
+            let e = self.acc.entry((d, op)).or_insert((0, Vec::new()));
+            e.0 += 1;
+            if e.1.len() < MAX_REPORT_PATHS && e.1.last() != Some(&rendered) {
+                e.1.push(rendered.clone());
+            }
+        }
+    }
+
+    pub fn report(self) -> MaskReport {
+        MaskReport {
+            hits: self
+                .acc
+                .into_iter()
+                .map(|((d, op), (count, paths))| MaskHit {
+                    detector: d.name().to_owned(),
+                    operator: op.name().to_owned(),
+                    count,
+                    paths,
+                })
+                .collect(),
+        }
+    }
+
+    /// Masks `doc` in place; a root that must be dropped becomes `null`.
+    pub fn document(&mut self, doc: &mut Value) {
+        if self.value(doc, &Path::root(), 0) == Fate::Drop {
+            *doc = Value::Null;
+        }
+    }
+
+    fn value(&mut self, v: &mut Value, path: &Path<'_>, depth: u32) -> Fate {
+        match v {
+            Value::String(s) => match self.string(s, path, depth) {
+                TextFate::Keep => Fate::Keep,
+                TextFate::Replace(n) => {
+                    *s = n;
+                    self.changed += 1;
+                    Fate::Keep
+                }
+                TextFate::Drop => Fate::Drop,
+            },
+            Value::Array(a) => {
+                for (i, e) in a.iter_mut().enumerate() {
+                    if self.value(e, &path.index(i), depth) == Fate::Drop {
+                        *e = Value::Null;
+                        self.changed += 1;
+                    }
+                }
+                Fate::Keep
+            }
+            Value::Object(m) => {
+                self.object(m, path, depth);
+                Fate::Keep
+            }
+            Value::Null | Value::Bool(_) | Value::Number(_) => Fate::Keep,
+        }
+    }
+
+    fn object(&mut self, m: &mut Map<String, Value>, path: &Path<'_>, depth: u32) {
+        let masker = self.m;
+        let n = m.len();
+        let mut new_keys: Vec<Option<String>> = Vec::new();
+        let mut drops: Vec<bool> = Vec::new();
+        for (i, k) in m.keys().enumerate() {
+            match self.text(k) {
+                TextFate::Keep => {}
+                TextFate::Replace(nk) => {
+                    self.flush(&path.key(&nk));
+                    new_keys.resize(n, None);
+                    new_keys[i] = Some(nk);
+                }
+                TextFate::Drop => {
+                    self.flush(path);
+                    drops.resize(n, false);
+                    drops[i] = true;
+                }
+            }
+        }
+        let key_op = masker.key_op;
+        // OpenTelemetry attributes name their key in a sibling: {"key": "...authorization", "value": {...}}.
+        // Checked by position, not by lookup: hashing every object's keys would cost more.
+        let attr_secret = key_op != Op::Off
+            && m.len() <= 4
+            && m.iter().any(|(k, v)| k == "key" && v.as_str().is_some_and(|s| masker.key_names.matches(s)))
+            && m.keys().any(|k| k == "value");
+        for (i, (k, v)) in m.iter_mut().enumerate() {
+            if drops.get(i) == Some(&true) {
+                continue;
+            }
+            let shown = new_keys.get(i).and_then(|o| o.as_deref()).unwrap_or(k);
+            let p = path.key(shown);
+            let secret = key_op != Op::Off && (masker.key_names.matches(k) || (attr_secret && k == "value"));
+            let fate = if secret { self.whole(v, &p, key_op) } else { self.value(v, &p, depth) };
+            if fate == Fate::Drop {
+                drops.resize(n, false);
+                drops[i] = true;
+            }
+        }
+        if new_keys.is_empty() && !drops.contains(&true) {
+            return;
+        }
+        self.changed += 1;
+        let old = std::mem::take(m);
+        for (i, (k, v)) in old.into_iter().enumerate() {
+            if drops.get(i) == Some(&true) {
+                continue;
+            }
+            let mut key = new_keys.get_mut(i).and_then(Option::take).unwrap_or(k);
+            if m.contains_key(&key) {
+                // Two keys masked to the same text: keep both members.
+                let base = key.clone();
+                let mut n = 2;
+                while m.contains_key(&key) {
+                    key = format!("{base}#{n}");
+                    n += 1;
+                }
+            }
+            m.insert(key, v);
+        }
+    }
+
+    /// Masks every scalar under a credential-like key, whatever it looks like.
+    fn whole(&mut self, v: &mut Value, path: &Path<'_>, op: Op) -> Fate {
+        let op = self.ops.effective(op);
+        if op == Op::Drop {
+            self.pending.push((Detector::KeyName, op));
+            self.flush(path);
+            return Fate::Drop;
+        }
+        let label = Detector::KeyName.label();
+        let text = match v {
+            Value::String(s) => std::mem::take(s),
+            Value::Number(n) => n.to_string(),
+            Value::Array(a) => {
+                for (i, e) in a.iter_mut().enumerate() {
+                    self.whole(e, &path.index(i), op);
+                }
+                return Fate::Keep;
+            }
+            Value::Object(m) => {
+                for (k, e) in m.iter_mut() {
+                    self.whole(e, &path.key(k), op);
+                }
+                return Fate::Keep;
+            }
+            Value::Null | Value::Bool(_) => return Fate::Keep,
+        };
+        let mut out = String::new();
+        self.ops.apply(op, &label, &text, &mut out);
+        *v = Value::String(out);
+        self.changed += 1;
+        self.pending.push((Detector::KeyName, op));
+        self.flush(path);
+        Fate::Keep
+    }
+
+    fn string(&mut self, s: &str, path: &Path<'_>, depth: u32) -> TextFate {
+        if s.len() < MIN_SCAN_LEN {
+            return TextFate::Keep;
+        }
+        if depth < MAX_NESTED && looks_like_json(s) {
+            if let Ok(mut nested) = serde_json::from_str::<Value>(s) {
+                let before = self.changed;
+                if self.value(&mut nested, path, depth + 1) == Fate::Drop {
+                    return TextFate::Drop;
+                }
+                if self.changed == before {
+                    return TextFate::Keep;
+                }
+                return match serde_json::to_string(&nested) {
+                    Ok(t) => TextFate::Replace(t),
+                    // Cannot happen for a Value with string keys; fail closed anyway.
+                    Err(_) => TextFate::Replace("[REDACTED:UNENCODABLE]".to_owned()),
+                };
+            }
+        }
+        let fate = self.text(s);
+        self.flush(path);
+        fate
+    }
+
+    /// Detects and masks inside one piece of text, queueing its hits in `pending`.
+    fn text(&mut self, s: &str) -> TextFate {
+        if s.len() < MIN_SCAN_LEN || self.m.enabled.is_empty() {
+            return TextFate::Keep;
+        }
+        let decoded = if memchr2(b'\\', b'%', s.as_bytes()).is_some() { decode_escapes(s) } else { None };
+        let src = decoded.as_deref().unwrap_or(s);
+        self.spans.clear();
+        self.engine.scan(src, self.m.enabled, &mut self.spans);
+        if self.spans.is_empty() {
+            return TextFate::Keep;
+        }
+        merge(&mut self.spans);
+        let mut drop = false;
+        for sp in &self.spans {
+            let op = self.ops.effective(self.m.op(sp.detector));
+            drop |= op == Op::Drop;
+            self.pending.push((sp.detector, op));
+        }
+        if drop {
+            return TextFate::Drop;
+        }
+        let mut out = String::with_capacity(src.len() + 16 * self.spans.len());
+        let mut at = 0;
+        for sp in &self.spans {
+            let (Some(before), Some(val)) = (src.get(at..sp.start), src.get(sp.start..sp.end)) else {
+                // Spans come from byte scanners on ASCII boundaries; if one ever were not on a
+                // char boundary, mask the whole text rather than risk serving it.
+                out.clear();
+                self.ops.apply(Op::Redact, &sp.detector.label(), "", &mut out);
+                return TextFate::Replace(out);
+            };
+            out.push_str(before);
+            self.ops.apply(self.m.op(sp.detector), &sp.detector.label(), val, &mut out);
+            at = sp.end;
+        }
+        out.push_str(src.get(at..).unwrap_or(""));
+        TextFate::Replace(out)
+    }
+}
+
+fn looks_like_json(s: &str) -> bool {
+    let t = s.trim_ascii();
+    matches!(
+        (t.as_bytes().first(), t.as_bytes().last()),
+        (Some(b'{'), Some(b'}')) | (Some(b'['), Some(b']')) | (Some(b'"'), Some(b'"'))
+    ) && t.len() >= 2
+}
+
+/// Decodes `\uXXXX` (with surrogate pairs) and ASCII `%XX` escapes, so `alice\u0040example.com`
+/// and `alice%40example.com` are seen as the email they spell. `None` when nothing decodes.
+pub fn decode_escapes(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let hex4 = |i: usize| -> Option<u32> {
+        let h = b.get(i..i + 4)?;
+        u32::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()
+    };
+    let hex2 = |i: usize| -> Option<u8> {
+        let h = b.get(i..i + 2)?;
+        u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()
+    };
+    let mut out = String::with_capacity(s.len());
+    let mut changed = false;
+    let mut i = 0;
+    let mut last = 0;
+    while i < b.len() {
+        let (ch, len) = match b[i] {
+            b'\\' if b.get(i + 1) == Some(&b'u') => match hex4(i + 2) {
+                Some(hi @ 0xD800..=0xDBFF) => match (b.get(i + 6..i + 8), hex4(i + 8)) {
+                    (Some(b"\\u"), Some(lo @ 0xDC00..=0xDFFF)) => {
+                        (char::from_u32(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)), 12)
+                    }
+                    _ => (None, 0),
+                },
+                Some(cp) => (char::from_u32(cp), 6),
+                None => (None, 0),
+            },
+            b'%' => match hex2(i + 1) {
+                Some(v) if v.is_ascii() && !v.is_ascii_control() => (Some(char::from(v)), 3),
+                _ => (None, 0),
+            },
+            _ => (None, 0),
+        };
+        match ch {
+            Some(c) if len > 0 => {
+                out.push_str(s.get(last..i).unwrap_or(""));
+                out.push(c);
+                i += len;
+                last = i;
+                changed = true;
+            }
+            _ => i += 1,
+        }
+    }
+    if !changed {
+        return None;
+    }
+    out.push_str(s.get(last..).unwrap_or(""));
+    Some(out)
+}

@@ -1,0 +1,133 @@
+//! Phase 7, audit: every request — allowed, denied or failed — leaves one record, written
+//! before the response is released. If the record cannot be written the client gets 503 and
+//! none of the response (fail closed).
+//!
+//! Handlers open an [`Audited`] when the request arrives, fill it phase by phase, and hand their
+//! outcome to [`finish`], which is the only way a trace route produces a response.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use tracegate_audit::{BodyDigest, Decision, Entry, MaskApplied, PrincipalRecord, RequestRecord, Slice, Timestamp};
+use tracegate_core::mask::MaskReport;
+use tracegate_core::{Action, Principal, Role};
+
+use crate::error::ApiError;
+use crate::metrics::DecisionLabel;
+use crate::state::AppState;
+
+/// The audit record of one request, filled in as the request moves through its phases.
+pub struct Audited {
+    pub entry: Entry,
+    started: Instant,
+}
+
+/// A successful outcome, fully rendered, not yet released.
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn json(status: StatusCode, body: Vec<u8>) -> Reply {
+        Reply { status, headers: vec![(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body: body.into() }
+    }
+
+    pub fn header(mut self, name: &'static str, value: &str) -> Reply {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            self.headers.push((HeaderName::from_static(name), v));
+        }
+        self
+    }
+}
+
+impl Audited {
+    pub fn begin(method: &str, route: &str, action: Option<Action>, client: Option<SocketAddr>) -> Audited {
+        let mut entry = Entry::request(uuid::Uuid::new_v4().to_string(), Timestamp::now());
+        entry.client_addr = client.map(|a| a.to_string());
+        entry.request = Some(RequestRecord {
+            method: method.to_owned(),
+            route: route.to_owned(),
+            action: action.map(|a| a.as_str().to_owned()),
+            ..RequestRecord::default()
+        });
+        Audited { entry, started: Instant::now() }
+    }
+
+    pub fn principal(&mut self, state: &AppState, who: &Principal) {
+        let roles = state.policy.roles_for_groups(&who.groups).iter().map(|r| r.name.clone()).collect();
+        self.entry.principal = Some(PrincipalRecord::new(who, roles));
+        self.entry.policy_version = Some(state.policy.version.0.clone());
+    }
+
+    pub fn request(&mut self) -> &mut RequestRecord {
+        self.entry.request.get_or_insert_with(RequestRecord::default)
+    }
+
+    /// The role that served, the rules behind it, its slice and what masking did.
+    pub fn served(&mut self, role: &Role, rules: Vec<String>, masks: &MaskReport) {
+        self.entry.role = Some(role.name.clone());
+        self.entry.rules = rules;
+        self.entry.slice = Some(Slice::of(&role.fields));
+        self.entry.masks = MaskApplied::from_report(masks);
+    }
+}
+
+/// Records the outcome, then releases it — or, if the record cannot be written, releases only a
+/// 503. Every trace route ends here.
+pub async fn finish(state: &AppState, mut audit: Audited, outcome: Result<Reply, ApiError>) -> Response {
+    let (reply, label) = match outcome {
+        Ok(r) => {
+            if audit.entry.decision == Some(Decision::Error) {
+                audit.entry.decision = Some(Decision::Allow);
+            }
+            (r, "allow")
+        }
+        Err(e) => {
+            let e_ref = &e;
+            let entry = &mut audit.entry;
+            entry.decision = Some(if e_ref.status == StatusCode::FORBIDDEN { Decision::Deny } else { Decision::Error });
+            entry.deny_code = Some(e_ref.code.to_owned());
+            entry.message = Some(e_ref.message.clone());
+            if !e_ref.rules.is_empty() {
+                entry.rules = e_ref.rules.clone();
+            }
+            if e_ref.role.is_some() {
+                entry.role = e_ref.role.clone();
+            }
+            // An error never carries trace data, so whatever was recorded as served is void.
+            entry.slice = None;
+            entry.masks.clear();
+            (e.render(), e.decision())
+        }
+    };
+    audit.entry.status = Some(reply.status.as_u16());
+    let mut digest = BodyDigest::new();
+    digest.update(&reply.body);
+    audit.entry.body(digest);
+    audit.entry.latency_us = Some(u64::try_from(audit.started.elapsed().as_micros()).unwrap_or(u64::MAX));
+    let request_id = audit.entry.request_id.clone();
+    let mut resp = match state.audit.append(&audit.entry).await {
+        Ok(_) => {
+            let mut resp = (reply.status, reply.body).into_response();
+            for (k, v) in reply.headers {
+                resp.headers_mut().insert(k, v);
+            }
+            resp.extensions_mut().insert(DecisionLabel(label));
+            resp
+        }
+        Err(e) => {
+            tracing::error!(error = %e, request_id, "audit record could not be written; failing the request");
+            ApiError::unavailable("audit_unavailable", "the audit trail could not be written, so nothing was served")
+                .into_response()
+        }
+    };
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
+}

@@ -1,0 +1,359 @@
+//! `/v1/access-requests`: just-in-time approval over HTTP — list, show, approve, deny, revoke —
+//! and the approval gate the read path calls.
+//!
+//! Requesters see their own requests; members of a rule's approver groups see the requests of
+//! that rule. A request the caller may not see answers 404, exactly like one that does not exist,
+//! so ids cannot be probed. The rules themselves live in [`tracegate_core::approval`]; store
+//! calls may fsync, so they run on blocking threads.
+
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime};
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+use tracegate_approvals::{ApprovalStore, Committed, Format, Notifier, Opened, StoreError, WebhookConfig};
+use tracegate_core::approval::{AccessRequest, Actor, ApprovalError, Change, Status, Terms};
+use tracegate_core::pipeline::Gate;
+use tracegate_core::Principal;
+
+use super::{query_pairs, Caller};
+use crate::config::GatewayConfig;
+use crate::error::ApiError;
+use crate::metrics::DecisionLabel;
+use crate::state::AppState;
+
+/// Where the approval workflow keeps its state and how it tells approvers.
+pub struct Approvals {
+    pub store: Arc<ApprovalStore>,
+    pub notifier: Option<Notifier>,
+    /// Base URL for links in `202` answers and notifications; relative links when unset.
+    pub public_url: Option<String>,
+    pub sweep_every: Duration,
+}
+
+impl std::fmt::Debug for Approvals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Approvals").field("store", &self.store).finish_non_exhaustive()
+    }
+}
+
+impl Approvals {
+    /// Opens the store named by `[approvals]` (default `<config dir>/approvals`) and starts the
+    /// webhook notifier if one is configured. Must run inside the Tokio runtime.
+    pub fn open(cfg: &GatewayConfig) -> Result<Approvals, String> {
+        let a = &cfg.approvals;
+        let dir = cfg.resolve(a.path.as_deref().unwrap_or(std::path::Path::new("approvals")));
+        let mut store = ApprovalStore::open(&dir).map_err(|e| e.to_string())?;
+        let notifier = match &a.webhook {
+            None => None,
+            Some(w) => {
+                let mut wc = WebhookConfig::new(w.url.clone(), cfg.webhook_secret().map_err(|e| e.to_string())?);
+                wc.format = w.format.unwrap_or(Format::Json);
+                if let Some(n) = w.max_attempts {
+                    wc.max_attempts = n;
+                }
+                if let Some(b) = &w.backoff {
+                    wc.backoff = duration(b, "approvals.webhook.backoff")?;
+                }
+                wc.public_url = a.public_url.clone();
+                Some(Notifier::spawn(wc).map_err(|e| e.to_string())?)
+            }
+        };
+        if let Some(n) = &notifier {
+            let n = n.clone();
+            store.set_listener(Arc::new(move |e, r| n.notify(e, r)));
+        }
+        Ok(Approvals {
+            store: Arc::new(store),
+            notifier,
+            public_url: a.public_url.clone(),
+            sweep_every: match &a.sweep_interval {
+                Some(s) => duration(s, "approvals.sweep_interval")?,
+                None => Duration::from_secs(15),
+            },
+        })
+    }
+
+    /// The link to follow a request.
+    pub fn url(&self, id: &str) -> String {
+        let path = format!("/v1/access-requests/{id}");
+        match &self.public_url {
+            Some(base) => format!("{}{path}", base.trim_end_matches('/')),
+            None => path,
+        }
+    }
+}
+
+fn duration(s: &str, what: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        _ => Err(format!("`{what}` `{s}` is not a positive duration (e.g. `15s`)")),
+    }
+}
+
+/// Records expiries as time brings them, so they are logged, notified and audited even when
+/// nobody asks. Holds the state weakly: it stops when the gateway is dropped.
+pub fn spawn_sweeper(state: &Arc<AppState>) {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return;
+    }
+    let weak: Weak<AppState> = Arc::downgrade(state);
+    let every = state.approvals.sweep_every;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(state) = weak.upgrade() else { return };
+            let store = state.approvals.store.clone();
+            match tokio::task::spawn_blocking(move || store.sweep(SystemTime::now())).await {
+                Ok(Ok(expired)) => {
+                    for c in &expired {
+                        if let Err(e) = audit_change(&state, &c.event.request_id, c, None).await {
+                            tracing::error!(request = %c.request.id, error = %e.message, "auditing an expiry failed");
+                        }
+                    }
+                }
+                Ok(Err(e)) => tracing::error!(error = %e, "sweeping access requests failed"),
+                Err(e) => tracing::error!(error = %e, "the access-request sweeper panicked"),
+            }
+        }
+    });
+}
+
+// ---- the read path's gate ----------------------------------------------------------------
+
+/// The answer of the approval gate for one read.
+pub enum GateOutcome {
+    /// An active grant covers exactly this request: serve it, then [`consume`] the grant.
+    Granted(AccessRequest),
+    /// No grant: the caller waits; answer `202` with this.
+    Wait(Response),
+}
+
+/// Finds the grant covering exactly `gate.shape`, or opens (or joins) the access request for it.
+pub async fn gate(state: &Arc<AppState>, who: &Principal, gate: &Gate<'_>, now: SystemTime) -> Result<GateOutcome, ApiError> {
+    let fp = gate.shape.fingerprint();
+    let store = state.approvals.store.clone();
+    let found = blocking({
+        let fp = fp.clone();
+        move || Ok::<_, StoreError>(store.find_grant(&fp, now))
+    })
+    .await?;
+    if let Some(grant) = found {
+        return Ok(GateOutcome::Granted(grant));
+    }
+    let store = state.approvals.store.clone();
+    let shape = gate.shape.clone();
+    let terms = Terms::of(gate.role.rule("approval"), gate.rule);
+    let opened = blocking(move || store.open_request(shape, terms, now)).await?;
+    if let Opened::Created(c) = &opened {
+        audit_change(state, &c.request.id, c, Some(who)).await?;
+    }
+    let r = opened.request();
+    let url = state.approvals.url(&r.id);
+    let body = json!({
+        "access_request": {
+            "id": r.id,
+            "status": r.status_at(now),
+            "url": url,
+            "fingerprint": r.fingerprint,
+            "role": r.shape.role,
+            "approvers": r.terms.approvers,
+            "approvals_required": r.terms.approvals,
+            "pending_until": humantime::format_rfc3339_seconds(r.pending_until).to_string(),
+        },
+        "message": format!(
+            "this read needs {} approval(s) from {}; repeat exactly the same request once approved",
+            r.terms.approvals,
+            r.terms.approvers.join(", ")
+        ),
+        "rules": gate.rules,
+    });
+    let mut resp = (StatusCode::ACCEPTED, [(axum::http::header::LOCATION, url)], Json(body)).into_response();
+    resp.extensions_mut().insert(DecisionLabel("pending"));
+    Ok(GateOutcome::Wait(resp))
+}
+
+/// Records that a request was served under `grant`. For a one-time grant exactly one of any
+/// concurrent requests gets here first; the others are refused (409) and are sent nothing.
+pub async fn consume(state: &Arc<AppState>, who: &Principal, grant: &AccessRequest, now: SystemTime) -> Result<Committed, ApiError> {
+    let store = state.approvals.store.clone();
+    let (id, fp) = (grant.id.clone(), grant.fingerprint.clone());
+    let c = blocking(move || store.use_grant(&id, &fp, now)).await?;
+    audit_change(state, &c.request.id, &c, Some(who)).await?;
+    Ok(c)
+}
+
+// ---- routes ---------------------------------------------------------------------------------
+
+/// `GET /v1/access-requests[?status=pending]`: the requests the caller may see, newest first.
+pub async fn list(State(state): State<Arc<AppState>>, RawQuery(q): RawQuery, caller: Result<Caller, ApiError>) -> Result<Response, ApiError> {
+    let Caller(who) = caller?;
+    let mut status = None;
+    for (k, v) in query_pairs(q.as_deref(), &["status"])? {
+        let _ = k;
+        status = Some(Status::parse(&v).ok_or_else(|| {
+            ApiError::bad_request("bad_parameter", "`status` must be one of pending, approved, denied, expired, used, revoked")
+        })?);
+    }
+    let actor = Actor::from(&who);
+    let now = SystemTime::now();
+    let all = state.approvals.store.list(now);
+    let visible: Vec<Value> = all
+        .iter()
+        .filter(|r| r.visible_to(&actor))
+        .filter(|r| status.is_none_or(|s| r.status == s))
+        .map(|r| view(&state, r, &actor, now))
+        .collect();
+    Ok(ok(json!({ "access_requests": visible })))
+}
+
+/// `GET /v1/access-requests/{id}`.
+pub async fn show(State(state): State<Arc<AppState>>, Path(id): Path<String>, caller: Result<Caller, ApiError>) -> Result<Response, ApiError> {
+    let Caller(who) = caller?;
+    let actor = Actor::from(&who);
+    let now = SystemTime::now();
+    let r = visible(&state, &id, &actor, now)?;
+    Ok(ok(view(&state, &r, &actor, now)))
+}
+
+/// Body of approve, deny and revoke.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionBody {
+    pub comment: Option<String>,
+}
+
+/// `POST /v1/access-requests/{id}/approve` with an optional `{"comment": ...}`.
+pub async fn approve(state: State<Arc<AppState>>, id: Path<String>, caller: Result<Caller, ApiError>, body: axum::body::Bytes) -> Result<Response, ApiError> {
+    decide(state, id, caller, body, Verb::Approve).await
+}
+
+/// `POST /v1/access-requests/{id}/deny` with `{"comment": ...}` (required).
+pub async fn deny(state: State<Arc<AppState>>, id: Path<String>, caller: Result<Caller, ApiError>, body: axum::body::Bytes) -> Result<Response, ApiError> {
+    decide(state, id, caller, body, Verb::Deny).await
+}
+
+/// `POST /v1/access-requests/{id}/revoke` with `{"comment": ...}` (required).
+pub async fn revoke(state: State<Arc<AppState>>, id: Path<String>, caller: Result<Caller, ApiError>, body: axum::body::Bytes) -> Result<Response, ApiError> {
+    decide(state, id, caller, body, Verb::Revoke).await
+}
+
+#[derive(Clone, Copy)]
+enum Verb {
+    Approve,
+    Deny,
+    Revoke,
+}
+
+async fn decide(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    caller: Result<Caller, ApiError>,
+    body: axum::body::Bytes,
+    verb: Verb,
+) -> Result<Response, ApiError> {
+    // Authenticate.
+    let Caller(who) = caller?;
+    let actor = Actor::from(&who);
+    let body: DecisionBody = if body.iter().all(u8::is_ascii_whitespace) {
+        DecisionBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request("invalid_json", format!("body must be `{{\"comment\": \"...\"}}`: {e}")))?
+    };
+    let now = SystemTime::now();
+    // Only those who may see a request learn that it exists.
+    visible(&state, &id, &actor, now)?;
+    // Decide and record, atomically in the store.
+    let store = state.approvals.store.clone();
+    let c = blocking({
+        let (id, actor) = (id.clone(), actor.clone());
+        move || {
+            let comment = body.comment.as_deref();
+            match verb {
+                Verb::Approve => store.approve(&id, &actor, comment, now),
+                Verb::Deny => store.deny(&id, &actor, comment, now),
+                Verb::Revoke => store.revoke(&id, &actor, comment, now),
+            }
+        }
+    })
+    .await?;
+    // Audit, then respond.
+    audit_change(&state, &c.request.id, &c, Some(&who)).await?;
+    Ok(ok(view(&state, &c.request, &actor, now)))
+}
+
+fn visible(state: &AppState, id: &str, actor: &Actor, now: SystemTime) -> Result<AccessRequest, ApiError> {
+    state
+        .approvals
+        .store
+        .get(id, now)
+        .filter(|r| r.visible_to(actor))
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("access request `{id}` not found")))
+}
+
+/// The JSON shape of a request, with what the caller may do with it.
+fn view(state: &AppState, r: &AccessRequest, actor: &Actor, now: SystemTime) -> Value {
+    let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
+    v["status"] = json!(r.status_at(now));
+    v["url"] = json!(state.approvals.url(&r.id));
+    v["approved_by"] = json!(r.approvers().iter().map(|p| p.subject.as_str()).collect::<Vec<_>>());
+    v["you_may_decide"] = json!(r.status_at(now) == Status::Pending && r.may_decide(actor).is_ok());
+    v
+}
+
+fn ok(body: Value) -> Response {
+    let mut resp = Json(body).into_response();
+    resp.extensions_mut().insert(DecisionLabel("none"));
+    resp
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, StoreError> + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| ApiError::internal("internal", "the approvals task failed"))?
+        .map_err(store_error)
+}
+
+/// Store failures as HTTP: who-you-are refusals 403, state conflicts 409, bad input 400, and the
+/// store itself failing 503 (the change did not happen).
+pub fn store_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound(id) => ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("access request `{id}` not found")),
+        StoreError::Refused(a) => {
+            let status = if a.is_forbidden() || matches!(a, ApprovalError::NotCovered { .. }) {
+                StatusCode::FORBIDDEN
+            } else if a.is_conflict() {
+                StatusCode::CONFLICT
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            ApiError::new(status, a.code(), a.to_string())
+        }
+        other => {
+            tracing::error!(error = %other, "approvals store failed");
+            ApiError::unavailable("approvals_unavailable", "the approvals store is unavailable")
+        }
+    }
+}
+
+/// AUDIT HOOK: every access-request state change becomes an `approval` audit record, before
+/// the caller is answered (fail closed). `who` is the person who caused it (none for expiry).
+async fn audit_change(state: &AppState, _request_id: &str, c: &Committed, who: Option<&Principal>) -> Result<(), ApiError> {
+    let _ = (state, who);
+    tracing::info!(
+        access_request = %c.request.id,
+        change = c.event.change.name(),
+        status = %c.request.status,
+        by = ?match &c.event.change {
+            Change::Approved { by, .. } | Change::Denied { by, .. } | Change::Revoked { by, .. } => Some(by.subject.as_str()),
+            _ => None,
+        },
+        "access request changed"
+    );
+    Ok(())
+}

@@ -1,0 +1,345 @@
+//! `tracegate audit verify|replay|export|prune|public-key`: the auditor's commands.
+//!
+//! They read the `[audit]` table of the config file themselves, so `verify` and `export` work on a
+//! copied audit directory with only its public key (`--dir`, `--public-key`), without the rest of
+//! the gateway's configuration. `prune` takes the directory's writer lock: run it while the
+//! gateway is stopped (the running gateway prunes itself when `retention` is set).
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use anyhow::{bail, Context};
+use serde_json::json;
+use tracegate_audit::{
+    AuditConfig, AuditLog, AuditQuery, BodyDigest, Decision, Kind, PolicyArchive, PublicKey, Record, Timestamp,
+};
+use tracegate_core::pipeline::{project_and_mask, Candidate};
+use tracegate_core::project::FieldRequest;
+use tracegate_core::{Policy, PolicyVersion, TraceId};
+
+#[derive(clap::Subcommand)]
+pub enum AuditCmd {
+    /// Check the whole hash chain and every checkpoint signature; report the first break.
+    Verify {
+        #[command(flatten)]
+        src: Source,
+        /// Print the full report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reproduce what a read showed: re-fetch the recorded object version, re-apply the recorded
+    /// policy version and masking, and compare with the recorded digest.
+    Replay {
+        /// The request id of the record (the `x-request-id` the client got).
+        id: String,
+        /// The gateway config file (`tracegate.toml`), for the store and the masking key.
+        #[arg(long)]
+        config: PathBuf,
+        /// Also print the reproduced body.
+        #[arg(long)]
+        show: bool,
+    },
+    /// Write records as JSON Lines (verbatim, still verifiable) for a SIEM.
+    Export {
+        #[command(flatten)]
+        src: Source,
+        #[command(flatten)]
+        filter: Filter,
+        /// Output file (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Export and remove records older than the retention age, anchoring the cut with a signed
+    /// checkpoint so what remains still verifies. Run while the gateway is stopped.
+    Prune {
+        /// The gateway config file (`tracegate.toml`).
+        #[arg(long)]
+        config: PathBuf,
+        /// Age, e.g. `400d` (default: `[audit] retention`).
+        #[arg(long)]
+        older_than: Option<String>,
+        /// Export file (default: `<audit dir>/exports/pruned-<unix ms>.jsonl`).
+        #[arg(long)]
+        export: Option<PathBuf>,
+    },
+    /// Print the checkpoint public key for verifiers (`ed25519:<base64>`).
+    PublicKey {
+        /// The gateway config file (`tracegate.toml`).
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+/// Where the audit trail is: a config file, or a directory and the public key(s) to trust.
+#[derive(clap::Args)]
+pub struct Source {
+    /// The gateway config file (`tracegate.toml`); its `[audit]` table locates everything.
+    #[arg(long, required_unless_present = "dir")]
+    config: Option<PathBuf>,
+    /// An audit directory (e.g. a copy), instead of `--config`.
+    #[arg(long, conflicts_with = "config")]
+    dir: Option<PathBuf>,
+    /// Public key file(s) to trust (`ed25519:...`); default `<signing_key>.pub` from the config.
+    #[arg(long = "public-key")]
+    public_keys: Vec<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct Filter {
+    /// Records at or after this time (RFC 3339).
+    #[arg(long)]
+    since: Option<String>,
+    /// Records before this time (RFC 3339).
+    #[arg(long)]
+    until: Option<String>,
+    /// Only this principal subject.
+    #[arg(long)]
+    subject: Option<String>,
+    /// Only records naming this trace id.
+    #[arg(long)]
+    trace_id: Option<String>,
+    /// `allow`, `deny`, `error` or `pending`.
+    #[arg(long)]
+    decision: Option<String>,
+}
+
+pub fn run(cmd: AuditCmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        AuditCmd::Verify { src, json } => verify(&src, json),
+        AuditCmd::Replay { id, config, show } => super::serve::runtime()?.block_on(replay(&id, &config, show)),
+        AuditCmd::Export { src, filter, out } => export(&src, &filter, out.as_deref()),
+        AuditCmd::Prune { config, older_than, export } => prune(&config, older_than.as_deref(), export),
+        AuditCmd::PublicKey { config } => {
+            let cfg = audit_config(&config)?;
+            let key = PublicKey::load(&tracegate_audit::public_key_path(&cfg.signing_key))
+                .or_else(|_| cfg.load_signing_key().map(|k| k.public_key().clone()))?;
+            println!("{key}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The `[audit]` table of a gateway config, paths resolved against the config file's directory.
+pub fn audit_config(config: &Path) -> anyhow::Result<AuditConfig> {
+    let text = std::fs::read_to_string(config).with_context(|| format!("reading `{}`", config.display()))?;
+    let table: toml::Table = toml::from_str(&text).with_context(|| format!("parsing `{}`", config.display()))?;
+    let audit: AuditConfig = match table.get("audit") {
+        Some(v) => v.clone().try_into().with_context(|| format!("`{}`: [audit]", config.display()))?,
+        None => AuditConfig::default(),
+    };
+    let base = config.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    Ok(audit.resolve(base))
+}
+
+fn locate(src: &Source) -> anyhow::Result<(PathBuf, Vec<PublicKey>)> {
+    let cfg = src.config.as_deref().map(audit_config).transpose()?;
+    let dir = match (&src.dir, &cfg) {
+        (Some(d), _) => d.clone(),
+        (None, Some(c)) => c.dir.clone(),
+        (None, None) => bail!("give `--config FILE` or `--dir DIR`"),
+    };
+    let mut paths = src.public_keys.clone();
+    if paths.is_empty() {
+        match &cfg {
+            Some(c) => paths.push(tracegate_audit::public_key_path(&c.signing_key)),
+            None => bail!("with `--dir`, give the public key(s) to trust with `--public-key FILE`"),
+        }
+    }
+    let keys = paths
+        .iter()
+        .map(|p| PublicKey::load(p).with_context(|| format!("public key `{}`", p.display())))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok((dir, keys))
+}
+
+fn verify(src: &Source, as_json: bool) -> anyhow::Result<ExitCode> {
+    let (dir, keys) = locate(src)?;
+    let report = tracegate_audit::verify(&dir, &keys)?;
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    for p in &report.problems {
+        eprintln!("{}: {:?}: {p}", dir.display(), p.kind);
+    }
+    let range = match (report.first_seq, report.last_seq) {
+        (Some(a), Some(b)) => format!("seq {a}..={b}"),
+        _ => "no records".into(),
+    };
+    if report.torn_tail_bytes > 0 {
+        eprintln!("note: {} bytes of an unfinished final line (a crash mid-write); the gateway cuts them on next start", report.torn_tail_bytes);
+    }
+    if report.ok() {
+        eprintln!(
+            "{}: ok: {} records ({range}), {} valid checkpoints ({} anchors), {} records after the last checkpoint",
+            dir.display(),
+            report.records,
+            report.checkpoints,
+            report.anchors,
+            report.unsigned_records
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("{}: FAILED: {} problem(s); chain intact up to {range}", dir.display(), report.problems.len());
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+fn filter(f: &Filter) -> anyhow::Result<AuditQuery> {
+    let time = |s: &Option<String>| s.as_deref().map(Timestamp::parse).transpose().map_err(anyhow::Error::msg);
+    let decision = match f.decision.as_deref() {
+        None => None,
+        Some(d) => Some(serde_json::from_value::<Decision>(json!(d)).map_err(|_| anyhow::anyhow!("`{d}` is not a decision (allow, deny, error, pending)"))?),
+    };
+    Ok(AuditQuery {
+        since: time(&f.since)?,
+        until: time(&f.until)?,
+        subject: f.subject.clone(),
+        request_id: None,
+        trace_id: f.trace_id.clone(),
+        decision,
+        kind: None,
+        limit: None,
+    })
+}
+
+fn export(src: &Source, f: &Filter, out: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let dir = match (&src.dir, &src.config) {
+        (Some(d), _) => d.clone(),
+        (None, Some(c)) => audit_config(c)?.dir,
+        (None, None) => bail!("give `--config FILE` or `--dir DIR`"),
+    };
+    let q = filter(f)?;
+    let n = match out {
+        Some(path) => {
+            let file = File::options().write(true).create_new(true).open(path).with_context(|| format!("creating `{}`", path.display()))?;
+            let mut w = BufWriter::new(file);
+            let n = tracegate_audit::export(&dir, &q, &mut w)?;
+            w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+            n
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let mut lock = stdout.lock();
+            tracegate_audit::export(&dir, &q, &mut lock)?
+        }
+    };
+    eprintln!("exported {n} records");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn prune(config: &Path, older_than: Option<&str>, export: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let cfg = audit_config(config)?;
+    let age = match older_than {
+        Some(s) => humantime::parse_duration(s).with_context(|| format!("`{s}` is not a duration"))?,
+        None => cfg.retention.context("no `--older-than` and no `[audit] retention` configured")?,
+    };
+    let before = SystemTime::now().checked_sub(age).context("age reaches before the epoch")?;
+    let export = match export {
+        Some(p) => p,
+        None => {
+            let dir = cfg.dir.join("exports");
+            std::fs::create_dir_all(&dir)?;
+            let ms = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+            dir.join(format!("pruned-{ms}.jsonl"))
+        }
+    };
+    let key = cfg.load_signing_key()?;
+    let rt = super::serve::runtime()?;
+    let report = rt.block_on(async {
+        let log = AuditLog::open(cfg.log_options(), key)?;
+        let r = log.prune(before, export.clone()).await;
+        log.shutdown().await?;
+        r
+    })?;
+    match report.first_seq {
+        Some(first) => eprintln!("pruned {} records to `{}`; the log now starts at seq {first}", report.pruned, export.display()),
+        None => eprintln!("nothing older than {}", humantime::format_rfc3339_seconds(before)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn replay(id: &str, config: &Path, show: bool) -> anyhow::Result<ExitCode> {
+    let acfg = audit_config(config)?;
+    let record = find(&acfg.dir, id)?;
+    let e = &record.entry;
+    let outcome = |result: &str, detail: String| {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "seq": record.seq, "request_id": e.request_id, "result": result, "detail": detail,
+            }))
+            .unwrap_or_default()
+        );
+    };
+    let readable = e.kind == Kind::Request
+        && e.decision == Some(Decision::Allow)
+        && e.request.as_ref().and_then(|r| r.action.as_deref()) == Some("read");
+    let (Some(req), Some(policy_version), Some(role_name), Some(object_version), Some(recorded_digest)) =
+        (&e.request, &e.policy_version, &e.role, &e.object_version, &e.body_sha256)
+    else {
+        outcome("not_replayable", "the record lacks the request, policy version, role, object version or digest".into());
+        return Ok(ExitCode::FAILURE);
+    };
+    if !readable || req.trace_ids.len() != 1 {
+        outcome("not_replayable", "only allowed reads of one trace are replayed".into());
+        return Ok(ExitCode::FAILURE);
+    }
+
+    let gw = tracegate_server::GatewayConfig::load(config)?;
+    let text = PolicyArchive::new(&acfg.dir).get(&PolicyVersion(policy_version.clone()))?;
+    let policy = Policy::parse(policy_version, &text)?;
+    let Some(role) = policy.role(role_name) else {
+        outcome("not_replayable", format!("role `{role_name}` is not in policy {policy_version}"));
+        return Ok(ExitCode::FAILURE);
+    };
+    let tid = TraceId::parse(&req.trace_ids[0])?;
+    let store = match &gw.store {
+        tracegate_server::config::StoreSection::Local { path } => tracegate_store::ObjectTraceStore::local(&gw.resolve(path))?,
+    };
+    let stored = match tracegate_store::TraceStore::get(&store, &tid).await {
+        Ok(s) => s,
+        Err(tracegate_store::StoreError::NotFound(_)) => {
+            outcome("object_deleted", format!("trace `{tid}` no longer exists; what was shown cannot be reproduced"));
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if &stored.version != object_version {
+        outcome(
+            "object_changed",
+            format!("trace `{tid}` is now version {} but {object_version} was served; what was shown cannot be reproduced", stored.version),
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    let doc = serde_json::from_slice(&stored.bytes)?;
+    let fields = if req.fields.is_empty() { None } else { Some(FieldRequest::parse_all(req.fields.iter().map(String::as_str))?) };
+    let key = tracegate_core::mask::MaskKey(gw.mask_key()?.unwrap_or_default());
+    let served = project_and_mask(&[Candidate { role, rules: Vec::new() }], doc, fields.as_deref(), &key)
+        .map_err(|d| anyhow::anyhow!("re-applying the policy refused the read: {}", d.message))?;
+    let body = serde_json::to_vec(&served.body)?;
+    let (_, digest) = BodyDigest::of(&body);
+    if show {
+        let mut out = std::io::stdout().lock();
+        out.write_all(&body)?;
+        out.write_all(b"\n")?;
+    }
+    if &digest == recorded_digest {
+        outcome("reproduced", format!("sha256 {digest} matches the record: this is exactly what was shown"));
+        Ok(ExitCode::SUCCESS)
+    } else {
+        outcome("digest_mismatch", format!("replayed sha256 {digest} differs from the recorded {recorded_digest}"));
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// The request record with this request id.
+fn find(dir: &Path, id: &str) -> anyhow::Result<Record> {
+    let q = AuditQuery { request_id: Some(id.to_owned()), kind: Some(Kind::Request), limit: Some(1), ..AuditQuery::default() };
+    tracegate_audit::query(dir, &q)?
+        .into_iter()
+        .next()
+        .with_context(|| format!("no audit record for request `{id}` in `{}`", dir.display()))
+}

@@ -1,0 +1,174 @@
+//! `tracegate requests list|show|approve|deny|revoke`: the approver's (and requester's) view of
+//! access requests, through the running gateway's HTTP API. The CLI authenticates like any
+//! caller — with a bearer token from `--token` or `TRACEGATE_TOKEN` — so it can do exactly what
+//! that identity may do over HTTP, nothing more.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde_json::Value;
+use tracegate_server::GatewayConfig;
+
+#[derive(clap::Subcommand)]
+pub enum Cmd {
+    /// List the access requests you may see (your own, and those you may decide).
+    List {
+        /// Only requests in this state: pending, approved, denied, expired, used, revoked.
+        #[arg(long)]
+        status: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Show one access request.
+    Show {
+        id: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Approve a request (never your own).
+    Approve {
+        id: String,
+        /// Why, for the record.
+        #[arg(long)]
+        comment: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Deny a request; a deny by any approver ends it.
+    Deny {
+        id: String,
+        /// Why (required: the requester deserves a reason).
+        #[arg(long)]
+        comment: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Revoke an active grant.
+    Revoke {
+        id: String,
+        /// Why (required).
+        #[arg(long)]
+        comment: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+/// How to reach the gateway and as whom.
+#[derive(clap::Args, Clone)]
+pub struct Conn {
+    /// The gateway config file; the gateway is reached at `approvals.public_url`, else at
+    /// `server.listen`.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The gateway's base URL, e.g. `http://127.0.0.1:8080` (overrides the config).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Bearer token of the caller.
+    #[arg(long, env = "TRACEGATE_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// Print the gateway's JSON instead of a summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
+    let (code, out) = super::serve::runtime()?.block_on(execute(cmd))?;
+    if code == ExitCode::SUCCESS {
+        println!("{out}");
+    } else {
+        eprintln!("{out}");
+    }
+    Ok(code)
+}
+
+/// Runs a command and returns its exit code and output, so tests drive the same code.
+pub async fn execute(cmd: Cmd) -> anyhow::Result<(ExitCode, String)> {
+    let (conn, method, path, body) = match &cmd {
+        Cmd::List { status, conn } => {
+            let q = status.as_deref().map(|s| format!("?status={s}")).unwrap_or_default();
+            (conn, "GET", format!("/v1/access-requests{q}"), None)
+        }
+        Cmd::Show { id, conn } => (conn, "GET", format!("/v1/access-requests/{}", seg(id)?), None),
+        Cmd::Approve { id, comment, conn } => {
+            (conn, "POST", format!("/v1/access-requests/{}/approve", seg(id)?), Some(serde_json::json!({ "comment": comment })))
+        }
+        Cmd::Deny { id, comment, conn } => {
+            (conn, "POST", format!("/v1/access-requests/{}/deny", seg(id)?), Some(serde_json::json!({ "comment": comment })))
+        }
+        Cmd::Revoke { id, comment, conn } => {
+            (conn, "POST", format!("/v1/access-requests/{}/revoke", seg(id)?), Some(serde_json::json!({ "comment": comment })))
+        }
+    };
+    let base = base_url(conn)?;
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().context("building the HTTP client")?;
+    let url = format!("{}{path}", base.trim_end_matches('/'));
+    let req = match method {
+        "POST" => client.post(&url).json(&body.unwrap_or(Value::Null)),
+        _ => client.get(&url),
+    };
+    let resp = req.bearer_auth(conn.token.trim()).send().await.with_context(|| format!("reaching the gateway at `{base}`"))?;
+    let status = resp.status();
+    let json: Value = resp.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        let msg = json["error"]["message"].as_str().unwrap_or("no message");
+        let code = json["error"]["code"].as_str().unwrap_or("error");
+        return Ok((ExitCode::FAILURE, format!("error: {code} ({}): {msg}", status.as_u16())));
+    }
+    if conn.json {
+        return Ok((ExitCode::SUCCESS, serde_json::to_string_pretty(&json)?));
+    }
+    let out = match &cmd {
+        Cmd::List { .. } => {
+            let rows: Vec<String> = json["access_requests"].as_array().map(|a| a.iter().map(summary).collect()).unwrap_or_default();
+            if rows.is_empty() {
+                "no access requests".to_owned()
+            } else {
+                rows.join("\n")
+            }
+        }
+        Cmd::Show { .. } => serde_json::to_string_pretty(&json)?,
+        _ => summary(&json),
+    };
+    Ok((ExitCode::SUCCESS, out))
+}
+
+/// One line: id, status, requester, role, traces, purpose, approvers.
+fn summary(r: &Value) -> String {
+    let s = |v: &Value| v.as_str().unwrap_or("-").to_owned();
+    let list = |v: &Value| v.as_array().map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(",")).unwrap_or_default();
+    format!(
+        "{}  {:<8}  {}  role={}  traces={}  purpose={}  approved_by={}",
+        s(&r["id"]),
+        s(&r["status"]),
+        s(&r["shape"]["requester"]["subject"]),
+        s(&r["shape"]["role"]),
+        list(&r["shape"]["traces"]),
+        s(&r["shape"]["purpose"]),
+        list(&r["approved_by"]),
+    )
+}
+
+fn base_url(conn: &Conn) -> anyhow::Result<String> {
+    if let Some(u) = &conn.url {
+        return Ok(u.clone());
+    }
+    let Some(path) = &conn.config else {
+        bail!("say where the gateway is: --url URL or --config FILE");
+    };
+    let cfg = GatewayConfig::load(path)?;
+    Ok(match &cfg.approvals.public_url {
+        Some(u) => u.clone(),
+        None => format!("http://{}", cfg.server.listen),
+    })
+}
+
+/// An id as one path segment; ids are `ar_<hex>`, so anything else is refused before sending.
+fn seg(id: &str) -> anyhow::Result<&str> {
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+        bail!("`{id}` is not an access request id");
+    }
+    Ok(id)
+}

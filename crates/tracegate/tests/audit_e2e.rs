@@ -1,0 +1,217 @@
+//! The audit trail through the running gateway: one record per request, readable by auditors,
+//! failing closed when it cannot be written, and intact after `kill -9` under load.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{code, Gateway};
+use sha2::{Digest, Sha256};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tracegate");
+
+fn log_records(data: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(data.join("audit/audit.jsonl")).unwrap_or_default();
+    text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_leaves_one_record() {
+    let gw = Gateway::start().await;
+    let sam = gw.token("sam", &["support"], &[("tenant", "acme")]);
+    let erin = gw.token("erin", &["eng"], &[]);
+    let ada = gw.token("ada", &["audit"], &[]);
+
+    let mut seen = Vec::new(); // (request id, status, body bytes)
+    for (path, token) in [
+        ("/v1/traces/demo-agent-1", sam.as_str()),
+        ("/v1/traces/demo-agent-1?fields=$..reasoning", sam.as_str()),
+        ("/v1/traces/demo-agent-1?fields=$.steps[", erin.as_str()),
+        ("/v1/traces/demo-agent-1", "not-a-token"),
+        ("/v1/traces?agent=refund-agent", erin.as_str()),
+    ] {
+        let r = gw.client.get(gw.url(path)).bearer_auth(token).send().await.unwrap();
+        let id = r.headers().get("x-request-id").unwrap().to_str().unwrap().to_owned();
+        let status = r.status().as_u16();
+        seen.push((id, status, r.bytes().await.unwrap().to_vec()));
+    }
+    assert_eq!(seen.iter().map(|s| s.1).collect::<Vec<_>>(), [200, 403, 400, 401, 200]);
+
+    // Support may not read the trail; auditors may.
+    let (s, body) = gw.get("/v1/audit", &sam).await;
+    assert_eq!((s, code(&body)), (403, "action_not_permitted"));
+    let (s, body) = gw.get("/v1/audit?limit=100", &ada).await;
+    assert_eq!(s, 200, "{body}");
+    let records = body["records"].as_array().unwrap();
+    for (id, status, bytes) in &seen {
+        let r = records.iter().find(|r| r["request_id"] == id.as_str()).unwrap_or_else(|| panic!("no record for {id}"));
+        assert_eq!(r["status"], *status);
+        assert_eq!(r["body_sha256"], hex::encode(Sha256::digest(bytes)), "digest of exactly the bytes sent");
+        assert_eq!(r["bytes_sent"], bytes.len());
+    }
+    let read = records.iter().find(|r| r["request_id"] == seen[0].0.as_str()).unwrap();
+    assert_eq!(read["decision"], "allow");
+    assert_eq!(read["role"], "support");
+    assert_eq!(read["principal"]["subject"], "sam");
+    assert_eq!(read["principal"]["claims"]["tenant"], "acme");
+    assert!(read["object_version"].as_str().unwrap().starts_with("sha256:"));
+    assert!(read["policy_version"].as_str().unwrap().starts_with("sha256:"));
+    assert_eq!(read["slice"]["deny"][0], "$..reasoning");
+    let denied = records.iter().find(|r| r["request_id"] == seen[1].0.as_str()).unwrap();
+    assert_eq!(denied["decision"], "deny");
+    assert_eq!(denied["deny_code"], "field_denied");
+    assert_eq!(denied["rules"][0], "roles.support.fields.deny[0]");
+    assert_eq!(denied["request"]["fields"][0], "$..reasoning");
+    let unauth = records.iter().find(|r| r["request_id"] == seen[3].0.as_str()).unwrap();
+    assert_eq!(unauth["decision"], "error");
+    assert!(unauth.get("principal").is_none());
+
+    // Filters.
+    let (s, body) = gw.get("/v1/audit?subject=sam&decision=deny", &ada).await;
+    assert_eq!(s, 200);
+    let only: Vec<_> = body["records"].as_array().unwrap().iter().map(|r| r["request_id"].as_str().unwrap().to_owned()).collect();
+    assert!(only.contains(&seen[1].0) && only.iter().all(|id| *id != seen[0].0), "{only:?}");
+    let (s, body) = gw.get("/v1/audit?decision=maybe", &ada).await;
+    assert_eq!((s, code(&body)), (400, "bad_parameter"));
+
+    // No credential ever reaches the trail.
+    let raw = std::fs::read_to_string(gw.data_dir().join("audit/audit.jsonl")).unwrap();
+    for t in [&sam, &erin, &ada] {
+        let sig = t.rsplit('.').next().unwrap();
+        assert!(!raw.contains(sig), "a token signature leaked into the audit log");
+    }
+}
+
+/// Spawns `tracegate serve` on a free loopback port; `prefix` runs before it in `sh` (limits).
+fn spawn_serve(data: &Path, prefix: &str) -> (Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let cmd = format!(
+        "{prefix} exec '{BIN}' serve --config '{}' --listen 127.0.0.1:{port}",
+        data.join("tracegate.toml").display()
+    );
+    let child = Command::new("sh").arg("-c").arg(cmd).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let client = reqwest::blocking::Client::new();
+    for _ in 0..200 {
+        if client.get(format!("{url}/healthz")).send().is_ok_and(|r| r.status().is_success()) {
+            return (child, url);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("gateway did not start");
+}
+
+fn token(data: &Path, sub: &str, groups: &str) -> String {
+    let out = Command::new(BIN)
+        .args(["token", "--sub", sub, "--groups", groups, "--config"])
+        .arg(data.join("tracegate.toml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn verify(data: &Path) -> (bool, String) {
+    let out = Command::new(BIN).args(["audit", "verify", "--config"]).arg(data.join("tracegate.toml")).output().unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+#[test]
+fn audit_write_failure_fails_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    tracegate::commands::quickstart::lay_out(&data).unwrap();
+    let tok = token(&data, "erin", "eng");
+    // Files this process writes may not grow past 48 KiB; once the audit log reaches that, its
+    // writes fail with EFBIG (the signal is ignored so the failure surfaces as an I/O error).
+    let (mut child, url) = spawn_serve(&data, "trap '' XFSZ; ulimit -f 96;");
+    let client = reqwest::blocking::Client::new();
+    let (mut ok, mut failed) = (0, 0);
+    for _ in 0..400 {
+        let r = client.get(format!("{url}/v1/traces/demo-agent-1")).bearer_auth(&tok).send().unwrap();
+        let status = r.status().as_u16();
+        let body = r.text().unwrap();
+        match status {
+            200 => {
+                assert_eq!(failed, 0, "a request was served after the audit trail failed");
+                ok += 1;
+            }
+            503 => {
+                assert!(body.contains("audit_unavailable"), "{body}");
+                assert!(!body.contains("refund") && !body.contains("final_output"), "trace data in a failed response: {body}");
+                failed += 1;
+            }
+            other => panic!("unexpected status {other}: {body}"),
+        }
+        if failed >= 5 {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(ok > 0 && failed >= 5, "ok={ok} failed={failed}");
+    // Every response released has its record.
+    let served = log_records(&data).iter().filter(|r| r["status"] == 200).count();
+    assert!(served >= ok, "{ok} responses released but only {served} records with status 200");
+
+    // Restarted without the limit, the gateway recovers the trail and it verifies.
+    let (mut child, _) = spawn_serve(&data, "");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (good, report) = verify(&data);
+    assert!(good, "{report}");
+}
+
+#[test]
+fn kill_9_under_load_loses_no_acknowledged_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    tracegate::commands::quickstart::lay_out(&data).unwrap();
+    let tok = token(&data, "erin", "eng");
+    let (mut child, url) = spawn_serve(&data, "");
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = (0..16)
+        .map(|i| {
+            let (acked, stop, url, tok) = (acked.clone(), stop.clone(), url.clone(), tok.clone());
+            std::thread::spawn(move || {
+                let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+                let path = if i % 2 == 0 { "/v1/traces/demo-agent-1" } else { "/v1/traces?agent=refund-agent" };
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) && n < 2000 {
+                    n += 1;
+                    let Ok(r) = client.get(format!("{url}{path}")).bearer_auth(&tok).send() else { break };
+                    let id = r.headers().get("x-request-id").map(|v| v.to_str().unwrap().to_owned());
+                    // Acknowledged means the whole response reached the client.
+                    if r.status().is_success() && r.bytes().is_ok() {
+                        acked.lock().unwrap().push(id.unwrap());
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    child.kill().unwrap(); // SIGKILL, mid-flight
+    child.wait().unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in workers {
+        w.join().unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() > 50, "the load run did too little: {}", acked.len());
+
+    // Restart (recovery), stop, verify; every acknowledged response has its record.
+    let (mut child, _) = spawn_serve(&data, "");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (good, report) = verify(&data);
+    assert!(good, "{report}");
+    let ids: HashSet<String> = log_records(&data).iter().filter_map(|r| r["request_id"].as_str().map(str::to_owned)).collect();
+    let missing: Vec<&String> = acked.iter().filter(|id| !ids.contains(*id)).collect();
+    assert!(missing.is_empty(), "{} of {} acknowledged responses have no record", missing.len(), acked.len());
+}

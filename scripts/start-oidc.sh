@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+#! Start the real OpenID Provider (npm `oidc-provider`) used by tracegate's identity tests.
+#
+# Usage:
+#   scripts/start-oidc.sh --install-only
+#       install the provider's npm packages (npm ci) into scripts/oidc-provider/node_modules
+#   scripts/start-oidc.sh PORT [--config FILE] [--pid-file FILE] [--log FILE] [--parent-pid PID]
+#       install if needed, start the provider on http://127.0.0.1:PORT in the background, wait
+#       until its discovery document answers, then print its pid on stdout (and write it to
+#       --pid-file). --parent-pid makes the provider exit when that process is gone.
+#
+# Nothing is installed globally; a missing node/npm is an error, never a silent skip.
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+dir="$here/oidc-provider"
+
+die() { echo "start-oidc.sh: $*" >&2; exit 1; }
+
+command -v node >/dev/null || die "node is not installed (Node.js >= 20 is required; scripts/test.sh installs it)"
+command -v npm >/dev/null || die "npm is not installed (scripts/test.sh installs it)"
+
+install() {
+  # Tests run in parallel: one install at a time, and a second caller finds it done. The lock
+  # lives outside node_modules, which `npm ci` deletes and recreates.
+  exec 9>"${TMPDIR:-/tmp}/tracegate-oidc-install.lock"
+  if command -v flock >/dev/null; then flock 9; fi
+  if [ ! -f "$dir/node_modules/oidc-provider/package.json" ]; then
+    echo "start-oidc.sh: installing oidc-provider into $dir/node_modules" >&2
+    if [ -f "$dir/package-lock.json" ]; then
+      (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >&2)
+    else
+      (cd "$dir" && npm install --no-audit --no-fund --loglevel=error >&2)
+    fi
+  fi
+  exec 9>&-
+}
+
+if [ "${1:-}" = "--install-only" ]; then
+  install
+  exit 0
+fi
+
+port="${1:-}"
+[[ "$port" =~ ^[0-9]+$ ]] || die "usage: start-oidc.sh PORT [--config FILE] [--pid-file FILE] [--log FILE] [--parent-pid PID] | --install-only"
+shift
+
+config="" pid_file="" log="" parent=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --config) config="$2"; shift 2 ;;
+    --pid-file) pid_file="$2"; shift 2 ;;
+    --log) log="$2"; shift 2 ;;
+    --parent-pid) parent="$2"; shift 2 ;;
+    *) die "unknown argument $1" ;;
+  esac
+done
+[ -n "$log" ] || log="$(mktemp -t tracegate-oidc.XXXXXX.log)"
+
+install
+
+node_args=(--port "$port")
+[ -n "$config" ] && node_args+=(--config "$config")
+[ -n "$parent" ] && node_args+=(--parent-pid "$parent")
+
+# Detached from our stdout so a caller reading it sees EOF as soon as this script exits.
+node "$dir/provider.js" "${node_args[@]}" </dev/null >"$log" 2>&1 &
+pid=$!
+[ -n "$pid_file" ] && echo "$pid" >"$pid_file"
+
+discovery="http://127.0.0.1:$port/.well-known/openid-configuration"
+for _ in $(seq 1 150); do
+  if ! kill -0 "$pid" 2>/dev/null; then
+    cat "$log" >&2
+    die "the provider exited before answering (log above)"
+  fi
+  if node -e "fetch(process.argv[1]).then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))" "$discovery" 2>/dev/null; then
+    echo "$pid"
+    exit 0
+  fi
+  sleep 0.2
+done
+kill "$pid" 2>/dev/null || true
+cat "$log" >&2
+die "the provider did not answer $discovery within 30s"
