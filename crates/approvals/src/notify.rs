@@ -18,11 +18,11 @@
 //! this), and reject timestamps more than a few minutes old so a captured delivery cannot be
 //! replayed later.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use hmac::{Hmac, Mac};
+use prometheus_client::metrics::counter::Counter;
 use sha2::Sha256;
 use tracegate_core::approval::{AccessRequest, Change, Event};
 
@@ -67,7 +67,9 @@ pub struct WebhookConfig {
 
 impl std::fmt::Debug for WebhookConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WebhookConfig").field("url", &self.url).field("format", &self.format).finish_non_exhaustive()
+        // The URL's path may itself be a credential (Slack webhook URLs are): show the host only.
+        let host = self.url.split('/').take(3).collect::<Vec<_>>().join("/");
+        f.debug_struct("WebhookConfig").field("host", &host).field("format", &self.format).finish_non_exhaustive()
     }
 }
 
@@ -100,31 +102,32 @@ pub enum NotifyError {
     Client(String),
 }
 
-/// Delivery counters, for metrics. Monotonic.
-#[derive(Debug, Default)]
+/// Delivery counters, for metrics: Prometheus counters the server registers as
+/// `tracegate_webhook_{delivered,failed,retried,dropped}_total`. Monotonic.
+#[derive(Debug, Default, Clone)]
 pub struct Counters {
     /// Notifications delivered (2xx).
-    pub delivered: AtomicU64,
+    pub delivered: Counter,
     /// Notifications given up on after their last attempt, or refused with a 4xx.
-    pub failed: AtomicU64,
+    pub failed: Counter,
     /// Attempts that failed and were retried.
-    pub retried: AtomicU64,
+    pub retried: Counter,
     /// Notifications dropped because the queue was full.
-    pub dropped: AtomicU64,
+    pub dropped: Counter,
 }
 
 impl Counters {
     pub fn delivered(&self) -> u64 {
-        self.delivered.load(Ordering::Relaxed)
+        self.delivered.get()
     }
     pub fn failed(&self) -> u64 {
-        self.failed.load(Ordering::Relaxed)
+        self.failed.get()
     }
     pub fn retried(&self) -> u64 {
-        self.retried.load(Ordering::Relaxed)
+        self.retried.get()
     }
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.dropped.get()
     }
 }
 
@@ -192,13 +195,13 @@ impl Notifier {
             Ok(b) => b,
             Err(e) => {
                 tracing::error!(error = %e, "encoding a webhook notification failed");
-                self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                self.counters.failed.inc();
                 return;
             }
         };
         let job = Job { delivery: uuid::Uuid::new_v4().to_string(), kind, body };
         if let Err(e) = self.tx.try_send(job) {
-            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            self.counters.dropped.inc();
             tracing::warn!(request = %request.id, reason = %e, "webhook queue full or closed; notification dropped");
         }
     }
@@ -249,23 +252,23 @@ async fn deliver(client: reqwest::Client, cfg: Arc<WebhookConfig>, counters: Arc
             .await;
         let retry_reason = match sent {
             Ok(r) if r.status().is_success() => {
-                counters.delivered.fetch_add(1, Ordering::Relaxed);
+                counters.delivered.inc();
                 return;
             }
             Ok(r) if r.status().is_server_error() || r.status().as_u16() == 429 => format!("status {}", r.status().as_u16()),
             Ok(r) => {
-                counters.failed.fetch_add(1, Ordering::Relaxed);
+                counters.failed.inc();
                 tracing::error!(delivery = %job.delivery, event = %job.kind, status = r.status().as_u16(), "webhook refused the notification; not retrying");
                 return;
             }
             Err(e) => e.to_string(),
         };
         if attempt == cfg.max_attempts.max(1) {
-            counters.failed.fetch_add(1, Ordering::Relaxed);
+            counters.failed.inc();
             tracing::error!(delivery = %job.delivery, event = %job.kind, attempts = attempt, reason = %retry_reason, "webhook notification failed; giving up");
             return;
         }
-        counters.retried.fetch_add(1, Ordering::Relaxed);
+        counters.retried.inc();
         tracing::warn!(delivery = %job.delivery, event = %job.kind, attempt, reason = %retry_reason, retry_in = ?wait, "webhook notification failed; retrying");
         tokio::time::sleep(wait).await;
         wait = (wait * 2).min(cfg.max_backoff);

@@ -32,6 +32,8 @@ pub enum StoreError {
     Refused(#[from] ApprovalError),
     #[error("approvals log `{path}`: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    #[error("approvals directory `{0}` is in use by another gateway process")]
+    Locked(PathBuf),
     #[error("approvals log `{path}` line {line} is not a valid event: {reason}")]
     Corrupt { path: PathBuf, line: usize, reason: String },
 }
@@ -75,6 +77,10 @@ pub struct ApprovalStore {
 
 struct Inner {
     log: File,
+    /// Bytes of the log that hold whole, acknowledged events.
+    len: u64,
+    /// A write failed: no further changes until restart.
+    failed: bool,
     requests: BTreeMap<String, AccessRequest>,
 }
 
@@ -123,13 +129,27 @@ impl ApprovalStore {
             .append(true)
             .open(&path)
             .map_err(|source| StoreError::Io { path: path.clone(), source })?;
+        // One writer per log: a second gateway on the same directory would interleave
+        // decisions it never saw.
+        match log.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(StoreError::Locked(dir.to_owned())),
+            Err(std::fs::TryLockError::Error(source)) => return Err(StoreError::Io { path: path.clone(), source }),
+        }
         if torn {
             // Cut the torn tail so the next event starts on a line of its own.
             log.set_len(good_len).map_err(|source| StoreError::Io { path: path.clone(), source })?;
             log.sync_all().map_err(|source| StoreError::Io { path: path.clone(), source })?;
         }
+        let mut len = log.metadata().map_err(|source| StoreError::Io { path: path.clone(), source })?.len();
+        if !torn && good_len == len + 1 {
+            // The last event is whole but its newline never made it: finish the line.
+            let mut f = &log;
+            f.write_all(b"\n").and_then(|()| log.sync_data()).map_err(|source| StoreError::Io { path: path.clone(), source })?;
+            len += 1;
+        }
         tracing::info!(path = %path.display(), requests = requests.len(), "approvals store open");
-        Ok(ApprovalStore { path, inner: Mutex::new(Inner { log, requests }), listener: None })
+        Ok(ApprovalStore { path, inner: Mutex::new(Inner { log, len, failed: false, requests }), listener: None })
     }
 
     /// Sets the function told about every durable event (notifications, audit, metrics).
@@ -220,13 +240,25 @@ impl ApprovalStore {
     /// memory unless the event is durable.
     fn commit(&self, inner: &mut Inner, event: Event) -> Result<Committed, StoreError> {
         let io = |source| StoreError::Io { path: self.path.clone(), source };
+        if inner.failed {
+            return Err(io(std::io::Error::other("an earlier write failed; restart the gateway to recover the log")));
+        }
         let mut line = serde_json::to_vec(&event).map_err(|e| io(std::io::Error::other(e)))?;
         line.push(b'\n');
-        inner.log.write_all(&line).map_err(io)?;
-        inner.log.sync_data().map_err(io)?;
+        if let Err(e) = inner.log.write_all(&line).and_then(|()| inner.log.sync_data()) {
+            // Whether the event reached the disk is unknown: take back what may have been
+            // written and refuse further writes, so memory and log can never disagree silently.
+            // Replay at the next start is the source of truth.
+            let len = inner.len;
+            let _ = inner.log.set_len(len).and_then(|()| inner.log.sync_data());
+            inner.failed = true;
+            tracing::error!(path = %self.path.display(), error = %e, "approvals log write failed; refusing further changes");
+            return Err(io(e));
+        }
+        inner.len += line.len() as u64;
         let id = event.request_id.clone();
         replay(&mut inner.requests, event.clone());
-        let request = inner.requests.get(&id).cloned().ok_or_else(|| StoreError::NotFound(id))?;
+        let request = inner.requests.get(&id).cloned().ok_or(StoreError::NotFound(id))?;
         if let Some(listener) = &self.listener {
             listener(&event, &request);
         }

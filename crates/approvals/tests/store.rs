@@ -79,6 +79,34 @@ fn state_survives_reopen_and_a_torn_last_line() {
 }
 
 #[test]
+fn a_second_store_on_the_same_directory_is_refused_until_the_first_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = ApprovalStore::open(dir.path()).unwrap();
+    assert!(matches!(ApprovalStore::open(dir.path()), Err(StoreError::Locked(_))));
+    drop(first);
+    assert!(ApprovalStore::open(dir.path()).is_ok());
+}
+
+#[test]
+fn a_last_event_missing_only_its_newline_is_kept_and_the_line_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = {
+        let store = ApprovalStore::open(dir.path()).unwrap();
+        store.open_request(shape("t1"), terms(1, false), at(0)).unwrap().request().id.clone()
+    };
+    let log = dir.path().join(LOG_FILE);
+    let mut text = std::fs::read(&log).unwrap();
+    assert_eq!(text.pop(), Some(b'\n'));
+    std::fs::write(&log, &text).unwrap();
+    {
+        let store = ApprovalStore::open(dir.path()).unwrap();
+        store.approve(&id, &approver("sam"), None, at(1)).unwrap();
+    }
+    let store = ApprovalStore::open(dir.path()).unwrap();
+    assert_eq!(store.get(&id, at(2)).unwrap().status, Status::Approved);
+}
+
+#[test]
 fn a_corrupt_line_in_the_middle_refuses_to_open() {
     let dir = tempfile::tempdir().unwrap();
     {

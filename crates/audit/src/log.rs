@@ -1,21 +1,24 @@
-//! The embedded append-only log: JSON Lines in one file, written by one thread, with group commit.
+//! The embedded append-only log: JSON Lines in one file, with group commit.
 //!
-//! Appenders send their prepared record and a oneshot over a channel; the writer thread drains
-//! everything queued (up to `max_batch`), writes the batch with one `write`, calls `fdatasync`
-//! once, and only then acknowledges each appender. So a record acknowledged is a record on disk,
-//! and many concurrent requests share one `fsync`.
+//! Appenders send their prepared record and a oneshot over a channel. One writer thread owns the
+//! chain: it waits for a free sync worker, drains everything queued (up to `max_batch`), assigns
+//! seqs, seals and writes the batch with one `write`, and hands it to that worker, which calls
+//! `fdatasync` and only then acknowledges each appender. So a record acknowledged is a record on
+//! disk, and many concurrent requests share one flush. With `sync_threads` > 1 several flushes
+//! overlap (each covers every batch written before it started), which cuts latency on devices
+//! that complete a lone flush slowly; with 1 it is classic group commit.
 //!
 //! Fail closed: when a write or `fsync` fails, the whole batch gets an error (the server answers
 //! 503 and releases no data) and the log refuses every later record until it is reopened — after a
 //! failed `fsync` the page cache can no longer be trusted to reflect the disk. The writer tries to
 //! cut the file back to the last acknowledged byte so no unacknowledged record survives.
 //!
-//! Crash recovery: only an unacknowledged batch can be cut short by a crash, and since every
-//! record ends with `\n`, a torn write shows as a final line without one. On open that tail is
-//! saved under `recovered/`, truncated, and the truncation recorded as a `system` record, so the
-//! chain resumes from the last complete record and `verify` passes. Damage anywhere else (a
-//! complete last line that does not hash, a log shorter than a signed checkpoint) is not a crash
-//! artefact: open refuses to continue and points at `tracegate audit verify`.
+//! Crash recovery: only unacknowledged writes can be cut short by a crash. On open the chain is
+//! verified forward from the last signed record; a torn final line, or complete lines after a
+//! damaged one (a power loss on a file system that persists appends out of order), are saved
+//! under `recovered/`, truncated, and the truncation recorded as a `system` record, so the chain
+//! resumes and `verify` passes. Damage at or before the last signed record, or a log shorter than
+//! a signed checkpoint, is not a crash artefact: open refuses and points at `audit verify`.
 //!
 //! The directory is locked (`LOCK`, advisory `flock`) so two processes never fork the chain.
 
@@ -68,7 +71,10 @@ pub struct Head {
 /// What recovery found and did when the log was opened after an unclean stop.
 #[derive(Debug, Clone, Serialize)]
 pub struct Recovery {
-    /// Bytes of a torn final line removed from `audit.jsonl` (never acknowledged).
+    /// `torn_tail` (a partial last line) or `damaged_tail` (unsigned records after a damaged
+    /// line, as a power loss can leave on file systems that do not persist appends in order).
+    pub reason: &'static str,
+    /// Bytes removed from the end of `audit.jsonl` (never acknowledged).
     pub torn_bytes: u64,
     /// Where those bytes were saved.
     pub saved_as: Option<PathBuf>,
@@ -183,32 +189,37 @@ impl AuditLog {
         let mut ckpts = open_append(&ckpt_path)?;
         sync_dir(&dir)?;
 
-        let tail = read_tail(&mut log, &log_path)?;
-        let mut recovery = None;
-        let mut saved_as = None;
-        if !tail.torn.is_empty() {
-            saved_as = Some(save_torn(&dir, &tail.torn)?);
-            log.set_len(tail.good_len).and_then(|()| log.sync_data()).map_err(AuditError::io(&log_path))?;
-        }
         let ckpt_tail = read_tail(&mut ckpts, &ckpt_path)?;
         if !ckpt_tail.torn.is_empty() {
             ckpts.set_len(ckpt_tail.good_len).and_then(|()| ckpts.sync_data()).map_err(AuditError::io(&ckpt_path))?;
         }
-
-        let head = match &tail.last {
-            None => Head { seq: 0, hash: GENESIS_HASH.to_owned() },
-            Some(line) => {
-                let c = check_line(line).map_err(|what| AuditError::Corrupt { path: log_path.clone(), what: format!("last record: {what}") })?;
-                if !c.intact() {
-                    return Err(AuditError::Corrupt { path: log_path, what: format!("last record (seq {}) does not match its hash", c.seq) });
-                }
-                Head { seq: c.seq, hash: c.hash }
-            }
+        let last_ckpt: Option<Checkpoint> = match &ckpt_tail.last {
+            None => None,
+            Some(line) => Some(serde_json::from_slice(line).map_err(|e| AuditError::Corrupt {
+                path: ckpt_path.clone(),
+                what: format!("last checkpoint is not readable: {e}"),
+            })?),
         };
+
+        // Find where the chain ends: verify forward from the last signed record (a few records
+        // after a clean stop). The first line that does not parse, hash or link after it is an
+        // unacknowledged write a crash cut short or left a hole in (some file systems persist a
+        // later block of an unflushed append before an earlier one), and is cut from there on.
+        // Damage to the signed record itself is not a crash artefact: open refuses.
+        let file_len = log.metadata().map_err(AuditError::io(&log_path))?.len();
+        let (head, keep_len, clean_end) = chain_end(&mut log, &log_path, file_len, last_ckpt.as_ref())?;
+        let reason = if clean_end { "torn_tail" } else { "damaged_tail" };
+        let mut recovery = None;
+        let mut saved_as = None;
+        let mut cut = Vec::new();
+        if keep_len < file_len {
+            log.seek(SeekFrom::Start(keep_len)).and_then(|_| log.read_to_end(&mut cut)).map_err(AuditError::io(&log_path))?;
+            saved_as = Some(save_torn(&dir, &cut)?);
+            log.set_len(keep_len).and_then(|()| log.sync_data()).map_err(AuditError::io(&log_path))?;
+        }
+
         let mut ckpt_signed_seq = 0;
-        if let Some(line) = &ckpt_tail.last {
-            let c: Checkpoint = serde_json::from_slice(line)
-                .map_err(|e| AuditError::Corrupt { path: ckpt_path.clone(), what: format!("last checkpoint is not readable: {e}") })?;
+        if let Some(c) = &last_ckpt {
             if c.seq > head.seq {
                 return Err(AuditError::Corrupt {
                     path: log_path,
@@ -220,9 +231,10 @@ impl AuditLog {
             }
             ckpt_signed_seq = c.seq;
         }
-        if !tail.torn.is_empty() || !ckpt_tail.torn.is_empty() {
+        if !cut.is_empty() || !ckpt_tail.torn.is_empty() {
             recovery = Some(Recovery {
-                torn_bytes: tail.torn.len() as u64,
+                reason: if cut.is_empty() { "torn_tail" } else { reason },
+                torn_bytes: cut.len() as u64,
                 saved_as: saved_as.clone(),
                 torn_checkpoint_bytes: ckpt_tail.torn.len() as u64,
                 record: None,
@@ -232,7 +244,7 @@ impl AuditLog {
         let shared = Arc::new(Shared {
             failed: AtomicBool::new(false),
             failure: Mutex::new(None),
-            durable: Mutex::new(Durable { seq: head.seq, hash: head.hash.clone(), len: tail.good_len }),
+            durable: Mutex::new(Durable { seq: head.seq, hash: head.hash.clone(), len: keep_len }),
         });
         let public_key = key.public_key().clone();
         let sync_threads = opts.sync_threads.max(1);
@@ -243,7 +255,7 @@ impl AuditLog {
             ckpt_path,
             dir: dir.clone(),
             log,
-            len: tail.good_len,
+            len: keep_len,
             ckpts,
             next_seq: head.seq + 1,
             head_hash: head.hash.clone(),
@@ -263,8 +275,9 @@ impl AuditLog {
         if let Some(r) = &mut recovery {
             let entry = Entry::system(json!({
                 "type": "recovered",
+                "reason": r.reason,
                 "torn_bytes": r.torn_bytes,
-                "torn_sha256": hex::encode(Sha256::digest(&tail.torn)),
+                "torn_sha256": hex::encode(Sha256::digest(&cut)),
                 "saved_as": r.saved_as.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()),
                 "torn_checkpoint_bytes": r.torn_checkpoint_bytes,
             }));
@@ -482,9 +495,14 @@ impl Writer {
         };
         let end = Durable { seq: self.next_seq - 1, hash: self.head_hash.clone(), len: self.len };
         let job = Pending { replies, sealed, end, generation: self.generation };
-        if let Some(Err(mpsc::SendError(job))) = self.work.as_ref().map(|w| w.send(job)) {
+        let unsent = match &self.work {
+            Some(w) => w.send(job).err().map(|mpsc::SendError(job)| job),
+            None => Some(job),
+        };
+        if let Some(job) = unsent {
             self.shared.fail("audit sync workers stopped".into());
             nack(job.replies.into_iter(), "audit sync workers stopped");
+            self.release(1);
         }
     }
 
@@ -763,6 +781,92 @@ fn nack(replies: impl Iterator<Item = Reply<Sealed>>, msg: &str) {
 
 fn open_append(path: &Path) -> Result<File, AuditError> {
     OpenOptions::new().read(true).append(true).create(true).open(path).map_err(AuditError::io(path))
+}
+
+/// The verified end of the chain: its head, the byte length to keep, and whether everything after
+/// that length is a single torn line (`true`) rather than damaged complete lines (`false`).
+fn chain_end(f: &mut File, path: &Path, len: u64, signed: Option<&Checkpoint>) -> Result<(Head, u64, bool), AuditError> {
+    let corrupt = |what: String| AuditError::Corrupt { path: path.to_owned(), what };
+    let start = match signed {
+        None => 0,
+        Some(c) => offset_of_seq(f, path, len, c.seq)?.ok_or_else(|| {
+            corrupt(format!("a checkpoint signs seq {} but the log holds no such record: signed records are missing", c.seq))
+        })?,
+    };
+    f.seek(SeekFrom::Start(start)).map_err(AuditError::io(path))?;
+    let mut reader = BufReader::new((&mut *f).take(len.saturating_sub(start)));
+    let mut line = Vec::new();
+    let mut keep = start;
+    let mut prev: Option<(u64, String)> = None;
+    let mut clean = true;
+    loop {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line).map_err(AuditError::io(path))?;
+        if n == 0 || line.last() != Some(&b'\n') {
+            break;
+        }
+        let good = check_line(&line[..n - 1]).ok().filter(|c| {
+            c.intact() && prev.as_ref().is_none_or(|(seq, hash)| c.seq == seq + 1 && &c.prev_hash == hash)
+        });
+        if prev.is_none() {
+            if let Some(ck) = signed {
+                if !good.as_ref().is_some_and(|c| c.seq == ck.seq && c.hash == ck.hash) {
+                    return Err(corrupt(format!("record seq {} differs from its signed checkpoint", ck.seq)));
+                }
+            }
+        }
+        match good {
+            Some(c) => {
+                prev = Some((c.seq, c.hash));
+                keep += n as u64;
+            }
+            None => {
+                clean = false;
+                break;
+            }
+        }
+    }
+    let head = prev.map_or_else(|| Head { seq: 0, hash: GENESIS_HASH.to_owned() }, |(seq, hash)| Head { seq, hash });
+    Ok((head, keep, clean))
+}
+
+/// Byte offset of the line holding record `seq`, found by reading backwards from the end (the
+/// signed record is near the end, so this reads little).
+fn offset_of_seq(f: &mut File, path: &Path, len: u64, seq: u64) -> Result<Option<u64>, AuditError> {
+    #[derive(Deserialize)]
+    struct Seq {
+        seq: u64,
+    }
+    const CHUNK: u64 = 256 * 1024;
+    let mut start = len;
+    let mut buf: Vec<u8> = Vec::new();
+    while start > 0 {
+        let from = start.saturating_sub(CHUNK);
+        let mut chunk = vec![0u8; usize::try_from(start - from).unwrap_or(0)];
+        f.seek(SeekFrom::Start(from)).and_then(|_| f.read_exact(&mut chunk)).map_err(AuditError::io(path))?;
+        chunk.extend_from_slice(&buf);
+        buf = chunk;
+        start = from;
+        // Complete lines begin after the first newline (or at the file start).
+        let first = if start == 0 { 0 } else { buf.iter().position(|&b| b == b'\n').map_or(buf.len(), |i| i + 1) };
+        let mut at = first;
+        let mut reached = false;
+        while let Some(nl) = buf[at..].iter().position(|&b| b == b'\n') {
+            if let Ok(s) = serde_json::from_slice::<Seq>(&buf[at..at + nl]) {
+                if s.seq == seq {
+                    return Ok(Some(start + at as u64));
+                }
+                if s.seq < seq {
+                    reached = true;
+                }
+            }
+            at += nl + 1;
+        }
+        if reached {
+            return Ok(None);
+        }
+    }
+    Ok(None)
 }
 
 /// Makes a file creation or rename in `dir` durable.

@@ -362,3 +362,92 @@ async fn records_never_carry_floats_and_approval_records_chain_too() {
     assert!(env.verify().ok());
     let _ = Path::new("");
 }
+
+#[tokio::test]
+async fn a_power_loss_hole_in_the_unsigned_tail_is_cut_and_recorded() {
+    // A file system that persisted a later block of an unflushed write but not an earlier one
+    // leaves a hole (zeros) followed by complete lines. Only unsigned records can be affected.
+    let env = sample(10, 4).await; // checkpoints sign 4, 8 and (shutdown) 10
+    let ckpt = env.dir.join("checkpoints.jsonl");
+    let kept: Vec<String> = fs::read_to_string(&ckpt).unwrap().lines().map(str::to_owned).collect();
+    assert_eq!(kept.len(), 3);
+    fs::write(&ckpt, format!("{}\n{}\n", kept[0], kept[1])).unwrap(); // as if the crash came before seq 10 was signed
+    let mut lines = env.lines();
+    lines[8] = "\0".repeat(lines[8].len()); // seq 9 never reached the disk
+    env.write_lines(&lines);
+
+    let log = env.open(4);
+    let rec = log.recovery().expect("recovery").clone();
+    assert_eq!(rec.reason, "damaged_tail");
+    assert_eq!(rec.record.as_ref().unwrap().seq, 9);
+    log.shutdown().await.unwrap();
+    let r = env.verify();
+    assert!(r.ok(), "{:?}", r.problems);
+    assert_eq!(r.last_seq, Some(9));
+    let system = query(&env.dir, &AuditQuery { kind: Some(Kind::System), ..Default::default() }).unwrap();
+    assert_eq!(system[0].entry.event.as_ref().unwrap()["reason"], "damaged_tail");
+}
+
+#[tokio::test]
+async fn damage_to_a_signed_record_stops_the_gateway_instead_of_being_cut() {
+    let env = sample(10, 4).await;
+    let mut lines = env.lines();
+    lines[9] = lines[9].replace("req-9", "req-X"); // the last record, signed at shutdown
+    env.write_lines(&lines);
+    let err = AuditLog::open(env.opts(4), SigningKey::load(&env.key_path).unwrap()).unwrap_err();
+    assert!(matches!(err, AuditError::Corrupt { .. }), "{err}");
+    let mut lines = env.lines();
+    lines[9] = lines[9].replace("req-X", "req-9");
+    lines[2] = lines[2].replace("req-2", "req-X"); // signed at 4
+    lines[9] = "garbage".into();
+    env.write_lines(&lines);
+    let err = AuditLog::open(env.opts(4), SigningKey::load(&env.key_path).unwrap()).unwrap_err();
+    assert!(matches!(err, AuditError::Corrupt { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_crash_between_anchor_and_rewrite_still_verifies_and_reopens() {
+    let env = Env::new();
+    let log = env.open(100);
+    fill(&log, 6).await;
+    let before_prune = fs::read(env.log()).unwrap();
+    let export_path = env.dir.parent().unwrap().join("pruned.jsonl");
+    let cut = SystemTime::now() + Duration::from_secs(1);
+    let report = log.prune(cut, export_path).await.unwrap();
+    assert_eq!((report.pruned, report.first_seq), (5, Some(6)));
+    log.shutdown().await.unwrap();
+    // As if the process died after signing the anchor but before swapping the file in.
+    fs::write(env.log(), before_prune).unwrap();
+    let ckpt = env.dir.join("checkpoints.jsonl");
+    let anchors: String = fs::read_to_string(&ckpt).unwrap().lines().filter(|l| l.contains("\"anchor\"")).map(|l| format!("{l}\n")).collect();
+    fs::write(&ckpt, anchors).unwrap();
+    let r = env.verify();
+    assert!(r.ok(), "{:?}", r.problems);
+    assert_eq!((r.first_seq, r.last_seq, r.anchors), (Some(1), Some(6), 1));
+    let log = env.open(100);
+    assert_eq!(log.append(&entry(7, "alice", Decision::Allow)).await.unwrap().seq, 7);
+    log.shutdown().await.unwrap();
+    assert!(env.verify().ok());
+}
+
+#[tokio::test]
+async fn checkpoints_come_on_time_and_on_request() {
+    let env = Env::new();
+    let opts = LogOptions { checkpoint_interval: Duration::from_millis(50), ..env.opts(1_000_000) };
+    let log = AuditLog::open(opts, SigningKey::load(&env.key_path).unwrap()).unwrap();
+    assert!(log.checkpoint().await.unwrap().is_none(), "nothing to sign yet");
+    fill(&log, 3).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let signed: Vec<tracegate_audit::Checkpoint> = fs::read_to_string(env.dir.join("checkpoints.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(signed.last().map(|c| c.seq), Some(3), "the interval signs the head");
+    fill(&log, 2).await;
+    let c = log.checkpoint().await.unwrap().unwrap();
+    assert_eq!(c.seq, 5);
+    assert!(c.verify(&env.key()));
+    assert_eq!(log.head().seq, 5);
+    log.shutdown().await.unwrap();
+}

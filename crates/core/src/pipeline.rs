@@ -82,7 +82,7 @@ pub fn decide_read_gated<'p>(
     now: SystemTime,
 ) -> Result<ReadDecision<'p>, Denial> {
     let field_exprs: Option<Vec<String>> = req.fields.map(|f| f.iter().map(|r| r.expr.clone()).collect());
-    let ask = ApprovalAsk { fields: field_exprs.as_deref(), count: 1, purpose: req.purpose };
+    let ask = ApprovalAsk { reads_documents: true, fields: field_exprs.as_deref(), count: 1, purpose: req.purpose };
     let mut first_denial = None;
     let mut ok = Vec::new();
     let mut gated = Vec::new();
@@ -231,7 +231,7 @@ pub fn search<'a>(
     for role in roles {
         let checked = check_count(role, query.limit).and_then(|limit| {
             // Searches return metadata only and do not wait: a gated search is refused.
-            check_approval(role, &ApprovalAsk { fields: None, count: limit, purpose: None })?;
+            check_approval(role, &ApprovalAsk { reads_documents: false, fields: None, count: limit, purpose: None })?;
             check_filters(role, who, query)?;
             Ok(limit)
         });

@@ -85,7 +85,9 @@ pub async fn finish(state: &AppState, mut audit: Audited, outcome: Result<Reply,
             if audit.entry.decision == Some(Decision::Error) {
                 audit.entry.decision = Some(Decision::Allow);
             }
-            (r, "allow")
+            // A request held for approval is neither served nor refused.
+            let label = if r.status == StatusCode::ACCEPTED { "pending" } else { "allow" };
+            (r, label)
         }
         Err(e) => {
             let e_ref = &e;

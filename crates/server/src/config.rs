@@ -23,6 +23,9 @@ pub struct GatewayConfig {
     /// `audit-signing.key` (created on first start).
     #[serde(default)]
     pub audit: tracegate_audit::AuditConfig,
+    /// Just-in-time approval: where access requests are kept, and the webhook told of changes.
+    #[serde(default)]
+    pub approvals: ApprovalsSection,
     /// The directory holding the config file; relative paths are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -77,6 +80,42 @@ pub struct MaskingSection {
     pub key_file: Option<PathBuf>,
     /// An environment variable holding the key; takes precedence over `key_file`.
     pub key_env: Option<String>,
+}
+
+/// `[approvals]`: the access-request store and notifications. All optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalsSection {
+    /// Directory of the access-request log (default `approvals`, beside this file). State
+    /// survives restarts; one gateway process per directory.
+    pub path: Option<PathBuf>,
+    /// The gateway's base URL as clients reach it (e.g. `https://tracegate.example.com`), for
+    /// links in `202` answers, notifications and the CLI. Relative links when unset.
+    pub public_url: Option<String>,
+    /// How often expiries are recorded (and notified, and audited), e.g. `15s` (the default).
+    /// Expiry itself is exact: a request is judged at the time it is used.
+    pub sweep_interval: Option<String>,
+    /// POST every state change to a webhook.
+    pub webhook: Option<WebhookSection>,
+}
+
+/// `[approvals.webhook]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSection {
+    /// Where each notification is POSTed.
+    pub url: String,
+    /// `json` (default): a JSON event; `slack`: a Slack-compatible `{"text": ...}` message.
+    pub format: Option<tracegate_approvals::Format>,
+    /// An environment variable holding the HMAC signing secret (at least 32 bytes); takes
+    /// precedence over `secret_file`. One of the two is required: notifications are always signed.
+    pub secret_env: Option<String>,
+    /// A file holding the signing secret.
+    pub secret_file: Option<PathBuf>,
+    /// Attempts per notification, the first included (default 6).
+    pub max_attempts: Option<u32>,
+    /// Wait before the first retry, doubled after each (default `1s`, at most 5 min).
+    pub backoff: Option<String>,
 }
 
 /// A config file that cannot be used.
@@ -139,6 +178,37 @@ impl GatewayConfig {
                 check_key(trimmed, &format!("`{}`", p.display())).map(Some)
             }
         }
+    }
+}
+
+impl GatewayConfig {
+    /// The webhook signing secret from `approvals.webhook.secret_env` or `secret_file`.
+    pub fn webhook_secret(&self) -> Result<Vec<u8>, ConfigError> {
+        let Some(w) = &self.approvals.webhook else {
+            return Err(ConfigError::Invalid("no `[approvals.webhook]` is configured".into()));
+        };
+        let (secret, from) = match (&w.secret_env, &w.secret_file) {
+            (Some(var), _) if std::env::var(var).is_ok() => {
+                (std::env::var(var).unwrap_or_default().trim().as_bytes().to_vec(), format!("environment variable `{var}`"))
+            }
+            (_, Some(f)) => {
+                let p = self.resolve(f);
+                let text = std::fs::read(&p).map_err(|source| ConfigError::Read { path: p.clone(), source })?;
+                (String::from_utf8_lossy(&text).trim().as_bytes().to_vec(), format!("`{}`", p.display()))
+            }
+            _ => {
+                return Err(ConfigError::Invalid(
+                    "`[approvals.webhook]` needs `secret_env` (set) or `secret_file`: notifications are always signed".into(),
+                ))
+            }
+        };
+        if secret.len() < tracegate_approvals::notify::MIN_SECRET_LEN {
+            return Err(ConfigError::Invalid(format!(
+                "the webhook secret in {from} is shorter than {} bytes",
+                tracegate_approvals::notify::MIN_SECRET_LEN
+            )));
+        }
+        Ok(secret)
     }
 }
 

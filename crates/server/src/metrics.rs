@@ -4,6 +4,9 @@
 //!   `allow`, `deny`, `error` or `none` (routes that decide nothing, such as `/healthz`).
 //! - `tracegate_http_request_duration_seconds{route}` — latency histogram.
 //!
+//! - `tracegate_webhook_{delivered,failed,retried,dropped}_total` — approval notifications, when
+//!   a webhook is configured.
+//!
 //! Labels are low-cardinality: `route` is the matched route template, never the raw path.
 
 use std::sync::Arc;
@@ -56,6 +59,16 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Registers the approval webhook's delivery counters:
+    /// `tracegate_webhook_{delivered,failed,retried,dropped}_total`.
+    pub fn register_webhook(&mut self, c: &tracegate_approvals::Counters) {
+        let r = &mut self.registry;
+        r.register("webhook_delivered", "Approval notifications delivered", c.delivered.clone());
+        r.register("webhook_failed", "Approval notifications given up on (logged)", c.failed.clone());
+        r.register("webhook_retried", "Approval notification attempts retried", c.retried.clone());
+        r.register("webhook_dropped", "Approval notifications dropped on a full queue", c.dropped.clone());
+    }
+
     pub fn encode(&self) -> String {
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {

@@ -22,6 +22,8 @@ pub struct AppState {
     pub audit: AuditLog,
     /// Where the audit log lives, for `GET /v1/audit` queries.
     pub audit_dir: std::path::PathBuf,
+    /// Just-in-time approval: the access-request store and its notifier.
+    pub approvals: crate::routes::approvals::Approvals,
 }
 
 /// Why the gateway could not start. It never starts half-configured.
@@ -38,6 +40,8 @@ pub enum StartError {
     Audit(#[from] tracegate_audit::AuditError),
     #[error("store: {0}")]
     Store(#[from] tracegate_store::StoreError),
+    #[error("approvals: {0}")]
+    Approvals(String),
 }
 
 impl AppState {
@@ -58,6 +62,11 @@ impl AppState {
         PolicyArchive::new(&audit_cfg.dir).put(&text)?;
         let key = audit_cfg.load_signing_key()?;
         let audit = AuditLog::open(audit_cfg.log_options(), key)?;
+        let approvals = crate::routes::approvals::Approvals::open(cfg).map_err(StartError::Approvals)?;
+        let mut metrics = Metrics::default();
+        if let Some(n) = &approvals.notifier {
+            metrics.register_webhook(n.counters());
+        }
         tracing::info!(policy = %policy.version, store = %store.describe(), traces = index.len(), "gateway state ready");
         Ok(AppState {
             policy: Arc::new(policy),
@@ -65,10 +74,11 @@ impl AppState {
             store,
             index,
             mask_key,
-            metrics: Metrics::default(),
+            metrics,
             max_trace_bytes: cfg.server.max_trace_bytes,
             audit,
             audit_dir: audit_cfg.dir,
+            approvals,
         })
     }
 }

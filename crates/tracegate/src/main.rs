@@ -27,6 +27,9 @@ enum Command {
     /// Verify, replay, export and prune the audit trail.
     #[command(subcommand)]
     Audit(commands::audit::AuditCmd),
+    /// List, show, approve, deny or revoke access requests on a running gateway.
+    #[command(subcommand)]
+    Requests(commands::requests::Cmd),
 }
 
 fn main() -> std::process::ExitCode {
@@ -38,6 +41,7 @@ fn main() -> std::process::ExitCode {
         Command::Policy(c) => commands::policy::run(c),
         Command::Mask(a) => commands::mask::run(a).map(|()| std::process::ExitCode::SUCCESS),
         Command::Audit(c) => commands::audit::run(c),
+        Command::Requests(c) => commands::requests::run(c),
     };
     match result {
         Ok(code) => code,

@@ -215,3 +215,57 @@ fn kill_9_under_load_loses_no_acknowledged_record() {
     let missing: Vec<&String> = acked.iter().filter(|id| !ids.contains(*id)).collect();
     assert!(missing.is_empty(), "{} of {} acknowledged responses have no record", missing.len(), acked.len());
 }
+
+fn replay(data: &Path, id: &str) -> (bool, serde_json::Value, String) {
+    let out = Command::new(BIN)
+        .args(["audit", "replay", id, "--show", "--config"])
+        .arg(data.join("tracegate.toml"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    // With --show the reproduced body comes first, then the outcome object.
+    let outcome_start = stdout.rfind("{\n").unwrap_or(0);
+    let outcome = serde_json::from_str(&stdout[outcome_start..]).unwrap_or(serde_json::Value::Null);
+    (out.status.success(), outcome, stdout[..outcome_start].trim().to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_reproduces_exactly_what_was_shown_or_says_why_not() {
+    let gw = Gateway::start().await;
+    let sam = gw.token("sam", &["support"], &[("tenant", "acme")]);
+    let mut ids = Vec::new();
+    let mut bodies = Vec::new();
+    for path in ["/v1/traces/demo-agent-1?fields=$.final_output&fields=$.metadata", "/v1/traces/demo-otlp-1", "/v1/traces/demo-agent-1"] {
+        let r = gw.client.get(gw.url(path)).bearer_auth(&sam).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        ids.push(r.headers().get("x-request-id").unwrap().to_str().unwrap().to_owned());
+        bodies.push(r.text().await.unwrap());
+    }
+    let data = gw.data_dir();
+    for (id, body) in ids.iter().zip(&bodies) {
+        let (ok, outcome, shown) = replay(&data, id);
+        assert!(ok, "{outcome}");
+        assert_eq!(outcome["result"], "reproduced");
+        assert_eq!(&shown, body, "replay shows the very bytes the client got");
+    }
+
+    // A denied request is not replayable; it says so.
+    let r = gw.client.get(gw.url("/v1/traces/demo-agent-2")).bearer_auth(&sam).send().await.unwrap();
+    let denied = r.headers().get("x-request-id").unwrap().to_str().unwrap().to_owned();
+    let (ok, outcome, _) = replay(&data, &denied);
+    assert!(!ok);
+    assert_eq!(outcome["result"], "not_replayable");
+
+    // Changed or deleted since: said plainly, nothing else shown.
+    let path = data.join("traces/demo-agent-1.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("refunded", "reimbursed")).unwrap();
+    let (ok, outcome, shown) = replay(&data, &ids[0]);
+    assert!(!ok);
+    assert_eq!(outcome["result"], "object_changed", "{outcome}");
+    assert!(shown.is_empty());
+    std::fs::remove_file(data.join("traces/demo-otlp-1.json")).unwrap();
+    let (ok, outcome, _) = replay(&data, &ids[1]);
+    assert!(!ok);
+    assert_eq!(outcome["result"], "object_deleted");
+}

@@ -315,7 +315,7 @@ when = { fields_outside = ["$.final_output", " $.metadata "], count_over = 20, p
     let w = &p.role("eval").and_then(|r| r.approval.as_ref()).unwrap().when;
     let inside = ["$.metadata".to_owned(), "$.final_output".to_owned()];
     let outside = ["$.metadata".to_owned(), "$.steps".to_owned()];
-    let ask = |fields: Option<&'static [String]>, count, purpose| ApprovalAsk { fields, count, purpose };
+    let ask = |fields: Option<&'static [String]>, count, purpose| ApprovalAsk { reads_documents: true, fields, count, purpose };
     let leak = |v: &[String]| -> &'static [String] { Box::leak(v.to_vec().into_boxed_slice()) };
     assert!(w.triggered(&ask(Some(leak(&inside)), 1, Some("debugging"))).is_empty());
     assert_eq!(w.triggered(&ask(Some(leak(&outside)), 1, None)), ["when.fields_outside"]);
@@ -324,6 +324,10 @@ when = { fields_outside = ["$.final_output", " $.metadata "], count_over = 20, p
     assert_eq!(w.triggered(&ask(Some(leak(&inside)), 21, None)), ["when.count_over"]);
     assert!(w.triggered(&ask(Some(leak(&inside)), 20, None)).is_empty());
     assert_eq!(w.triggered(&ask(Some(leak(&inside)), 1, Some(" fine-tuning"))), ["when.purposes"]);
+    // A search returns metadata only: field conditions do not apply, the count does.
+    let search = |count| ApprovalAsk { reads_documents: false, fields: None, count, purpose: None };
+    assert!(w.triggered(&search(20)).is_empty());
+    assert_eq!(w.triggered(&search(21)), ["when.count_over"]);
 
     let example = Policy::parse("examples/policy.toml", include_str!("../../../../examples/policy.toml")).unwrap();
     let sre = example.role("sre").and_then(|r| r.approval.as_ref()).unwrap();
@@ -354,4 +358,58 @@ fn strict_approval_settings_are_errors() {
         };
         assert!(errs.iter().any(|e| e.contains(want)), "{extra:?}: expected `{want}` in {errs:?}");
     }
+}
+
+#[test]
+fn the_read_decision_gates_only_when_no_role_serves_without_approval() {
+    use crate::pipeline::{decide_read, decide_read_gated, ReadDecision, ReadRequest};
+    use crate::principal::{AuthMethod, Principal};
+    use crate::TraceMeta;
+
+    let policy = Policy::parse("examples/policy.toml", include_str!("../../../../examples/policy.toml")).unwrap();
+    let who = |groups: &[&str]| Principal {
+        subject: "sid".into(),
+        issuer: "iss".into(),
+        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+        claims: Default::default(),
+        auth_method: AuthMethod::Dev,
+    };
+    let meta = TraceMeta::extract(TraceId::parse("demo-agent-1").unwrap(), &serde_json::json!({ "metadata": {} }));
+    let now = SystemTime::now();
+
+    // An SRE waits; the gate carries the exact shape, and the rules.
+    let purpose = Some("INC-42");
+    let d = decide_read_gated(&policy, &who(&["sre"]), &meta, &ReadRequest { fields: None, purpose }, now).unwrap();
+    let ReadDecision::Approval(g) = d else { panic!("{d:?}") };
+    assert_eq!(g.role.name, "sre");
+    assert_eq!(g.rules, ["roles.sre.actions", "roles.sre.approval"]);
+    assert_eq!(g.shape.purpose.as_deref(), Some("INC-42"));
+    assert_eq!(g.shape.traces, [TraceId::parse("demo-agent-1").unwrap()]);
+    assert_eq!(g.shape.policy_version, policy.version);
+    // Golden scenarios (no grants) see the refusal, with the same rule.
+    let refused = decide_read(&policy, &who(&["sre"]), &meta, now).unwrap_err();
+    assert_eq!((refused.code.as_str(), refused.rules.as_slice()), ("approval_required", &["roles.sre.approval".to_owned()][..]));
+    // An engineer who is also an SRE is served as an engineer, never made to wait.
+    let d = decide_read_gated(&policy, &who(&["sre", "eng"]), &meta, &ReadRequest::default(), now).unwrap();
+    assert!(matches!(d, ReadDecision::Serve(ref c) if c.len() == 1 && c[0].role.name == "engineer"), "{d:?}");
+
+    // A rule that requires a purpose refuses to open a request without one.
+    let strict = include_str!("../../../../examples/policy.toml").replace("grant_ttl = \"1h\"", "grant_ttl = \"1h\"\nreason_required = true");
+    let strict = Policy::parse("p.toml", &strict).unwrap();
+    let err = decide_read_gated(&strict, &who(&["sre"]), &meta, &ReadRequest::default(), now).unwrap_err();
+    assert_eq!((err.code.as_str(), err.rules.as_slice()), ("purpose_required", &["roles.sre.approval.reason_required".to_owned()][..]));
+    assert!(decide_read_gated(&strict, &who(&["sre"]), &meta, &ReadRequest { fields: None, purpose }, now).is_ok());
+
+    // `fields_outside`: a slice inside the listed fields is served at once; anything else waits.
+    let sliced = include_str!("../../../../examples/policy.toml")
+        .replace("grant_ttl = \"1h\"", "grant_ttl = \"1h\"\nwhen = { fields_outside = [\"$.final_output\"] }");
+    let sliced = Policy::parse("p.toml", &sliced).unwrap();
+    let inside = crate::project::FieldRequest::parse_all(["$.final_output"]).unwrap();
+    let d = decide_read_gated(&sliced, &who(&["sre"]), &meta, &ReadRequest { fields: Some(&inside), purpose: None }, now).unwrap();
+    assert!(matches!(d, ReadDecision::Serve(_)), "{d:?}");
+    let wider = crate::project::FieldRequest::parse_all(["$.steps"]).unwrap();
+    let d = decide_read_gated(&sliced, &who(&["sre"]), &meta, &ReadRequest { fields: Some(&wider), purpose: None }, now).unwrap();
+    let ReadDecision::Approval(g) = d else { panic!("{d:?}") };
+    assert_eq!(g.rules, ["roles.sre.actions", "roles.sre.approval", "roles.sre.approval.when.fields_outside"]);
+    assert_eq!(g.shape.fields, Some(vec!["$.steps".to_owned()]));
 }

@@ -145,3 +145,20 @@ fn summary_groups_by_operator() {
     assert!(s["operators"]["hash"].as_array().is_some_and(|a| a.contains(&json!("email"))));
     assert_eq!(s["operators"]["redact"], json!(["key_name"]));
 }
+
+#[test]
+fn very_deep_documents_are_cut_not_overflowed() {
+    // Built in memory (a parsed document is capped at 128 levels); 300 > the walk's limit.
+    let mut doc = json!("alice@example.com");
+    for _ in 0..300 {
+        doc = json!([doc]);
+    }
+    let (mut out, report) = run(&masker(""), doc);
+    assert!(report.hits.iter().any(|h| h.detector == "depth_limit"));
+    let mut depth = 0;
+    while let Value::Array(mut a) = out {
+        out = a.pop().unwrap_or(Value::Null);
+        depth += 1;
+    }
+    assert_eq!((depth, out), (256, Value::Null));
+}

@@ -16,6 +16,10 @@ use super::{MaskHit, MaskReport, Masker};
 
 /// How many levels of JSON-in-a-string are decoded; deeper ones are scanned as text.
 const MAX_NESTED: u32 = 4;
+/// Containers nested deeper than this (counting JSON-in-strings) are replaced by `null`: the
+/// walk recurses, and a document built in memory (not parsed, which caps depth at 128) could
+/// otherwise exhaust the stack. Fail closed: what cannot be inspected is not served.
+const MAX_LEVEL: u32 = 256;
 /// Paths kept per (detector, operator) in the report; `count` keeps counting past it.
 pub const MAX_REPORT_PATHS: usize = 64;
 
@@ -108,11 +112,13 @@ pub struct Cx<'m> {
     pending: Vec<(Detector, Op)>,
     acc: BTreeMap<(Detector, Op), (u64, Vec<String>)>,
     changed: u64,
+    level: u32,
+    too_deep: u64,
 }
 
 impl<'m> Cx<'m> {
     pub fn new(m: &'m Masker, engine: &'m Engine, ops: Operators) -> Cx<'m> {
-        Cx { m, engine, ops, spans: Vec::new(), pending: Vec::new(), acc: BTreeMap::new(), changed: 0 }
+        Cx { m, engine, ops, spans: Vec::new(), pending: Vec::new(), acc: BTreeMap::new(), changed: 0, level: 0, too_deep: 0 }
     }
 
     fn flush(&mut self, path: &Path<'_>) {
@@ -130,18 +136,20 @@ impl<'m> Cx<'m> {
     }
 
     pub fn report(self) -> MaskReport {
-        MaskReport {
-            hits: self
-                .acc
-                .into_iter()
-                .map(|((d, op), (count, paths))| MaskHit {
-                    detector: d.name().to_owned(),
-                    operator: op.name().to_owned(),
-                    count,
-                    paths,
-                })
-                .collect(),
+        let mut hits: Vec<MaskHit> = self
+            .acc
+            .into_iter()
+            .map(|((d, op), (count, paths))| MaskHit {
+                detector: d.name().to_owned(),
+                operator: op.name().to_owned(),
+                count,
+                paths,
+            })
+            .collect();
+        if self.too_deep > 0 {
+            hits.push(MaskHit { detector: "depth_limit".into(), operator: "drop".into(), count: self.too_deep, paths: vec![] });
         }
+        MaskReport { hits }
     }
 
     /// Masks `doc` in place; a root that must be dropped becomes `null`.
@@ -152,6 +160,18 @@ impl<'m> Cx<'m> {
     }
 
     fn value(&mut self, v: &mut Value, path: &Path<'_>, depth: u32) -> Fate {
+        if matches!(v, Value::Array(_) | Value::Object(_)) {
+            if self.level >= MAX_LEVEL {
+                *v = Value::Null;
+                self.changed += 1;
+                self.too_deep += 1;
+                return Fate::Keep;
+            }
+            self.level += 1;
+            self.container(v, path, depth);
+            self.level -= 1;
+            return Fate::Keep;
+        }
         match v {
             Value::String(s) => match self.string(s, path, depth) {
                 TextFate::Keep => Fate::Keep,
@@ -162,6 +182,12 @@ impl<'m> Cx<'m> {
                 }
                 TextFate::Drop => Fate::Drop,
             },
+            Value::Null | Value::Bool(_) | Value::Number(_) | Value::Array(_) | Value::Object(_) => Fate::Keep,
+        }
+    }
+
+    fn container(&mut self, v: &mut Value, path: &Path<'_>, depth: u32) {
+        match v {
             Value::Array(a) => {
                 for (i, e) in a.iter_mut().enumerate() {
                     if self.value(e, &path.index(i), depth) == Fate::Drop {
@@ -169,13 +195,9 @@ impl<'m> Cx<'m> {
                         self.changed += 1;
                     }
                 }
-                Fate::Keep
             }
-            Value::Object(m) => {
-                self.object(m, path, depth);
-                Fate::Keep
-            }
-            Value::Null | Value::Bool(_) | Value::Number(_) => Fate::Keep,
+            Value::Object(m) => self.object(m, path, depth),
+            _ => {}
         }
     }
 
@@ -254,16 +276,25 @@ impl<'m> Cx<'m> {
         let text = match v {
             Value::String(s) => std::mem::take(s),
             Value::Number(n) => n.to_string(),
+            Value::Array(_) | Value::Object(_) if self.level >= MAX_LEVEL => {
+                *v = Value::Null;
+                self.too_deep += 1;
+                return Fate::Keep;
+            }
             Value::Array(a) => {
+                self.level += 1;
                 for (i, e) in a.iter_mut().enumerate() {
                     self.whole(e, &path.index(i), op);
                 }
+                self.level -= 1;
                 return Fate::Keep;
             }
             Value::Object(m) => {
+                self.level += 1;
                 for (k, e) in m.iter_mut() {
                     self.whole(e, &path.key(k), op);
                 }
+                self.level -= 1;
                 return Fate::Keep;
             }
             Value::Null | Value::Bool(_) => return Fate::Keep,

@@ -158,6 +158,9 @@ pub struct ApprovalWhen {
 /// The parts of a request that `approval.when` looks at.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApprovalAsk<'a> {
+    /// The request returns trace documents (reads), not only metadata (searches). Field
+    /// conditions apply only then.
+    pub reads_documents: bool,
     /// Requested field expressions; `None` asks for the role's whole view.
     pub fields: Option<&'a [String]>,
     /// How many traces the request may return.
@@ -176,7 +179,7 @@ impl ApprovalWhen {
         if self.always {
             out.push("when.always");
         }
-        if let Some(free) = &self.fields_outside {
+        if let Some(free) = self.fields_outside.as_ref().filter(|_| ask.reads_documents) {
             let inside = ask.fields.is_some_and(|f| !f.is_empty() && f.iter().all(|e| free.contains(e.trim())));
             if !inside {
                 out.push("when.fields_outside");

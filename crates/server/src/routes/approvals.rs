@@ -6,20 +6,24 @@
 //! so ids cannot be probed. The rules themselves live in [`tracegate_core::approval`]; store
 //! calls may fsync, so they run on blocking threads.
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
-use axum::extract::{Path, RawQuery, State};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 use tracegate_approvals::{ApprovalStore, Committed, Format, Notifier, Opened, StoreError, WebhookConfig};
+use tracegate_audit::{Decision, Entry, PrincipalRecord, Timestamp};
 use tracegate_core::approval::{AccessRequest, Actor, ApprovalError, Change, Status, Terms};
 use tracegate_core::pipeline::Gate;
 use tracegate_core::Principal;
 
 use super::{query_pairs, Caller};
+use crate::audit::Reply;
 use crate::config::GatewayConfig;
 use crate::error::ApiError;
 use crate::metrics::DecisionLabel;
@@ -112,7 +116,7 @@ pub fn spawn_sweeper(state: &Arc<AppState>) {
             match tokio::task::spawn_blocking(move || store.sweep(SystemTime::now())).await {
                 Ok(Ok(expired)) => {
                     for c in &expired {
-                        if let Err(e) = audit_change(&state, &c.event.request_id, c, None).await {
+                        if let Err(e) = audit_change(&state, "", c, None).await {
                             tracing::error!(request = %c.request.id, error = %e.message, "auditing an expiry failed");
                         }
                     }
@@ -130,12 +134,12 @@ pub fn spawn_sweeper(state: &Arc<AppState>) {
 pub enum GateOutcome {
     /// An active grant covers exactly this request: serve it, then [`consume`] the grant.
     Granted(AccessRequest),
-    /// No grant: the caller waits; answer `202` with this.
-    Wait(Response),
+    /// No grant: the caller waits on this request; answer `202` with `reply`.
+    Wait { request: AccessRequest, reply: Reply },
 }
 
 /// Finds the grant covering exactly `gate.shape`, or opens (or joins) the access request for it.
-pub async fn gate(state: &Arc<AppState>, who: &Principal, gate: &Gate<'_>, now: SystemTime) -> Result<GateOutcome, ApiError> {
+pub async fn gate(state: &Arc<AppState>, request_id: &str, who: &Principal, gate: &Gate<'_>, now: SystemTime) -> Result<GateOutcome, ApiError> {
     let fp = gate.shape.fingerprint();
     let store = state.approvals.store.clone();
     let found = blocking({
@@ -151,7 +155,7 @@ pub async fn gate(state: &Arc<AppState>, who: &Principal, gate: &Gate<'_>, now: 
     let terms = Terms::of(gate.role.rule("approval"), gate.rule);
     let opened = blocking(move || store.open_request(shape, terms, now)).await?;
     if let Opened::Created(c) = &opened {
-        audit_change(state, &c.request.id, c, Some(who)).await?;
+        audit_change(state, request_id, c, Some(who)).await?;
     }
     let r = opened.request();
     let url = state.approvals.url(&r.id);
@@ -173,18 +177,24 @@ pub async fn gate(state: &Arc<AppState>, who: &Principal, gate: &Gate<'_>, now: 
         ),
         "rules": gate.rules,
     });
-    let mut resp = (StatusCode::ACCEPTED, [(axum::http::header::LOCATION, url)], Json(body)).into_response();
-    resp.extensions_mut().insert(DecisionLabel("pending"));
-    Ok(GateOutcome::Wait(resp))
+    let bytes = serde_json::to_vec(&body).map_err(|_| ApiError::internal("internal", "serialising the response failed"))?;
+    let reply = Reply::json(StatusCode::ACCEPTED, bytes).header("location", &url).header("x-tracegate-access-request", &r.id);
+    Ok(GateOutcome::Wait { request: r.clone(), reply })
 }
 
 /// Records that a request was served under `grant`. For a one-time grant exactly one of any
 /// concurrent requests gets here first; the others are refused (409) and are sent nothing.
-pub async fn consume(state: &Arc<AppState>, who: &Principal, grant: &AccessRequest, now: SystemTime) -> Result<Committed, ApiError> {
+pub async fn consume(
+    state: &Arc<AppState>,
+    request_id: &str,
+    who: &Principal,
+    grant: &AccessRequest,
+    now: SystemTime,
+) -> Result<Committed, ApiError> {
     let store = state.approvals.store.clone();
     let (id, fp) = (grant.id.clone(), grant.fingerprint.clone());
     let c = blocking(move || store.use_grant(&id, &fp, now)).await?;
-    audit_change(state, &c.request.id, &c, Some(who)).await?;
+    audit_change(state, request_id, &c, Some(who)).await?;
     Ok(c)
 }
 
@@ -221,6 +231,51 @@ pub async fn show(State(state): State<Arc<AppState>>, Path(id): Path<String>, ca
     Ok(ok(view(&state, &r, &actor, now)))
 }
 
+/// `GET /v1/access-requests/{id}/result`: the requester's approved read, by request id — the
+/// same as repeating exactly the request that was approved (same trace, fields and purpose), and
+/// judged, gated, used and audited exactly like it.
+pub async fn result(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    caller: Result<Caller, ApiError>,
+) -> Result<Response, ApiError> {
+    let Caller(who) = caller?;
+    let (trace, query) = result_request(&state, &id, &who)?;
+    Ok(super::read::read(
+        State(state),
+        ConnectInfo(client),
+        Path(trace),
+        RawQuery(query),
+        axum::http::HeaderMap::new(),
+        Ok(Caller(who)),
+    )
+    .await)
+}
+
+/// The trace and query string of the read an access request was opened for; the requester's only.
+fn result_request(state: &AppState, id: &str, who: &Principal) -> Result<(String, Option<String>), ApiError> {
+    let actor = Actor::from(who);
+    let r = visible(state, id, &actor, SystemTime::now())?;
+    let not_yours = || ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("access request `{id}` has no read result for you"));
+    let [trace] = r.shape.traces.as_slice() else { return Err(not_yours()) };
+    if !r.is_requester(&actor) {
+        return Err(not_yours());
+    }
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    for f in r.shape.fields.iter().flatten() {
+        q.append_pair("fields", f);
+    }
+    if let Some(p) = &r.shape.purpose {
+        q.append_pair("purpose", p);
+    }
+    let q = q.finish();
+    Ok((trace.to_string(), (!q.is_empty()).then_some(q)))
+}
+
+/// Largest body of approve, deny and revoke: a comment, not a document.
+const MAX_BODY: usize = 16 * 1024;
+
 /// Body of approve, deny and revoke.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -229,17 +284,17 @@ pub struct DecisionBody {
 }
 
 /// `POST /v1/access-requests/{id}/approve` with an optional `{"comment": ...}`.
-pub async fn approve(state: State<Arc<AppState>>, id: Path<String>, caller: Result<Caller, ApiError>, body: axum::body::Bytes) -> Result<Response, ApiError> {
+pub async fn approve(state: State<Arc<AppState>>, id: Path<String>, caller: Result<Caller, ApiError>, body: Body) -> Result<Response, ApiError> {
     decide(state, id, caller, body, Verb::Approve).await
 }
 
 /// `POST /v1/access-requests/{id}/deny` with `{"comment": ...}` (required).
-pub async fn deny(state: State<Arc<AppState>>, id: Path<String>, caller: Result<Caller, ApiError>, body: axum::body::Bytes) -> Result<Response, ApiError> {
+pub async fn deny(state: State<Arc<AppState>>, id: Path<String>, caller: Result<Caller, ApiError>, body: Body) -> Result<Response, ApiError> {
     decide(state, id, caller, body, Verb::Deny).await
 }
 
 /// `POST /v1/access-requests/{id}/revoke` with `{"comment": ...}` (required).
-pub async fn revoke(state: State<Arc<AppState>>, id: Path<String>, caller: Result<Caller, ApiError>, body: axum::body::Bytes) -> Result<Response, ApiError> {
+pub async fn revoke(state: State<Arc<AppState>>, id: Path<String>, caller: Result<Caller, ApiError>, body: Body) -> Result<Response, ApiError> {
     decide(state, id, caller, body, Verb::Revoke).await
 }
 
@@ -254,12 +309,15 @@ async fn decide(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
     caller: Result<Caller, ApiError>,
-    body: axum::body::Bytes,
+    body: Body,
     verb: Verb,
 ) -> Result<Response, ApiError> {
     // Authenticate.
     let Caller(who) = caller?;
     let actor = Actor::from(&who);
+    let body = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", format!("a decision body is at most {MAX_BODY} bytes"))
+    })?;
     let body: DecisionBody = if body.iter().all(u8::is_ascii_whitespace) {
         DecisionBody::default()
     } else {
@@ -283,7 +341,7 @@ async fn decide(
     })
     .await?;
     // Audit, then respond.
-    audit_change(&state, &c.request.id, &c, Some(&who)).await?;
+    audit_change(&state, &uuid::Uuid::new_v4().to_string(), &c, Some(&who)).await?;
     Ok(ok(view(&state, &c.request, &actor, now)))
 }
 
@@ -341,19 +399,52 @@ pub fn store_error(e: StoreError) -> ApiError {
     }
 }
 
-/// AUDIT HOOK: every access-request state change becomes an `approval` audit record, before
-/// the caller is answered (fail closed). `who` is the person who caused it (none for expiry).
-async fn audit_change(state: &AppState, _request_id: &str, c: &Committed, who: Option<&Principal>) -> Result<(), ApiError> {
-    let _ = (state, who);
-    tracing::info!(
-        access_request = %c.request.id,
-        change = c.event.change.name(),
-        status = %c.request.status,
-        by = ?match &c.event.change {
-            Change::Approved { by, .. } | Change::Denied { by, .. } | Change::Revoked { by, .. } => Some(by.subject.as_str()),
-            _ => None,
-        },
-        "access request changed"
-    );
+/// Every access-request state change becomes an `approval` audit record, written before the
+/// caller is answered (fail closed: 503 if it cannot be). `request_id` ties it to the HTTP
+/// request that caused it (the sweeper's expiries have none); `who` is the person, if any.
+pub(crate) async fn audit_change(state: &AppState, request_id: &str, c: &Committed, who: Option<&Principal>) -> Result<(), ApiError> {
+    let r = &c.request;
+    let decision = match r.status {
+        Status::Pending => Decision::Pending,
+        Status::Approved | Status::Used => Decision::Allow,
+        Status::Denied | Status::Expired | Status::Revoked => Decision::Deny,
+    };
+    let (by, comment) = match &c.event.change {
+        Change::Approved { by, comment } | Change::Denied { by, comment } | Change::Revoked { by, comment } => {
+            (Some(by.subject.as_str()), comment.as_deref())
+        }
+        _ => (None, None),
+    };
+    let mut event = json!({
+        "change": c.event.change.name(),
+        "status": r.status,
+        "requester": r.shape.requester.subject,
+        "traces": r.shape.traces,
+        "fingerprint": r.fingerprint,
+        "approved_by": r.approvers().iter().map(|p| p.subject.as_str()).collect::<Vec<_>>(),
+        "approvals_required": r.terms.approvals,
+        "uses": r.uses,
+    });
+    for (k, v) in [("by", by), ("comment", comment), ("purpose", r.shape.purpose.as_deref())] {
+        if let Some(v) = v {
+            event[k] = json!(v);
+        }
+    }
+    if let Some(f) = &r.shape.fields {
+        event["fields"] = json!(f);
+    }
+    let mut entry = Entry::approval(request_id, r.id.clone(), decision, event);
+    entry.time = Timestamp::from_system(c.event.at);
+    if let Some(p) = who {
+        let roles = state.policy.roles_for_groups(&p.groups).iter().map(|r| r.name.clone()).collect();
+        entry.principal = Some(PrincipalRecord::new(p, roles));
+    }
+    entry.policy_version = Some(r.shape.policy_version.0.clone());
+    entry.role = Some(r.shape.role.clone());
+    entry.rules = vec![r.terms.rule.clone()];
+    state.audit.append(&entry).await.map_err(|e| {
+        tracing::error!(error = %e, access_request = %r.id, change = c.event.change.name(), "audit record of an access-request change could not be written");
+        ApiError::unavailable("audit_unavailable", "the change was made but its audit record could not be written")
+    })?;
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Routes. Each trace route is one file whose handler reads in request-phase order.
 
+pub mod approvals;
 mod audit_trail;
 mod authenticate;
 mod read;
@@ -20,6 +21,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 pub fn router(state: Arc<AppState>) -> Router {
+    approvals::spawn_sweeper(&state);
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -27,6 +29,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/traces", get(search::search))
         .route("/v1/audit", get(audit_trail::list))
         .route("/v1/traces/{id}", get(read::read).put(write::write))
+        .route("/v1/access-requests", get(approvals::list))
+        .route("/v1/access-requests/{id}", get(approvals::show))
+        .route("/v1/access-requests/{id}/result", get(approvals::result))
+        .route("/v1/access-requests/{id}/approve", axum::routing::post(approvals::approve))
+        .route("/v1/access-requests/{id}/deny", axum::routing::post(approvals::deny))
+        .route("/v1/access-requests/{id}/revoke", axum::routing::post(approvals::revoke))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::track))
         // Bodies are read with an explicit limit in the write handler, which answers 413 as JSON.

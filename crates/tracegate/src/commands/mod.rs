@@ -4,5 +4,6 @@ pub mod audit;
 pub mod mask;
 pub mod policy;
 pub mod quickstart;
+pub mod requests;
 pub mod serve;
 pub mod token;

@@ -23,12 +23,14 @@ pub enum Cmd {
     },
     /// Show one access request.
     Show {
+        /// The access request id (`ar_...`).
         id: String,
         #[command(flatten)]
         conn: Conn,
     },
     /// Approve a request (never your own).
     Approve {
+        /// The access request id (`ar_...`).
         id: String,
         /// Why, for the record.
         #[arg(long)]
@@ -38,6 +40,7 @@ pub enum Cmd {
     },
     /// Deny a request; a deny by any approver ends it.
     Deny {
+        /// The access request id (`ar_...`).
         id: String,
         /// Why (required: the requester deserves a reason).
         #[arg(long)]
@@ -47,6 +50,7 @@ pub enum Cmd {
     },
     /// Revoke an active grant.
     Revoke {
+        /// The access request id (`ar_...`).
         id: String,
         /// Why (required).
         #[arg(long)]
