@@ -30,6 +30,32 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let retention = state.audit_retention.map(|age| tokio::spawn(prune_periodically(state.clone(), age)));
     let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    if let Some(task) = retention {
+        task.abort();
+    }
+    served
+}
+
+/// How often the retention task looks for records past their age.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Exports and prunes audit records older than `age`, hourly. A failed prune is logged and
+/// retried; it never touches the request path (pruning anchors the cut with a signed checkpoint).
+async fn prune_periodically(state: Arc<AppState>, age: std::time::Duration) {
+    let mut tick = tokio::time::interval(PRUNE_EVERY);
+    loop {
+        tick.tick().await;
+        let Some(before) = std::time::SystemTime::now().checked_sub(age) else { continue };
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let export = state.audit_dir.join("exports").join(format!("pruned-{stamp}.jsonl"));
+        match state.audit.prune(before, export).await {
+            Ok(report) => tracing::info!(pruned = report.pruned, "audit retention ran"),
+            Err(e) => tracing::error!(error = %e, "audit retention failed"),
+        }
+    }
 }

@@ -1,7 +1,8 @@
 //! Prometheus metrics, named once here.
 //!
 //! - `tracegate_http_requests_total{route, status, decision}` — every request; `decision` is
-//!   `allow`, `deny`, `error` or `none` (routes that decide nothing, such as `/healthz`).
+//!   `allow`, `deny`, `pending` (held for approval), `error` or `none` (routes that decide
+//!   nothing, such as `/healthz`).
 //! - `tracegate_http_request_duration_seconds{route}` — latency histogram.
 //!
 //! - `tracegate_webhook_{delivered,failed,retried,dropped}_total` — approval notifications, when

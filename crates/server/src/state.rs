@@ -22,6 +22,8 @@ pub struct AppState {
     pub audit: AuditLog,
     /// Where the audit log lives, for `GET /v1/audit` queries.
     pub audit_dir: std::path::PathBuf,
+    /// Records older than this are exported and pruned while the gateway runs.
+    pub audit_retention: Option<std::time::Duration>,
     /// Just-in-time approval: the access-request store and its notifier.
     pub approvals: crate::routes::approvals::Approvals,
 }
@@ -62,6 +64,9 @@ impl AppState {
         PolicyArchive::new(&audit_cfg.dir).put(&text)?;
         let key = audit_cfg.load_signing_key()?;
         let audit = AuditLog::open(audit_cfg.log_options(), key)?;
+        if let Some(r) = audit.recovery() {
+            tracing::warn!(recovery = ?r, "audit log recovered after an unclean stop");
+        }
         let approvals = crate::routes::approvals::Approvals::open(cfg).map_err(StartError::Approvals)?;
         let mut metrics = Metrics::default();
         if let Some(n) = &approvals.notifier {
@@ -77,6 +82,7 @@ impl AppState {
             metrics,
             max_trace_bytes: cfg.server.max_trace_bytes,
             audit,
+            audit_retention: audit_cfg.retention,
             audit_dir: audit_cfg.dir,
             approvals,
         })

@@ -152,6 +152,9 @@ fn audit_write_failure_fails_closed() {
             break;
         }
     }
+    // Readiness says so, so a load balancer stops sending traffic here.
+    let health = client.get(format!("{url}/healthz")).send().unwrap();
+    assert_eq!(health.status().as_u16(), 503);
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(ok > 0 && failed >= 5, "ok={ok} failed={failed}");

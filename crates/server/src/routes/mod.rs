@@ -42,12 +42,17 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// Liveness and readiness: 503 once the audit trail has failed, since every request would then
+/// be refused (a load balancer should send traffic elsewhere).
 async fn healthz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    Json(serde_json::json!({
-        "status": "ok",
+    let failed = state.audit.is_failed();
+    let status = if failed { axum::http::StatusCode::SERVICE_UNAVAILABLE } else { axum::http::StatusCode::OK };
+    let body = Json(serde_json::json!({
+        "status": if failed { "audit_failed" } else { "ok" },
         "policy_version": state.policy.version,
         "traces_indexed": state.index.len(),
-    }))
+    }));
+    (status, body)
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {

@@ -124,6 +124,18 @@ Try it (in another shell):
   TOKEN=$({exe} token --config {cfg} --sub erin --groups eng)
   curl -s -H "Authorization: Bearer $TOKEN" '{url}/v1/traces?agent=refund-agent'
   curl -s -H "Authorization: Bearer $TOKEN" {url}/v1/traces/demo-otlp-1
+
+  # an SRE: everything unmasked, after a security approval (202 with an access-request id)
+  SRE=$({exe} token --config {cfg} --sub sid --groups sre)
+  curl -s -H "Authorization: Bearer $SRE" {url}/v1/traces/demo-agent-1
+  SEC=$({exe} token --config {cfg} --sub sec-lead --groups security)
+  {exe} requests list --url {url} --token "$SEC"
+  {exe} requests approve <ID> --comment "incident 42" --url {url} --token "$SEC"
+  curl -s -H "Authorization: Bearer $SRE" {url}/v1/traces/demo-agent-1    # now served
+
+  # the audit trail: verify the chain, replay what a request showed (its x-request-id)
+  {exe} audit verify --config {cfg}
+  {exe} audit replay <REQUEST-ID> --config {cfg}
 "#,
         if created { "created" } else { "reusing" },
         config.parent().map_or_else(|| ".".into(), |p| p.display().to_string()),

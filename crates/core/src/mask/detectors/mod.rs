@@ -70,6 +70,17 @@ detectors! {
     DigitaloceanToken = "digitalocean_token", Secret, "DigitalOcean tokens (`dop_v1_`, `doo_v1_`, `dor_v1_`).";
     ShopifyToken = "shopify_token", Secret, "Shopify access tokens (`shpat_`, `shpca_`, `shppa_`, `shpss_`).";
     AzureStorageKey = "azure_storage_key", Secret, "Azure storage account keys in connection strings (`AccountKey=`).";
+    AzureAdClientSecret = "azure_ad_client_secret", Secret, "Microsoft Entra (Azure AD) client secrets (`...8Q~...`).";
+    MailgunApiKey = "mailgun_api_key", Secret, "Mailgun API keys (`key-` + 32 characters).";
+    SquareToken = "square_token", Secret, "Square access tokens and OAuth secrets (`sq0atp-`, `sq0csp-`).";
+    DatabricksToken = "databricks_token", Secret, "Databricks personal access tokens (`dapi` + 32 hex).";
+    LinearApiKey = "linear_api_key", Secret, "Linear API keys (`lin_api_`).";
+    GrafanaToken = "grafana_token", Secret, "Grafana Cloud and service-account tokens (`glc_`, `glsa_`).";
+    NewRelicKey = "new_relic_key", Secret, "New Relic user API keys (`NRAK-`).";
+    PostmanApiKey = "postman_api_key", Secret, "Postman API keys (`PMAK-`).";
+    DopplerToken = "doppler_token", Secret, "Doppler tokens (`dp.pt.`, `dp.st.`, ...).";
+    VaultToken = "vault_token", Secret, "HashiCorp Vault service and batch tokens (`hvs.`, `hvb.`).";
+    AgeSecretKey = "age_secret_key", Secret, "age encryption secret keys (`AGE-SECRET-KEY-1...`).";
     Jwt = "jwt", Secret, "JSON Web Tokens (three base64url parts, header and payload starting `eyJ`).";
     BearerToken = "bearer_token", Secret, "The credential after `Bearer`.";
     AuthorizationHeader = "authorization_header", Secret, "The credential in an `Authorization:` header (Basic, Token, Digest, ...).";

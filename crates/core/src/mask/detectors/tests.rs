@@ -84,6 +84,30 @@ fn cloud_and_payment_keys() {
 }
 
 #[test]
+fn more_vendor_tokens() {
+    let cases: &[(&str, &str)] = &[
+        ("azure_ad_client_secret", "abc8Q~xYz0123456789abcdefghijklmnopqrs"),
+        ("mailgun_api_key", "key-3ax6xnjp29jd6fds4gc373sgvjxteol0"),
+        ("square_token", "sq0atp-1a2B3c4D5e6F7g8H9i0JkL"),
+        ("databricks_token", "dapi0123456789abcdef0123456789abcdef"),
+        ("linear_api_key", "lin_api_0123456789abcdefghijklmnopqrstuvwxyzABCD"),
+        ("grafana_token", "glsa_0123456789abcdefghijklmnopqrstuv_0a1b2c3d"),
+        ("new_relic_key", "NRAK-0123456789ABCDEFGHIJKLMNOPQ"),
+        ("postman_api_key", "PMAK-0123456789abcdef01234567-0123456789abcdef0123456789abcdef01"),
+        ("doppler_token", "dp.pt.0123456789abcdefghijklmnopqrstuvwxyzABCDEFG"),
+        ("vault_token", "hvs.CAESIJ0123456789abcdefghijklmnopqrstuvwxyz"),
+        ("age_secret_key", "AGE-SECRET-KEY-1QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7LQPZRY9X8GF2TVDW0S3JN54KHCE"),
+    ];
+    for (det, tok) in cases {
+        hits(det, &[(&format!("value {tok} end"), tok)]);
+    }
+    misses("mailgun_api_key", &["the primary key-value store"]);
+    misses("doppler_token", &["dp.pt. is a prefix"]);
+    misses("vault_token", &["hvs.short"]);
+    misses("databricks_token", &["dapi is the prefix"]);
+}
+
+#[test]
 fn jwt_and_private_keys() {
     let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U";
     hits("jwt", &[(&format!("cookie={jwt};"), jwt)]);
