@@ -159,18 +159,8 @@ impl FromStr for SigningAlgorithm {
                  invites signing with a public key"
             ));
         }
-        let alg = match s {
-            "RS256" => Algorithm::RS256,
-            "RS384" => Algorithm::RS384,
-            "RS512" => Algorithm::RS512,
-            "PS256" => Algorithm::PS256,
-            "PS384" => Algorithm::PS384,
-            "PS512" => Algorithm::PS512,
-            "ES256" => Algorithm::ES256,
-            "ES384" => Algorithm::ES384,
-            "EdDSA" => Algorithm::EdDSA,
-            _ => return Err(format!("unknown signature algorithm `{s}`; expected one of {}", Self::NAMES)),
-        };
+        let alg = crate::keys::asymmetric_alg(s)
+            .ok_or_else(|| format!("unknown signature algorithm `{s}`; expected one of {}", Self::NAMES))?;
         Ok(SigningAlgorithm(alg))
     }
 }
