@@ -240,3 +240,30 @@ async fn store_failures_fail_closed() {
     let (s, body) = gw.get("/v1/traces/demo-otlp-1", &t).await;
     assert_eq!((s, code(&body)), (404, "not_found"), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_written_through_the_gateway_never_reach_the_store() {
+    let gw = Gateway::start().await;
+    let w = gw.token("refund-agent", &["agents"], &[("tenant", "acme")]);
+    let aws = "AKIAQ7ZTY4RXPL2MNB3V";
+    let dsn = "postgres://app:Hunter2-Sup3rSecret@db.internal:5432/app";
+    let doc = json!({
+        "metadata": {"tenant": "acme", "agent": "writer-test"},
+        "steps": [{"tool_calls": [{"arguments": {"dsn": dsn, "aws_key": aws, "note": "deploy"}}]}],
+        "final_output": "ok"
+    });
+    let (s, body) = gw.put("/v1/traces/masked-on-write", &w, serde_json::to_vec(&doc).unwrap()).await;
+    assert_eq!(s, 201, "{body}");
+    assert!(body["masked"].as_u64().unwrap() >= 2, "{body}");
+    let stored = std::fs::read_to_string(gw.data_dir().join("traces/masked-on-write.json")).unwrap();
+    assert!(!stored.contains(aws) && !stored.contains("Hunter2-Sup3rSecret"), "{stored}");
+    let stored: serde_json::Value = serde_json::from_str(&stored).unwrap();
+    assert_eq!(stored["steps"][0]["tool_calls"][0]["arguments"]["note"], "deploy", "the rest is intact");
+    assert_eq!(stored["final_output"], "ok");
+
+    // A trace with nothing to mask is stored byte for byte.
+    let plain = b"{\"metadata\": {\"tenant\": \"acme\"},   \"final_output\": \"fine\"}".to_vec();
+    let (s, body) = gw.put("/v1/traces/plain", &w, plain.clone()).await;
+    assert_eq!((s, body["masked"].as_u64()), (201, Some(0)));
+    assert_eq!(std::fs::read(gw.data_dir().join("traces/plain.json")).unwrap(), plain);
+}
