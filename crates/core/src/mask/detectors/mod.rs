@@ -198,17 +198,14 @@ impl Engine {
         if b.len() < MIN_SCAN_LEN {
             return;
         }
-        let classes = classes(b);
-        if classes & !(LOWER | UPPER) == 0 && (classes & UPPER == 0 || b.len() < 20) {
+        if b.len() < 20 && b.iter().all(u8::is_ascii_alphabetic) {
             // Letters only, and too short for the two all-letter formats (AWS key ids and
-            // Google keys need 20+ characters with capitals): no detector can match. This is
-            // most object keys (`content`, `stringValue`), so it matters for speed.
+            // Google keys need 20+ characters): no detector can match. This is most object
+            // keys (`content`, `stringValue`), so it matters for speed.
             return;
         }
-        if classes & (LOWER | UPPER) != 0 {
-            self.secrets(text, enabled, out);
-        }
-        pii::scan(b, classes, enabled, out);
+        self.secrets(text, enabled, out);
+        pii::scan(b, enabled, out);
     }
 
     fn secrets(&self, text: &str, enabled: DetSet, out: &mut Vec<Span>) {
@@ -234,54 +231,6 @@ impl Engine {
             }
         }
     }
-}
-
-pub const LOWER: u8 = 1;
-pub const UPPER: u8 = 2;
-pub const DIGIT: u8 = 4;
-pub const AT: u8 = 8;
-pub const COLON: u8 = 16;
-/// Anything else: blanks, punctuation, non-ASCII.
-pub const OTHER: u8 = 32;
-
-const fn class_table() -> [u8; 256] {
-    let mut t = [OTHER; 256];
-    let mut i = 0;
-    while i < 256 {
-        let b = i as u8;
-        t[i] = if b.is_ascii_lowercase() {
-            LOWER
-        } else if b.is_ascii_uppercase() {
-            UPPER
-        } else if b.is_ascii_digit() {
-            DIGIT
-        } else if b == b'@' {
-            AT
-        } else if b == b':' {
-            COLON
-        } else {
-            OTHER
-        };
-        i += 1;
-    }
-    t
-}
-
-static CLASS: [u8; 256] = class_table();
-
-/// The union of the byte classes present in `b`: one table lookup per byte, which lets whole
-/// scanners be skipped (no digit, no number detector; no `@`, no email).
-fn classes(b: &[u8]) -> u8 {
-    let mut c = 0u8;
-    for chunk in b.chunks(64) {
-        for &x in chunk {
-            c |= CLASS[usize::from(x)];
-        }
-        if c == LOWER | UPPER | DIGIT | AT | COLON | OTHER {
-            break;
-        }
-    }
-    c
 }
 
 /// No detector can match fewer bytes than this (`a@b.co`, `1.1.1.1` minus one).
