@@ -58,6 +58,16 @@ impl AppState {
         };
         let index = TraceIndex::rebuild(store.as_ref()).await?;
         let mask_key = MaskKey(cfg.mask_key()?.unwrap_or_default());
+        // A role that pseudonymises without a key would silently redact instead: refuse to start
+        // rather than serve something other than what the operator configured.
+        if let Some(role) = policy.roles.iter().find(|r| r.masking.uses_hash()) {
+            if mask_key.0.len() < tracegate_core::mask::MIN_KEY_LEN {
+                return Err(StartError::Config(ConfigError::Invalid(format!(
+                    "role `{}` pseudonymises with `hash`, which needs a masking key: set [masking] key_file or key_env",
+                    role.name
+                ))));
+            }
+        }
         // The audit trail opens last and must open: no request is served unrecorded. Every
         // policy version served is archived so replay can re-apply it.
         let audit_cfg = cfg.audit.resolve(&cfg.base_dir);

@@ -267,3 +267,15 @@ async fn secrets_written_through_the_gateway_never_reach_the_store() {
     assert_eq!((s, body["masked"].as_u64()), (201, Some(0)));
     assert_eq!(std::fs::read(gw.data_dir().join("traces/plain.json")).unwrap(), plain);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_that_pseudonymises_without_a_key_does_not_start() {
+    let dir = tempfile::tempdir().unwrap();
+    tracegate::commands::quickstart::lay_out(dir.path()).unwrap();
+    let cfg_path = dir.path().join("tracegate.toml");
+    let text = std::fs::read_to_string(&cfg_path).unwrap();
+    std::fs::write(&cfg_path, text.replace("key_file = \"mask.key\"", "")).unwrap();
+    let cfg = tracegate_server::GatewayConfig::load(&cfg_path).unwrap();
+    let err = tracegate_server::AppState::from_config(&cfg).await.err().expect("must refuse to start");
+    assert!(err.to_string().contains("role `engineer` pseudonymises"), "{err}");
+}

@@ -70,6 +70,11 @@ impl Masker {
         self.ops.get(d as usize).copied().unwrap_or(Op::Redact)
     }
 
+    /// True when some detector pseudonymises (`hash`), which needs a masking key.
+    pub fn uses_hash(&self) -> bool {
+        self.ops.contains(&Op::Hash)
+    }
+
     /// True when this masker never changes anything (e.g. the `sre` role), so callers may skip it.
     pub fn is_off(&self) -> bool {
         self.enabled.is_empty() && self.key_op == Op::Off
