@@ -69,17 +69,28 @@ pid=$!
 [ -n "$pid_file" ] && echo "$pid" >"$pid_file"
 
 discovery="http://127.0.0.1:$port/.well-known/openid-configuration"
-for _ in $(seq 1 150); do
+# The provider prints `ready <issuer>` once listening; watching its log costs nothing, unlike
+# starting a probe process per try on a loaded machine. Then one real request to discovery.
+deadline=$(( $(date +%s) + ${OIDC_START_TIMEOUT:-120} ))
+until grep -q '^ready ' "$log" 2>/dev/null; do
   if ! kill -0 "$pid" 2>/dev/null; then
     cat "$log" >&2
     die "the provider exited before answering (log above)"
   fi
-  if node -e "fetch(process.argv[1]).then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))" "$discovery" 2>/dev/null; then
+  if [ "$(date +%s)" -ge "$deadline" ]; then
+    kill "$pid" 2>/dev/null || true
+    cat "$log" >&2
+    die "the provider did not start listening within ${OIDC_START_TIMEOUT:-120}s"
+  fi
+  sleep 0.1
+done
+for _ in 1 2 3 4 5 6 7 8 9 10; do
+  if node -e "fetch(process.argv[1], {signal: AbortSignal.timeout(10000)}).then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))" "$discovery" 2>/dev/null; then
     echo "$pid"
     exit 0
   fi
-  sleep 0.2
+  sleep 0.5
 done
 kill "$pid" 2>/dev/null || true
 cat "$log" >&2
-die "the provider did not answer $discovery within 30s"
+die "the provider is listening but $discovery does not answer"
