@@ -11,6 +11,7 @@
 //!    and a non-empty `sub`;
 //! 6. groups come from the configured claim path; string claims are kept for row scope.
 
+mod cache;
 mod claims;
 mod config;
 pub mod dev;
@@ -42,6 +43,7 @@ pub struct Authenticator {
 }
 
 struct Inner {
+    cache: cache::TokenCache,
     issuers: Vec<Issuer>,
     groups_claim: String,
     skew_secs: u64,
@@ -105,6 +107,7 @@ impl Authenticator {
         }
         Ok(Authenticator {
             inner: Arc::new(Inner {
+                cache: cache::TokenCache::default(),
                 issuers,
                 groups_claim: cfg.groups_claim.clone(),
                 skew_secs: cfg.clock_skew.as_secs(),
@@ -130,6 +133,11 @@ impl Authenticator {
     /// Checks `bearer_token` (the part after `Bearer `) and returns who presented it.
     pub async fn authenticate(&self, bearer_token: &str) -> Result<Principal, AuthError> {
         let inner = &*self.inner;
+        if bearer_token.len() <= inner.max_token_bytes {
+            if let Some(p) = inner.cache.get(bearer_token) {
+                return Ok(p);
+            }
+        }
         let peeked = token::peek(bearer_token, inner.max_token_bytes)?;
         let alg = keys::asymmetric_alg(&peeked.alg).ok_or_else(|| AuthError::alg_not_allowed(&peeked.alg))?;
         let iss = match peeked.claims.get("iss") {
@@ -167,13 +175,17 @@ impl Authenticator {
             Some(_) => return Err(AuthError::InvalidClaim { claim: "sub" }),
             None => return Err(AuthError::MissingClaim { claim: "sub" }),
         };
-        Ok(Principal {
+        let principal = Principal {
             subject,
             issuer: issuer.issuer.clone(),
             groups: claims::groups(&claims, &inner.groups_claim),
             claims: claims::string_claims(&claims),
             auth_method: issuer.method,
-        })
+        };
+        if let Some(exp) = claims.get("exp").and_then(Value::as_u64) {
+            inner.cache.insert(bearer_token, &principal, exp);
+        }
+        Ok(principal)
     }
 }
 

@@ -192,6 +192,21 @@ async fn unauthenticated_and_forged_requests_get_401() {
     let r = gw.client.get(gw.url("/v1/traces/demo-agent-1")).header("authorization", "Basic dXNlcjpwYXNz").send().await.unwrap();
     assert_eq!(r.status().as_u16(), 401);
 
+    // A token accepted once (and so cached) does not make a tampered copy acceptable.
+    let good = gw.token("sam", &["support"], &[("tenant", "acme")]);
+    let (s, _) = gw.get("/v1/traces/demo-agent-1", &good).await;
+    assert_eq!(s, 200);
+    let parts: Vec<&str> = good.split('.').collect();
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut claims: serde_json::Value = serde_json::from_slice(&b64.decode(parts[1]).unwrap()).unwrap();
+    claims["groups"] = json!(["eng"]);
+    let promoted = format!("{}.{}.{}", parts[0], b64.encode(claims.to_string()), parts[2]);
+    let (s, body) = gw.get("/v1/traces/demo-agent-1", &promoted).await;
+    assert_eq!((s, code(&body)), (401, "bad_signature"), "{body}");
+    let (s, _) = gw.get("/v1/traces/demo-agent-1", &good).await;
+    assert_eq!(s, 200);
+
     // A token from another gateway's dev key, same issuer name: refused.
     let other = Gateway::start().await;
     let forged = other.token("erin", &["eng"], &[]);
