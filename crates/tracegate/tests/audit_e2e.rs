@@ -94,7 +94,7 @@ fn spawn_serve(data: &Path, prefix: &str) -> (Child, String) {
         "{prefix} exec '{BIN}' serve --config '{}' --listen 127.0.0.1:{port}",
         data.join("tracegate.toml").display()
     );
-    let child = Command::new("sh").arg("-c").arg(cmd).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = Command::new("sh").arg("-c").arg(cmd).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let url = format!("http://127.0.0.1:{port}");
     let client = reqwest::blocking::Client::new();
     for _ in 0..200 {
@@ -103,6 +103,8 @@ fn spawn_serve(data: &Path, prefix: &str) -> (Child, String) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("gateway did not start");
 }
 
