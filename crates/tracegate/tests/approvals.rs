@@ -189,6 +189,19 @@ async fn nobody_approves_their_own_request_and_non_approvers_are_refused() {
     // Still pending: nothing was recorded.
     let (_, shown) = gw.get(&format!("/v1/access-requests/{id}"), &sid).await;
     assert_eq!(shown["decisions"], json!([]));
+
+    // Yet every attempt is on the audit trail, refusals included, with the reason.
+    let ada = gw.token("ada", &["audit"], &[]);
+    let (s, trail) = gw.get("/v1/audit?subject=sid&decision=deny", &ada).await;
+    assert_eq!(s, 200, "{trail}");
+    let refused: Vec<&serde_json::Value> = trail["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["approval_id"] == id.as_str() && r["deny_code"] == "own_request")
+        .collect();
+    assert_eq!(refused.len(), 2, "{trail}");
+    assert!(refused.iter().any(|r| r["request"]["route"] == "/v1/access-requests/{id}/approve"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,8 +13,7 @@ use std::time::{Duration, SystemTime};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::response::Response;
 use serde_json::{json, Value};
 use tracegate_approvals::{ApprovalStore, Committed, Format, Notifier, Opened, StoreError, WebhookConfig};
 use tracegate_audit::{Decision, Entry, PrincipalRecord, Timestamp};
@@ -23,10 +22,9 @@ use tracegate_core::pipeline::Gate;
 use tracegate_core::Principal;
 
 use super::{query_pairs, Caller};
-use crate::audit::Reply;
+use crate::audit::{finish, Audited, Reply};
 use crate::config::GatewayConfig;
 use crate::error::ApiError;
-use crate::metrics::DecisionLabel;
 use crate::state::AppState;
 
 /// Where the approval workflow keeps its state and how it tells approvers.
@@ -201,8 +199,20 @@ pub async fn consume(
 // ---- routes ---------------------------------------------------------------------------------
 
 /// `GET /v1/access-requests[?status=pending]`: the requests the caller may see, newest first.
-pub async fn list(State(state): State<Arc<AppState>>, RawQuery(q): RawQuery, caller: Result<Caller, ApiError>) -> Result<Response, ApiError> {
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    RawQuery(q): RawQuery,
+    caller: Result<Caller, ApiError>,
+) -> Response {
+    let mut audit = Audited::begin("GET", "/v1/access-requests", None, Some(client));
+    let outcome = list_requests(&state, &mut audit, q, caller);
+    finish(&state, audit, outcome).await
+}
+
+fn list_requests(state: &AppState, audit: &mut Audited, q: Option<String>, caller: Result<Caller, ApiError>) -> Result<Reply, ApiError> {
     let Caller(who) = caller?;
+    audit.principal(state, &who);
     let mut status = None;
     for (k, v) in query_pairs(q.as_deref(), &["status"])? {
         let _ = k;
@@ -217,18 +227,29 @@ pub async fn list(State(state): State<Arc<AppState>>, RawQuery(q): RawQuery, cal
         .iter()
         .filter(|r| r.visible_to(&actor))
         .filter(|r| status.is_none_or(|s| r.status == s))
-        .map(|r| view(&state, r, &actor, now))
+        .map(|r| view(state, r, &actor, now))
         .collect();
-    Ok(ok(json!({ "access_requests": visible })))
+    ok(&json!({ "access_requests": visible }))
 }
 
 /// `GET /v1/access-requests/{id}`.
-pub async fn show(State(state): State<Arc<AppState>>, Path(id): Path<String>, caller: Result<Caller, ApiError>) -> Result<Response, ApiError> {
-    let Caller(who) = caller?;
-    let actor = Actor::from(&who);
-    let now = SystemTime::now();
-    let r = visible(&state, &id, &actor, now)?;
-    Ok(ok(view(&state, &r, &actor, now)))
+pub async fn show(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    caller: Result<Caller, ApiError>,
+) -> Response {
+    let mut audit = Audited::begin("GET", "/v1/access-requests/{id}", None, Some(client));
+    audit.entry.approval_id = Some(id.clone());
+    let outcome = (|| {
+        let Caller(who) = caller?;
+        audit.principal(&state, &who);
+        let actor = Actor::from(&who);
+        let now = SystemTime::now();
+        let r = visible(&state, &id, &actor, now)?;
+        ok(&view(&state, &r, &actor, now))
+    })();
+    finish(&state, audit, outcome).await
 }
 
 /// `GET /v1/access-requests/{id}/result`: the requester's approved read, by request id — the
@@ -239,18 +260,22 @@ pub async fn result(
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
     caller: Result<Caller, ApiError>,
-) -> Result<Response, ApiError> {
-    let Caller(who) = caller?;
-    let (trace, query) = result_request(&state, &id, &who)?;
-    Ok(super::read::read(
-        State(state),
-        ConnectInfo(client),
-        Path(trace),
-        RawQuery(query),
-        axum::http::HeaderMap::new(),
-        Ok(Caller(who)),
-    )
-    .await)
+) -> Response {
+    // Resolved requests continue as the read itself, audited there; refusals here are audited
+    // as this route.
+    let mut audit = Audited::begin("GET", "/v1/access-requests/{id}/result", None, Some(client));
+    audit.entry.approval_id = Some(id.clone());
+    let resolved = caller.and_then(|Caller(who)| {
+        audit.principal(&state, &who);
+        result_request(&state, &id, &who).map(|tq| (who, tq))
+    });
+    match resolved {
+        Ok((who, (trace, query))) => {
+            super::read::read(State(state), ConnectInfo(client), Path(trace), RawQuery(query), axum::http::HeaderMap::new(), Ok(Caller(who)))
+                .await
+        }
+        Err(e) => finish(&state, audit, Err(e)).await,
+    }
 }
 
 /// The trace and query string of the read an access request was opened for; the requester's only.
@@ -284,18 +309,45 @@ pub struct DecisionBody {
 }
 
 /// `POST /v1/access-requests/{id}/approve` with an optional `{"comment": ...}`.
-pub async fn approve(state: State<Arc<AppState>>, id: Path<String>, caller: Result<Caller, ApiError>, body: Body) -> Result<Response, ApiError> {
-    decide(state, id, caller, body, Verb::Approve).await
+pub async fn approve(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    caller: Result<Caller, ApiError>,
+    body: Body,
+) -> Response {
+    let mut audit = Audited::begin("POST", "/v1/access-requests/{id}/approve", None, Some(client));
+    audit.entry.approval_id = Some(id.clone());
+    let outcome = decide(&state, &mut audit, id, caller, body, Verb::Approve).await;
+    finish(&state, audit, outcome).await
 }
 
 /// `POST /v1/access-requests/{id}/deny` with `{"comment": ...}` (required).
-pub async fn deny(state: State<Arc<AppState>>, id: Path<String>, caller: Result<Caller, ApiError>, body: Body) -> Result<Response, ApiError> {
-    decide(state, id, caller, body, Verb::Deny).await
+pub async fn deny(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    caller: Result<Caller, ApiError>,
+    body: Body,
+) -> Response {
+    let mut audit = Audited::begin("POST", "/v1/access-requests/{id}/deny", None, Some(client));
+    audit.entry.approval_id = Some(id.clone());
+    let outcome = decide(&state, &mut audit, id, caller, body, Verb::Deny).await;
+    finish(&state, audit, outcome).await
 }
 
 /// `POST /v1/access-requests/{id}/revoke` with `{"comment": ...}` (required).
-pub async fn revoke(state: State<Arc<AppState>>, id: Path<String>, caller: Result<Caller, ApiError>, body: Body) -> Result<Response, ApiError> {
-    decide(state, id, caller, body, Verb::Revoke).await
+pub async fn revoke(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    caller: Result<Caller, ApiError>,
+    body: Body,
+) -> Response {
+    let mut audit = Audited::begin("POST", "/v1/access-requests/{id}/revoke", None, Some(client));
+    audit.entry.approval_id = Some(id.clone());
+    let outcome = decide(&state, &mut audit, id, caller, body, Verb::Revoke).await;
+    finish(&state, audit, outcome).await
 }
 
 #[derive(Clone, Copy)]
@@ -306,14 +358,16 @@ enum Verb {
 }
 
 async fn decide(
-    State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
+    state: &Arc<AppState>,
+    audit: &mut Audited,
+    id: String,
     caller: Result<Caller, ApiError>,
     body: Body,
     verb: Verb,
-) -> Result<Response, ApiError> {
+) -> Result<Reply, ApiError> {
     // Authenticate.
     let Caller(who) = caller?;
+    audit.principal(state, &who);
     let actor = Actor::from(&who);
     let body = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
         ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", format!("a decision body is at most {MAX_BODY} bytes"))
@@ -325,7 +379,7 @@ async fn decide(
     };
     let now = SystemTime::now();
     // Only those who may see a request learn that it exists.
-    visible(&state, &id, &actor, now)?;
+    visible(state, &id, &actor, now)?;
     // Decide and record, atomically in the store.
     let store = state.approvals.store.clone();
     let c = blocking({
@@ -340,9 +394,9 @@ async fn decide(
         }
     })
     .await?;
-    // Audit, then respond.
-    audit_change(&state, &uuid::Uuid::new_v4().to_string(), &c, Some(&who)).await?;
-    Ok(ok(view(&state, &c.request, &actor, now)))
+    // Audit the change (tied to this request's record by its id), then respond.
+    audit_change(state, &audit.entry.request_id, &c, Some(&who)).await?;
+    ok(&view(state, &c.request, &actor, now))
 }
 
 fn visible(state: &AppState, id: &str, actor: &Actor, now: SystemTime) -> Result<AccessRequest, ApiError> {
@@ -364,10 +418,9 @@ fn view(state: &AppState, r: &AccessRequest, actor: &Actor, now: SystemTime) -> 
     v
 }
 
-fn ok(body: Value) -> Response {
-    let mut resp = Json(body).into_response();
-    resp.extensions_mut().insert(DecisionLabel("none"));
-    resp
+fn ok(body: &Value) -> Result<Reply, ApiError> {
+    let bytes = serde_json::to_vec(body).map_err(|_| ApiError::internal("internal", "serialising the response failed"))?;
+    Ok(Reply::json(StatusCode::OK, bytes))
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, StoreError> + Send + 'static) -> Result<T, ApiError> {
