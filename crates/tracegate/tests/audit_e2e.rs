@@ -29,7 +29,7 @@ async fn every_request_leaves_one_record() {
 
     let mut seen = Vec::new(); // (request id, status, body bytes)
     for (path, token) in [
-        ("/v1/traces/demo-agent-1", sam.as_str()),
+        ("/v1/traces/demo-agent-1?purpose=ticket-4711", sam.as_str()),
         ("/v1/traces/demo-agent-1?fields=$..reasoning", sam.as_str()),
         ("/v1/traces/demo-agent-1?fields=$.steps[", erin.as_str()),
         ("/v1/traces/demo-agent-1", "not-a-token"),
@@ -56,6 +56,7 @@ async fn every_request_leaves_one_record() {
     }
     let read = records.iter().find(|r| r["request_id"] == seen[0].0.as_str()).unwrap();
     assert_eq!(read["decision"], "allow");
+    assert_eq!(read["request"]["purpose"], "ticket-4711");
     assert_eq!(read["role"], "support");
     assert_eq!(read["principal"]["subject"], "sam");
     assert_eq!(read["principal"]["claims"]["tenant"], "acme");

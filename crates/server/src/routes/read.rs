@@ -52,6 +52,7 @@ async fn read_trace(
     let id = TraceId::parse(&id).map_err(|e| ApiError::bad_request("bad_trace_id", e.to_string()))?;
     let pairs = query_pairs(query.as_deref(), &["fields", "purpose"])?;
     let purpose = purpose_of(&pairs, headers)?;
+    audit.request().purpose = purpose.clone();
     let pairs: Vec<(String, String)> = pairs.into_iter().filter(|(k, _)| k == "fields").collect();
     audit.request().fields = pairs.iter().map(|(_, v)| v.clone()).collect();
     let fields = if pairs.is_empty() {
