@@ -253,7 +253,8 @@ pub struct Entry {
     /// HTTP status returned to the client.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
-    /// Size of the response body released to the client (or of the body written, for writes).
+    /// Size of the response body released to the client (for writes, the stored bytes are named
+    /// by `object_version`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes_sent: Option<u64>,
     /// Lowercase hex SHA-256 of exactly those bytes; replay reproduces and compares it.
