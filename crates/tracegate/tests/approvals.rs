@@ -183,6 +183,9 @@ async fn nobody_approves_their_own_request_and_non_approvers_are_refused() {
         let (s, err) = post(&gw, &format!("/v1/access-requests/{id}/approve"), &who, json!({})).await;
         assert_eq!((s, code(&err)), (404, "not_found"), "{err}");
     }
+    // No such decision: 404, whoever asks.
+    let (s, err) = post(&gw, &format!("/v1/access-requests/{id}/force-approve"), &sid, json!({})).await;
+    assert_eq!((s, code(&err)), (404, "no_route"), "{err}");
     // Unauthenticated: 401.
     let r = gw.client.post(gw.url(&format!("/v1/access-requests/{id}/approve"))).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 401);

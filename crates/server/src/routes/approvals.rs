@@ -308,45 +308,26 @@ pub struct DecisionBody {
     pub comment: Option<String>,
 }
 
-/// `POST /v1/access-requests/{id}/approve` with an optional `{"comment": ...}`.
-pub async fn approve(
+/// `POST /v1/access-requests/{id}/{approve|deny|revoke}` with `{"comment": ...}` (optional to
+/// approve, required to deny or revoke).
+pub async fn decision(
     State(state): State<Arc<AppState>>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
-    Path(id): Path<String>,
+    Path((id, verb)): Path<(String, String)>,
     caller: Result<Caller, ApiError>,
     body: Body,
 ) -> Response {
-    let mut audit = Audited::begin("POST", "/v1/access-requests/{id}/approve", None, Some(client));
+    let verb = Verb::parse(&verb);
+    let route = match verb {
+        Some(v) => format!("/v1/access-requests/{{id}}/{}", v.as_str()),
+        None => "/v1/access-requests/{id}/{verb}".to_owned(),
+    };
+    let mut audit = Audited::begin("POST", &route, None, Some(client));
     audit.entry.approval_id = Some(id.clone());
-    let outcome = decide(&state, &mut audit, id, caller, body, Verb::Approve).await;
-    finish(&state, audit, outcome).await
-}
-
-/// `POST /v1/access-requests/{id}/deny` with `{"comment": ...}` (required).
-pub async fn deny(
-    State(state): State<Arc<AppState>>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
-    Path(id): Path<String>,
-    caller: Result<Caller, ApiError>,
-    body: Body,
-) -> Response {
-    let mut audit = Audited::begin("POST", "/v1/access-requests/{id}/deny", None, Some(client));
-    audit.entry.approval_id = Some(id.clone());
-    let outcome = decide(&state, &mut audit, id, caller, body, Verb::Deny).await;
-    finish(&state, audit, outcome).await
-}
-
-/// `POST /v1/access-requests/{id}/revoke` with `{"comment": ...}` (required).
-pub async fn revoke(
-    State(state): State<Arc<AppState>>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
-    Path(id): Path<String>,
-    caller: Result<Caller, ApiError>,
-    body: Body,
-) -> Response {
-    let mut audit = Audited::begin("POST", "/v1/access-requests/{id}/revoke", None, Some(client));
-    audit.entry.approval_id = Some(id.clone());
-    let outcome = decide(&state, &mut audit, id, caller, body, Verb::Revoke).await;
+    let outcome = match verb {
+        Some(v) => decide(&state, &mut audit, id, caller, body, v).await,
+        None => Err(ApiError::new(StatusCode::NOT_FOUND, "no_route", "expected approve, deny or revoke")),
+    };
     finish(&state, audit, outcome).await
 }
 
@@ -355,6 +336,25 @@ enum Verb {
     Approve,
     Deny,
     Revoke,
+}
+
+impl Verb {
+    fn parse(s: &str) -> Option<Verb> {
+        match s {
+            "approve" => Some(Verb::Approve),
+            "deny" => Some(Verb::Deny),
+            "revoke" => Some(Verb::Revoke),
+            _ => None,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Verb::Approve => "approve",
+            Verb::Deny => "deny",
+            Verb::Revoke => "revoke",
+        }
+    }
 }
 
 async fn decide(

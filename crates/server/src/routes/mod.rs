@@ -32,9 +32,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/access-requests", get(approvals::list))
         .route("/v1/access-requests/{id}", get(approvals::show))
         .route("/v1/access-requests/{id}/result", get(approvals::result))
-        .route("/v1/access-requests/{id}/approve", axum::routing::post(approvals::approve))
-        .route("/v1/access-requests/{id}/deny", axum::routing::post(approvals::deny))
-        .route("/v1/access-requests/{id}/revoke", axum::routing::post(approvals::revoke))
+        .route("/v1/access-requests/{id}/{verb}", axum::routing::post(approvals::decision))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::track))
         // Bodies are read with an explicit limit in the write handler, which answers 413 as JSON.
