@@ -88,6 +88,11 @@ pub struct OidcIssuerConfig {
     /// Where the discovery document is, if not at `<issuer>/.well-known/openid-configuration`.
     #[serde(default)]
     pub discovery_url: Option<String>,
+    /// Accepted values of the token header's `typ` (case-insensitive). The default is the
+    /// RFC 9068 access-token type, which keeps ID tokens (whose audience may also be us) out.
+    /// For an IdP that types its access tokens `JWT`, list `"JWT"` here.
+    #[serde(default = "default_token_types")]
+    pub token_types: Vec<String>,
 }
 
 /// The development issuer (`[identity.dev]`): Ed25519 (`EdDSA`) tokens signed with a local key,
@@ -229,8 +234,14 @@ impl OidcIssuerConfig {
             jwks_max_age: default_max_age(),
             request_timeout: default_request_timeout(),
             discovery_url: None,
+            token_types: default_token_types(),
         }
     }
+}
+
+/// RFC 9068 §2.1: access tokens are typed `at+jwt` (or its long form).
+pub(crate) fn default_token_types() -> Vec<String> {
+    vec!["at+jwt".into(), "application/at+jwt".into()]
 }
 
 impl IdentityConfig {
@@ -254,6 +265,9 @@ impl IdentityConfig {
             let at = |f: &str| format!("identity.oidc[{i}].{f}");
             if let Err(reason) = check_idp_url(&o.issuer) {
                 return bad(at("issuer"), reason);
+            }
+            if o.token_types.is_empty() {
+                return bad(at("token_types"), "list at least one accepted `typ` (default: at+jwt)".into());
             }
             if let Some(url) = &o.discovery_url {
                 if let Err(reason) = check_idp_url(url) {

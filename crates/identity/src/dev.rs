@@ -155,6 +155,8 @@ impl DevIssuer {
         insert_at_path(&mut claims, &self.groups_claim, groups.iter().cloned().map(Value::String).collect());
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.kid.clone());
+        // An access token (RFC 9068), checked like any issuer's.
+        header.typ = Some("at+jwt".into());
         jsonwebtoken::encode(&header, &claims, &self.encoding).map_err(|e| IdentityError::Mint(e.to_string()))
     }
 }

@@ -61,6 +61,8 @@ pub enum AuthError {
     WrongIssuer,
     #[error("the token is not issued for this gateway (audience mismatch)")]
     WrongAudience,
+    #[error("the token is not an access token (header `typ` is not one this issuer's tokens may have)")]
+    WrongTokenType,
     #[error("the token has expired")]
     Expired,
     #[error("the token is not valid yet")]
@@ -96,6 +98,7 @@ impl AuthError {
             AuthError::BadSignature => "bad_signature",
             AuthError::WrongIssuer => "wrong_issuer",
             AuthError::WrongAudience => "wrong_audience",
+            AuthError::WrongTokenType => "wrong_token_type",
             AuthError::Expired => "token_expired",
             AuthError::NotYetValid => "token_not_yet_valid",
             AuthError::MissingClaim { .. } => "missing_claim",

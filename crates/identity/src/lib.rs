@@ -55,6 +55,8 @@ struct Issuer {
     issuer: String,
     audience: String,
     algorithms: Vec<Algorithm>,
+    /// Accepted header `typ` values, lowercase.
+    token_types: Vec<String>,
     keys: KeySource,
     method: AuthMethod,
 }
@@ -85,6 +87,7 @@ impl Authenticator {
                 issuer: o.issuer.clone(),
                 audience: o.audience.clone(),
                 algorithms: o.algorithms.iter().map(|a| a.algorithm()).collect(),
+                token_types: o.token_types.iter().map(|t| t.to_ascii_lowercase()).collect(),
                 keys: KeySource::Remote(Box::new(RemoteKeys::new(o)?)),
                 method: AuthMethod::Oidc,
             });
@@ -95,6 +98,7 @@ impl Authenticator {
                 issuer: d.issuer.clone(),
                 audience: d.audience.clone(),
                 algorithms: vec![Algorithm::EdDSA],
+                token_types: config::default_token_types(),
                 keys: KeySource::Local(dev.key_set()?),
                 method: AuthMethod::Dev,
             });
@@ -148,6 +152,10 @@ impl Authenticator {
         let issuer = inner.issuers.iter().find(|i| &i.issuer == iss).ok_or(AuthError::UnknownIssuer)?;
         if !issuer.algorithms.contains(&alg) {
             return Err(AuthError::alg_not_allowed(&peeked.alg));
+        }
+        let typ_ok = peeked.typ.as_deref().is_some_and(|t| issuer.token_types.iter().any(|a| a.eq_ignore_ascii_case(t)));
+        if !typ_ok {
+            return Err(AuthError::WrongTokenType);
         }
         let kid = peeked.kid.as_deref();
         let verified = match &issuer.keys {

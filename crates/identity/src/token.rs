@@ -15,6 +15,8 @@ pub(crate) struct Unverified {
     pub alg: String,
     /// The header's `kid`, if any.
     pub kid: Option<String>,
+    /// The header's `typ`, if any.
+    pub typ: Option<String>,
     /// The payload's claims, unverified: used only to find the issuer.
     pub claims: Map<String, Value>,
 }
@@ -48,6 +50,11 @@ pub(crate) fn peek(token: &str, max_bytes: usize) -> Result<Unverified, AuthErro
         None => None,
         Some(_) => return Err(malformed("the header's `kid` is not a string")),
     };
+    let typ = match header.get("typ") {
+        Some(Value::String(t)) => Some(t.clone()),
+        None => None,
+        Some(_) => return Err(malformed("the header's `typ` is not a string")),
+    };
     // RFC 7515 §4.1.11: extensions marked critical must be understood; we understand none.
     if header.contains_key("crit") {
         return Err(malformed("critical header parameters are not supported"));
@@ -60,7 +67,7 @@ pub(crate) fn peek(token: &str, max_bytes: usize) -> Result<Unverified, AuthErro
     if signature.is_empty() || URL_SAFE_NO_PAD.decode(signature).is_err() {
         return Err(malformed("the signature is not base64url-encoded"));
     }
-    Ok(Unverified { alg, kid, claims })
+    Ok(Unverified { alg, kid, typ, claims })
 }
 
 /// A base64url (unpadded) JSON object, or `None`.

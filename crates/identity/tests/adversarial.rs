@@ -84,7 +84,7 @@ fn claims(iss: &str, overrides: Value) -> Value {
 }
 
 fn token(signer: &Signer, kid: Option<&str>, claims: &Value) -> String {
-    let mut header = json!({"alg": signer.alg(), "typ": "JWT"});
+    let mut header = json!({"alg": signer.alg(), "typ": "at+jwt"});
     if let Some(kid) = kid {
         header["kid"] = json!(kid);
     }
@@ -149,7 +149,7 @@ fn mint(dev: &DevIssuer, extra: Value) -> String {
 fn dev_signed(d: &Dev, kid: &str, claims: &Value) -> String {
     let der = pem_to_der(&d.pem);
     let signer = Signer::EdDsa(aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8(&der).unwrap());
-    sign_jws(&json!({"alg": "EdDSA", "kid": kid}), claims, &signer)
+    sign_jws(&json!({"alg": "EdDSA", "typ": "at+jwt", "kid": kid}), claims, &signer)
 }
 
 fn pem_to_der(pem: &str) -> Vec<u8> {
@@ -242,7 +242,7 @@ async fn dev_key_never_published_and_tampering() {
     let der = pem_to_der(&generate_key_pem().unwrap());
     let signer = Signer::EdDsa(aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8(&der).unwrap());
     let forged =
-        sign_jws(&json!({"alg": "EdDSA", "kid": d.issuer.kid()}), &claims("tracegate-dev", json!({})), &signer);
+        sign_jws(&json!({"alg": "EdDSA", "typ": "at+jwt", "kid": d.issuer.kid()}), &claims("tracegate-dev", json!({})), &signer);
     refused(d.auth.authenticate(&forged).await, "bad_signature");
 
     let good = mint(&d.issuer, json!({}));
@@ -447,4 +447,21 @@ async fn hmac_and_none_cannot_be_configured() {
     }
     let err = Authenticator::new(&IdentityConfig::default(), &PathBuf::from("/")).unwrap_err();
     assert!(err.to_string().contains("no issuer"), "{err}");
+}
+
+/// RFC 9068: an ID token (or any JWT not typed as an access token) signed by our own issuer and
+/// naming our audience is still not an access token.
+#[tokio::test]
+async fn tokens_not_typed_as_access_tokens_are_refused() {
+    let o = oidc().await;
+    let c = claims(&o.server.issuer, json!({}));
+    for typ in [Some("JWT"), Some("id_token+jwt"), None] {
+        let mut header = json!({"alg": "RS256", "kid": "rsa-1"});
+        if let Some(t) = typ {
+            header["typ"] = json!(t);
+        }
+        refused(o.auth.authenticate(&sign_jws(&header, &c, &o.rsa)).await, "wrong_token_type");
+    }
+    let ok = sign_jws(&json!({"alg": "RS256", "kid": "rsa-1", "typ": "AT+JWT"}), &c, &o.rsa);
+    assert!(o.auth.authenticate(&ok).await.is_ok(), "typ is compared case-insensitively");
 }

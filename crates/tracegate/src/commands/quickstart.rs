@@ -77,6 +77,7 @@ key_file = "dev-signing-key.pem"
 # issuer = "https://idp.example.com/realms/main"
 # audience = "tracegate"
 # algorithms = ["RS256", "ES256"]
+# token_types = ["at+jwt"]      # RFC 9068 access tokens; add "JWT" if your IdP types them so
 
 [masking]
 # The key behind keyed pseudonyms (hash operator). Keep it secret.
