@@ -188,8 +188,8 @@ pub fn approval_needed(role: &Role, ask: &ApprovalAsk<'_>) -> Option<Vec<String>
     Some(rules)
 }
 
-/// The refusal for a request the role's approval rule gates, where the request cannot wait
-/// (searches), or where the caller has no grant yet (golden scenarios).
+/// The refusal for a request the role's approval rule gates where the request cannot wait
+/// for a human (searches).
 pub fn approval_denial(role: &Role, rules: Vec<String>) -> Denial {
     let (n, groups) = role
         .approval

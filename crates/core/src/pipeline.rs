@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::approval::{Party, RequestShape};
 use crate::decision::{
-    approval_denial, approval_needed, check_approval, check_count, check_rows, roles_for_action, Action, Denial, DenyCode,
+    approval_needed, check_approval, check_count, check_rows, roles_for_action, Action, Denial, DenyCode,
 };
 use crate::mask::{MaskKey, MaskReport};
 use crate::meta::TraceMeta;
@@ -129,23 +129,6 @@ pub fn decide_read_gated<'p>(
         req.purpose,
     );
     Ok(ReadDecision::Approval(Gate { role, rule, rules, shape }))
-}
-
-/// Decide phase of a read for a caller holding no grant (golden scenarios, `policy test`): a
-/// read that would wait for approval is refused with `approval_required` and the rules.
-pub fn decide_read<'p>(
-    policy: &'p Policy,
-    who: &Principal,
-    meta: &TraceMeta,
-    now: SystemTime,
-) -> Result<Vec<Candidate<'p>>, Denial> {
-    match decide_read_gated(policy, who, meta, &ReadRequest::default(), now)? {
-        ReadDecision::Serve(c) => Ok(c),
-        ReadDecision::Approval(g) => {
-            let gate_rules = g.rules.iter().filter(|r| r.starts_with(&g.role.rule("approval"))).cloned().collect();
-            Err(approval_denial(g.role, gate_rules))
-        }
-    }
 }
 
 /// Project-and-mask phase of a read: served under the first candidate whose view holds every

@@ -14,8 +14,10 @@
 //! action = "read"                       # read | search | write
 //! trace = "demo-agent-1"
 //! fields = ["$.final_output"]           # optional
+//! purpose = "incident-4711"             # optional
+//! approved = true                       # optional: serve a read that needs approval as if approved
 //! [expect]
-//! decision = "allow"                    # allow | deny
+//! decision = "allow"                    # allow | deny | pending (held for approval)
 //! role = "support"
 //! rules = ["roles.support.actions", "roles.support.fields"]   # optional, exact
 //! code = "field_denied"                 # deny only
@@ -31,7 +33,7 @@ use serde_json::Value;
 use crate::decision::{Action, DenyCode};
 use crate::mask::MaskKey;
 use crate::meta::TraceMeta;
-use crate::pipeline::{decide_read, decide_write, project_and_mask, search, SearchQuery};
+use crate::pipeline::{decide_read_gated, decide_write, project_and_mask, search, ReadDecision, ReadRequest, SearchQuery};
 use crate::policy::Policy;
 use crate::principal::{AuthMethod, Principal};
 use crate::project::FieldRequest;
@@ -63,6 +65,12 @@ pub struct ScenarioRequest {
     pub action: Action,
     pub trace: Option<TraceId>,
     pub fields: Option<Vec<String>>,
+    /// The purpose the caller states (bound into an approval).
+    pub purpose: Option<String>,
+    /// Treat a read that needs approval as approved for exactly this request, to see what the
+    /// grant would serve.
+    #[serde(default)]
+    pub approved: bool,
     pub search: Option<SearchQuery>,
 }
 
@@ -71,6 +79,8 @@ pub struct ScenarioRequest {
 pub enum Verdict {
     Allow,
     Deny,
+    /// Held for approval: the gateway answers 202 with an access request.
+    Pending,
 }
 
 #[derive(Debug, Deserialize)]
@@ -142,9 +152,26 @@ impl Scenario {
                     .map(|f| FieldRequest::parse_all(f.iter().map(String::as_str)))
                     .transpose()?;
                 let meta = TraceMeta::extract(id.clone(), doc);
-                decide_read(policy, &who, &meta, now)
-                    .and_then(|c| project_and_mask(&c, doc.clone(), fields.as_deref(), key))
-                    .map(|s| (s.role, s.rules, Some(s.body)))
+                let ask = ReadRequest { fields: fields.as_deref(), purpose: self.request.purpose.as_deref() };
+                match decide_read_gated(policy, &who, &meta, &ask, now) {
+                    Ok(ReadDecision::Serve(c)) => project_and_mask(&c, doc.clone(), fields.as_deref(), key)
+                        .map(|s| (s.role, s.rules, Some(s.body))),
+                    Ok(ReadDecision::Approval(gate)) if self.request.approved => {
+                        project_and_mask(&[gate.candidate()], doc.clone(), fields.as_deref(), key)
+                            .map(|s| (s.role, s.rules, Some(s.body)))
+                    }
+                    Ok(ReadDecision::Approval(gate)) => {
+                        return Ok(Observed {
+                            decision: Verdict::Pending,
+                            role: Some(gate.role.name.clone()),
+                            code: None,
+                            rules: gate.rules,
+                            message: None,
+                            body: None,
+                        })
+                    }
+                    Err(d) => Err(d),
+                }
             }
             Action::Search => {
                 let metas: Vec<TraceMeta> = traces.iter().map(|(id, d)| TraceMeta::extract(id.clone(), d)).collect();

@@ -52,6 +52,7 @@ scenarios! {
     writer_cannot_read = "writer-cannot-read";
     auditor_cannot_read_traces = "auditor-cannot-read-traces";
     sre_needs_approval = "sre-needs-approval";
+    sre_approved_read = "sre-approved-read";
     unknown_group = "unknown-group";
     eng_and_support_served_as_engineer = "eng-and-support-served-as-engineer";
 }
