@@ -63,34 +63,50 @@ node_args=(--port "$port")
 [ -n "$config" ] && node_args+=(--config "$config")
 [ -n "$parent" ] && node_args+=(--parent-pid "$parent")
 
-# Detached from our stdout so a caller reading it sees EOF as soon as this script exits.
-node "$dir/provider.js" "${node_args[@]}" </dev/null >"$log" 2>&1 &
-pid=$!
-[ -n "$pid_file" ] && echo "$pid" >"$pid_file"
-
 discovery="http://127.0.0.1:$port/.well-known/openid-configuration"
-# The provider prints `ready <issuer>` once listening; watching its log costs nothing, unlike
-# starting a probe process per try on a loaded machine. Then one real request to discovery.
-deadline=$(( $(date +%s) + ${OIDC_START_TIMEOUT:-120} ))
-until grep -q '^ready ' "$log" 2>/dev/null; do
-  if ! kill -0 "$pid" 2>/dev/null; then
-    cat "$log" >&2
-    die "the provider exited before answering (log above)"
-  fi
-  if [ "$(date +%s)" -ge "$deadline" ]; then
-    kill "$pid" 2>/dev/null || true
-    cat "$log" >&2
-    die "the provider did not start listening within ${OIDC_START_TIMEOUT:-120}s"
-  fi
-  sleep 0.1
-done
-for _ in 1 2 3 4 5 6 7 8 9 10; do
-  if node -e "fetch(process.argv[1], {signal: AbortSignal.timeout(10000)}).then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))" "$discovery" 2>/dev/null; then
+
+# Starts the provider and waits for it. The provider prints `ready <issuer>` once listening;
+# watching its log costs nothing, unlike a probe process per try on a loaded machine. Then one
+# real request to discovery. Returns 1 (provider killed, log kept) if it does not come up.
+launch() {
+  # Detached from our stdout so a caller reading it sees EOF as soon as this script exits.
+  node "$dir/provider.js" "${node_args[@]}" </dev/null >"$log" 2>&1 &
+  pid=$!
+  local deadline=$(( $(date +%s) + ${OIDC_START_TIMEOUT:-45} ))
+  until grep -q '^ready ' "$log" 2>/dev/null; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "start-oidc.sh: the provider exited before answering:" >&2
+      cat "$log" >&2
+      return 1
+    fi
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      echo "start-oidc.sh: the provider did not start listening within ${OIDC_START_TIMEOUT:-45}s ($(grep -E '^State' /proc/$pid/status 2>/dev/null)); log:" >&2
+      cat "$log" >&2
+      kill "$pid" 2>/dev/null || true
+      return 1
+    fi
+    sleep 0.1
+  done
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    if node -e "fetch(process.argv[1], {signal: AbortSignal.timeout(10000)}).then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))" "$discovery" 2>/dev/null; then
+      return 0
+    fi
+    sleep 0.5
+  done
+  echo "start-oidc.sh: the provider is listening but $discovery does not answer; log:" >&2
+  cat "$log" >&2
+  kill "$pid" 2>/dev/null || true
+  return 1
+}
+
+# A provider that never came up is retried (a slow start on a loaded machine was seen once).
+for attempt in 1 2 3; do
+  if launch; then
+    [ -n "$pid_file" ] && echo "$pid" >"$pid_file"
     echo "$pid"
     exit 0
   fi
-  sleep 0.5
+  echo "start-oidc.sh: attempt $attempt failed" >&2
+  sleep 1
 done
-kill "$pid" 2>/dev/null || true
-cat "$log" >&2
-die "the provider is listening but $discovery does not answer"
+die "the provider did not come up on port $port after 3 attempts (logs above)"
