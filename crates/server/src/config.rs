@@ -138,7 +138,7 @@ impl GatewayConfig {
 
     pub fn parse(path: &Path, text: &str) -> Result<GatewayConfig, ConfigError> {
         let mut cfg: GatewayConfig = toml::from_str(text).map_err(|e| {
-            let (line, column) = e.span().map_or((0, 0), |s| line_col(text, s.start));
+            let (line, column) = e.span().map_or((0, 0), |s| tracegate_core::policy::LineIndex::new(text).position(s.start));
             ConfigError::Parse { path: path.to_owned(), line, column, message: e.message().to_owned() }
         })?;
         cfg.base_dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
@@ -217,11 +217,4 @@ fn check_key(key: Vec<u8>, from: &str) -> Result<Vec<u8>, ConfigError> {
         return Err(ConfigError::Invalid(format!("the masking key in {from} is shorter than 32 bytes")));
     }
     Ok(key)
-}
-
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let upto = text.get(..offset.min(text.len())).unwrap_or(text);
-    let line = upto.matches('\n').count() + 1;
-    let col = upto.rfind('\n').map_or(upto.len(), |i| upto.len() - i - 1) + 1;
-    (line, col)
 }

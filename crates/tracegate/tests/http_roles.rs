@@ -294,3 +294,21 @@ async fn a_policy_that_pseudonymises_without_a_key_does_not_start() {
     let err = tracegate_server::AppState::from_config(&cfg).await.err().expect("must refuse to start");
     assert!(err.to_string().contains("role `engineer` pseudonymises"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_results_are_masked_like_reads() {
+    let gw = Gateway::start().await;
+    let w = gw.token("refund-agent", &["agents"], &[("tenant", "acme")]);
+    let doc = json!({"metadata": {"tenant": "acme", "agent": "pii-agent", "user": "pat.doe@example.com"}, "final_output": "ok"});
+    let (s, body) = gw.put("/v1/traces/pii-user", &w, serde_json::to_vec(&doc).unwrap()).await;
+    assert_eq!(s, 201, "{body}");
+    let e = gw.token("erin", &["eng"], &[]);
+    let (s, body) = gw.get("/v1/traces?agent=pii-agent", &e).await;
+    assert_eq!(s, 200, "{body}");
+    assert!(!body.to_string().contains("pat.doe@example.com"), "{body}");
+    assert!(body["traces"][0]["user"].as_str().unwrap().starts_with("EMAIL_"), "{body}");
+    assert_eq!(body["traces"][0]["trace_id"], "pii-user");
+    // The filter still matches on the stored value; only the answer is masked.
+    let (s, body) = gw.get("/v1/traces?user=pat.doe%40example.com", &e).await;
+    assert_eq!((s, body["traces"].as_array().map(Vec::len)), (200, Some(1)));
+}

@@ -39,17 +39,17 @@ impl fmt::Display for PolicyError {
     }
 }
 
-/// Converts byte offsets into 1-based line and column numbers.
-pub(crate) struct LineIndex<'a> {
+/// Converts byte offsets into 1-based line and column numbers (for any TOML file we parse).
+pub struct LineIndex<'a> {
     text: &'a str,
 }
 
 impl<'a> LineIndex<'a> {
-    pub(crate) fn new(text: &'a str) -> Self {
+    pub fn new(text: &'a str) -> Self {
         LineIndex { text }
     }
 
-    pub(crate) fn position(&self, offset: usize) -> (usize, usize) {
+    pub fn position(&self, offset: usize) -> (usize, usize) {
         let upto = self.text.get(..offset.min(self.text.len())).unwrap_or(self.text);
         let line = upto.matches('\n').count() + 1;
         let col = upto.rfind('\n').map_or(upto.chars().count(), |i| upto[i + 1..].chars().count()) + 1;

@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde_json_path::JsonPath;
 use sha2::{Digest, Sha256};
 
-pub use error::{PolicyError, PolicyIssue};
+pub use error::{LineIndex, PolicyError, PolicyIssue};
 
 use crate::decision::Action;
 use crate::mask::Masker;

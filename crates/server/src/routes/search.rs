@@ -7,7 +7,6 @@ use std::time::SystemTime;
 use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use tracegate_core::mask::MaskReport;
 use tracegate_core::pipeline::{search as search_core, SearchQuery};
 use tracegate_core::Action;
 
@@ -38,11 +37,20 @@ fn run(state: &AppState, audit: &mut Audited, query: Option<String>, caller: Res
     let now = SystemTime::now();
     let result = state.index.with_all(|all| search_core(&state.policy, &who, &q, all, now))?;
     audit.request().trace_ids = result.traces.iter().map(|m| m.trace_id.to_string()).collect();
-    if let Some(role) = state.policy.role(&result.role) {
-        audit.served(role, result.rules.clone(), &MaskReport::default());
-    }
+    // Mask: metadata (a `user` field may be an email) gets the same maskers as a read.
+    let role = state
+        .policy
+        .role(&result.role)
+        .ok_or_else(|| ApiError::internal("internal", "the serving role vanished from the policy"))?;
+    let serialise_failed = || ApiError::internal("internal", "serialising the response failed");
+    let mut body = serde_json::to_value(&result).map_err(|_| serialise_failed())?;
+    let masks = match body.get_mut("traces") {
+        Some(traces) => role.masking.apply(traces, &state.mask_key),
+        None => return Err(serialise_failed()),
+    };
+    audit.served(role, result.rules.clone(), &masks);
     // Respond.
-    let body = serde_json::to_vec(&result).map_err(|_| ApiError::internal("internal", "serialising the response failed"))?;
+    let body = serde_json::to_vec(&body).map_err(|_| serialise_failed())?;
     Ok(Reply::json(StatusCode::OK, body))
 }
 
