@@ -1,0 +1,7 @@
+//! libFuzzer entry point of the `mask_walk` target; its body (and what it checks) is
+//! `tracegate_fuzz_targets::mask`, which the stable corpus replay runs too.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _accepted = tracegate_fuzz_targets::mask::mask_walk(data);
+});

@@ -1,0 +1,7 @@
+//! libFuzzer entry point of the `trace_id` target; its body (and what it checks) is
+//! `tracegate_fuzz_targets::trace_id`, which the stable corpus replay runs too.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _accepted = tracegate_fuzz_targets::trace_id::trace_id(data);
+});

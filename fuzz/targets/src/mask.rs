@@ -1,0 +1,76 @@
+//! `mask_walk`: the masking walk ([`Masker::redact_all`], what `tracegate mask` and roles without
+//! a masking table use) on any JSON document, or on any text as one JSON string.
+//!
+//! Properties: the masked document is valid JSON that round-trips; anything that changed is in
+//! the report (the audit trail must show every masking); report paths stay within their cap; and
+//! masking what is already masked finds nothing new: a second pass may relabel a redaction
+//! (`AWS_SECRET_ACCESS_KEY=[REDACTED:AWS_SECRET_ACCESS_KEY]` is itself read as a password
+//! assignment), but any other change means the first pass let something through.
+
+use std::sync::OnceLock;
+
+use serde_json::Value;
+use tracegate_core::mask::{MaskKey, Masker, MAX_REPORT_PATHS};
+
+fn masker() -> &'static Masker {
+    static M: OnceLock<Masker> = OnceLock::new();
+    M.get_or_init(|| Masker::redact_all().unwrap_or_else(|e| unreachable!("the built-in detectors compile: {e}")))
+}
+
+/// True when something was masked.
+pub fn mask_walk(data: &[u8]) -> bool {
+    let doc = serde_json::from_slice::<Value>(data)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(data).into_owned()));
+    let key = MaskKey(b"fuzz-mask-key-0123456789abcdef".to_vec());
+    let m = masker();
+
+    let mut once = doc.clone();
+    let report = m.apply(&mut once, &key);
+    if once != doc {
+        assert!(report.total() > 0, "the document changed but the mask report is empty");
+    }
+    for hit in &report.hits {
+        assert!(hit.count > 0 && hit.paths.len() <= MAX_REPORT_PATHS, "report entry {hit:?}");
+        assert!(hit.paths.len() as u64 <= hit.count, "more paths than masked values: {hit:?}");
+    }
+
+    let text = serde_json::to_string(&once).unwrap_or_else(|e| unreachable!("a Value serializes: {e}"));
+    let back: Value = serde_json::from_str(&text).unwrap_or_else(|e| unreachable!("masked output is not valid JSON: {e}"));
+    assert_eq!(back, once, "masked output does not round-trip through JSON");
+
+    let mut twice = once.clone();
+    m.apply(&mut twice, &key);
+    assert_eq!(unlabeled(&twice), unlabeled(&once), "masking the masked document masked more");
+    report.total() > 0
+}
+
+/// `v` with every redaction label `[REDACTED:NAME]` reduced to `[REDACTED]`, in keys and strings.
+fn unlabeled(v: &Value) -> Value {
+    match v {
+        Value::String(s) => Value::String(strip_labels(s)),
+        Value::Array(a) => Value::Array(a.iter().map(unlabeled).collect()),
+        Value::Object(m) => Value::Object(m.iter().map(|(k, c)| (strip_labels(k), unlabeled(c))).collect()),
+        Value::Null | Value::Bool(_) | Value::Number(_) => v.clone(),
+    }
+}
+
+fn strip_labels(s: &str) -> String {
+    const OPEN: &str = "[REDACTED:";
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find(OPEN) {
+        let (before, from) = rest.split_at(i);
+        out.push_str(before);
+        let after = &from[OPEN.len()..];
+        let name_len = after.bytes().take_while(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_').count();
+        if after.as_bytes().get(name_len) == Some(&b']') {
+            out.push_str("[REDACTED]");
+            rest = &after[name_len + 1..];
+        } else {
+            out.push_str(OPEN);
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
