@@ -52,10 +52,7 @@ impl FieldRequest {
             if e.len() > MAX_FIELD_EXPR_LEN {
                 return Err(FieldRequestError::TooLong);
             }
-            let path = JsonPath::parse(e).map_err(|err| FieldRequestError::Syntax {
-                expr: e.to_owned(),
-                reason: err.to_string(),
-            })?;
+            let path = crate::jsonpath::parse(e).map_err(|reason| FieldRequestError::Syntax { expr: e.to_owned(), reason })?;
             out.push(FieldRequest { expr: e.to_owned(), path });
         }
         Ok(out)

@@ -5,7 +5,6 @@ use std::ops::Range;
 use std::time::Duration;
 
 use serde::Deserialize;
-use serde_json_path::JsonPath;
 use toml::Spanned;
 
 use super::error::{LineIndex, PolicyError, PolicyIssue};
@@ -127,7 +126,7 @@ impl Ctx<'_> {
         }
         let fields_outside = w.fields_outside.as_ref().map(|list| {
             list.iter()
-                .filter_map(|s| match JsonPath::parse(s.get_ref().trim()) {
+                .filter_map(|s| match crate::jsonpath::parse(s.get_ref().trim()) {
                     Ok(_) => Some(s.get_ref().trim().to_owned()),
                     Err(e) => {
                         self.err(s.span(), format!("`{}` is not an RFC 9535 JSONPath: {e}", s.get_ref()));
@@ -158,7 +157,7 @@ impl Ctx<'_> {
     fn paths(&mut self, role: &str, kind: &str, specs: &[Spanned<String>]) -> Vec<FieldRule> {
         let mut out = Vec::new();
         for (i, s) in specs.iter().enumerate() {
-            match JsonPath::parse(s.get_ref()) {
+            match crate::jsonpath::parse(s.get_ref()) {
                 Ok(path) => out.push(FieldRule {
                     id: format!("roles.{role}.fields.{kind}[{i}]"),
                     expr: s.get_ref().clone(),
