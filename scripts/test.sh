@@ -15,3 +15,12 @@ bash scripts/start-oidc.sh --install-only
 export TRACEGATE_REQUIRE_PEERS=1   # a missing peer fails the run instead of skipping a test
 cargo build --workspace --all-targets --locked
 cargo test --workspace --locked --no-fail-fast "$@"
+
+# Coverage-guided fuzzing, briefly (docs/fuzzing.md): every target for FUZZ_SECONDS (20) after a
+# nightly build, without a sanitizer to keep the build short; the build is kept outside the
+# checkout so fresh clones on this machine reuse the compiled dependencies.
+if [ "${FUZZ_SECONDS:-20}" != 0 ]; then
+  FUZZ_SANITIZER="${FUZZ_SANITIZER:-none}" \
+    FUZZ_TARGET_DIR="${FUZZ_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tracegate/fuzz-target}" \
+    bash scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
+fi

@@ -5,7 +5,8 @@
 //! the report (the audit trail must show every masking); report paths stay within their cap; and
 //! masking what is already masked finds nothing new: a second pass may relabel a redaction
 //! (`AWS_SECRET_ACCESS_KEY=[REDACTED:AWS_SECRET_ACCESS_KEY]` is itself read as a password
-//! assignment), but any other change means the first pass let something through.
+//! assignment) or re-encode a JSON text, but any other change means the first pass let
+//! something through.
 
 use std::sync::OnceLock;
 
@@ -44,10 +45,21 @@ pub fn mask_walk(data: &[u8]) -> bool {
     report.total() > 0
 }
 
-/// `v` with every redaction label `[REDACTED:NAME]` reduced to `[REDACTED]`, in keys and strings.
+/// `v` with every redaction label `[REDACTED:NAME]` reduced to `[REDACTED]`, in keys and strings,
+/// and strings that hold JSON compared as the JSON they hold: masking text can make an invalid
+/// JSON text valid (the span that broke it is redacted), and a second pass then masks inside it
+/// and re-encodes it compactly, which changes its bytes but not what it says.
 fn unlabeled(v: &Value) -> Value {
     match v {
-        Value::String(s) => Value::String(strip_labels(s)),
+        Value::String(s) => {
+            let t = s.trim();
+            if t.starts_with(['{', '[', '"']) {
+                if let Ok(inner) = serde_json::from_str::<Value>(t) {
+                    return unlabeled(&inner);
+                }
+            }
+            Value::String(strip_labels(s))
+        }
         Value::Array(a) => Value::Array(a.iter().map(unlabeled).collect()),
         Value::Object(m) => Value::Object(m.iter().map(|(k, c)| (strip_labels(k), unlabeled(c))).collect()),
         Value::Null | Value::Bool(_) | Value::Number(_) => v.clone(),

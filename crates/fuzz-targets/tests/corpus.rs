@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use tracegate_fuzz_targets::TARGETS;
 
 fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz")
 }
 
 fn names_in(dir: &Path, strip: &str) -> BTreeSet<String> {
