@@ -13,11 +13,22 @@ pub struct ApiError {
     pub message: String,
     pub role: Option<String>,
     pub rules: Vec<String>,
+    /// The true reason behind an answer that must not give it (a trace outside the caller's row
+    /// scope answers like one that does not exist): recorded in the audit trail, never sent.
+    pub hidden: Option<Box<Denial>>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), role: None, rules: Vec::new() }
+        ApiError { status, code, message: message.into(), role: None, rules: Vec::new(), hidden: None }
+    }
+
+    /// `404 not_found`, exactly as for a trace that does not exist; `why` goes to the audit
+    /// record only.
+    pub fn not_found_hiding(id: &tracegate_core::TraceId, why: Denial) -> Self {
+        let mut e = ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("trace `{id}` not found"));
+        e.hidden = Some(Box::new(why));
+        e
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -34,7 +45,7 @@ impl ApiError {
 
     /// The decision label for metrics and audit: `deny` for refusals, `error` for failures.
     pub fn decision(&self) -> &'static str {
-        if self.status == StatusCode::FORBIDDEN {
+        if self.status == StatusCode::FORBIDDEN || self.hidden.is_some() {
             "deny"
         } else {
             "error"
@@ -44,7 +55,7 @@ impl ApiError {
 
 impl From<Denial> for ApiError {
     fn from(d: Denial) -> Self {
-        ApiError { status: StatusCode::FORBIDDEN, code: d.code.as_str(), message: d.message, role: d.role, rules: d.rules }
+        ApiError { status: StatusCode::FORBIDDEN, code: d.code.as_str(), message: d.message, role: d.role, rules: d.rules, hidden: None }
     }
 }
 
@@ -60,6 +71,9 @@ impl From<tracegate_store::StoreError> for ApiError {
         match e {
             tracegate_store::StoreError::NotFound(id) => {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("trace `{id}` not found"))
+            }
+            tracegate_store::StoreError::Precondition { id, reason } => {
+                ApiError::new(StatusCode::PRECONDITION_FAILED, "precondition_failed", format!("trace `{id}`: {reason}"))
             }
             other => {
                 tracing::error!(error = %other, "trace store failed");
