@@ -44,7 +44,8 @@ pub struct ServerSection {
     /// `500 trace_too_large` rather than risk the gateway's memory.
     #[serde(default = "default_max_read_bytes")]
     pub max_read_bytes: usize,
-    /// Bytes of stored traces being projected and masked at once (default 256 MiB). Reads
+    /// Bytes of stored traces being projected and masked at once (default 64 MiB: a read
+    /// peaks at ~15x its stored size, so about 1 GiB of working memory). Reads
     /// beyond it wait their turn, so many concurrent reads of large traces cannot exhaust
     /// memory.
     #[serde(default = "default_read_budget_bytes")]
@@ -73,7 +74,7 @@ fn default_max_read_bytes() -> usize {
 }
 
 fn default_read_budget_bytes() -> usize {
-    256 * 1024 * 1024
+    64 * 1024 * 1024
 }
 
 fn default_listen() -> String {
