@@ -13,11 +13,34 @@ pub struct ApiError {
     pub message: String,
     pub role: Option<String>,
     pub rules: Vec<String>,
+    /// Sent as `Retry-After` (whole seconds, rounded up) on `429`s and `503`s that know it.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), role: None, rules: Vec::new() }
+        ApiError { status, code, message: message.into(), role: None, rules: Vec::new(), retry_after: None }
+    }
+
+    /// `429 rate_limited`: come back after `wait`.
+    pub fn too_many(message: impl Into<String>, wait: std::time::Duration) -> Self {
+        ApiError { retry_after: Some(wait), ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message) }
+    }
+
+    /// The error for a response the router or an extractor produced before any handler could
+    /// record it (unknown route, wrong method, a path that does not decode, …): the same status,
+    /// a stable code, and the rejection's own text as the message (it names no trace data).
+    pub fn from_rejection(status: StatusCode, method: &str, text: &[u8]) -> Self {
+        let text: String = String::from_utf8_lossy(text).chars().filter(|c| !c.is_control()).take(300).collect();
+        let (code, message) = match status {
+            StatusCode::NOT_FOUND => ("no_route", "no such route".to_owned()),
+            StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", format!("method `{method}` is not allowed on this route")),
+            StatusCode::PAYLOAD_TOO_LARGE => ("too_large", "the request body is too large".to_owned()),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", text),
+            s if s.is_client_error() => ("bad_request", if text.is_empty() { "the request is malformed".to_owned() } else { text }),
+            _ => ("internal", "the request could not be handled".to_owned()),
+        };
+        Self::new(status, code, message)
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -32,9 +55,10 @@ impl ApiError {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, code, message)
     }
 
-    /// The decision label for metrics and audit: `deny` for refusals, `error` for failures.
+    /// The decision label for metrics and audit: `deny` for refusals (policy, and rate limits),
+    /// `error` for failures.
     pub fn decision(&self) -> &'static str {
-        if self.status == StatusCode::FORBIDDEN {
+        if self.is_refusal() {
             "deny"
         } else {
             "error"
@@ -42,9 +66,16 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// A refusal (the caller may not, or not now), as opposed to a failure.
+    pub fn is_refusal(&self) -> bool {
+        self.status == StatusCode::FORBIDDEN || self.status == StatusCode::TOO_MANY_REQUESTS
+    }
+}
+
 impl From<Denial> for ApiError {
     fn from(d: Denial) -> Self {
-        ApiError { status: StatusCode::FORBIDDEN, code: d.code.as_str(), message: d.message, role: d.role, rules: d.rules }
+        ApiError { status: StatusCode::FORBIDDEN, code: d.code.as_str(), message: d.message, role: d.role, rules: d.rules, retry_after: None }
     }
 }
 
@@ -83,6 +114,9 @@ impl ApiError {
         let mut reply = crate::audit::Reply::json(self.status, body);
         if self.status == StatusCode::UNAUTHORIZED {
             reply.headers.push((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\"")));
+        }
+        if let Some(wait) = self.retry_after {
+            reply.headers.push((header::RETRY_AFTER, HeaderValue::from(crate::limits::retry_after_secs(wait))));
         }
         reply
     }
