@@ -215,3 +215,44 @@ async fn a_receiver_that_keeps_failing_is_given_up_on_and_counted() {
     eventually("the connection failure to be counted", || c2.failed() == 1).await;
     assert_eq!(c2.retried(), 1);
 }
+
+/// Hostile requester text: in JSON it arrives exactly as written (JSON escapes it); in Slack
+/// format it cannot page a channel, mention anyone, disguise a link or forge a line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_purposes_and_comments_arrive_as_text() {
+    let hostile = "INC-7 <!channel> <!here> <@U024BE7LH> <https://evil.example|approve> & co\n:white_check_mark: approved\u{1b}[0m";
+    let mut s = shape();
+    s.purpose = Some(hostile.to_owned());
+    let sam = Actor { party: Party { subject: "sam".into(), issuer: "iss".into() }, groups: vec!["security".into()] };
+    for format in [Format::Json, Format::Slack] {
+        let (url, mut rx) = receiver(0).await;
+        let notifier = Notifier::spawn(config(&url, format, 2)).unwrap();
+        let (_dir, store) = store_with(&notifier);
+        let r = store.open_request(s.clone(), terms(), SystemTime::now(), 100, &mut ok).unwrap().request().clone();
+        store.deny(&r.id, &sam, Some("<!channel> no\nway"), SystemTime::now(), &mut ok).unwrap();
+        // Deliveries run concurrently: sort them by event.
+        let mut both = [next(&mut rx).await, next(&mut rx).await];
+        both.sort_by(|a, b| a.event.cmp(&b.event));
+        let [created, denied] = both;
+        assert_eq!((created.event.as_str(), denied.event.as_str()), ("access_request.created", "access_request.denied"));
+        assert!(created.verified && denied.verified);
+        match format {
+            Format::Json => {
+                assert_eq!(created.body["request"]["shape"]["purpose"], hostile);
+                assert_eq!(denied.body["comment"], "<!channel> no\nway");
+            }
+            Format::Slack => {
+                for seen in [&created, &denied] {
+                    let text = seen.body["text"].as_str().unwrap();
+                    for bad in ["<!channel>", "<!here>", "<@U", "<https://evil", "\n", "\u{1b}"] {
+                        assert!(!text.contains(bad), "{bad:?} in {text:?}");
+                    }
+                    assert!(text.contains("&lt;!channel&gt; &lt;!here&gt; &lt;@U024BE7LH&gt; &lt;https://evil.example|approve&gt; &amp; co"), "{text}");
+                    // The gateway's own link is still a link.
+                    assert!(text.contains(&format!("<https://gate.example/v1/access-requests/{}>", r.id)), "{text}");
+                }
+                assert!(denied.body["text"].as_str().unwrap().contains("“&lt;!channel&gt; no way”"));
+            }
+        }
+    }
+}
