@@ -98,6 +98,11 @@ pub async fn finish(state: &AppState, mut audit: Audited, outcome: Result<Reply,
             (r, label)
         }
         Err(e) => {
+            if audit.entry.principal.is_none() {
+                if let Some(who) = &e.who {
+                    audit.principal(state, who);
+                }
+            }
             let e_ref = &e;
             let entry = &mut audit.entry;
             entry.decision = Some(if e_ref.is_refusal() { Decision::Deny } else { Decision::Error });

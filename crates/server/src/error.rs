@@ -15,11 +15,14 @@ pub struct ApiError {
     pub rules: Vec<String>,
     /// Sent as `Retry-After` (whole seconds, rounded up) on `429`s and `503`s that know it.
     pub retry_after: Option<std::time::Duration>,
+    /// Who was refused, when they were authenticated before the refusal (rate limits), so the
+    /// audit record names them though no handler got as far as recording the principal.
+    pub who: Option<Box<tracegate_core::Principal>>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), role: None, rules: Vec::new(), retry_after: None }
+        ApiError { status, code, message: message.into(), role: None, rules: Vec::new(), retry_after: None, who: None }
     }
 
     /// `429 rate_limited`: come back after `wait`.
@@ -75,7 +78,7 @@ impl ApiError {
 
 impl From<Denial> for ApiError {
     fn from(d: Denial) -> Self {
-        ApiError { status: StatusCode::FORBIDDEN, code: d.code.as_str(), message: d.message, role: d.role, rules: d.rules, retry_after: None }
+        ApiError { status: StatusCode::FORBIDDEN, code: d.code.as_str(), message: d.message, role: d.role, rules: d.rules, retry_after: None, who: None }
     }
 }
 
