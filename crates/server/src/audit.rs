@@ -114,6 +114,15 @@ pub async fn finish(state: &AppState, mut audit: Audited, outcome: Result<Reply,
             if e_ref.role.is_some() {
                 entry.role = e_ref.role.clone();
             }
+            // The caller was told less than the truth (a 404 for a trace outside its row
+            // scope); the trail keeps the truth.
+            if let Some(why) = &e_ref.hidden {
+                entry.decision = Some(Decision::Deny);
+                entry.deny_code = Some(why.code.as_str().to_owned());
+                entry.message = Some(why.message.clone());
+                entry.rules = why.rules.clone();
+                entry.role = why.role.clone();
+            }
             // An error never carries trace data, so whatever was recorded as served is void.
             entry.slice = None;
             entry.masks.clear();

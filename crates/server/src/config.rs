@@ -44,12 +44,40 @@ pub struct ServerSection {
     /// Largest trace body accepted by `PUT /v1/traces/{id}`, in bytes; larger bodies get 413.
     #[serde(default = "default_max_trace_bytes")]
     pub max_trace_bytes: usize,
+    /// Largest stored trace a read will open, in bytes (default 64 MiB); larger ones fail with
+    /// `500 trace_too_large` rather than risk the gateway's memory.
+    #[serde(default = "default_max_read_bytes")]
+    pub max_read_bytes: usize,
+    /// Bytes of stored traces being projected and masked at once (default 256 MiB). Reads
+    /// beyond it wait their turn, so many concurrent reads of large traces cannot exhaust
+    /// memory.
+    #[serde(default = "default_read_budget_bytes")]
+    pub read_budget_bytes: usize,
+    /// Answer a trace outside the caller's row scope with `403 outside_row_scope` instead of
+    /// the default `404`, which is what a trace that does not exist gets (so callers cannot
+    /// learn which ids exist in other tenants). The audit record has the true reason either way.
+    #[serde(default)]
+    pub explicit_row_scope_denials: bool,
 }
 
 impl Default for ServerSection {
     fn default() -> Self {
-        ServerSection { listen: default_listen(), max_trace_bytes: default_max_trace_bytes() }
+        ServerSection {
+            listen: default_listen(),
+            max_trace_bytes: default_max_trace_bytes(),
+            max_read_bytes: default_max_read_bytes(),
+            read_budget_bytes: default_read_budget_bytes(),
+            explicit_row_scope_denials: false,
+        }
     }
+}
+
+fn default_max_read_bytes() -> usize {
+    64 * 1024 * 1024
+}
+
+fn default_read_budget_bytes() -> usize {
+    256 * 1024 * 1024
 }
 
 fn default_listen() -> String {

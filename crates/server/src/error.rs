@@ -18,11 +18,14 @@ pub struct ApiError {
     /// Who was refused, when they were authenticated before the refusal (rate limits), so the
     /// audit record names them though no handler got as far as recording the principal.
     pub who: Option<Box<tracegate_core::Principal>>,
+    /// The true reason behind an answer that must not give it (a trace outside the caller's row
+    /// scope answers like one that does not exist): recorded in the audit trail, never sent.
+    pub hidden: Option<Box<Denial>>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), role: None, rules: Vec::new(), retry_after: None, who: None }
+        ApiError { status, code, message: message.into(), role: None, rules: Vec::new(), retry_after: None, who: None, hidden: None }
     }
 
     /// `429 rate_limited`: come back after `wait`.
@@ -46,6 +49,14 @@ impl ApiError {
         Self::new(status, code, message)
     }
 
+    /// `404 not_found`, exactly as for a trace that does not exist; `why` goes to the audit
+    /// record only.
+    pub fn not_found_hiding(id: &tracegate_core::TraceId, why: Denial) -> Self {
+        let mut e = ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("trace `{id}` not found"));
+        e.hidden = Some(Box::new(why));
+        e
+    }
+
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
@@ -61,7 +72,7 @@ impl ApiError {
     /// The decision label for metrics and audit: `deny` for refusals (policy, and rate limits),
     /// `error` for failures.
     pub fn decision(&self) -> &'static str {
-        if self.is_refusal() {
+        if self.is_refusal() || self.hidden.is_some() {
             "deny"
         } else {
             "error"
@@ -78,7 +89,7 @@ impl ApiError {
 
 impl From<Denial> for ApiError {
     fn from(d: Denial) -> Self {
-        ApiError { status: StatusCode::FORBIDDEN, code: d.code.as_str(), message: d.message, role: d.role, rules: d.rules, retry_after: None, who: None }
+        ApiError { status: StatusCode::FORBIDDEN, code: d.code.as_str(), message: d.message, role: d.role, rules: d.rules, retry_after: None, who: None, hidden: None }
     }
 }
 
@@ -94,6 +105,9 @@ impl From<tracegate_store::StoreError> for ApiError {
         match e {
             tracegate_store::StoreError::NotFound(id) => {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("trace `{id}` not found"))
+            }
+            tracegate_store::StoreError::Precondition { id, reason } => {
+                ApiError::new(StatusCode::PRECONDITION_FAILED, "precondition_failed", format!("trace `{id}`: {reason}"))
             }
             other => {
                 tracing::error!(error = %other, "trace store failed");

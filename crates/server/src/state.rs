@@ -19,6 +19,13 @@ pub struct AppState {
     pub mask_key: MaskKey,
     pub metrics: Metrics,
     pub max_trace_bytes: usize,
+    /// Reads of larger stored traces fail closed.
+    pub max_read_bytes: usize,
+    /// Stored bytes being projected and masked at once, in KiB permits.
+    pub read_budget: tokio::sync::Semaphore,
+    pub read_budget_kib: u32,
+    /// 403 instead of 404 for traces outside the caller's row scope.
+    pub explicit_row_scope_denials: bool,
     pub audit: AuditLog,
     /// Where the audit log lives, for `GET /v1/audit` queries.
     pub audit_dir: std::path::PathBuf,
@@ -60,6 +67,7 @@ impl AppState {
             StoreSection::Local { path } => Arc::new(ObjectTraceStore::local(&cfg.resolve(path))?),
         };
         let index = TraceIndex::rebuild(store.as_ref()).await?;
+        let read_budget_kib = u32::try_from((cfg.server.read_budget_bytes / 1024).max(1)).unwrap_or(u32::MAX);
         let mask_key = MaskKey(cfg.mask_key()?.unwrap_or_default());
         // A role that pseudonymises without a key would silently redact instead: refuse to start
         // rather than serve something other than what the operator configured.
@@ -94,6 +102,10 @@ impl AppState {
             mask_key,
             metrics,
             max_trace_bytes: cfg.server.max_trace_bytes,
+            max_read_bytes: cfg.server.max_read_bytes,
+            read_budget: tokio::sync::Semaphore::new(read_budget_kib as usize),
+            read_budget_kib,
+            explicit_row_scope_denials: cfg.server.explicit_row_scope_denials,
             audit,
             audit_retention: audit_cfg.retention,
             audit_dir: audit_cfg.dir,

@@ -36,11 +36,23 @@ fn json_in_strings_is_masked_inside_and_reencoded() {
 }
 
 #[test]
-fn unchanged_nested_json_keeps_its_original_text() {
+fn unchanged_nested_json_keeps_its_content() {
+    // Decoded and encoded back by the one decoder: the same document, compactly written.
     let inner = "[ {\"role\": \"user\", \"content\": \"hello there\"} ]";
     let (out, report) = run(&masker(""), json!({"s": inner}));
-    assert_eq!(out["s"], inner);
+    let back: Value = serde_json::from_str(out["s"].as_str().unwrap_or_default()).unwrap_or_else(|e| unreachable!("{e}"));
+    assert_eq!(back, serde_json::from_str::<Value>(inner).unwrap_or_else(|e| unreachable!("{e}")));
     assert!(report.hits.is_empty());
+}
+
+#[test]
+fn numbers_are_scanned_like_strings() {
+    let (out, report) = run(&masker(""), json!({"card": 4111111111111111u64, "n": 42, "embedded": "[4111111111111111]"}));
+    assert_eq!(out["card"], "[REDACTED:CREDIT_CARD]");
+    assert_eq!(out["n"], 42);
+    let embedded: Value = serde_json::from_str(out["embedded"].as_str().unwrap_or_default()).unwrap_or_else(|e| unreachable!("{e}"));
+    assert_eq!(embedded, json!(["[REDACTED:CREDIT_CARD]"]));
+    assert_eq!(report.total(), 2);
 }
 
 #[test]
@@ -171,5 +183,5 @@ fn very_deep_documents_are_cut_not_overflowed() {
         out = a.pop().unwrap_or(Value::Null);
         depth += 1;
     }
-    assert_eq!((depth, out), (256, Value::Null));
+    assert_eq!((depth, out), (crate::embedded::MAX_NESTING, Value::Null));
 }
