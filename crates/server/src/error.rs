@@ -13,8 +13,9 @@ pub struct ApiError {
     pub message: String,
     pub role: Option<String>,
     pub rules: Vec<String>,
-    /// Sent as `Retry-After` (whole seconds, rounded up) on `429`s and `503`s that know it.
-    pub retry_after: Option<std::time::Duration>,
+    /// Seconds sent as `Retry-After` on `429`s (and `503`s that know it). Whole seconds keep
+    /// the error small: it is returned by value on every path.
+    pub retry_after: Option<u32>,
     /// Who was refused, when they were authenticated before the refusal (rate limits), so the
     /// audit record names them though no handler got as far as recording the principal.
     pub who: Option<Box<tracegate_core::Principal>>,
@@ -30,7 +31,8 @@ impl ApiError {
 
     /// `429 rate_limited`: come back after `wait`.
     pub fn too_many(message: impl Into<String>, wait: std::time::Duration) -> Self {
-        ApiError { retry_after: Some(wait), ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message) }
+        let secs = u32::try_from(crate::limits::retry_after_secs(wait)).unwrap_or(u32::MAX);
+        ApiError { retry_after: Some(secs), ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message) }
     }
 
     /// The error for a response the router or an extractor produced before any handler could
@@ -132,8 +134,8 @@ impl ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             reply.headers.push((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\"")));
         }
-        if let Some(wait) = self.retry_after {
-            reply.headers.push((header::RETRY_AFTER, HeaderValue::from(crate::limits::retry_after_secs(wait))));
+        if let Some(secs) = self.retry_after {
+            reply.headers.push((header::RETRY_AFTER, HeaderValue::from(secs)));
         }
         reply
     }

@@ -20,6 +20,9 @@ fn request_records(data: &Path) -> Vec<Value> {
     text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).filter(|r| r["kind"] == "request").collect()
 }
 
+/// What to send: a label, method, path, bearer token, body, and the status expected.
+type Case<'a> = (&'static str, Method, &'a str, Option<&'a str>, Vec<u8>, u16);
+
 struct Sent {
     what: &'static str,
     id: String,
@@ -34,7 +37,7 @@ async fn every_route_and_shape_leaves_exactly_one_record() {
     let writer = gw.token("wes", &["agents"], &[("tenant", "acme")]);
     let sec = gw.token("sam", &["security"], &[]);
     let big = vec![b' '; 20 * 1024];
-    let cases: Vec<(&'static str, Method, &str, Option<&str>, Vec<u8>, u16)> = vec![
+    let cases: Vec<Case<'_>> = vec![
         ("whoami", Method::GET, "/v1/whoami", Some(erin.as_str()), vec![], 200),
         ("whoami without a token", Method::GET, "/v1/whoami", None, vec![], 401),
         ("whoami with a bad token", Method::GET, "/v1/whoami", Some("not-a-token"), vec![], 401),
