@@ -78,3 +78,45 @@ pub fn retry_after_secs(wait: Duration) -> u64 {
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     secs.max(1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_rounds_up_and_is_never_zero() {
+        assert_eq!(retry_after_secs(Duration::ZERO), 1);
+        assert_eq!(retry_after_secs(Duration::from_millis(1200)), 2);
+        assert_eq!(retry_after_secs(Duration::from_secs(3)), 3);
+    }
+
+    #[test]
+    fn a_burst_is_served_then_refused_per_principal() {
+        let cfg = LimitsSection { requests_per_minute: 1, request_burst: 2, ..LimitsSection::default() };
+        let limits = Limits::new(&cfg).unwrap_or_else(|e| unreachable!("{e}"));
+        let who = |sub: &str, iss: &str| Principal {
+            subject: sub.into(),
+            issuer: iss.into(),
+            groups: Vec::new(),
+            claims: Default::default(),
+            auth_method: tracegate_core::AuthMethod::Dev,
+        };
+        assert!(limits.check_request(&who("a", "i")).is_ok());
+        assert!(limits.check_request(&who("a", "i")).is_ok());
+        let refused = limits.check_request(&who("a", "i")).err().unwrap_or_else(|| unreachable!("a third request in a minute"));
+        assert_eq!((refused.status.as_u16(), refused.code), (429, "rate_limited"));
+        assert!(refused.retry_after.is_some_and(|s| (1..=60).contains(&s)));
+        // Same subject from another issuer is another person.
+        assert!(limits.check_request(&who("a", "other")).is_ok());
+    }
+
+    #[test]
+    fn zero_is_refused() {
+        for cfg in [
+            LimitsSection { request_burst: 0, ..LimitsSection::default() },
+            LimitsSection { max_pending_access_requests: 0, ..LimitsSection::default() },
+        ] {
+            assert!(Limits::new(&cfg).is_err());
+        }
+    }
+}
