@@ -132,3 +132,18 @@ pub fn cli_token(data: &std::path::Path, sub: &str, groups: &str) -> String {
     assert!(out.status.success());
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
+
+/// `tracegate audit replay ID --show`: success, the outcome object, and the reproduced body.
+#[allow(dead_code)]
+pub fn replay(data: &std::path::Path, id: &str) -> (bool, serde_json::Value, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tracegate"))
+        .args(["audit", "replay", id, "--show", "--config"])
+        .arg(data.join("tracegate.toml"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    // With --show the reproduced body comes first, then the outcome object.
+    let outcome_start = stdout.rfind("{\n").unwrap_or(0);
+    let outcome = serde_json::from_str(&stdout[outcome_start..]).unwrap_or(serde_json::Value::Null);
+    (out.status.success(), outcome, stdout[..outcome_start].trim().to_owned())
+}
