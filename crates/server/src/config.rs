@@ -26,6 +26,10 @@ pub struct GatewayConfig {
     /// Just-in-time approval: where access requests are kept, and the webhook told of changes.
     #[serde(default)]
     pub approvals: ApprovalsSection,
+    /// Abuse bounds per principal (request rate, access-request rate, pending access requests).
+    /// On by default with the values below; every refusal is `429` with `Retry-After`, audited.
+    #[serde(default)]
+    pub limits: LimitsSection,
     /// The directory holding the config file; relative paths are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -145,6 +149,73 @@ pub struct WebhookSection {
     pub max_attempts: Option<u32>,
     /// Wait before the first retry, doubled after each (default `1s`, at most 5 min).
     pub backoff: Option<String>,
+}
+
+/// `[limits]`: per-principal bounds, keyed by issuer and subject. Each value must be at least 1;
+/// to make one practically unlimited, give a large number. Defaults:
+///
+/// ```toml
+/// [limits]
+/// requests_per_minute = 3000          # sustained rate of requests (50/s)
+/// request_burst = 500                 # requests allowed at once above that rate
+/// access_requests_per_hour = 30       # new access requests (each pages an approver)
+/// access_request_burst = 10
+/// max_pending_access_requests = 10    # access requests one requester may have waiting
+/// ```
+///
+/// Unauthenticated requests are not counted (they have no principal): each is a cheap `401`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    /// Requests per principal per minute, sustained (default 3000).
+    #[serde(default = "default_requests_per_minute")]
+    pub requests_per_minute: u32,
+    /// Requests a principal may send at once on top of the sustained rate (default 500).
+    #[serde(default = "default_request_burst")]
+    pub request_burst: u32,
+    /// New access requests per principal per hour, sustained (default 30). Asking again for a
+    /// request already pending joins it and costs nothing.
+    #[serde(default = "default_access_requests_per_hour")]
+    pub access_requests_per_hour: u32,
+    /// New access requests a principal may open at once (default 10).
+    #[serde(default = "default_access_request_burst")]
+    pub access_request_burst: u32,
+    /// Access requests one requester may have pending at once (default 10); `Retry-After` says
+    /// when the oldest expires.
+    #[serde(default = "default_max_pending")]
+    pub max_pending_access_requests: u32,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        LimitsSection {
+            requests_per_minute: default_requests_per_minute(),
+            request_burst: default_request_burst(),
+            access_requests_per_hour: default_access_requests_per_hour(),
+            access_request_burst: default_access_request_burst(),
+            max_pending_access_requests: default_max_pending(),
+        }
+    }
+}
+
+fn default_requests_per_minute() -> u32 {
+    3000
+}
+
+fn default_request_burst() -> u32 {
+    500
+}
+
+fn default_access_requests_per_hour() -> u32 {
+    30
+}
+
+fn default_access_request_burst() -> u32 {
+    10
+}
+
+fn default_max_pending() -> u32 {
+    10
 }
 
 /// A config file that cannot be used.

@@ -33,6 +33,8 @@ pub struct AppState {
     pub audit_retention: Option<std::time::Duration>,
     /// Just-in-time approval: the access-request store and its notifier.
     pub approvals: crate::routes::approvals::Approvals,
+    /// Per-principal request and access-request limits (`[limits]`).
+    pub limits: crate::limits::Limits,
 }
 
 /// Why the gateway could not start. It never starts half-configured.
@@ -59,6 +61,7 @@ impl AppState {
         let text = std::fs::read_to_string(&policy_path)
             .map_err(|source| ConfigError::Read { path: policy_path.clone(), source })?;
         let policy = Policy::parse(&policy_path.display().to_string(), &text)?;
+        let limits = crate::limits::Limits::new(&cfg.limits)?;
         let auth = Authenticator::new(&cfg.identity, &cfg.base_dir).map_err(|e| StartError::Identity(e.to_string()))?;
         let store: Arc<dyn TraceStore> = match &cfg.store {
             StoreSection::Local { path } => Arc::new(ObjectTraceStore::local(&cfg.resolve(path))?),
@@ -107,6 +110,7 @@ impl AppState {
             audit_retention: audit_cfg.retention,
             audit_dir: audit_cfg.dir,
             approvals,
+            limits,
         })
     }
 }

@@ -80,8 +80,14 @@ fn values_under_credential_keys_are_masked_whole() {
     assert_eq!(out, json!({"db_password": "[REDACTED:KEY_NAME]", "pin": 1234,
         "headers": {"Authorization": "[REDACTED:KEY_NAME]", "X-Api-Key": "[REDACTED:KEY_NAME]"},
         "attributes": [{"key": "http.request.header.cookie", "value": {"stringValue": "[REDACTED:KEY_NAME]"}}], "max_tokens": 5}));
+    // A policy's own names extend the built-in list: naming `pin` does not stop masking `password`.
     let custom = masker("key_names = [\"pin\"]");
-    assert_eq!(run(&custom, json!({"pin": 1234, "password": "x"})).0, json!({"pin": "[REDACTED:KEY_NAME]", "password": "x"}));
+    assert_eq!(run(&custom, json!({"pin": 1234, "password": "x"})).0, json!({"pin": "[REDACTED:KEY_NAME]", "password": "[REDACTED:KEY_NAME]"}));
+    // Dropping the built-ins must be spelled out.
+    let only = masker("key_names = { names = [\"pin\"], replace = true }");
+    assert_eq!(run(&only, json!({"pin": 1234, "password": "x"})).0, json!({"pin": "[REDACTED:KEY_NAME]", "password": "x"}));
+    let extend = masker("key_names = { names = [\"pin\", \"PASSWORD\"], replace = false }");
+    assert_eq!(run(&extend, json!({"pin": 1, "token": "t"})).0, json!({"pin": "[REDACTED:KEY_NAME]", "token": "[REDACTED:KEY_NAME]"}));
 }
 
 #[test]
@@ -135,6 +141,11 @@ fn strict_table() {
     assert!(bad("[detectors]\nemial = \"redact\"").contains("unknown detector `emial`"));
     assert!(bad("secret = \"off\"").contains("unknown field"));
     assert!(bad("key_names = [\"--\"]").contains("no letters"));
+    assert!(bad("key_names = { names = [\"--\"], replace = true }").contains("no letters"));
+    assert!(bad("key_names = { names = [\"pin\"], replace = \"yes\" }").contains("bool"), "{}", bad("key_names = { names = [\"pin\"], replace = \"yes\" }"));
+    assert!(bad("key_names = { name = [\"pin\"] }").contains("unknown field"));
+    assert!(bad("key_names = { replace = true }").contains("names"));
+    assert!(bad("key_names = \"pin\"").contains("list of key names"));
 }
 
 #[test]
