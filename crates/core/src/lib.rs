@@ -14,6 +14,7 @@
 
 pub mod approval;
 pub mod decision;
+pub mod embedded;
 pub mod jsonpath;
 pub mod mask;
 pub mod meta;

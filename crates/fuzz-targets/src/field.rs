@@ -17,9 +17,9 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 use tracegate_core::mask::MaskKey;
-use tracegate_core::pipeline::{project_and_mask, Candidate, Served};
+use tracegate_core::pipeline::{project_and_mask, Candidate, Served, ServeError};
 use tracegate_core::project::FieldRequest;
-use tracegate_core::{Denial, Policy, Role};
+use tracegate_core::{Policy, Role};
 
 /// The example policy, as the quickstart ships it.
 pub fn example_policy() -> &'static Policy {
@@ -53,7 +53,7 @@ pub fn mask_key() -> MaskKey {
 
 /// Serves `doc` to `role` as the gateway's read does after the decide phase: projected to the
 /// role's view (or to `fields`, if within it) and masked.
-pub fn serve(role: &Role, doc: Value, fields: Option<&[FieldRequest]>) -> Result<Served, Denial> {
+pub fn serve(role: &Role, doc: Value, fields: Option<&[FieldRequest]>) -> Result<Served, ServeError> {
     let candidates = [Candidate { role, rules: vec![role.rule("actions")] }];
     project_and_mask(&candidates, doc, fields, &mask_key())
 }
@@ -133,11 +133,13 @@ pub fn field_request(data: &[u8]) -> bool {
             assert!(serde_json::from_str::<Value>(&text).is_ok(), "served body is not valid JSON");
             true
         }
-        Err(d) => {
+        Err(ServeError::Denied(d)) => {
             assert!(!d.rules.is_empty(), "refusal `{}` names no rule", d.message);
             assert_eq!(d.role.as_deref(), Some(role.name.as_str()));
             false
         }
+        // Over the cost limits for this view: refused before evaluation, nothing to check.
+        Err(ServeError::TooCostly(_)) => false,
     }
 }
 

@@ -1,5 +1,5 @@
-//! Parsing RFC 9535 JSONPath, for policy rules and callers' field requests alike:
-//! `serde_json_path`'s parser, guarded against the inputs on which it panics instead of
+//! The one way an RFC 9535 JSONPath is parsed, for policy rules and callers' field requests
+//! alike: `serde_json_path`'s parser, guarded against the inputs on which it panics instead of
 //! returning an error.
 
 use serde_json_path::JsonPath;
