@@ -27,7 +27,9 @@ pub fn mask_walk(data: &[u8]) -> bool {
 
     let mut once = doc.clone();
     let report = m.apply(&mut once, &key);
-    if once != doc {
+    // Compared as JSON: a JSON text in a string may be re-encoded with nothing masked in it (a
+    // detector's candidate span was dropped), which changes bytes, not content.
+    if unlabeled(&once) != unlabeled(&doc) {
         assert!(report.total() > 0, "the document changed but the mask report is empty");
     }
     for hit in &report.hits {
