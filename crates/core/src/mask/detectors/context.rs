@@ -79,7 +79,7 @@ pub fn specs() -> Vec<Spec> {
             format!(r#"(?i)(?-u:\b)(?:d\.?o\.?b\.?|date[ _\-]of[ _\-]birth|birth[ _\-]?date|birthday|born(?:[ \t]+on)?|geb\.|geboren(?:[ \t]+am)?|geburtsdatum|date[ \t]de[ \t]naissance|fecha[ \t]de[ \t]nacimiento)["']?[ \t]*(?:[:=]|is|was)?[ \t]*["']?({})"#, date()),
             Check::None, false),
         (D::PostalAddress, &[" street", " st", " ave", " road", " rd", " blvd", " boulevard", " lane", " ln", " drive", " dr", " court", " way", " place", " terrace", " parkway", " circle", " highway", " square", " close", " crescent", " gardens", " grove", " row", " mews"],
-            format!(r"(?-u:\b)[0-9]{{1,6}}[A-Za-z]?(?:[ \t]+[NSEW]\.?)?(?:[ \t]+[A-Z][A-Za-z'\-]+\.?){{1,4}}[ \t]+{street}\.?(?-u:\b)(?:[ \t]+[NS][EW](?-u:\b))?(?:,?[ \t]+(?:Apt|Apartment|Suite|Ste|Unit|Flat|Floor|Fl|#)\.?[ \t]*#?[A-Za-z0-9\-]+)?(?:,[ \t]*[A-Z][A-Za-z]+(?:[ \t]+[A-Z][A-Za-z]+){{0,2}})?(?:,[ \t]*[A-Z]{{2}}[ \t]+[0-9]{{5}}(?:-[0-9]{{4}})?|,?[ \t]+{uk_postcode}(?-u:\b))?"),
+            format!(r"(?-u:\b)[0-9]{{1,6}}[A-Za-z]?(?:[ \t]+[NSEW]\.?)?(?:[ \t]+[A-Z][A-Za-z'\-]+\.?){{1,4}}[ \t]+{street}\.?(?-u:\b)(?:[ \t]+[NS][EW](?-u:\b))?(?:,?[ \t]+(?:Apt|Apartment|Suite|Ste|Unit|Flat|Floor|Fl|#)\.?[ \t]*#?[A-Za-z0-9\-]+)?(?:,[ \t]*[A-Z][a-z]+(?:[ \t]+[A-Z][a-z]+){{0,2}})?(?:,[ \t]*[A-Z]{{2}}[ \t]+[0-9]{{5}}(?:-[0-9]{{4}})?|,?[ \t]+{uk_postcode}(?-u:\b))?"),
             Check::None, false),
         (D::PostalAddress, &["straße", "strasse", "str.", "weg ", "platz", "allee", "gasse"],
             r"[A-ZÄÖÜ][a-zäöüß]+(?:straße|strasse|str\.|weg|platz|allee|gasse)[ \t]+[0-9]{1,4}[a-z]?(?:,[ \t]*(?:D-)?[0-9]{5}[ \t]+[A-ZÄÖÜ][a-zäöüß]+)?".into(),

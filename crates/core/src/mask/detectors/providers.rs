@@ -106,7 +106,7 @@ pub fn specs() -> Vec<Spec> {
         (D::SalesforceToken, &["00D"], b(r"00D[A-Za-z0-9]{12,15}![A-Za-z0-9_.]{90,}"), Check::None, false),
         (D::FacebookToken, &["EAAB", "EAAG", "EAAI", "EAAJ"], b(r"EAA[BGIJ][A-Za-z0-9]{80,}"), Check::None, true),
         (D::TwitterBearerToken, &["AAAAAAAAAAAAAAAAAAAAA"], r"AAAAAAAAAAAAAAAAAAAAA[A-Za-z0-9%]{30,}".into(), Check::None, true),
-        (D::AlibabaAccessKey, &["LTAI"], b(r"LTAI[A-Za-z0-9]{12,20}"), Check::Random(3.0), true),
+        (D::AlibabaAccessKey, &["LTAI"], b(r"LTAI[A-Za-z0-9]{12,20}"), Check::None, true),
         (D::TencentSecretId, &["AKID"], b(r"AKID[A-Za-z0-9]{32}"), Check::None, true),
         (D::YandexKey, &["AQVN", "t1."], b(r"AQVN[A-Za-z0-9_\-]{35,38}|t1\.[A-Za-z0-9_\-]+={0,2}\.[A-Za-z0-9_\-]{86}={0,2}"), Check::Random(3.0), true),
         (D::ScalewayKey, &["SCW"], b(r"SCW[A-Z0-9]{17}"), Check::Random(3.0), true),

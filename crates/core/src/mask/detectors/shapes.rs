@@ -18,6 +18,11 @@ fn glue(c: u8) -> bool {
     matches!(c, b'_' | b'-' | b'=' | b'.' | b'%' | b'\\')
 }
 
+/// The same for national ids, which are written after `=` and before `.` in prose.
+fn id_glue(c: u8) -> bool {
+    matches!(c, b'_' | b'%' | b'\\')
+}
+
 pub fn scan(b: &[u8], enabled: DetSet, out: &mut Vec<Span>) {
     let aws = enabled.contains(Detector::AwsSecretAccessKey);
     let wallet = enabled.contains(Detector::CryptoWallet);
@@ -43,6 +48,7 @@ pub fn scan(b: &[u8], enabled: DetSet, out: &mut Vec<Span>) {
         let before = start.checked_sub(1).and_then(|p| b.get(p)).copied();
         let after = b.get(end).copied();
         let glued = before.is_some_and(glue) || after.is_some_and(glue);
+        let id_glued = before.is_some_and(id_glue) || after.is_some_and(id_glue);
         let n = run.len();
         if aws && n == 40 && !glued && aws_secret(run) {
             out.push(Span { start, end, detector: Detector::AwsSecretAccessKey });
@@ -57,19 +63,19 @@ pub fn scan(b: &[u8], enabled: DetSet, out: &mut Vec<Span>) {
                 continue;
             }
         }
-        if nino && !glued {
+        if nino && !id_glued {
             if let Some(e) = nino_at(b, start, end) {
                 out.push(Span { start, end: e, detector: Detector::UkNino });
                 i = e;
                 continue;
             }
         }
-        if pan && n == 10 && !glued && india_pan(run) {
+        if pan && n == 10 && !id_glued && india_pan(run) {
             out.push(Span { start, end, detector: Detector::IndiaPan });
             continue;
         }
-        if dni && !before.is_some_and(glue) {
-            if n == 9 && !after.is_some_and(glue) && validate::es_dni(run) {
+        if dni && !before.is_some_and(id_glue) {
+            if n == 9 && !after.is_some_and(id_glue) && validate::es_dni(run) {
                 out.push(Span { start, end, detector: Detector::EsDni });
                 continue;
             }
@@ -110,7 +116,7 @@ fn aws_secret(run: &[u8]) -> bool {
 fn nino_at(b: &[u8], start: usize, end: usize) -> Option<usize> {
     let run = &b[start..end];
     let suffix_ok = |c: u8| matches!(c, b'A'..=b'D');
-    let tail_ok = |e: usize| !b.get(e).is_some_and(|&c| run_byte(c) || glue(c));
+    let tail_ok = |e: usize| !b.get(e).is_some_and(|&c| run_byte(c) || id_glue(c));
     if run.len() == 9 {
         let ok = validate::nino_prefix(run[0], run[1]) && run[2..8].iter().all(u8::is_ascii_digit) && suffix_ok(run[8]);
         return ok.then_some(end);
