@@ -348,9 +348,10 @@ fn symbol(c: u8) -> bool {
 }
 
 /// A password announced in prose, rather than the word after "password": has a letter and a
-/// digit or symbol (or is 6+ digits), and is not a lowercase hyphenated word (`re-enter`).
+/// digit or symbol (or is 6+ digits, or mixes cases like a generated one), is not a lowercase
+/// hyphenated word (`re-enter`), and is not a reference (`$DB_PASSWORD`, `%PASS%`, `<password>`).
 pub fn password_like(v: &[u8]) -> bool {
-    if !(4..=80).contains(&v.len()) || v.first().is_some_and(|c| matches!(c, b'$' | b'%' | b'<' | b'{' | b'-')) {
+    if !(4..=80).contains(&v.len()) || reference(v) || v.first().is_some_and(|c| matches!(c, b'<' | b'{' | b'-')) {
         return false;
     }
     let letters = v.iter().any(u8::is_ascii_alphabetic);
@@ -360,7 +361,20 @@ pub fn password_like(v: &[u8]) -> bool {
     }
     let symbols = v.iter().any(|&c| symbol(c) && !matches!(c, b'-' | b'_' | b'.'));
     let word_like = v.iter().all(|&c| c.is_ascii_lowercase() || matches!(c, b'-' | b'_' | b'.'));
-    letters && (digits > 0 || symbols) && !word_like
+    let case_changes = v.windows(2).filter(|w| w[0].is_ascii_lowercase() && w[1].is_ascii_uppercase()).count();
+    letters && (digits > 0 || symbols || (v.len() >= 8 && case_changes >= 2)) && !word_like
+}
+
+/// A variable reference rather than a value: `$NAME`, `${NAME}`, `%NAME%`, `%s`.
+pub fn reference(v: &[u8]) -> bool {
+    let ident = |s: &[u8]| !s.is_empty() && s.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_');
+    match v {
+        [b'$', b'{', rest @ .., b'}'] => ident(rest),
+        [b'$', rest @ ..] => ident(rest) && rest.first().is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_'),
+        [b'%', rest @ .., b'%'] => ident(rest),
+        [b'%', b's' | b'd'] => true,
+        _ => false,
+    }
 }
 
 /// A random-looking value announced in prose by `secret`, `token`, `api key`: at least 12
@@ -387,7 +401,8 @@ pub fn uuid(v: &[u8]) -> bool {
 /// A command-line flag's value that is a literal, not a reference (`$DB_PASS`, `<password>`).
 pub fn flag_value(v: &[u8]) -> bool {
     !v.is_empty()
-        && !matches!(v.first(), Some(b'$' | b'%' | b'<' | b'{' | b'-'))
+        && !reference(v)
+        && !matches!(v.first(), Some(b'<' | b'{' | b'-'))
         && !matches!(v, b"null" | b"none" | b"true" | b"false" | b"stdin" | b"****" | b"...")
 }
 
@@ -501,6 +516,10 @@ mod tests {
         assert!(!password_like(b"manager"));
         assert!(!password_like(b"re-enter"));
         assert!(!password_like(b"$DB_PASSWORD"));
+        assert!(!password_like(b"%DB_PASS%"));
+        assert!(password_like(b"%VjXEZZfMUAbzT"));
+        assert!(password_like(b"LwiuskmgZvPtXe"));
+        assert!(!password_like(b"JavaScript"));
         assert!(prose_secret(b"kq3VfP9sLm2Rx9Tb"));
         assert!(!prose_secret(b"550e8400-e29b-41d4-a716-446655440000"));
         assert!(!prose_secret(b"2026-11-25T12"));

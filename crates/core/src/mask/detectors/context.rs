@@ -12,7 +12,7 @@ use crate::mask::validate;
 
 /// Value forms after a keyword: "double", 'single', `backtick`, (parenthesised), or bare.
 /// A bare value does not end in sentence punctuation (`.`, `,`, `:`, `?`).
-const VALUE: &str = r#"(?:"([^"\r\n]{4,80})"|'([^'\r\n]{4,80})'|`([^`\r\n]{4,80})`|\(([^()\s]{4,80})\)|\[([^\[\]\s]{4,80})\]|([^\s"'`()\[\]<>,;]{3,79}[^\s"'`()\[\]<>,;.:?]))"#;
+const VALUE: &str = r#"(?:\\?"([^"\\\r\n]{4,80})\\?"|'([^'\r\n]{4,80})'|`([^`\r\n]{4,80})`|\(([^()\s]{4,80})\)|\[([^\[\]\s]{4,80})\]|([^\s"'`()\[\]<>,;\\]{3,79}[^\s"'`()\[\]<>,;.:?\\]))"#;
 
 /// Connectors between a keyword and its value in prose.
 const CONNECT: &str = r"(?:[ \t]*(?:is|was|are|were|reads|now|set[ \t]+to|changed[ \t]+to|reset[ \t]+to|[:=]|->|=>))*";
@@ -49,7 +49,7 @@ pub fn specs() -> Vec<Spec> {
             Check::Valid(validate::password_like), false),
         // `.env`-style `DB_PASS=...`, `pass: ...` (the `password` spellings are `password_assignment`'s).
         (D::PasswordAssignment, &["pass"],
-            r#"(?i)(?:^|[^a-z])pass(?:code)?["']?[ \t]*(?::=|=>|[:=])[ \t]*(?:"([^"\r\n]{1,256})"|'([^'\r\n]{1,256})'|([^\s"',;&<>]{1,256}))"#.into(),
+            r#"(?i)(?:^|[^a-z])pass(?:code)?\\?["']?[ \t]*(?::=|=>|[:=])[ \t]*(?:\\?"([^"\\\r\n]{1,256})\\?"|'([^'\r\n]{1,256})'|([^\s"',;&<>\\]{1,256}))"#.into(),
             Check::Valid(validate::flag_value), false),
         // Command lines.
         (D::PasswordFlag, &["mysql", "mariadb"],

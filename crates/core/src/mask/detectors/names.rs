@@ -22,6 +22,8 @@ const SURNAMES: &str = include_str!("names/surnames.txt");
 
 /// Given names missing from the 1990 census lists, upper-cased (non-ASCII as written).
 const EXTRA_GIVEN: &[&str] = &[
+    "LIAM", "NOAH", "MATEO", "SANTIAGO", "CAMILA", "AVA", "MIA", "LUNA", "AIDEN", "JAYDEN", "HARPER", "ELIJAH",
+    "ISABELLA", "SOPHIA", "OLIVIA", "EMMA", "ETHAN", "MASON", "LOGAN", "ZOE", "CHLOE", "RAJ", "RAVI", "NEHA", "AMIT",
     "PRIYA", "ANANYA", "AARAV", "ARJUN", "ROHAN", "VIKRAM", "RAHUL", "SANJAY", "DEEPAK", "ANIL", "SUNITA", "LAKSHMI",
     "MOHAMMED", "MUHAMMAD", "AHMED", "FATIMA", "AISHA", "OMAR", "YUSUF", "LAYLA", "HASSAN", "ZAINAB", "MEHMET", "AYŞE",
     "EMRE", "ZEYNEP", "WEI", "MEI", "JING", "XIAO", "YAN", "HUI", "MING", "JUN", "HIROSHI", "YUKI", "HARUTO", "SAKURA",
@@ -74,7 +76,7 @@ const COMMON: &[&str] = &[
     "NEW", "NIGHT", "NOBLE", "NODE", "OCEAN", "PAGE", "PARK", "PARKER", "PATCH", "PEACE", "PEARL", "PENNY", "PIPE",
     "PLAN", "POOL", "PORTER", "POST", "POWER", "PRICE", "PRINCE", "QUEUE", "RAIN", "RAY", "READ", "REED", "RICH",
     "RIVER", "ROCK", "ROOT", "ROSE", "ROYAL", "RUBY", "RULE", "RUN", "SAGE", "SALT", "SANDY", "SCORE", "SEA", "SHARP",
-    "SHELL", "SHORT", "SIGN", "SKY", "SMALL", "SNOW", "SPRING", "STAR", "STATE", "STEEL", "STERLING", "STONE",
+    "SALE", "SALES", "SHELL", "SHORT", "SIGN", "SILVER", "SKY", "SMALL", "SNOW", "SPRING", "STAR", "STATE", "STEEL", "STERLING", "STONE",
     "STORM", "STORY", "STREET", "SUMMER", "SUNNY", "SWIFT", "TASK", "TAYLOR", "TEST", "TODAY", "TOWN", "TRUE", "TRUST",
     "TURNER", "VALLEY", "VICTORY", "WADE", "WALL", "WARD", "WASH", "WATER", "WATERS", "WAY", "WELLS", "WEST", "WHITE",
     "WILL", "WINTER", "WISE", "WOLF", "WOOD", "WOODS", "YOUNG",
@@ -170,7 +172,13 @@ impl Names {
                 let up = upper(&text[w.start..w.end]);
                 let ok = match strength {
                     Strength::Strong => !self.tech.contains(up.as_str()),
-                    Strength::Weak => self.listed(&up) && !self.common.contains(up.as_str()) && !self.tech.contains(up.as_str()),
+                    Strength::Weak => {
+                        let plain = !self.common.contains(up.as_str()) && !self.tech.contains(up.as_str());
+                        // `Hi Thandiwe,` / `Thanks,\nBolat`: a name on no list, set off the way
+                        // greetings and signatures set names off.
+                        let set_off = closes_phrase(text, &words, i) && !GREETING_TARGETS.contains(&up.as_str());
+                        plain && (self.listed(&up) || set_off)
+                    }
                 };
                 if ok {
                     // The name and up to two more capitalised words right after it.
@@ -238,12 +246,35 @@ impl Names {
         if self.common.contains(first.as_str()) && self.common.contains(last.as_str()) {
             return None;
         }
+        // An ordinary word opening a Title Case run (`Sterling Silver Plan`) is a heading.
+        let title_run = words.get(last_idx + 1).is_some_and(|n| n.cap && single_space(text, words[last_idx].end, n.start));
+        if self.common.contains(first.as_str()) && title_run {
+            return None;
+        }
         // An all-capitals pair is a heading or a constant, not a name.
         if text[w.start..words[last_idx].end].chars().filter(|c| c.is_alphabetic()).all(char::is_uppercase) {
             return None;
         }
         Some(last_idx)
     }
+}
+
+/// Words greeted that are not names (`Hi team,`, `Thanks all!`).
+const GREETING_TARGETS: &[&str] = &[
+    "TEAM", "ALL", "EVERYONE", "EVERYBODY", "THERE", "FOLKS", "GUYS", "SUPPORT", "CUSTOMER", "SIR", "MADAM", "FRIEND",
+    "FRIENDS", "AGAIN", "BOTH", "YOU", "WORLD", "SO", "FOR", "AND", "THE", "ME", "US", "IN", "ADVANCE", "MUCH", "A",
+    "LOT", "TONS", "SALES", "BILLING", "ACCOUNTS", "ADMIN", "HR", "IT", "OPS", "DEVOPS", "SECURITY", "MANAGEMENT",
+];
+
+/// The word at `i` (with up to two capitalised words after it) ends at `,`, `!`, a line break
+/// or the end of the text, as a greeted or signing name does.
+fn closes_phrase(text: &str, words: &[Word], i: usize) -> bool {
+    let mut last = i;
+    while last + 1 < words.len() && last < i + 2 && words[last + 1].cap && single_space(text, words[last].end, words[last + 1].start) {
+        last += 1;
+    }
+    let rest = &text[words[last].end..];
+    rest.is_empty() || rest.starts_with([',', '!', '\n', '\r']) || rest.starts_with("\\n") || rest.starts_with("\\r")
 }
 
 enum Strength {
@@ -255,8 +286,12 @@ enum Strength {
 fn words(text: &str) -> Vec<Word> {
     let mut out = Vec::new();
     let mut it = text.char_indices().peekable();
+    let mut prev = '\0';
     while let Some((s, c)) = it.next() {
-        if !c.is_alphabetic() {
+        // `\n`, `\t`, `\r` left in text (logfmt, JSON in logs) separate words.
+        let escape = prev == '\\' && matches!(c, 'n' | 't' | 'r');
+        prev = c;
+        if !c.is_alphabetic() || escape {
             continue;
         }
         let mut e = s + c.len_utf8();
@@ -268,6 +303,7 @@ fn words(text: &str) -> Vec<Word> {
                     second = Some(d);
                 }
                 e = p + d.len_utf8();
+                prev = d;
                 it.next();
             } else {
                 break;
@@ -275,7 +311,7 @@ fn words(text: &str) -> Vec<Word> {
         }
         // A digit or `_` glued to the word makes it an identifier.
         let glued = text[e..].chars().next().is_some_and(|d| d.is_ascii_digit() || d == '_')
-            || text[..s].chars().next_back().is_some_and(|d| d.is_ascii_digit() || d == '_' || d == '@' || d == '/' || d == '.' || d == '\\');
+            || text[..s].chars().next_back().is_some_and(|d| d.is_ascii_digit() || d == '_' || d == '@' || d == '/' || d == '.');
         let cap = !glued && c.is_uppercase() && second.is_none_or(|d| d.is_lowercase() || d == '\'' || d == '\u{2019}');
         out.push(Word { start: s, end: e, cap });
     }
@@ -341,6 +377,14 @@ fn context(text: &str, at: usize) -> Option<Strength> {
     let mut newlines = 0;
     while p > 0 && at - p < 12 {
         let c = b[p - 1];
+        if matches!(c, b'n' | b'r' | b't') && p >= 2 && b[p - 2] == b'\\' {
+            newlines += 1;
+            if newlines > 2 {
+                return None;
+            }
+            p -= 2;
+            continue;
+        }
         match c {
             b' ' | b'\t' | b',' | b':' | b'=' | b'"' | b'\'' | b'.' | b'!' | b'-' | b'\\' => p -= 1,
             b'\n' | b'\r' => {

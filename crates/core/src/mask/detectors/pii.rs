@@ -184,7 +184,8 @@ fn classify(b: &[u8], groups: &[Group], lead: usize, enabled: DetSet, out: &mut 
             }
             let win = &groups[s..=e];
             let start = if s == 0 { lead } else { groups[s].start };
-            if let Some(det) = shape(b, win, &b[start..groups[s].start], enabled) {
+            let whole = s == 0 && e + 1 == n;
+            if let Some(det) = shape(b, win, &b[start..groups[s].start], whole, enabled) {
                 out.push(Span { start, end: groups[e].end, detector: det });
                 s = e + 1;
                 continue 'starts;
@@ -194,7 +195,7 @@ fn classify(b: &[u8], groups: &[Group], lead: usize, enabled: DetSet, out: &mut 
     }
 }
 
-fn shape(b: &[u8], win: &[Group], prefix: &[u8], enabled: DetSet) -> Option<Detector> {
+fn shape(b: &[u8], win: &[Group], prefix: &[u8], whole: bool, enabled: DetSet) -> Option<Detector> {
     // Windows hold at most 8 groups (see `classify`), so fixed arrays avoid allocating.
     let mut sep_buf: [&[u8]; 8] = [&[]; 8];
     let mut size_buf = [0usize; 8];
@@ -238,10 +239,16 @@ fn shape(b: &[u8], win: &[Group], prefix: &[u8], enabled: DetSet) -> Option<Dete
     }
     // NHS numbers are written 3 3 4 like some US phone numbers; the mod-11 check tells them apart
     // (one such phone number in eleven passes it, and is then still masked, as an NHS number).
-    if enabled.contains(Detector::NhsNumber) && !plus && !paren && sizes == [3, 3, 4] && all_seps(b" ") && validate::nhs(digits) {
+    let nhs_shape = whole && !plus && !paren && sizes == [3, 3, 4] && all_seps(b" ");
+    if enabled.contains(Detector::NhsNumber) && nhs_shape && validate::nhs(digits) {
         return Some(Detector::NhsNumber);
     }
-    if enabled.contains(Detector::Aadhaar) && !plus && !paren && sizes == [4, 4, 4] && (all_seps(b" ") || all_seps(b"-")) && validate::aadhaar(digits) {
+    // Announced as an NHS number but failing its check: a mistyped or test number, not a phone.
+    let nhs_context = nhs_shape && {
+        let from = win[0].start.saturating_sub(24);
+        b[from..win[0].start].windows(3).any(|w| w.eq_ignore_ascii_case(b"nhs"))
+    };
+    if enabled.contains(Detector::Aadhaar) && whole && !plus && !paren && sizes == [4, 4, 4] && (all_seps(b" ") || all_seps(b"-")) && validate::aadhaar(digits) {
         return Some(Detector::Aadhaar);
     }
     if enabled.contains(Detector::CreditCard) && !plus && !paren {
@@ -254,7 +261,7 @@ fn shape(b: &[u8], win: &[Group], prefix: &[u8], enabled: DetSet) -> Option<Dete
             return Some(Detector::CreditCard);
         }
     }
-    if enabled.contains(Detector::Phone) {
+    if enabled.contains(Detector::Phone) && !nhs_context {
         let phone_seps = seps.iter().all(|s| s.iter().all(|&c| matches!(c, b' ' | b'-' | b'.' | b'(' | b')')) && !s.contains(&b'/'));
         if plus && phone_seps && (8..=15).contains(&total) && digits.first() != Some(&b'0') {
             return Some(Detector::Phone);

@@ -11,7 +11,7 @@ use super::Detector;
 use crate::mask::validate;
 
 /// The separator between a name and its value (as in `secrets`): `=`, `:`, `:=`, `=>`, quotes.
-const ASSIGN: &str = r#"["']?[ \t]*(?::=|=>|[:=])[ \t]*["']?"#;
+const ASSIGN: &str = r#"\\?["']?[ \t]*(?::=|=>|[:=])[ \t]*\\?["']?"#;
 
 fn named(names: &str, value: &str) -> String {
     format!(r"(?i){names}[a-z0-9_\-.]{{0,24}}{ASSIGN}({value})")
@@ -24,6 +24,9 @@ pub fn specs() -> Vec<Spec> {
         // GitHub tokens glued to other text (`tokenghp_…`, inside base64 or URLs): no word
         // boundary to lean on, so the CRC32 checksum in the last six characters must hold.
         (D::GithubToken, &["ghp_", "gho_", "ghu_", "ghs_", "ghr_"], r"gh[pousr]_[A-Za-z0-9]{36}".into(), Check::Valid(validate::github_checksum), true),
+        // Project, service-account and admin keys: the prefix is specific enough without the
+        // randomness check the bare `sk-` rule needs.
+        (D::OpenaiApiKey, &["sk-proj-", "sk-svcacct-", "sk-admin-"], b(r"sk-(?:proj|svcacct|admin)-[A-Za-z0-9_\-]{20,255}"), Check::None, false),
         (D::GitlabToken, &["GR1348941"], r"GR1348941[A-Za-z0-9_\-]{20}".into(), Check::None, true),
         (D::SquareToken, &["EAAA"], b(r"EAAA[A-Za-z0-9_\-]{60}"), Check::None, true),
         (D::HuggingfaceToken, &["api_org_"], b(r"api_org_[A-Za-z]{34}"), Check::None, true),

@@ -86,7 +86,8 @@ impl Rule {
 }
 
 /// The separator between a name and its value: `=`, `:`, `:=`, `=>`, optional quotes and blanks.
-const ASSIGN: &str = r#"["']?[ \t]*(?::=|=>|[:=])[ \t]*"#;
+/// A quote may be escaped (`\"`), as in JSON or logfmt embedded in text.
+const ASSIGN: &str = r#"\\?["']?[ \t]*(?::=|=>|[:=])[ \t]*"#;
 
 pub fn rules() -> Result<Vec<Rule>, String> {
     use Detector as D;
@@ -104,7 +105,7 @@ pub fn rules() -> Result<Vec<Rule>, String> {
         (D::AwsAccessKeyId, &["AKIA", "ASIA", "ABIA", "ACCA", "A3T"],
             r"(?-u:\b)(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}(?-u:\b)".into(), Check::None, false),
         (D::AwsSecretAccessKey, &["aws"],
-            format!(r"(?i)aws[a-z0-9_\-. ]{{0,20}}(?:secret|sk)[a-z0-9_\-. ]{{0,20}}{ASSIGN}[\x22']?([A-Za-z0-9/+]{{40}})"),
+            format!(r"(?i)aws[a-z0-9_\-. ]{{0,20}}(?:secret|sk)[a-z0-9_\-. ]{{0,20}}{ASSIGN}\\?[\x22']?([A-Za-z0-9/+]{{40}})"),
             Check::None, true),
         (D::GithubToken, &["ghp_", "gho_", "ghu_", "ghs_", "ghr_"],
             r"(?-u:\b)gh[pousr]_[A-Za-z0-9]{36,255}".into(), Check::None, true),
@@ -152,10 +153,10 @@ pub fn rules() -> Result<Vec<Rule>, String> {
         (D::ConnectionStringPassword, &["://"],
             r#"(?i)[a-z][a-z0-9+.\-]{1,30}://[^\s:/@"'<>]{0,128}:([^\s@/"'<>]{1,256})@[A-Za-z0-9\[]"#.into(), Check::None, false),
         (D::PasswordAssignment, &["passw", "passphrase", "pwd", "secret"],
-            format!(r#"(?i)(?:password|passwd|passphrase|pwd|secret)[a-z0-9_\-.]{{0,30}}{ASSIGN}(?:"([^"\r\n]{{1,256}})"|'([^'\r\n]{{1,256}})'|([^\s"',;&<>]{{1,256}}))"#),
+            format!(r#"(?i)(?:password|passwd|passphrase|pwd|secret)[a-z0-9_\-.]{{0,30}}{ASSIGN}(?:\\?"([^"\\\r\n]{{1,256}})\\?"|'([^'\r\n]{{1,256}})'|([^\s"',;&<>\\]{{1,256}}))"#),
             Check::NotPlaceholder, false),
         (D::GenericSecret, &["key", "token", "secret", "credential"],
-            format!(r#"(?i){generic_names}[a-z0-9_\-.]{{0,20}}(?:{ASSIGN}|[ \t]+(?:is|was)[ \t]+)["']?([A-Za-z0-9_\-+/=.~]{{16,512}})"#),
+            format!(r#"(?i){generic_names}[a-z0-9_\-.]{{0,20}}(?:{ASSIGN}|[ \t]+(?:is|was)[ \t]+)\\?["']?([A-Za-z0-9_\-+/=.~]{{16,512}})"#),
             Check::Random(3.0), true),
     ];
     specs.extend(super::providers::specs());

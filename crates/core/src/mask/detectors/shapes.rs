@@ -15,12 +15,12 @@ fn run_byte(c: u8) -> bool {
 
 /// Bytes that, next to a run, make it part of a longer token (base64url, dotted ids, `KEY=…=`).
 fn glue(c: u8) -> bool {
-    matches!(c, b'_' | b'-' | b'=' | b'.' | b'%' | b'\\')
+    matches!(c, b'_' | b'-' | b'=' | b'.' | b'%')
 }
 
 /// The same for national ids, which are written after `=` and before `.` in prose.
 fn id_glue(c: u8) -> bool {
-    matches!(c, b'_' | b'%' | b'\\')
+    matches!(c, b'_' | b'%')
 }
 
 pub fn scan(b: &[u8], enabled: DetSet, out: &mut Vec<Span>) {
@@ -47,8 +47,9 @@ pub fn scan(b: &[u8], enabled: DetSet, out: &mut Vec<Span>) {
         let run = &b[start..end];
         let before = start.checked_sub(1).and_then(|p| b.get(p)).copied();
         let after = b.get(end).copied();
-        let glued = before.is_some_and(glue) || after.is_some_and(glue);
-        let id_glued = before.is_some_and(id_glue) || after.is_some_and(id_glue);
+        // A run right after `\` starts with an escape letter (`\nAKIA…`), so it is not whole.
+        let glued = before.is_some_and(|c| glue(c) || c == b'\\') || after.is_some_and(glue);
+        let id_glued = before.is_some_and(|c| id_glue(c) || c == b'\\') || after.is_some_and(id_glue);
         let n = run.len();
         if aws && n == 40 && !glued && aws_secret(run) {
             out.push(Span { start, end, detector: Detector::AwsSecretAccessKey });
