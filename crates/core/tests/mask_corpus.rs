@@ -52,7 +52,10 @@ struct Tally {
     hit: usize,
 }
 
-fn measure(c: &Corpus) -> (BTreeMap<(Class, &'static str), Tally>, BTreeMap<&'static str, Tally>, usize) {
+/// Recall per (class, type), masked count per decoy type, and the corpus size in bytes.
+type Measured = (BTreeMap<(Class, &'static str), Tally>, BTreeMap<&'static str, Tally>, usize);
+
+fn measure(c: &Corpus) -> Measured {
     let masker = Masker::redact_all().unwrap_or_else(|e| unreachable!("{e}"));
     let key = MaskKey(b"corpus-key-0123456789abcdef0123".to_vec());
     // One haystack per trace: a value counts as masked when it survives nowhere in its trace.

@@ -14,6 +14,7 @@
 //!   `my name is`, `I'm`, `Mr.`/`Dr.`, or after a `name`/`full_name`/`author` key in text.
 
 use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use super::{Detector, Span};
 
@@ -114,11 +115,36 @@ const STRONG_KEYS: &[&str] = &[
 /// Titles, matched as written, after which any capitalised words are a name (`Dr. Okafor`).
 const TITLES: &[&str] = &["Mr", "Mrs", "Ms", "Miss", "Mx", "Dr", "Prof", "Sir", "Madam", "Herr", "Frau", "Mme", "Mlle", "Sr", "Sra"];
 
+/// FNV-1a: the sets are looked up once per capitalised word of every string, and SipHash's
+/// protection against chosen collisions buys nothing for a fixed, compiled-in key set.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type Set<T> = HashSet<T, BuildHasherDefault<Fnv>>;
+
 pub struct Names {
-    given: HashSet<Box<str>>,
-    surnames: HashSet<Box<str>>,
-    common: HashSet<&'static str>,
-    tech: HashSet<&'static str>,
+    given: Set<Box<str>>,
+    surnames: Set<Box<str>>,
+    common: Set<&'static str>,
+    tech: Set<&'static str>,
+    /// The last word of every context phrase, lower-cased: most capitalised words follow a
+    /// word that ends no phrase, and are rejected with one lookup.
+    last_words: Set<String>,
 }
 
 impl std::fmt::Debug for Names {
@@ -141,18 +167,30 @@ fn list(text: &'static str) -> impl Iterator<Item = Box<str>> {
 
 impl Names {
     pub fn load() -> Names {
-        let mut given: HashSet<Box<str>> = list(GIVEN).collect();
+        let mut given: Set<Box<str>> = list(GIVEN).collect();
         given.extend(EXTRA_GIVEN.iter().map(|s| Box::<str>::from(*s)));
-        let mut surnames: HashSet<Box<str>> = list(SURNAMES).collect();
+        let mut surnames: Set<Box<str>> = list(SURNAMES).collect();
         surnames.extend(EXTRA_SURNAMES.iter().map(|s| Box::<str>::from(*s)));
-        Names { given, surnames, common: COMMON.iter().copied().collect(), tech: TECH.iter().copied().collect() }
+        let last_words = STRONG
+            .iter()
+            .chain(STRONG_KEYS)
+            .chain(WEAK)
+            .chain(TITLES)
+            .chain(&["name"])
+            .filter_map(|p| p.rsplit(' ').next())
+            .map(str::to_ascii_lowercase)
+            .collect();
+        Names { given, surnames, common: COMMON.iter().copied().collect(), tech: TECH.iter().copied().collect(), last_words }
     }
 
     /// Finds names in `text`, appending their spans.
     pub fn scan(&self, text: &str, out: &mut Vec<Span>) {
         let b = text.as_bytes();
-        // Names need a capital letter (or a non-ASCII letter that may be one).
-        if !b.iter().any(|c| c.is_ascii_uppercase() || *c >= 0x80) {
+        // Names need a capitalised word (`Ab…` at a word start) or a non-ASCII letter.
+        let candidate = b.iter().any(|c| *c >= 0x80)
+            || b.windows(3).any(|w| !w[0].is_ascii_alphanumeric() && w[1].is_ascii_uppercase() && w[2].is_ascii_lowercase())
+            || b.first().is_some_and(u8::is_ascii_uppercase);
+        if !candidate {
             return;
         }
         let words = words(text);
@@ -168,15 +206,15 @@ impl Names {
                 i = last + 1;
                 continue;
             }
-            if let Some(strength) = context(text, w.start) {
+            if let Some(strength) = self.context(text, w.start) {
                 let up = upper(&text[w.start..w.end]);
                 let ok = match strength {
-                    Strength::Strong => !self.tech.contains(up.as_str()),
+                    Strength::Strong => !self.tech.contains(&*up),
                     Strength::Weak => {
-                        let plain = !self.common.contains(up.as_str()) && !self.tech.contains(up.as_str());
+                        let plain = !self.common.contains(&*up) && !self.tech.contains(&*up);
                         // `Hi Thandiwe,` / `Thanks,\nBolat`: a name on no list, set off the way
                         // greetings and signatures set names off.
-                        let set_off = closes_phrase(text, &words, i) && !GREETING_TARGETS.contains(&up.as_str());
+                        let set_off = closes_phrase(text, &words, i) && !GREETING_TARGETS.contains(&&*up);
                         plain && (self.listed(&up) || set_off)
                     }
                 };
@@ -196,15 +234,15 @@ impl Names {
     }
 
     fn listed(&self, up: &str) -> bool {
-        self.given.contains(up) || self.surnames.contains(up) || self.surnames.contains(fold(up).as_str()) || self.given.contains(fold(up).as_str())
+        self.is_given(up) || self.is_surname(up)
     }
 
     fn is_given(&self, up: &str) -> bool {
-        self.given.contains(up) || self.given.contains(fold(up).as_str())
+        self.given.contains(up) || (!up.is_ascii() && self.given.contains(fold(up).as_str()))
     }
 
     fn is_surname(&self, up: &str) -> bool {
-        self.surnames.contains(up) || self.surnames.contains(fold(up).as_str())
+        self.surnames.contains(up) || (!up.is_ascii() && self.surnames.contains(fold(up).as_str()))
     }
 
     /// A given name at `i`, then (optionally a middle name or initial) a surname: the index of
@@ -212,17 +250,17 @@ impl Names {
     fn pair(&self, text: &str, words: &[Word], i: usize) -> Option<usize> {
         let w = words[i];
         let first = upper(&text[w.start..w.end]);
-        if first.chars().count() < 2 || !self.is_given(&first) {
+        if first.chars() < 2 || !self.is_given(&first) {
             return None;
         }
         let next = |k: usize| words.get(k).filter(|n| n.cap && single_space(text, words[k - 1].end, n.start));
         let n1 = next(i + 1)?;
         let second = upper(&text[n1.start..n1.end]);
         let mut last_idx = i + 1;
-        let mut last = second.clone();
+        let mut last = second;
         // Middle initial (`John F. Kennedy`) or middle name (`Mary Ann Smith`).
-        let initial = second.chars().count() == 1 && text.as_bytes().get(n1.end) == Some(&b'.');
-        if initial || (self.is_given(&second) && !self.is_surname(&second)) {
+        let initial = last.chars() == 1 && text.as_bytes().get(n1.end) == Some(&b'.');
+        if initial || (self.is_given(&last) && !self.is_surname(&last)) {
             let k = i + 2;
             let gap_ok = words.get(k).is_some_and(|n| {
                 n.cap && {
@@ -237,18 +275,18 @@ impl Names {
                 return None;
             }
         }
-        if last.chars().count() < 2 || !self.is_surname(&last) {
+        if last.chars() < 2 || !self.is_surname(&last) {
             return None;
         }
-        if self.tech.contains(first.as_str()) || self.tech.contains(last.as_str()) {
+        if self.tech.contains(&*first) || self.tech.contains(&*last) {
             return None;
         }
-        if self.common.contains(first.as_str()) && self.common.contains(last.as_str()) {
+        if self.common.contains(&*first) && self.common.contains(&*last) {
             return None;
         }
         // An ordinary word opening a Title Case run (`Sterling Silver Plan`) is a heading.
         let title_run = words.get(last_idx + 1).is_some_and(|n| n.cap && single_space(text, words[last_idx].end, n.start));
-        if self.common.contains(first.as_str()) && title_run {
+        if self.common.contains(&*first) && title_run {
             return None;
         }
         // An all-capitals pair is a heading or a constant, not a name.
@@ -282,38 +320,66 @@ enum Strength {
     Strong,
 }
 
-/// Splits text into words of letters (with `'` and `-` inside, as in `O'Brien`, `Jean-Luc`).
+/// The capitalised words of the text (letters, with `'` and `-` inside, as in `O'Brien`,
+/// `Jean-Luc`). Only capitalised words are kept: a name's parts are found by their gaps (one
+/// space between them), so the words in between need not be. ASCII is walked byte by byte.
 fn words(text: &str) -> Vec<Word> {
+    let b = text.as_bytes();
     let mut out = Vec::new();
-    let mut it = text.char_indices().peekable();
-    let mut prev = '\0';
-    while let Some((s, c)) = it.next() {
-        // `\n`, `\t`, `\r` left in text (logfmt, JSON in logs) separate words.
-        let escape = prev == '\\' && matches!(c, 'n' | 't' | 'r');
-        prev = c;
-        if !c.is_alphabetic() || escape {
+    let mut i = 0;
+    while i < b.len() {
+        let c0 = b[i];
+        let (first, len) = if c0 < 0x80 {
+            (char::from(c0), 1)
+        } else {
+            match text.get(i..).and_then(|t| t.chars().next()) {
+                Some(ch) => (ch, ch.len_utf8()),
+                None => {
+                    i += 1;
+                    continue;
+                }
+            }
+        };
+        if !first.is_alphabetic() {
+            i += len;
             continue;
         }
-        let mut e = s + c.len_utf8();
+        // `\n`, `\t`, `\r` left in text (logfmt, JSON in logs) separate words.
+        if i > 0 && b[i - 1] == b'\\' && matches!(c0, b'n' | b't' | b'r') {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut e = i + len;
         let mut second: Option<char> = None;
-        while let Some(&(p, d)) = it.peek() {
-            let inner = (d == '\'' || d == '-' || d == '\u{2019}') && text[p + d.len_utf8()..].chars().next().is_some_and(char::is_alphabetic);
-            if d.is_alphabetic() || inner {
-                if second.is_none() {
-                    second = Some(d);
-                }
-                e = p + d.len_utf8();
-                prev = d;
-                it.next();
+        while e < b.len() {
+            let (d, dl) = if b[e] < 0x80 {
+                (char::from(b[e]), 1)
             } else {
+                match text.get(e..).and_then(|t| t.chars().next()) {
+                    Some(ch) => (ch, ch.len_utf8()),
+                    None => break,
+                }
+            };
+            let inner = (d == '\'' || d == '-' || d == '\u{2019}') && text.get(e + dl..).and_then(|t| t.chars().next()).is_some_and(char::is_alphabetic);
+            if !(d.is_alphabetic() || inner) {
                 break;
             }
+            if second.is_none() {
+                second = Some(d);
+            }
+            e += dl;
+        }
+        i = e;
+        if !first.is_uppercase() || !second.is_none_or(|d| d.is_lowercase() || d == '\'' || d == '\u{2019}') {
+            continue;
         }
         // A digit or `_` glued to the word makes it an identifier.
-        let glued = text[e..].chars().next().is_some_and(|d| d.is_ascii_digit() || d == '_')
-            || text[..s].chars().next_back().is_some_and(|d| d.is_ascii_digit() || d == '_' || d == '@' || d == '/' || d == '.');
-        let cap = !glued && c.is_uppercase() && second.is_none_or(|d| d.is_lowercase() || d == '\'' || d == '\u{2019}');
-        out.push(Word { start: s, end: e, cap });
+        let glued = b.get(e).is_some_and(|d| d.is_ascii_digit() || *d == b'_')
+            || start.checked_sub(1).and_then(|p| b.get(p)).is_some_and(|d| d.is_ascii_digit() || matches!(d, b'_' | b'@' | b'/' | b'.'));
+        if !glued {
+            out.push(Word { start, end: e, cap: true });
+        }
     }
     out
 }
@@ -323,13 +389,45 @@ fn single_space(text: &str, a: usize, b: usize) -> bool {
     text.get(a..b) == Some(" ")
 }
 
-/// Upper-cases a word (no allocation beyond the result; words are short).
-fn upper(w: &str) -> String {
-    if w.is_ascii() {
-        w.to_ascii_uppercase()
-    } else {
-        w.to_uppercase()
+/// A word upper-cased: on the stack for ASCII words (nearly all), so lookups allocate nothing.
+struct Up {
+    buf: [u8; 32],
+    len: usize,
+    heap: Option<String>,
+}
+
+impl Up {
+    fn as_str(&self) -> &str {
+        match &self.heap {
+            Some(s) => s,
+            None => std::str::from_utf8(&self.buf[..self.len]).unwrap_or(""),
+        }
     }
+
+    fn chars(&self) -> usize {
+        self.as_str().chars().count()
+    }
+}
+
+impl std::ops::Deref for Up {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+fn upper(w: &str) -> Up {
+    let mut up = Up { buf: [0; 32], len: 0, heap: None };
+    if w.is_ascii() && w.len() <= 32 {
+        for (slot, b) in up.buf.iter_mut().zip(w.bytes()) {
+            *slot = b.to_ascii_uppercase();
+        }
+        up.len = w.len();
+    } else {
+        up.heap = Some(w.to_uppercase());
+    }
+    up
 }
 
 /// Strips the common Latin diacritics of an upper-cased word, so `GARCÍA` finds the census `GARCIA`.
@@ -369,55 +467,73 @@ fn fold(up: &str) -> String {
     out
 }
 
-/// The context before a capitalised word at `at`: a greeting or sign-off (weak) or a label
-/// (strong), ignoring blanks, one line break, `,`, `:`, `=`, quotes and `.` in between.
-fn context(text: &str, at: usize) -> Option<Strength> {
-    let b = text.as_bytes();
-    let mut p = at;
-    let mut newlines = 0;
-    while p > 0 && at - p < 12 {
-        let c = b[p - 1];
-        if matches!(c, b'n' | b'r' | b't') && p >= 2 && b[p - 2] == b'\\' {
-            newlines += 1;
-            if newlines > 2 {
-                return None;
-            }
-            p -= 2;
-            continue;
-        }
-        match c {
-            b' ' | b'\t' | b',' | b':' | b'=' | b'"' | b'\'' | b'.' | b'!' | b'-' | b'\\' => p -= 1,
-            b'\n' | b'\r' => {
+impl Names {
+    /// The context before a capitalised word at `at`: a greeting or sign-off (weak) or a label
+    /// (strong), ignoring blanks, one line break, `,`, `:`, `=`, quotes and `.` in between.
+    fn context(&self, text: &str, at: usize) -> Option<Strength> {
+        let b = text.as_bytes();
+        let mut p = at;
+        let mut newlines = 0;
+        while p > 0 && at - p < 12 {
+            let c = b[p - 1];
+            if matches!(c, b'n' | b'r' | b't') && p >= 2 && b[p - 2] == b'\\' {
                 newlines += 1;
                 if newlines > 2 {
                     return None;
                 }
-                p -= 1;
+                p -= 2;
+                continue;
             }
-            _ => break,
+            match c {
+                b' ' | b'\t' | b',' | b':' | b'=' | b'"' | b'\'' | b'.' | b'!' | b'-' | b'\\' => p -= 1,
+                b'\n' | b'\r' => {
+                    newlines += 1;
+                    if newlines > 2 {
+                        return None;
+                    }
+                    p -= 1;
+                }
+                _ => break,
+            }
         }
+        if p == at && at > 0 {
+            return None;
+        }
+        // The word before the gap must end some phrase.
+        let hb = text.as_bytes();
+        let mut q = p;
+        while q > 0 && p - q < 24 && (hb[q - 1].is_ascii_alphabetic() || matches!(hb[q - 1], b'_' | b'\'')) {
+            q -= 1;
+        }
+        let mut lw = [0u8; 24];
+        let last = &hb[q..p];
+        for (slot, c) in lw.iter_mut().zip(last) {
+            *slot = c.to_ascii_lowercase();
+        }
+        match std::str::from_utf8(&lw[..last.len()]) {
+            Ok(w) if self.last_words.contains(w) => {}
+            _ => return None,
+        }
+        let gap = text.get(p..at)?;
+        let keyed = gap.contains(':') || gap.contains('=');
+        let head = text.get(..p)?;
+        let bounded = |h: &str, w: &str| {
+            let before = h.len() - w.len();
+            before == 0 || h.get(..before).and_then(|x| x.chars().next_back()).is_some_and(|c| !c.is_alphanumeric() && c != '_')
+        };
+        if TITLES.iter().any(|t| head.ends_with(t) && bounded(head, t)) {
+            return Some(Strength::Strong);
+        }
+        let ends = |w: &str| {
+            let (hb, wb) = (head.as_bytes(), w.as_bytes());
+            hb.len() >= wb.len() && hb[hb.len() - wb.len()..].eq_ignore_ascii_case(wb) && bounded(head, w)
+        };
+        if STRONG.iter().any(|w| ends(w)) || (keyed && STRONG_KEYS.iter().any(|w| ends(w))) {
+            return Some(Strength::Strong);
+        }
+        if (keyed && ends("name")) || WEAK.iter().any(|w| ends(w)) {
+            return Some(Strength::Weak);
+        }
+        None
     }
-    if p == at && at > 0 {
-        return None;
-    }
-    let gap = text.get(p..at)?;
-    let keyed = gap.contains(':') || gap.contains('=');
-    let head = text.get(..p)?;
-    let bounded = |h: &str, w: &str| {
-        let before = h.len() - w.len();
-        before == 0 || h[..before].chars().next_back().is_some_and(|c| !c.is_alphanumeric() && c != '_')
-    };
-    if TITLES.iter().any(|t| head.ends_with(t) && bounded(head, t)) {
-        return Some(Strength::Strong);
-    }
-    let tail_start = head.char_indices().rev().nth(23).map_or(0, |(i, _)| i);
-    let tail = head[tail_start..].to_lowercase();
-    let ends = |w: &str| tail.ends_with(w) && bounded(&tail, w);
-    if STRONG.iter().any(|w| ends(w)) || (keyed && STRONG_KEYS.iter().any(|w| ends(w))) {
-        return Some(Strength::Strong);
-    }
-    if (keyed && ends("name")) || WEAK.iter().any(|w| ends(w)) {
-        return Some(Strength::Weak);
-    }
-    None
 }

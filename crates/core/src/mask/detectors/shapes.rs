@@ -1,6 +1,7 @@
 //! Shape scanners: values with a fixed shape but no trigger literal to wake a regex — AWS secret
 //! keys without their key name, Bitcoin and Ethereum addresses, UK National Insurance numbers,
-//! Indian PANs, Spanish DNIs, dash-separated MAC addresses.
+//! Indian PANs, Spanish DNIs, dash-separated MAC addresses, and two token formats whose prefix
+//! is too common a letter pair to be a trigger (Twilio `SK…`, crates.io `cio…`).
 //!
 //! One pass splits the text into runs of letters, digits, `+` and `/`; each run is classified by
 //! its length and first bytes, and only then validated (entropy, base58check, bech32, mod-23),
@@ -9,8 +10,24 @@
 use super::{DetSet, Detector, Span};
 use crate::mask::validate;
 
+/// Letters, digits, `+` and `/`, as a table (this runs on every byte of every string).
+static RUN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        t[i] = c.is_ascii_alphanumeric() || c == b'+' || c == b'/';
+        i += 1;
+    }
+    t
+};
+
+/// Run lengths some shape has: 2 (MAC pairs, spaced NINO prefixes), 8–10 (DNI, NINO, PAN),
+/// 26–35 (base58 addresses, `SK…`, `cio…`), 40 (AWS secrets), 42 (Ethereum).
+const INTERESTING: u64 = (1 << 2) | (1 << 8) | (1 << 9) | (1 << 10) | (((1u64 << 36) - 1) & !((1u64 << 26) - 1)) | (1 << 40) | (1 << 42);
+
 fn run_byte(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'+' || c == b'/'
+    RUN[usize::from(c)]
 }
 
 /// Bytes that, next to a run, make it part of a longer token (base64url, dotted ids, `KEY=…=`).
@@ -30,7 +47,9 @@ pub fn scan(b: &[u8], enabled: DetSet, out: &mut Vec<Span>) {
     let pan = enabled.contains(Detector::IndiaPan);
     let dni = enabled.contains(Detector::EsDni);
     let mac = enabled.contains(Detector::MacAddress);
-    if !(aws || wallet || nino || pan || dni || mac) {
+    let twilio = enabled.contains(Detector::TwilioKey);
+    let crates = enabled.contains(Detector::CratesIoToken);
+    if !(aws || wallet || nino || pan || dni || mac || twilio || crates) {
         return;
     }
     let mut i = 0;
@@ -44,13 +63,28 @@ pub fn scan(b: &[u8], enabled: DetSet, out: &mut Vec<Span>) {
             i += 1;
         }
         let end = i;
+        let n = end - start;
+        // Only these lengths can be a shape here; most runs are words and stop at this test.
+        let bech_candidate = n >= 14 && matches!(b[start], b'b' | b'B');
+        if n >= 64 || (INTERESTING >> n) & 1 == 0 && !bech_candidate {
+            continue;
+        }
         let run = &b[start..end];
         let before = start.checked_sub(1).and_then(|p| b.get(p)).copied();
         let after = b.get(end).copied();
         // A run right after `\` starts with an escape letter (`\nAKIA…`), so it is not whole.
         let glued = before.is_some_and(|c| glue(c) || c == b'\\') || after.is_some_and(glue);
         let id_glued = before.is_some_and(|c| id_glue(c) || c == b'\\') || after.is_some_and(id_glue);
-        let n = run.len();
+        // Twilio API key SIDs: `SK` + 32 lowercase hex.
+        if twilio && n == 34 && !id_glued && run.starts_with(b"SK") && run[2..].iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
+            out.push(Span { start, end, detector: Detector::TwilioKey });
+            continue;
+        }
+        // crates.io tokens: `cio` + 32 letters and digits.
+        if crates && n == 35 && !id_glued && run.starts_with(b"cio") && run[3..].iter().all(u8::is_ascii_alphanumeric) && validate::looks_random(&run[3..], 3.5) {
+            out.push(Span { start, end, detector: Detector::CratesIoToken });
+            continue;
+        }
         if aws && n == 40 && !glued && aws_secret(run) {
             out.push(Span { start, end, detector: Detector::AwsSecretAccessKey });
             continue;
