@@ -261,7 +261,7 @@ impl Gen<'_> {
 
     fn card(&mut self) -> String {
         let prefixes: [&[u8]; 5] = [&[4], &[5, 1], &[5, 5], &[3, 7], &[6, 0, 1, 1]];
-        let prefix: &[u8] = self.r.pick(&prefixes);
+        let prefix = *self.r.pick(&prefixes);
         let len = if prefix.starts_with(&[3, 7]) { 15 } else { 16 };
         let mut d = prefix.to_vec();
         while d.len() < len - 1 {
