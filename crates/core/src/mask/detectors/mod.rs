@@ -2,10 +2,14 @@
 //!
 //! Speed comes from not running every rule over every string: one ASCII case-insensitive
 //! Aho-Corasick automaton finds trigger literals (`AKIA`, `ghp_`, `password`, `-----BEGIN`, ...)
-//! and only the rules whose triggers occur run their regex; PII is found by hand-written scanners
-//! keyed on cheap byte classes (`@` for email, digit runs for cards, phones, SSNs, IBANs and IPv4,
-//! `:` for IPv6), and checksum validators run only on those candidates. The compiled engine is
-//! built once per process and shared by every role.
+//! in one overlapping pass and only the rules whose triggers occur run their regex (`secrets`
+//! for the first-generation formats, `providers` for the rest, `context` for values announced
+//! by words); PII is found by hand-written scanners keyed on cheap byte classes (`pii`: `@` for
+//! email, digit runs for cards, phones, SSNs, IBANs, NHS and Aadhaar numbers and IPv4, `:` for
+//! IPv6 and MACs), `shapes` classifies runs of letters and digits by length (AWS secrets without
+//! a key name, wallets, NINO, PAN, DNI), and `names` looks capitalised words up in the census
+//! lists. Checksum validators run only on candidates. The compiled engine is built once per
+//! process and shared by every role.
 
 mod context;
 mod names;
@@ -16,7 +20,7 @@ mod shapes;
 
 use std::sync::{Arc, OnceLock};
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 
 /// What kind of data a detector finds; a policy sets one operator per class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -330,17 +334,6 @@ impl Engine {
                 }
             }
         }
-        // Standard semantics report the earliest-ending match, so where one trigger contains
-        // another (`sk-` in `sk-ant-`), the shorter one must also wake the longer one's rules.
-        let snapshot = trigger_rules.clone();
-        for (i, short) in patterns.iter().enumerate() {
-            let short = short.to_ascii_lowercase();
-            for (j, long) in patterns.iter().enumerate() {
-                if i != j && long.to_ascii_lowercase().contains(&short) {
-                    trigger_rules[i].union(&snapshot[j]);
-                }
-            }
-        }
         let triggers = AhoCorasick::builder()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::Standard)
@@ -372,17 +365,13 @@ impl Engine {
     }
 
     fn secrets(&self, text: &str, enabled: DetSet, out: &mut Vec<Span>) {
-        // Every trigger occurrence is found: after a match the search resumes one byte after
-        // its start (not its end), and a trigger that contains a shorter one also wakes the
-        // shorter one's rules (see `build`), so no occurrence hides behind another.
         let mut fire = RuleSet::default();
-        let mut pos = 0;
-        while pos < text.len() {
-            let Some(m) = self.triggers.find(Input::new(text).span(pos..text.len())) else { break };
+        // One overlapping pass reports every occurrence of every trigger (a trigger inside
+        // another, `sk-` in `sk-ant-`, included) without restarting the search per match.
+        for m in self.triggers.find_overlapping_iter(text) {
             if let Some(r) = self.trigger_rules.get(m.pattern().as_usize()) {
                 fire.union(r);
             }
-            pos = m.start() + 1;
         }
         for i in fire.members() {
             if let Some(rule) = self.rules.get(i) {

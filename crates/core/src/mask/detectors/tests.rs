@@ -519,3 +519,4 @@ fn person_names() {
         "function getUserName() returns", "Hi team, the build is green", "Dear Customer,",
     ]);
 }
+
