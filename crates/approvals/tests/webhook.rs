@@ -75,7 +75,7 @@ fn config(url: &str, format: Format, attempts: u32) -> WebhookConfig {
 
 fn shape() -> RequestShape {
     RequestShape::new(
-        Party { subject: "sid".into(), issuer: "iss".into() },
+        Party { subject: "sid".into(), issuer: "iss".into(), person: None },
         Action::Read,
         "sre",
         PolicyVersion("sha256:p".into()),
@@ -139,7 +139,7 @@ async fn every_state_change_is_posted_signed_and_retried_after_a_500() {
     assert_eq!(second.body["request"]["shape"]["purpose"], "INC-7");
     assert_eq!(second.body["url"], format!("https://gate.example/v1/access-requests/{}", r.id));
 
-    let sam = Actor { party: Party { subject: "sam".into(), issuer: "iss".into() }, groups: vec!["security".into()] };
+    let sam = Actor { party: Party { subject: "sam".into(), issuer: "iss".into(), person: None }, groups: vec!["security".into()] };
     store.approve(&r.id, &sam, Some("go"), now).unwrap();
     let approved = next(&mut rx).await;
     assert!(approved.verified);

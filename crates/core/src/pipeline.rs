@@ -118,7 +118,7 @@ pub fn decide_read_gated<'p>(
         ));
     }
     rules.extend(gate_rules);
-    let requester = Party { subject: who.subject.clone(), issuer: who.issuer.clone() };
+    let requester = Party::of(who);
     let shape = RequestShape::new(
         requester,
         Action::Read,

@@ -133,7 +133,7 @@ fn dev() -> Dev {
     let dir = tmp.path().to_owned();
     let pem = generate_key_pem().unwrap();
     std::fs::write(dir.join("dev.pem"), &pem).unwrap();
-    let dev_cfg = DevIssuerConfig { issuer: "tracegate-dev".into(), audience: AUD.into(), key_file: "dev.pem".into() };
+    let dev_cfg = DevIssuerConfig::new("tracegate-dev", AUD, "dev.pem");
     let cfg = IdentityConfig { dev: Some(dev_cfg.clone()), ..IdentityConfig::default() };
     let auth = Authenticator::new(&cfg, &dir).unwrap();
     let issuer = DevIssuer::load(&dev_cfg, &dir).unwrap();
@@ -233,7 +233,7 @@ async fn dev_key_never_published_and_tampering() {
     let d = dev();
     // Another Ed25519 key claiming the dev key's kid.
     let stranger = DevIssuer::from_pem(
-        &DevIssuerConfig { issuer: "tracegate-dev".into(), audience: AUD.into(), key_file: "x".into() },
+        &DevIssuerConfig::new("tracegate-dev", AUD, "x"),
         generate_key_pem().unwrap().as_bytes(),
     )
     .unwrap();
