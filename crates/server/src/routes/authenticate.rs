@@ -1,12 +1,13 @@
 //! Phase 1, authenticate: a bearer token in, a [`Principal`] out, or 401. The token goes no
-//! further than this file.
+//! further than this file. A service account's principal names policy roles; they become the
+//! groups that reach exactly those roles here, so everything after sees a principal like any.
 
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
-use tracegate_core::Principal;
+use tracegate_core::{AuthMethod, Principal};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -31,6 +32,9 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             _ => return Err(unauthorized("the `Authorization` header must use the `Bearer` scheme")),
         };
         let principal = state.auth.authenticate(token).await?;
+        if principal.auth_method == AuthMethod::ServiceAccount {
+            return super::service_accounts::scope(&state.policy, principal).map(Caller);
+        }
         Ok(Caller(principal))
     }
 }

@@ -155,7 +155,7 @@ fn summary(r: &Value) -> String {
     )
 }
 
-fn base_url(conn: &Conn) -> anyhow::Result<String> {
+pub(crate) fn base_url(conn: &Conn) -> anyhow::Result<String> {
     if let Some(u) = &conn.url {
         return Ok(u.clone());
     }
