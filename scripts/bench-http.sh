@@ -27,6 +27,8 @@ wait_http http://127.0.0.1:$BASE_PORT/healthz
 kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true; pids=()
 python3 scripts/gen-trace.py 2048 bench-2k > "$DATA/traces/bench-2k.json"
 python3 scripts/gen-trace.py 102400 bench-100k > "$DATA/traces/bench-100k.json"
+# One principal sends every request: lift its per-principal limits for the run.
+printf '\n[limits]\nrequests_per_minute = 100000000\nrequest_burst = 1000000\n' >> "$DATA/tracegate.toml"
 RUST_LOG=warn $BIN serve --config "$DATA/tracegate.toml" --listen 127.0.0.1:$BASE_PORT 2>"$WORK/gw.log" & pids+=($!)
 wait_http http://127.0.0.1:$BASE_PORT/healthz
 

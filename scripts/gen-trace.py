@@ -14,8 +14,9 @@ doc = {
     "final_output": "Done. The order shipped; a confirmation went to the customer.",
 }
 i = 0
-while len(json.dumps(doc)) < size:
-    doc["steps"].append({
+total = len(json.dumps(doc))
+while total < size:
+    step = ({
         "index": i,
         "messages": [{"role": "user", "content": f"Step {i}: customer jane.doe{i}@example.com asks about order A-{1000 + i}; "
                                                  "call me on +44 20 7946 0958. Card 4111 1111 1111 1111 was charged."}],
@@ -25,5 +26,7 @@ while len(json.dumps(doc)) < size:
                         "result": {"status": "shipped", "eta": "2026-11-22", "version": "1.4.2"}}],
         "output": f"Order A-{1000 + i} has shipped and should arrive on 22 November.",
     })
+    doc["steps"].append(step)
+    total += len(json.dumps(step)) + 2
     i += 1
 print(json.dumps(doc))

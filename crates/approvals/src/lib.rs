@@ -14,4 +14,4 @@ pub mod notify;
 pub mod store;
 
 pub use notify::{Counters, Format, Notifier, NotifyError, WebhookConfig};
-pub use store::{ApprovalStore, Committed, Listener, Opened, StoreError};
+pub use store::{ApprovalStore, Committed, Listener, Opened, Record, StoreError};

@@ -304,36 +304,90 @@ fn actor_of(change: &Change) -> (Option<&str>, Option<&str>) {
 
 fn slack_text(event: &Event, r: &AccessRequest, public_url: Option<&str>) -> String {
     let s = &r.shape;
-    let traces: Vec<&str> = s.traces.iter().map(|t| t.as_str()).collect();
+    let traces: Vec<String> = s.traces.iter().map(|t| slack_escape(t.as_str())).collect();
     let what = format!(
-        "`{}` asks to {} {} as role `{}`{}",
-        s.requester.subject,
+        "{} asks to {} {} as role {}{}",
+        slack_code(&s.requester.subject),
         s.action.as_str(),
         traces.join(", "),
-        s.role,
-        s.purpose.as_deref().map(|p| format!(" (purpose: {p})")).unwrap_or_default()
+        slack_code(&s.role),
+        s.purpose.as_deref().map(|p| format!(" (purpose: {})", slack_escape(p))).unwrap_or_default()
     );
     let (by, comment) = actor_of(&event.change);
     let mut text = match &event.change {
         Change::Created { .. } => format!(
-            ":lock: access request `{}`: {what}; needs {} approval(s) from {}",
-            r.id,
+            ":lock: access request {}: {what}; needs {} approval(s) from {}",
+            slack_code(&r.id),
             r.terms.approvals,
-            r.terms.approvers.join(", ")
+            r.terms.approvers.iter().map(|a| slack_escape(a)).collect::<Vec<_>>().join(", ")
         ),
         other => format!(
-            "access request `{}` {}{}: {what} (now {})",
-            r.id,
+            "access request {} {}{}: {what} (now {})",
+            slack_code(&r.id),
             other.name(),
-            by.map(|b| format!(" by `{b}`")).unwrap_or_default(),
+            by.map(|b| format!(" by {}", slack_code(b))).unwrap_or_default(),
             r.status
         ),
     };
     if let Some(c) = comment {
-        text.push_str(&format!(" — “{c}”"));
+        text.push_str(&format!(" — “{}”", slack_escape(c)));
     }
+    // The link is the operator's own configuration, the only markup in the message.
     if let Some(l) = link(public_url, &r.id) {
-        text.push_str(&format!(" <{l}>"));
+        text.push_str(&format!(" <{}>", slack_escape(&l)));
     }
     text
+}
+
+/// Text from requesters (purposes, subjects) and approvers (comments) as inert Slack text.
+///
+/// Slack reads `<...>` as control sequences — `<!channel>` pages everyone, `<@U123>` mentions,
+/// `<https://evil|your approval link>` disguises a link — so `&`, `<` and `>` become the entities
+/// Slack documents (`&amp;`, `&lt;`, `&gt;`), after which none of these can form. Line breaks and
+/// other control characters become spaces, so a purpose cannot start a line that looks like a
+/// message of the gateway's own, and bidirectional overrides and zero-width characters (which
+/// can make text read differently from what it is) are removed.
+pub fn slack_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c if c.is_control() => out.push(' '),
+            c if is_invisible(c) => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `s` as a Slack inline code span: escaped, and with backticks replaced so the span cannot be
+/// closed early.
+fn slack_code(s: &str) -> String {
+    format!("`{}`", slack_escape(s).replace('`', "'"))
+}
+
+/// Characters that change how text reads without showing: bidirectional embeddings, overrides
+/// and isolates, and zero-width spaces and joiners.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slack_control_sequences_cannot_form() {
+        for hostile in ["<!channel>", "<!here|here>", "<@U024BE7LH>", "<#C024BE7LR>", "<https://evil.example|approve here>", "a & b", "x<y>z"] {
+            let e = slack_escape(hostile);
+            assert!(!e.contains('<') && !e.contains('>'), "{hostile} -> {e}");
+            assert_eq!(e.matches('&').count(), e.matches("&amp;").count() + e.matches("&lt;").count() + e.matches("&gt;").count());
+        }
+        assert_eq!(slack_escape("<!channel> & co"), "&lt;!channel&gt; &amp; co");
+        assert_eq!(slack_escape("line\n:white_check_mark: approved\r\t"), "line :white_check_mark: approved  ");
+        assert_eq!(slack_escape("evil\u{202E}gnp.exe\u{200B}"), "evilgnp.exe");
+        assert_eq!(slack_code("sid` *bold* `x"), "`sid' *bold* 'x`");
+    }
 }

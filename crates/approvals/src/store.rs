@@ -1,11 +1,16 @@
 //! The embedded access-request store: an append-only JSON Lines event log, fsync'd before any
 //! change is acknowledged, replayed at open.
 //!
-//! Every change runs under one lock: load the request, record any expiry time has brought,
-//! compute the transition with the pure state machine, append and fsync the event, then apply it
-//! in memory. So two approvers racing see one after the other, an approval racing expiry loses
-//! if the deadline passed first, and of two requests racing for a one-time grant exactly one
-//! gets it. If the append fails, nothing changes and the caller gets the error (fail closed).
+//! Every change runs under one lock in three steps: **prepare** (load the request, compute the
+//! transition with the pure state machine, and the request as it would stand after it), **record**
+//! (hand that preview to the caller's [`Record`] hook — the gateway writes the audit record there),
+//! then **commit** (append and fsync the event, apply it in memory, tell the listener). So a change
+//! is on the audit trail before it takes effect: if the hook fails, nothing is logged or applied
+//! and the caller gets [`StoreError::Unrecorded`]. Because the lock is held across all three, two
+//! approvers racing see one after the other, an approval racing expiry loses if the deadline
+//! passed first, and of two requests racing for a one-time grant exactly one gets it — and only
+//! the winner's change is ever recorded. If the append fails after the hook succeeded, nothing
+//! changes and the caller gets the error (the gateway then records that the change failed).
 //!
 //! **Architecture Invariant:** one gateway process per approvals directory. Replicas sharing
 //! state need a shared database backend.
@@ -15,7 +20,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use tracegate_core::approval::{AccessRequest, Actor, ApprovalError, Change, Event, Fingerprint, RequestShape, Status, Terms};
 
@@ -36,7 +41,19 @@ pub enum StoreError {
     Locked(PathBuf),
     #[error("approvals log `{path}` line {line} is not a valid event: {reason}")]
     Corrupt { path: PathBuf, line: usize, reason: String },
+    /// The [`Record`] hook refused or failed: the change was not made.
+    #[error("the change was not made: {0}")]
+    Unrecorded(String),
+    /// The requester already has `limit` pending requests; the oldest ends within `retry_after`.
+    #[error("`{requester}` already has {limit} pending access requests")]
+    TooManyPending { requester: String, limit: usize, retry_after: Duration },
 }
+
+/// Called under the store lock with every change before it is made durable, with the request as
+/// it will stand. `Err` means the change must not happen (e.g. its audit record could not be
+/// written); the message is kept in [`StoreError::Unrecorded`]. Every mutating method takes one,
+/// so no change can be made without passing through it.
+pub type Record<'a> = &'a mut dyn FnMut(&Committed) -> Result<(), String>;
 
 /// A change made durable: the event and the request as it now stands.
 #[derive(Debug, Clone)]
@@ -162,17 +179,46 @@ impl ApprovalStore {
     }
 
     /// Opens an access request for `shape`, or returns the one already pending for exactly that
-    /// shape: asking twice does not page approvers twice.
-    pub fn open_request(&self, shape: RequestShape, terms: Terms, now: SystemTime) -> Result<Opened, StoreError> {
+    /// shape: asking twice does not page approvers twice. A requester with `max_pending` requests
+    /// already pending gets [`StoreError::TooManyPending`] instead of a new one (checked under the
+    /// lock, so concurrent asks cannot overshoot).
+    pub fn open_request(
+        &self,
+        shape: RequestShape,
+        terms: Terms,
+        now: SystemTime,
+        max_pending: usize,
+        record: Record<'_>,
+    ) -> Result<Opened, StoreError> {
         let mut inner = self.lock();
         let fp = shape.fingerprint();
         let existing = inner.requests.values().find(|r| r.fingerprint == fp && r.status_at(now) == Status::Pending);
         if let Some(r) = existing {
             return Ok(Opened::Pending(r.clone()));
         }
+        let mut pending: Vec<SystemTime> = inner
+            .requests
+            .values()
+            .filter(|r| r.shape.requester == shape.requester && r.status_at(now) == Status::Pending)
+            .map(|r| r.pending_until)
+            .collect();
+        if pending.len() >= max_pending {
+            pending.sort();
+            let first_free = pending.get(pending.len() - max_pending).copied().unwrap_or(now);
+            return Err(StoreError::TooManyPending {
+                requester: shape.requester.subject.clone(),
+                limit: max_pending,
+                retry_after: first_free.duration_since(now).unwrap_or_default(),
+            });
+        }
         let id = format!("ar_{}", uuid::Uuid::new_v4().simple());
         let event = AccessRequest::open(id, shape, terms, now)?;
-        Ok(Opened::Created(self.commit(&mut inner, event)?))
+        Ok(Opened::Created(self.commit(&mut inner, event, record)?))
+    }
+
+    /// The request pending for exactly `fingerprint`, if any (read-only).
+    pub fn pending_for(&self, fingerprint: &Fingerprint, now: SystemTime) -> Option<AccessRequest> {
+        self.lock().requests.values().find(|r| r.fingerprint == *fingerprint && r.status_at(now) == Status::Pending).cloned()
     }
 
     /// The active grant for exactly `fingerprint`, if any (read-only: nothing is used).
@@ -188,20 +234,20 @@ impl ApprovalStore {
 
     /// Records one request served under grant `id`. For a one-time grant, exactly one of any
     /// number of concurrent callers succeeds; the others get `grant_not_active`.
-    pub fn use_grant(&self, id: &str, fingerprint: &Fingerprint, now: SystemTime) -> Result<Committed, StoreError> {
-        self.transition(id, |r| r.use_grant(fingerprint, now))
+    pub fn use_grant(&self, id: &str, fingerprint: &Fingerprint, now: SystemTime, record: Record<'_>) -> Result<Committed, StoreError> {
+        self.transition(id, |r| r.use_grant(fingerprint, now), record)
     }
 
-    pub fn approve(&self, id: &str, actor: &Actor, comment: Option<&str>, now: SystemTime) -> Result<Committed, StoreError> {
-        self.transition(id, |r| r.approve(actor, comment, now))
+    pub fn approve(&self, id: &str, actor: &Actor, comment: Option<&str>, now: SystemTime, record: Record<'_>) -> Result<Committed, StoreError> {
+        self.transition(id, |r| r.approve(actor, comment, now), record)
     }
 
-    pub fn deny(&self, id: &str, actor: &Actor, comment: Option<&str>, now: SystemTime) -> Result<Committed, StoreError> {
-        self.transition(id, |r| r.deny(actor, comment, now))
+    pub fn deny(&self, id: &str, actor: &Actor, comment: Option<&str>, now: SystemTime, record: Record<'_>) -> Result<Committed, StoreError> {
+        self.transition(id, |r| r.deny(actor, comment, now), record)
     }
 
-    pub fn revoke(&self, id: &str, actor: &Actor, comment: Option<&str>, now: SystemTime) -> Result<Committed, StoreError> {
-        self.transition(id, |r| r.revoke(actor, comment, now))
+    pub fn revoke(&self, id: &str, actor: &Actor, comment: Option<&str>, now: SystemTime, record: Record<'_>) -> Result<Committed, StoreError> {
+        self.transition(id, |r| r.revoke(actor, comment, now), record)
     }
 
     /// One request as it stands at `now` (an expiry not yet recorded shows as expired).
@@ -218,31 +264,49 @@ impl ApprovalStore {
 
     /// Records every expiry time has brought, so expiries are logged, notified and audited even
     /// when nobody touches the request. Transitions never need this to be correct: they judge
-    /// the status at their own `now`.
-    pub fn sweep(&self, now: SystemTime) -> Result<Vec<Committed>, StoreError> {
+    /// the status at their own `now`. Stops at the first expiry that cannot be recorded (the
+    /// next sweep tries again); those already recorded are returned.
+    pub fn sweep(&self, now: SystemTime, record: Record<'_>) -> Result<Vec<Committed>, StoreError> {
         let mut inner = self.lock();
         let due: Vec<Event> = inner.requests.values().filter_map(|r| r.expire_due(now)).collect();
         let mut out = Vec::with_capacity(due.len());
         for e in due {
-            out.push(self.commit(&mut inner, e)?);
+            out.push(self.commit(&mut inner, e, record)?);
         }
         Ok(out)
     }
 
-    fn transition(&self, id: &str, f: impl FnOnce(&AccessRequest) -> Result<Event, ApprovalError>) -> Result<Committed, StoreError> {
+    fn transition(
+        &self,
+        id: &str,
+        f: impl FnOnce(&AccessRequest) -> Result<Event, ApprovalError>,
+        record: Record<'_>,
+    ) -> Result<Committed, StoreError> {
         let mut inner = self.lock();
         let r = inner.requests.get(id).ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
         let event = f(r)?;
-        self.commit(&mut inner, event)
+        self.commit(&mut inner, event, record)
     }
 
-    /// Appends and fsyncs `event`, then applies it and tells the listener. Nothing changes in
-    /// memory unless the event is durable.
-    fn commit(&self, inner: &mut Inner, event: Event) -> Result<Committed, StoreError> {
+    /// Prepares `event` (the request as it will stand), hands it to `record`, and only if that
+    /// succeeds appends and fsyncs it, then applies it and tells the listener. Nothing changes in
+    /// memory unless the event is recorded and durable.
+    fn commit(&self, inner: &mut Inner, event: Event, record: Record<'_>) -> Result<Committed, StoreError> {
         let io = |source| StoreError::Io { path: self.path.clone(), source };
         if inner.failed {
             return Err(io(std::io::Error::other("an earlier write failed; restart the gateway to recover the log")));
         }
+        // Prepare: the request as it will stand, without touching the live state.
+        let preview = match &event.change {
+            Change::Created { request } => (**request).clone(),
+            _ => {
+                let mut r = inner.requests.get(&event.request_id).cloned().ok_or_else(|| StoreError::NotFound(event.request_id.clone()))?;
+                r.apply(&event);
+                r
+            }
+        };
+        // Record: on the audit trail before it takes effect.
+        record(&Committed { event: event.clone(), request: preview }).map_err(StoreError::Unrecorded)?;
         let mut line = serde_json::to_vec(&event).map_err(|e| io(std::io::Error::other(e)))?;
         line.push(b'\n');
         if let Err(e) = inner.log.write_all(&line).and_then(|()| inner.log.sync_data()) {

@@ -14,7 +14,7 @@ use axum::routing::post;
 use axum::Router;
 use tokio::sync::mpsc;
 use tracegate_approvals::notify::{self, DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
-use tracegate_approvals::{ApprovalStore, Format, Notifier, WebhookConfig};
+use tracegate_approvals::{ApprovalStore, Committed, Format, Notifier, WebhookConfig};
 use tracegate_core::approval::{Actor, Party, RequestShape, Terms};
 use tracegate_core::{Action, PolicyVersion, TraceId};
 
@@ -35,6 +35,11 @@ struct Receiver {
     fail_first: usize,
     count: AtomicUsize,
     tx: mpsc::UnboundedSender<Seen>,
+}
+
+/// A record hook that always succeeds (the gateway's writes the audit record here).
+fn ok(_: &Committed) -> Result<(), String> {
+    Ok(())
 }
 
 async fn receive(State(rx): State<Arc<Receiver>>, headers: HeaderMap, body: Bytes) -> StatusCode {
@@ -124,7 +129,7 @@ async fn every_state_change_is_posted_signed_and_retried_after_a_500() {
     let notifier = Notifier::spawn(config(&url, Format::Json, 4)).unwrap();
     let (_dir, store) = store_with(&notifier);
     let now = SystemTime::now();
-    let r = store.open_request(shape(), terms(), now).unwrap().request().clone();
+    let r = store.open_request(shape(), terms(), now, 100, &mut ok).unwrap().request().clone();
 
     // The first attempt gets a 500 and is retried with the same delivery id.
     let first = next(&mut rx).await;
@@ -140,12 +145,12 @@ async fn every_state_change_is_posted_signed_and_retried_after_a_500() {
     assert_eq!(second.body["url"], format!("https://gate.example/v1/access-requests/{}", r.id));
 
     let sam = Actor { party: Party { subject: "sam".into(), issuer: "iss".into(), person: None }, groups: vec!["security".into()] };
-    store.approve(&r.id, &sam, Some("go"), now).unwrap();
+    store.approve(&r.id, &sam, Some("go"), now, &mut ok).unwrap();
     let approved = next(&mut rx).await;
     assert!(approved.verified);
     assert_eq!((approved.event.as_str(), approved.body["by"].as_str(), approved.body["comment"].as_str()), ("access_request.approved", Some("sam"), Some("go")));
     assert_eq!(approved.body["status"], "approved");
-    store.revoke(&r.id, &sam, Some("incident over"), now).unwrap();
+    store.revoke(&r.id, &sam, Some("incident over"), now, &mut ok).unwrap();
     assert_eq!(next(&mut rx).await.event, "access_request.revoked");
 
     let c = notifier.counters().clone();
@@ -172,7 +177,7 @@ async fn slack_format_posts_a_text_message() {
     let (url, mut rx) = receiver(0).await;
     let notifier = Notifier::spawn(config(&url, Format::Slack, 2)).unwrap();
     let (_dir, store) = store_with(&notifier);
-    store.open_request(shape(), terms(), SystemTime::now()).unwrap();
+    store.open_request(shape(), terms(), SystemTime::now(), 100, &mut ok).unwrap();
     let seen = next(&mut rx).await;
     assert!(seen.verified);
     let text = seen.body["text"].as_str().unwrap();
@@ -189,7 +194,7 @@ async fn a_receiver_that_keeps_failing_is_given_up_on_and_counted() {
     let (_dir, store) = store_with(&notifier);
     // The request path is not held up by delivery: this returns before any attempt is made.
     let started = std::time::Instant::now();
-    store.open_request(shape(), terms(), SystemTime::now()).unwrap();
+    store.open_request(shape(), terms(), SystemTime::now(), 100, &mut ok).unwrap();
     assert!(started.elapsed() < Duration::from_secs(1));
     for _ in 0..3 {
         assert_eq!(next(&mut rx).await.status, 500);
@@ -205,8 +210,49 @@ async fn a_receiver_that_keeps_failing_is_given_up_on_and_counted() {
     };
     let n2 = Notifier::spawn(config(&format!("http://{dead}/hook"), Format::Json, 2)).unwrap();
     let (_dir2, store2) = store_with(&n2);
-    store2.open_request(shape(), terms(), SystemTime::now()).unwrap();
+    store2.open_request(shape(), terms(), SystemTime::now(), 100, &mut ok).unwrap();
     let c2 = n2.counters().clone();
     eventually("the connection failure to be counted", || c2.failed() == 1).await;
     assert_eq!(c2.retried(), 1);
+}
+
+/// Hostile requester text: in JSON it arrives exactly as written (JSON escapes it); in Slack
+/// format it cannot page a channel, mention anyone, disguise a link or forge a line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_purposes_and_comments_arrive_as_text() {
+    let hostile = "INC-7 <!channel> <!here> <@U024BE7LH> <https://evil.example|approve> & co\n:white_check_mark: approved\u{1b}[0m";
+    let mut s = shape();
+    s.purpose = Some(hostile.to_owned());
+    let sam = Actor { party: Party { subject: "sam".into(), issuer: "iss".into(), person: None }, groups: vec!["security".into()] };
+    for format in [Format::Json, Format::Slack] {
+        let (url, mut rx) = receiver(0).await;
+        let notifier = Notifier::spawn(config(&url, format, 2)).unwrap();
+        let (_dir, store) = store_with(&notifier);
+        let r = store.open_request(s.clone(), terms(), SystemTime::now(), 100, &mut ok).unwrap().request().clone();
+        store.deny(&r.id, &sam, Some("<!channel> no\nway"), SystemTime::now(), &mut ok).unwrap();
+        // Deliveries run concurrently: sort them by event.
+        let mut both = [next(&mut rx).await, next(&mut rx).await];
+        both.sort_by(|a, b| a.event.cmp(&b.event));
+        let [created, denied] = both;
+        assert_eq!((created.event.as_str(), denied.event.as_str()), ("access_request.created", "access_request.denied"));
+        assert!(created.verified && denied.verified);
+        match format {
+            Format::Json => {
+                assert_eq!(created.body["request"]["shape"]["purpose"], hostile);
+                assert_eq!(denied.body["comment"], "<!channel> no\nway");
+            }
+            Format::Slack => {
+                for seen in [&created, &denied] {
+                    let text = seen.body["text"].as_str().unwrap();
+                    for bad in ["<!channel>", "<!here>", "<@U", "<https://evil", "\n", "\u{1b}"] {
+                        assert!(!text.contains(bad), "{bad:?} in {text:?}");
+                    }
+                    assert!(text.contains("&lt;!channel&gt; &lt;!here&gt; &lt;@U024BE7LH&gt; &lt;https://evil.example|approve&gt; &amp; co"), "{text}");
+                    // The gateway's own link is still a link.
+                    assert!(text.contains(&format!("<https://gate.example/v1/access-requests/{}>", r.id)), "{text}");
+                }
+                assert!(denied.body["text"].as_str().unwrap().contains("“&lt;!channel&gt; no way”"));
+            }
+        }
+    }
 }

@@ -136,15 +136,14 @@ pub fn check_rows(role: &Role, who: &Principal, meta: &TraceMeta, now: SystemTim
                     vec![rule],
                 ))
             }
-            (have, Some(_)) => {
+            (_, Some(_)) => {
+                // Never quote the trace's value: it is another tenant's metadata.
                 return Err(Denial::new(
                     DenyCode::OutsideRowScope,
                     Some(role),
                     format!(
-                        "trace `{}` has {key} {}, outside role `{}`'s scope (the caller's `{claim}` claim)",
-                        meta.trace_id,
-                        have.map_or("(none)".to_owned(), |h| format!("`{h}`")),
-                        role.name
+                        "trace `{}` is outside role `{}`'s row scope ({key} must equal the caller's `{claim}` claim)",
+                        meta.trace_id, role.name
                     ),
                     vec![rule],
                 ))

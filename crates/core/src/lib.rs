@@ -14,6 +14,8 @@
 
 pub mod approval;
 pub mod decision;
+pub mod embedded;
+pub mod jsonpath;
 pub mod mask;
 pub mod meta;
 pub mod path_trie;

@@ -86,6 +86,46 @@ impl<T: Clone> PathTrie<T> {
         self.indices.get(&i)
     }
 
+    /// The child trie at key `k`, created if absent.
+    pub fn key_entry(&mut self, k: &str) -> &mut PathTrie<T> {
+        self.keys.entry(k.to_owned()).or_default()
+    }
+
+    /// The child trie at index `i`, created if absent.
+    pub fn index_entry(&mut self, i: usize) -> &mut PathTrie<T> {
+        self.indices.entry(i).or_default()
+    }
+
+    pub fn key_mut(&mut self, k: &str) -> Option<&mut PathTrie<T>> {
+        self.keys.get_mut(k)
+    }
+
+    pub fn index_mut(&mut self, i: usize) -> Option<&mut PathTrie<T>> {
+        self.indices.get_mut(&i)
+    }
+
+    /// Moves the subtree at key `old` to key `new` (a masked key keeps its marks).
+    pub fn rename_key(&mut self, old: &str, new: &str) {
+        if let Some(t) = self.keys.remove(old) {
+            self.keys.insert(new.to_owned(), t);
+        }
+    }
+
+    /// Forgets the subtree at key `k`.
+    pub fn remove_key(&mut self, k: &str) {
+        self.keys.remove(k);
+    }
+
+    /// Calls `f` with each child: `(Some(key), None, child)` or `(None, Some(index), child)`.
+    pub fn for_each_child(&self, mut f: impl FnMut(Option<&str>, Option<usize>, &PathTrie<T>)) {
+        for (k, c) in &self.keys {
+            f(Some(k), None, c);
+        }
+        for (i, c) in &self.indices {
+            f(None, Some(*i), c);
+        }
+    }
+
     pub fn has_children(&self) -> bool {
         !self.keys.is_empty() || !self.indices.is_empty()
     }

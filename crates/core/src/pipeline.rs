@@ -10,10 +10,11 @@ use crate::decision::{
     approval_needed, check_approval, check_count, check_rows, roles_for_action, Action, Denial, DenyCode,
 };
 use crate::mask::{MaskKey, MaskReport};
-use crate::meta::TraceMeta;
+use crate::meta::{TraceMeta, META_KEYS};
 use crate::policy::{ApprovalAsk, ApprovalRule, Policy, Role};
 use crate::principal::Principal;
-use crate::project::{project, FieldRequest};
+use crate::jsonpath::Limits;
+use crate::project::{check_request, finish, narrow, view, FieldRequest, TooCostly};
 
 /// A role that may serve a request, with the rules that admitted it so far.
 #[derive(Debug)]
@@ -88,6 +89,12 @@ pub fn decide_read_gated<'p>(
     let mut ok = Vec::new();
     let mut gated = Vec::new();
     for role in roles_for_action(policy, who, Action::Read)? {
+        // Requested fields that can only reach outside this role's view rule it out, from the
+        // request and the policy alone.
+        if let Some(Err(d)) = req.fields.map(|f| check_request(role, f)) {
+            first_denial.get_or_insert(d);
+            continue;
+        }
         match check_rows(role, who, meta, now) {
             Ok(mut rules) => {
                 rules.insert(0, role.rule("actions"));
@@ -132,34 +139,51 @@ pub fn decide_read_gated<'p>(
     Ok(ReadDecision::Approval(Gate { role, rule, rules, shape }))
 }
 
-/// Project-and-mask phase of a read: served under the first candidate whose view holds every
-/// requested field. The document is only cloned when more than one role is in play.
+/// Why a decided read is not served after all.
+#[derive(Debug)]
+pub enum ServeError {
+    /// No candidate's view admits the request.
+    Denied(Denial),
+    /// A requested query would cost more than the limits allow over this view.
+    TooCostly(TooCostly),
+}
+
+impl From<Denial> for ServeError {
+    fn from(d: Denial) -> Self {
+        ServeError::Denied(d)
+    }
+}
+
+/// Project-and-mask phase of a read, served under the first candidate whose view admits every
+/// requested field: the role's view, masked, then narrowed by the caller's queries evaluated
+/// over that masked view (see [`crate::project`] for why in this order).
 pub fn project_and_mask(
     candidates: &[Candidate<'_>],
     doc: Value,
     requested: Option<&[FieldRequest]>,
     key: &MaskKey,
-) -> Result<Served, Denial> {
+) -> Result<Served, ServeError> {
     let mut first_denial = None;
-    let mut doc = Some(doc);
-    for (i, c) in candidates.iter().enumerate() {
-        let input = if i + 1 == candidates.len() { doc.take() } else { doc.clone() };
-        let Some(input) = input else { break };
-        match project(input, c.role, requested) {
-            Ok(mut body) => {
-                let masks = c.role.masking.apply(&mut body, key);
-                let mut rules = c.rules.clone();
-                rules.push(c.role.rule("fields"));
-                return Ok(Served { role: c.role.name.clone(), rules, body, masks });
-            }
-            Err(d) => {
-                first_denial.get_or_insert(d);
-            }
+    let chosen = candidates.iter().find(|c| match requested.map(|r| check_request(c.role, r)) {
+        Some(Err(d)) => {
+            first_denial.get_or_insert(d);
+            false
         }
+        _ => true,
+    });
+    let Some(c) = chosen else {
+        return Err(ServeError::Denied(
+            first_denial.unwrap_or_else(|| Denial::new(DenyCode::NoRole, None, "no role may serve this read", vec![])),
+        ));
+    };
+    let mut v = view(doc, c.role);
+    let masks = c.role.masking.apply_view(&mut v, key);
+    if let Some(r) = requested {
+        v = narrow(v, r, &Limits::DEFAULT).map_err(ServeError::TooCostly)?;
     }
-    Err(first_denial.unwrap_or_else(|| {
-        Denial::new(DenyCode::NoRole, None, "no role may serve this read", vec![])
-    }))
+    let mut rules = c.rules.clone();
+    rules.push(c.role.rule("fields"));
+    Ok(Served { role: c.role.name.clone(), rules, body: finish(v), masks })
 }
 
 /// A metadata search.
@@ -189,7 +213,7 @@ impl SearchQuery {
     }
 }
 
-/// Search results: metadata only, newest first.
+/// Search results: metadata only, as the role's view shows it, newest first.
 #[derive(Debug, serde::Serialize)]
 pub struct SearchResult {
     pub role: String,
@@ -198,16 +222,39 @@ pub struct SearchResult {
     pub traces: Vec<TraceMeta>,
     /// More traces matched than `limit`.
     pub more: bool,
+    /// What masking did to the results, for the audit record.
+    #[serde(skip)]
+    pub masks: MaskReport,
 }
 
-/// Searches `all` under the first role that may search with this limit. A filter that names
-/// a value the role's row scope excludes is refused, not silently emptied.
+/// Which metadata fields a role's view shows: `metadata.<key>` (and `metadata.started_at`)
+/// must be reachable inside its field view. Decided from the policy alone.
+fn visible_meta(role: &Role, key: &str) -> Result<(), Denial> {
+    let path = format!("$.metadata.{key}");
+    let req = FieldRequest::parse_all([path.as_str()]).map_err(|e| Denial::new(DenyCode::NoRole, Some(role), e.to_string(), vec![]))?;
+    check_request(role, &req)
+}
+
+/// The value the caller would see for metadata `key` = `value` under `role`'s maskers;
+/// `None` when masking drops it.
+fn masked_meta(role: &Role, key: &str, value: &str, mask_key: &MaskKey) -> Option<String> {
+    let mut obj = serde_json::json!({ key: value });
+    role.masking.apply(&mut obj, mask_key);
+    obj.get(key).and_then(Value::as_str).map(str::to_owned)
+}
+
+/// Searches `all` under the first role that may search with this limit, through the role's
+/// view: a filter on a field the view hides is refused, a filter on a masked field matches
+/// what the caller sees (a pseudonym, never the raw value), and results show only visible
+/// fields, masked. A filter that names a value the role's row scope excludes is refused, not
+/// silently emptied.
 pub fn search<'a>(
     policy: &Policy,
     who: &Principal,
     query: &SearchQuery,
     all: impl Iterator<Item = &'a TraceMeta>,
     now: SystemTime,
+    mask_key: &MaskKey,
 ) -> Result<SearchResult, Denial> {
     let roles = roles_for_action(policy, who, Action::Search)?;
     let mut chosen = None;
@@ -217,6 +264,14 @@ pub fn search<'a>(
             // Searches return metadata only and do not wait: a gated search is refused.
             check_approval(role, &ApprovalAsk { reads_documents: false, fields: None, count: limit, purpose: None })?;
             check_filters(role, who, query)?;
+            for key in META_KEYS {
+                if query.filter(key).is_some() {
+                    visible_meta(role, key)?;
+                }
+            }
+            if query.since.is_some() || query.until.is_some() {
+                visible_meta(role, "started_at")?;
+            }
             Ok(limit)
         });
         match checked {
@@ -232,25 +287,58 @@ pub fn search<'a>(
     let Some((role, limit)) = chosen else {
         return Err(first_denial.unwrap_or_else(|| Denial::new(DenyCode::NoRole, None, "no role may search", vec![])));
     };
+    let shown: Vec<&str> = META_KEYS.iter().copied().filter(|k| visible_meta(role, k).is_ok()).collect();
+    let time_shown = visible_meta(role, "started_at").is_ok();
+    let filters: Vec<(&str, &str)> = META_KEYS.iter().filter_map(|k| query.filter(k).map(|v| (*k, v))).collect();
     let mut hits: Vec<&TraceMeta> = all
+        .filter(|m| check_rows(role, who, m, now).is_ok())
         .filter(|m| {
-            ["tenant", "project", "agent", "user"]
-                .iter()
-                .all(|k| query.filter(k).is_none_or(|want| m.field(k) == Some(want)))
+            filters.iter().all(|(k, want)| {
+                m.field(k).and_then(|have| masked_meta(role, k, have, mask_key)).is_some_and(|seen| seen == *want)
+            })
         })
         .filter(|m| query.since.is_none_or(|s| m.started_at.is_some_and(|t| t >= s)))
         .filter(|m| query.until.is_none_or(|u| m.started_at.is_some_and(|t| t < u)))
-        .filter(|m| check_rows(role, who, m, now).is_ok())
         .collect();
-    hits.sort_by(|a, b| b.started_at.cmp(&a.started_at).then_with(|| a.trace_id.cmp(&b.trace_id)));
+    if time_shown {
+        hits.sort_by(|a, b| b.started_at.cmp(&a.started_at).then_with(|| a.trace_id.cmp(&b.trace_id)));
+    } else {
+        hits.sort_by(|a, b| a.trace_id.cmp(&b.trace_id));
+    }
     let more = hits.len() > limit as usize;
     hits.truncate(limit as usize);
+    // The results, as the view shows them: visible fields only, masked in one pass.
+    let mut rows = Value::Array(
+        hits.iter()
+            .map(|m| {
+                let fields: serde_json::Map<String, Value> = shown
+                    .iter()
+                    .filter_map(|k| m.field(k).map(|v| ((*k).to_owned(), Value::String(v.to_owned()))))
+                    .collect();
+                Value::Object(fields)
+            })
+            .collect(),
+    );
+    let masks = role.masking.apply(&mut rows, mask_key);
+    let traces = hits
+        .iter()
+        .zip(rows.as_array().map(Vec::as_slice).unwrap_or_default())
+        .map(|(m, row)| TraceMeta {
+            trace_id: m.trace_id.clone(),
+            fields: row
+                .as_object()
+                .map(|o| o.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned()))).collect())
+                .unwrap_or_default(),
+            started_at: if time_shown { m.started_at } else { None },
+        })
+        .collect();
     let mut rules = vec![role.rule("actions"), role.rule("rows.max_count")];
     rules.extend(role.rows.matches.iter().map(|(k, _)| role.rule(&format!("rows.match.{k}"))));
     if role.rows.max_age.is_some() {
         rules.push(role.rule("rows.max_age"));
     }
-    Ok(SearchResult { role: role.name.clone(), rules, limit, traces: hits.into_iter().cloned().collect(), more })
+    rules.push(role.rule("fields"));
+    Ok(SearchResult { role: role.name.clone(), rules, limit, traces, more, masks })
 }
 
 fn check_filters(role: &Role, who: &Principal, query: &SearchQuery) -> Result<(), Denial> {
@@ -278,18 +366,36 @@ fn check_filters(role: &Role, who: &Principal, query: &SearchQuery) -> Result<()
     Ok(())
 }
 
-/// Decide phase of a write: a role that may write, and whose row scope admits the document.
+/// Decide phase of a write: a role that may write, whose row scope admits the new document
+/// and — when the id already holds a trace — the trace it would replace. A writer can neither
+/// create into another tenant nor overwrite another tenant's trace by claiming its own tenant
+/// in the new body.
 pub fn decide_write<'p>(
     policy: &'p Policy,
     who: &Principal,
     meta: &TraceMeta,
+    current: Option<&TraceMeta>,
     now: SystemTime,
 ) -> Result<Candidate<'p>, Denial> {
     let mut first_denial = None;
     for role in roles_for_action(policy, who, Action::Write)? {
         // max_age is about reading old traces; a write is judged on the match rules only.
         let scoped = TraceMeta { started_at: Some(now), ..meta.clone() };
-        match check_rows(role, who, &scoped, now) {
+        let admitted = check_rows(role, who, &scoped, now).and_then(|rules| match current {
+            None => Ok(rules),
+            Some(cur) => {
+                let cur = TraceMeta { started_at: Some(now), ..cur.clone() };
+                check_rows(role, who, &cur, now).map(|_| rules).map_err(|d| {
+                    Denial::new(
+                        DenyCode::OutsideRowScope,
+                        Some(role),
+                        format!("trace `{}` already exists outside role `{}`'s row scope; it cannot be replaced", meta.trace_id, role.name),
+                        d.rules,
+                    )
+                })
+            }
+        });
+        match admitted {
             Ok(mut rules) => {
                 rules.insert(0, role.rule("actions"));
                 return Ok(Candidate { role, rules });

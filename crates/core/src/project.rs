@@ -1,35 +1,44 @@
-//! Field projection: keep exactly the nodes a view allows, and block requests wider than it.
+//! Field projection: the caller's view of a trace, and narrower slices of it.
 //!
-//! Paths are RFC 9535 JSONPath. Before paths are evaluated, string values that hold a JSON object
-//! or array are decoded in place, so a policy can address inside them (OpenTelemetry GenAI
-//! attributes carry whole message arrays as JSON-encoded strings: a path such as
-//! `$..parts[?@.type == 'reasoning']` must reach into them). After projection those values are
-//! encoded back into strings, so the output has the input's shape.
+//! Paths are RFC 9535 JSONPath. Strings that hold JSON documents are decoded first, through the
+//! one decoder ([`crate::embedded`]), so a policy can address inside them (OpenTelemetry GenAI
+//! attributes carry whole message arrays as JSON strings); after projection they are encoded
+//! back, so the output has the input's shape.
 //!
-//! A caller may ask for a narrower slice with its own paths. Each requested node must lie under a
-//! node some `allow` rule selects, and must neither lie under nor contain a node a `deny` rule
-//! selects; otherwise the whole request is refused with the rule that refused it. A request is
-//! never silently trimmed.
+//! A read runs in this order, and the order is the security property:
+//! 1. [`check_request`] — before anything is fetched: a requested query that can only select
+//!    denied nodes or nodes outside every `allow` rule is refused, naming the rule. This is
+//!    decided from the request and the policy alone ([`crate::jsonpath::reach`]).
+//! 2. [`view`] — the role's view: nodes any `allow` rule selects, minus subtrees any `deny` rule
+//!    selects. Then the role's maskers run over the view ([`crate::mask::Masker::apply_view`]).
+//! 3. [`narrow`] — the caller's own queries are evaluated over that masked view, never over the
+//!    stored document: filters, comparisons and functions see masked values and never see denied
+//!    fields, so nothing outside the view can change what the caller gets.
+//! 4. [`finish`] — decoded strings are encoded back.
 
 use serde_json::{Map, Value};
 use serde_json_path::JsonPath;
 
 use crate::decision::{DenyCode, Denial};
-use crate::path_trie::{display, segs_of, PathTrie, Seg};
+use crate::embedded::{decode_tree, encode_tree, Embedded};
+use crate::jsonpath::reach::{self, Unreachable};
+use crate::jsonpath::{scan, size_of, Limits, Shape};
+use crate::path_trie::{segs_of, PathTrie};
 use crate::policy::{FieldView, Role};
 
 /// Most paths one request may ask for, and the longest one.
 pub const MAX_REQUESTED_FIELDS: usize = 32;
 pub const MAX_FIELD_EXPR_LEN: usize = 512;
 
-/// A field a caller asked for.
+/// A field a caller asked for: parsed, measured and checked against the static limits once.
 #[derive(Debug, Clone)]
 pub struct FieldRequest {
     pub expr: String,
     pub path: JsonPath,
+    pub shape: Shape,
 }
 
-/// A requested field that is not a valid path.
+/// A requested field that is not a valid path, or costs more than the limits allow.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum FieldRequestError {
@@ -39,11 +48,17 @@ pub enum FieldRequestError {
     TooMany,
     #[error("a requested field is longer than {MAX_FIELD_EXPR_LEN} bytes")]
     TooLong,
+    #[error("`{expr}` exceeds the query limit `{limit}` ({max})")]
+    Limit { expr: String, limit: &'static str, max: String },
 }
 
 impl FieldRequest {
-    /// Parses a caller's field list.
+    /// Parses a caller's field list under the default [`Limits`].
     pub fn parse_all<'a>(exprs: impl IntoIterator<Item = &'a str>) -> Result<Vec<FieldRequest>, FieldRequestError> {
+        Self::parse_all_with(exprs, &Limits::DEFAULT)
+    }
+
+    pub fn parse_all_with<'a>(exprs: impl IntoIterator<Item = &'a str>, limits: &Limits) -> Result<Vec<FieldRequest>, FieldRequestError> {
         let mut out = Vec::new();
         for e in exprs {
             if out.len() == MAX_REQUESTED_FIELDS {
@@ -52,43 +67,131 @@ impl FieldRequest {
             if e.len() > MAX_FIELD_EXPR_LEN {
                 return Err(FieldRequestError::TooLong);
             }
-            let path = JsonPath::parse(e).map_err(|err| FieldRequestError::Syntax {
-                expr: e.to_owned(),
-                reason: err.to_string(),
-            })?;
-            out.push(FieldRequest { expr: e.to_owned(), path });
+            let syntax = |reason: String| FieldRequestError::Syntax { expr: e.to_owned(), reason };
+            let path = JsonPath::parse(e).map_err(|err| syntax(err.to_string()))?;
+            let shape = scan(e).map_err(|err| syntax(err.0))?;
+            if let Some((limit, max)) = limits.exceeded(&shape) {
+                return Err(FieldRequestError::Limit { expr: e.to_owned(), limit, max });
+            }
+            out.push(FieldRequest { expr: e.to_owned(), path, shape });
         }
         Ok(out)
     }
 }
 
-/// Projects `doc` to `role`'s view, or to `requested` if given and within the view.
-pub fn project(doc: Value, role: &Role, requested: Option<&[FieldRequest]>) -> Result<Value, Denial> {
+/// Refuses requested fields that can only select outside `role`'s view. Decided from the
+/// request and the policy alone: the same answer for every document.
+pub fn check_request(role: &Role, requested: &[FieldRequest]) -> Result<(), Denial> {
     let view = &role.fields;
-    if requested.is_none() && view.is_everything() {
-        return Ok(doc);
+    if view.is_everything() {
+        return Ok(());
     }
-    let mut doc = doc;
-    let mut expanded = PathTrie::default();
-    expand_json_strings(&mut doc, &mut Vec::new(), &mut expanded);
-
-    let allow = locate(&doc, view, Kind::Allow);
-    let deny = locate(&doc, view, Kind::Deny);
-    let selected = match requested {
-        None => allow,
-        Some(reqs) => {
-            let mut sel = PathTrie::default();
-            for req in reqs {
-                for loc in req.path.query_located(&doc).locations() {
-                    let segs = segs_of(loc);
-                    check_requested(role, view, &allow, &deny, &segs, &req.expr)?;
-                    sel.insert(&segs, 0);
-                }
+    let allow: Vec<&Shape> = view.allow.iter().map(|r| &r.shape).collect();
+    let deny: Vec<&Shape> = view.deny.iter().map(|r| &r.shape).collect();
+    for req in requested {
+        match reach::check(&req.shape, &allow, &deny) {
+            Ok(()) => {}
+            Err(Unreachable::Denied(i)) => {
+                let rule = view.deny.get(i);
+                return Err(Denial::new(
+                    DenyCode::FieldDenied,
+                    Some(role),
+                    format!(
+                        "requested field `{}` can only select fields denied to role `{}` by `{}`",
+                        req.expr,
+                        role.name,
+                        rule.map_or("?", |r| r.expr.as_str())
+                    ),
+                    vec![rule.map_or_else(|| role.rule("fields.deny"), |r| r.id.clone())],
+                ));
             }
-            sel
+            Err(Unreachable::Outside) => {
+                return Err(Denial::new(
+                    DenyCode::FieldOutsideView,
+                    Some(role),
+                    format!("requested field `{}` can only select fields no `fields.allow` rule of role `{}` covers", req.expr, role.name),
+                    vec![role.rule("fields.allow")],
+                ));
+            }
         }
+    }
+    Ok(())
+}
+
+/// A document as a role sees it, with JSON-in-strings decoded.
+#[derive(Debug)]
+pub struct View {
+    pub doc: Value,
+    pub embedded: Embedded,
+    /// Values withheld because they were nested too deep to inspect.
+    pub withheld: u64,
+}
+
+/// A requested query that would cost more than the limits allow over this view.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{expr}` would visit about {estimate} nodes of this trace, over the limit `max_evaluated_nodes` ({max})")]
+pub struct TooCostly {
+    pub expr: String,
+    pub estimate: u64,
+    pub max: u64,
+}
+
+/// Decodes `doc` and projects it to `role`'s view.
+pub fn view(doc: Value, role: &Role) -> View {
+    let mut doc = doc;
+    let decoded = decode_tree(&mut doc);
+    let fields = &role.fields;
+    if fields.is_everything() {
+        return View { doc, embedded: decoded.embedded, withheld: decoded.withheld };
+    }
+    let allow = locate(&doc, fields, Kind::Allow);
+    let deny = locate(&doc, fields, Kind::Deny);
+    let mut embedded = Embedded::default();
+    let out = build(&doc, Some(&allow), false, Some(&deny), Some(&decoded.embedded), &mut embedded)
+        .unwrap_or(Value::Object(Map::new()));
+    View { doc: out, embedded, withheld: decoded.withheld }
+}
+
+/// Narrows a (masked) view to the nodes the requested queries select in it.
+pub fn narrow(view: View, requested: &[FieldRequest], limits: &Limits) -> Result<View, TooCostly> {
+    let (nodes, depth) = size_of(&view.doc);
+    for req in requested {
+        let estimate = Limits::estimate(&req.shape, nodes, depth);
+        if estimate > limits.max_evaluated_nodes {
+            return Err(TooCostly { expr: req.expr.clone(), estimate, max: limits.max_evaluated_nodes });
+        }
+    }
+    let mut sel = PathTrie::default();
+    for req in requested {
+        for loc in req.path.query_located(&view.doc).locations() {
+            sel.insert(&segs_of(loc), 0usize);
+        }
+    }
+    let mut embedded = Embedded::default();
+    let doc = build(&view.doc, Some(&sel), false, None, Some(&view.embedded), &mut embedded).unwrap_or(Value::Object(Map::new()));
+    Ok(View { doc, embedded, withheld: view.withheld })
+}
+
+/// Encodes decoded strings back: the document in the input's shape.
+pub fn finish(view: View) -> Value {
+    let mut doc = view.doc;
+    encode_tree(&mut doc, &view.embedded);
+    doc
+}
+
+/// Projects `doc` to `role`'s view, or to `requested` within it, without masking: the shape
+/// of a read for tests and tools. The server uses [`crate::pipeline::project_and_mask`].
+pub fn project(doc: Value, role: &Role, requested: Option<&[FieldRequest]>) -> Result<Value, Denial> {
+    if let Some(r) = requested {
+        check_request(role, r)?;
+    }
+    let v = view(doc, role);
+    let v = match requested {
+        Some(r) => narrow(v, r, &Limits::DEFAULT)
+            .map_err(|e| Denial::new(DenyCode::FieldOutsideView, Some(role), e.to_string(), vec![]))?,
+        None => v,
     };
-    Ok(build(&doc, Some(&selected), false, Some(&deny), Some(&expanded)).unwrap_or(Value::Object(Map::new())))
+    Ok(finish(v))
 }
 
 enum Kind {
@@ -111,79 +214,16 @@ fn locate(doc: &Value, view: &FieldView, kind: Kind) -> PathTrie<usize> {
     trie
 }
 
-fn check_requested(
-    role: &Role,
-    view: &FieldView,
-    allow: &PathTrie<usize>,
-    deny: &PathTrie<usize>,
-    segs: &[Seg],
-    expr: &str,
-) -> Result<(), Denial> {
-    let at = display(segs);
-    let hit = deny.marked_prefix(segs).map(|i| (*i, segs.to_vec())).or_else(|| deny.marked_at_or_below(segs).map(|(i, p)| (*i, p)));
-    if let Some((i, denied_at)) = hit {
-        let rule = view.deny.get(i);
-        return Err(Denial::new(
-            DenyCode::FieldDenied,
-            Some(role),
-            format!(
-                "requested field `{expr}` selects `{at}`, which overlaps `{}` denied to role `{}` by `{}`",
-                display(&denied_at),
-                role.name,
-                rule.map_or("?", |r| r.expr.as_str())
-            ),
-            vec![rule.map_or_else(|| role.rule("fields.deny"), |r| r.id.clone())],
-        ));
-    }
-    if allow.marked_prefix(segs).is_none() {
-        return Err(Denial::new(
-            DenyCode::FieldOutsideView,
-            Some(role),
-            format!("requested field `{expr}` selects `{at}`, which no `fields.allow` rule of role `{}` covers", role.name),
-            vec![role.rule("fields.allow")],
-        ));
-    }
-    Ok(())
-}
-
-/// Decodes, in place, string values that hold a JSON object or array, recording where.
-fn expand_json_strings(v: &mut Value, at: &mut Vec<Seg>, expanded: &mut PathTrie<()>) {
-    match v {
-        Value::String(s) => {
-            let t = s.trim_start();
-            if t.starts_with('{') || t.starts_with('[') {
-                if let Ok(inner @ (Value::Object(_) | Value::Array(_))) = serde_json::from_str::<Value>(s) {
-                    *v = inner;
-                    expanded.insert(at, ());
-                    expand_json_strings(v, at, expanded);
-                }
-            }
-        }
-        Value::Array(a) => {
-            for (i, c) in a.iter_mut().enumerate() {
-                at.push(Seg::Index(i));
-                expand_json_strings(c, at, expanded);
-                at.pop();
-            }
-        }
-        Value::Object(m) => {
-            for (k, c) in m.iter_mut() {
-                at.push(Seg::Key(k.clone()));
-                expand_json_strings(c, at, expanded);
-                at.pop();
-            }
-        }
-        _ => {}
-    }
-}
-
-/// Copies the selected parts of `v`. `full` means an ancestor was selected whole.
+/// Copies the selected parts of `v`. `full` means an ancestor was selected whole. Decoded
+/// positions (`exp`) are carried over to `out_exp` at the output's positions (array elements
+/// that are not kept shift the ones after them).
 fn build(
     v: &Value,
     sel: Option<&PathTrie<usize>>,
     full: bool,
     deny: Option<&PathTrie<usize>>,
-    exp: Option<&PathTrie<()>>,
+    exp: Option<&Embedded>,
+    out_exp: &mut Embedded,
 ) -> Option<Value> {
     if deny.is_some_and(|d| d.mark.is_some()) {
         return None;
@@ -193,11 +233,15 @@ fn build(
         return None;
     }
     let deny = deny.filter(|d| d.has_children());
-    let exp_here = exp.is_some_and(|e| e.mark.is_some());
+    if let Some(layers) = exp.and_then(|e| e.mark) {
+        out_exp.mark = Some(layers);
+    }
     let exp = exp.filter(|e| e.has_children());
-    let encode = |out: Value| if exp_here { Value::String(out.to_string()) } else { out };
-    if full && deny.is_none() && exp.is_none() {
-        return Some(encode(v.clone()));
+    if full && deny.is_none() {
+        if let Some(e) = exp {
+            copy_marks(e, out_exp);
+        }
+        return Some(v.clone());
     }
     fn child_sel(full: bool, s: Option<&PathTrie<usize>>) -> Option<&PathTrie<usize>> {
         if full {
@@ -210,37 +254,63 @@ fn build(
         Value::Object(m) => {
             let mut o = Map::new();
             for (k, c) in m {
+                let mut kid_exp = Embedded::default();
                 let kid = build(
                     c,
                     child_sel(full, sel.and_then(|s| s.key(k))),
                     full,
                     deny.and_then(|d| d.key(k)),
                     exp.and_then(|e| e.key(k)),
+                    &mut kid_exp,
                 );
                 if let Some(x) = kid {
+                    if !kid_exp.is_empty() {
+                        *out_exp.key_entry(k) = kid_exp;
+                    }
                     o.insert(k.clone(), x);
                 }
             }
             Value::Object(o)
         }
-        Value::Array(a) => Value::Array(
-            a.iter()
-                .enumerate()
-                .filter_map(|(i, c)| {
-                    build(
-                        c,
-                        child_sel(full, sel.and_then(|s| s.index(i))),
-                        full,
-                        deny.and_then(|d| d.index(i)),
-                        exp.and_then(|e| e.index(i)),
-                    )
-                })
-                .collect(),
-        ),
+        Value::Array(a) => {
+            let mut out = Vec::new();
+            for (i, c) in a.iter().enumerate() {
+                let mut kid_exp = Embedded::default();
+                let kid = build(
+                    c,
+                    child_sel(full, sel.and_then(|s| s.index(i))),
+                    full,
+                    deny.and_then(|d| d.index(i)),
+                    exp.and_then(|e| e.index(i)),
+                    &mut kid_exp,
+                );
+                if let Some(x) = kid {
+                    if !kid_exp.is_empty() {
+                        *out_exp.index_entry(out.len()) = kid_exp;
+                    }
+                    out.push(x);
+                }
+            }
+            Value::Array(out)
+        }
         scalar if full => scalar.clone(),
         _ => return None,
     };
-    Some(encode(out))
+    Some(out)
+}
+
+fn copy_marks(from: &Embedded, to: &mut Embedded) {
+    if from.mark.is_some() {
+        to.mark = from.mark;
+    }
+    from.for_each_child(|k, i, child| {
+        let slot = match (k, i) {
+            (Some(k), _) => to.key_entry(k),
+            (None, Some(i)) => to.index_entry(i),
+            (None, None) => return,
+        };
+        copy_marks(child, slot);
+    });
 }
 
 #[cfg(test)]

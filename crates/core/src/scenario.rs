@@ -33,7 +33,7 @@ use serde_json::Value;
 use crate::decision::{Action, DenyCode};
 use crate::mask::MaskKey;
 use crate::meta::TraceMeta;
-use crate::pipeline::{decide_read_gated, decide_write, project_and_mask, search, ReadDecision, ReadRequest, SearchQuery};
+use crate::pipeline::{decide_read_gated, decide_write, project_and_mask, search, ReadDecision, ReadRequest, SearchQuery, ServeError};
 use crate::policy::Policy;
 use crate::principal::{AuthMethod, Principal};
 use crate::project::FieldRequest;
@@ -72,6 +72,9 @@ pub struct ScenarioRequest {
     #[serde(default)]
     pub approved: bool,
     pub search: Option<SearchQuery>,
+    /// For a write: the scenario trace already stored under `trace`'s id, which the write
+    /// would replace (its row scope is checked too).
+    pub current: Option<TraceId>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -117,6 +120,8 @@ pub enum ScenarioError {
     BadNow(String),
     #[error(transparent)]
     Field(#[from] crate::project::FieldRequestError),
+    #[error(transparent)]
+    TooCostly(#[from] crate::project::TooCostly),
 }
 
 impl Scenario {
@@ -154,13 +159,14 @@ impl Scenario {
                     .transpose()?;
                 let meta = TraceMeta::extract(id.clone(), doc);
                 let ask = ReadRequest { fields: fields.as_deref(), purpose: self.request.purpose.as_deref() };
+                let served = |c: &[crate::pipeline::Candidate<'_>]| match project_and_mask(c, doc.clone(), fields.as_deref(), key) {
+                    Ok(s) => Ok(Ok((s.role, s.rules, Some(s.body)))),
+                    Err(ServeError::Denied(d)) => Ok(Err(d)),
+                    Err(ServeError::TooCostly(e)) => Err(ScenarioError::TooCostly(e)),
+                };
                 match decide_read_gated(policy, &who, &meta, &ask, now) {
-                    Ok(ReadDecision::Serve(c)) => project_and_mask(&c, doc.clone(), fields.as_deref(), key)
-                        .map(|s| (s.role, s.rules, Some(s.body))),
-                    Ok(ReadDecision::Approval(gate)) if self.request.approved => {
-                        project_and_mask(&[gate.candidate()], doc.clone(), fields.as_deref(), key)
-                            .map(|s| (s.role, s.rules, Some(s.body)))
-                    }
+                    Ok(ReadDecision::Serve(c)) => served(&c)?,
+                    Ok(ReadDecision::Approval(gate)) if self.request.approved => served(&[gate.candidate()])?,
                     Ok(ReadDecision::Approval(gate)) => {
                         return Ok(Observed {
                             decision: Verdict::Pending,
@@ -177,15 +183,27 @@ impl Scenario {
             Action::Search => {
                 let metas: Vec<TraceMeta> = traces.iter().map(|(id, d)| TraceMeta::extract(id.clone(), d)).collect();
                 let q = self.request.search.clone().unwrap_or_default();
-                search(policy, &who, &q, metas.iter(), now).map(|r| {
-                    let ids = r.traces.iter().map(|m| Value::String(m.trace_id.to_string())).collect();
-                    (r.role, r.rules, Some(Value::Array(ids)))
+                search(policy, &who, &q, metas.iter(), now, key).map(|r| {
+                    let rows = serde_json::to_value(&r.traces).unwrap_or(Value::Null);
+                    (r.role, r.rules, Some(rows))
                 })
             }
             Action::Write => {
                 let (id, doc) = doc_for("write")?;
                 let meta = TraceMeta::extract(id.clone(), doc);
-                decide_write(policy, &who, &meta, now).map(|c| (c.role.name.clone(), c.rules, None))
+                let current = match &self.request.current {
+                    Some(cur) => {
+                        let d = traces.get(cur).ok_or_else(|| ScenarioError::UnknownTrace(cur.clone()))?;
+                        Some(TraceMeta::extract(id.clone(), d))
+                    }
+                    None => None,
+                };
+                decide_write(policy, &who, &meta, current.as_ref(), now).map(|c| {
+                    // What would be stored: the writer's maskers run before the store sees it.
+                    let mut stored = doc.clone();
+                    c.role.masking.apply(&mut stored, key);
+                    (c.role.name.clone(), c.rules, Some(stored))
+                })
             }
             Action::Audit => crate::decision::roles_for_action(policy, &who, Action::Audit)
                 .map(|r| (r.first().map(|r| r.name.clone()).unwrap_or_default(), vec![], None)),

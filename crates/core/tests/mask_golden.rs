@@ -46,3 +46,13 @@ fn agent_steps_engineer() {
 fn escapes() {
     check("escapes");
 }
+
+#[test]
+fn key_names_extend() {
+    check("key_names_extend");
+}
+
+#[test]
+fn key_names_replace() {
+    check("key_names_replace");
+}

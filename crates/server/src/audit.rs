@@ -3,12 +3,20 @@
 //! none of the response (fail closed).
 //!
 //! Handlers open an [`Audited`] when the request arrives, fill it phase by phase, and hand their
-//! outcome to [`finish`], which is the only way a trace route produces a response.
+//! outcome to [`finish`], which is the only way a trace route produces a response. `finish` marks
+//! what it released with [`Recorded`]; the [`record_unrecorded`] layer around every route records
+//! (through the same `finish`) any response without that mark — unknown routes, wrong methods,
+//! extractor rejections — so a route or a failure mode nobody thought of cannot go unrecorded.
+//! Only `GET /healthz` and `GET /metrics` are exempt: they name no trace and no principal, and a
+//! load balancer or scraper polling them would otherwise fill the trail with noise.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
-use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use tracegate_audit::{BodyDigest, Decision, Entry, MaskApplied, PrincipalRecord, RequestRecord, Slice, Timestamp};
@@ -90,9 +98,14 @@ pub async fn finish(state: &AppState, mut audit: Audited, outcome: Result<Reply,
             (r, label)
         }
         Err(e) => {
+            if audit.entry.principal.is_none() {
+                if let Some(who) = &e.who {
+                    audit.principal(state, who);
+                }
+            }
             let e_ref = &e;
             let entry = &mut audit.entry;
-            entry.decision = Some(if e_ref.status == StatusCode::FORBIDDEN { Decision::Deny } else { Decision::Error });
+            entry.decision = Some(if e_ref.is_refusal() { Decision::Deny } else { Decision::Error });
             entry.deny_code = Some(e_ref.code.to_owned());
             entry.message = Some(e_ref.message.clone());
             if !e_ref.rules.is_empty() {
@@ -100,6 +113,15 @@ pub async fn finish(state: &AppState, mut audit: Audited, outcome: Result<Reply,
             }
             if e_ref.role.is_some() {
                 entry.role = e_ref.role.clone();
+            }
+            // The caller was told less than the truth (a 404 for a trace outside its row
+            // scope); the trail keeps the truth.
+            if let Some(why) = &e_ref.hidden {
+                entry.decision = Some(Decision::Deny);
+                entry.deny_code = Some(why.code.as_str().to_owned());
+                entry.message = Some(why.message.clone());
+                entry.rules = why.rules.clone();
+                entry.role = why.role.clone();
             }
             // An error never carries trace data, so whatever was recorded as served is void.
             entry.slice = None;
@@ -130,6 +152,64 @@ pub async fn finish(state: &AppState, mut audit: Audited, outcome: Result<Reply,
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-request-id", v);
+    }
+    // Marked whether or not the append succeeded: the record was attempted once, and a second
+    // attempt by the layer below would be a second record of the same request.
+    resp.extensions_mut().insert(Recorded);
+    resp
+}
+
+/// On every response [`finish`] released: its audit record was written (or the 503 said why not).
+#[derive(Debug, Clone, Copy)]
+pub struct Recorded;
+
+/// Routes whose `GET` is not recorded: liveness and metrics. They carry no trace data and no
+/// principal, and are polled constantly.
+pub const UNRECORDED: [&str; 2] = ["/healthz", "/metrics"];
+
+/// Largest body of a response the layer records itself. Such bodies are the router's and the
+/// extractors' own short error texts; anything larger is not one of those and fails closed.
+const MAX_UNRECORDED_BODY: usize = 64 * 1024;
+
+/// Middleware around every route: a response that did not go through [`finish`] is recorded now,
+/// through `finish` — as a JSON error with a stable code when it is one (the router's 404 and
+/// 405, extractor rejections), so it is on the trail with its status, caller (when the token is
+/// good) and body digest, and fails closed (503) when the record cannot be written.
+pub async fn record_unrecorded(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    if (req.method() == Method::GET || req.method() == Method::HEAD) && UNRECORDED.contains(&req.uri().path()) {
+        return next.run(req).await;
+    }
+    let method = req.method().as_str().to_owned();
+    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let client = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let mut auth = axum::http::HeaderMap::new();
+    for v in req.headers().get_all(header::AUTHORIZATION) {
+        auth.append(header::AUTHORIZATION, v.clone());
+    }
+    let resp = next.run(req).await;
+    if resp.extensions().get::<Recorded>().is_some() {
+        return resp;
+    }
+    let mut audit = Audited::begin(&method, &route, None, client);
+    if let Ok(who) = crate::routes::authenticate::authenticate(&auth, &state).await {
+        audit.principal(&state, &who);
+    }
+    let (parts, body) = resp.into_parts();
+    let outcome = match axum::body::to_bytes(body, MAX_UNRECORDED_BODY).await {
+        Err(_) => Err(ApiError::internal("internal", "the response could not be recorded")),
+        Ok(bytes) if parts.status.is_success() => Ok(Reply {
+            status: parts.status,
+            headers: parts.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            body: bytes,
+        }),
+        Ok(bytes) => Err(ApiError::from_rejection(parts.status, &method, &bytes)),
+    };
+    let mut resp = finish(&state, audit, outcome).await;
+    // A 405 keeps its `Allow` header: it is how a client learns what the route takes.
+    if resp.status() == StatusCode::METHOD_NOT_ALLOWED {
+        if let Some(allow) = parts.headers.get(header::ALLOW) {
+            resp.headers_mut().insert(header::ALLOW, allow.clone());
+        }
     }
     resp
 }

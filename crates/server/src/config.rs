@@ -26,6 +26,10 @@ pub struct GatewayConfig {
     /// Just-in-time approval: where access requests are kept, and the webhook told of changes.
     #[serde(default)]
     pub approvals: ApprovalsSection,
+    /// Abuse bounds per principal (request rate, access-request rate, pending access requests).
+    /// On by default with the values below; every refusal is `429` with `Retry-After`, audited.
+    #[serde(default)]
+    pub limits: LimitsSection,
     /// The directory holding the config file; relative paths are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -40,12 +44,41 @@ pub struct ServerSection {
     /// Largest trace body accepted by `PUT /v1/traces/{id}`, in bytes; larger bodies get 413.
     #[serde(default = "default_max_trace_bytes")]
     pub max_trace_bytes: usize,
+    /// Largest stored trace a read will open, in bytes (default 64 MiB); larger ones fail with
+    /// `500 trace_too_large` rather than risk the gateway's memory.
+    #[serde(default = "default_max_read_bytes")]
+    pub max_read_bytes: usize,
+    /// Bytes of stored traces being projected and masked at once (default 64 MiB: a read
+    /// peaks at ~15x its stored size, so about 1 GiB of working memory). Reads
+    /// beyond it wait their turn, so many concurrent reads of large traces cannot exhaust
+    /// memory.
+    #[serde(default = "default_read_budget_bytes")]
+    pub read_budget_bytes: usize,
+    /// Answer a trace outside the caller's row scope with `403 outside_row_scope` instead of
+    /// the default `404`, which is what a trace that does not exist gets (so callers cannot
+    /// learn which ids exist in other tenants). The audit record has the true reason either way.
+    #[serde(default)]
+    pub explicit_row_scope_denials: bool,
 }
 
 impl Default for ServerSection {
     fn default() -> Self {
-        ServerSection { listen: default_listen(), max_trace_bytes: default_max_trace_bytes() }
+        ServerSection {
+            listen: default_listen(),
+            max_trace_bytes: default_max_trace_bytes(),
+            max_read_bytes: default_max_read_bytes(),
+            read_budget_bytes: default_read_budget_bytes(),
+            explicit_row_scope_denials: false,
+        }
     }
+}
+
+fn default_max_read_bytes() -> usize {
+    64 * 1024 * 1024
+}
+
+fn default_read_budget_bytes() -> usize {
+    64 * 1024 * 1024
 }
 
 fn default_listen() -> String {
@@ -116,6 +149,73 @@ pub struct WebhookSection {
     pub max_attempts: Option<u32>,
     /// Wait before the first retry, doubled after each (default `1s`, at most 5 min).
     pub backoff: Option<String>,
+}
+
+/// `[limits]`: per-principal bounds, keyed by issuer and subject. Each value must be at least 1;
+/// to make one practically unlimited, give a large number. Defaults:
+///
+/// ```toml
+/// [limits]
+/// requests_per_minute = 3000          # sustained rate of requests (50/s)
+/// request_burst = 500                 # requests allowed at once above that rate
+/// access_requests_per_hour = 30       # new access requests (each pages an approver)
+/// access_request_burst = 10
+/// max_pending_access_requests = 10    # access requests one requester may have waiting
+/// ```
+///
+/// Unauthenticated requests are not counted (they have no principal): each is a cheap `401`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    /// Requests per principal per minute, sustained (default 3000).
+    #[serde(default = "default_requests_per_minute")]
+    pub requests_per_minute: u32,
+    /// Requests a principal may send at once on top of the sustained rate (default 500).
+    #[serde(default = "default_request_burst")]
+    pub request_burst: u32,
+    /// New access requests per principal per hour, sustained (default 30). Asking again for a
+    /// request already pending joins it and costs nothing.
+    #[serde(default = "default_access_requests_per_hour")]
+    pub access_requests_per_hour: u32,
+    /// New access requests a principal may open at once (default 10).
+    #[serde(default = "default_access_request_burst")]
+    pub access_request_burst: u32,
+    /// Access requests one requester may have pending at once (default 10); `Retry-After` says
+    /// when the oldest expires.
+    #[serde(default = "default_max_pending")]
+    pub max_pending_access_requests: u32,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        LimitsSection {
+            requests_per_minute: default_requests_per_minute(),
+            request_burst: default_request_burst(),
+            access_requests_per_hour: default_access_requests_per_hour(),
+            access_request_burst: default_access_request_burst(),
+            max_pending_access_requests: default_max_pending(),
+        }
+    }
+}
+
+fn default_requests_per_minute() -> u32 {
+    3000
+}
+
+fn default_request_burst() -> u32 {
+    500
+}
+
+fn default_access_requests_per_hour() -> u32 {
+    30
+}
+
+fn default_access_request_burst() -> u32 {
+    10
+}
+
+fn default_max_pending() -> u32 {
+    10
 }
 
 /// A config file that cannot be used.

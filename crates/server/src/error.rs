@@ -13,11 +13,50 @@ pub struct ApiError {
     pub message: String,
     pub role: Option<String>,
     pub rules: Vec<String>,
+    /// Seconds sent as `Retry-After` on `429`s (and `503`s that know it). Whole seconds keep
+    /// the error small: it is returned by value on every path.
+    pub retry_after: Option<u32>,
+    /// Who was refused, when they were authenticated before the refusal (rate limits), so the
+    /// audit record names them though no handler got as far as recording the principal.
+    pub who: Option<Box<tracegate_core::Principal>>,
+    /// The true reason behind an answer that must not give it (a trace outside the caller's row
+    /// scope answers like one that does not exist): recorded in the audit trail, never sent.
+    pub hidden: Option<Box<Denial>>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), role: None, rules: Vec::new() }
+        ApiError { status, code, message: message.into(), role: None, rules: Vec::new(), retry_after: None, who: None, hidden: None }
+    }
+
+    /// `429 rate_limited`: come back after `wait`.
+    pub fn too_many(message: impl Into<String>, wait: std::time::Duration) -> Self {
+        let secs = u32::try_from(crate::limits::retry_after_secs(wait)).unwrap_or(u32::MAX);
+        ApiError { retry_after: Some(secs), ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message) }
+    }
+
+    /// The error for a response the router or an extractor produced before any handler could
+    /// record it (unknown route, wrong method, a path that does not decode, …): the same status,
+    /// a stable code, and the rejection's own text as the message (it names no trace data).
+    pub fn from_rejection(status: StatusCode, method: &str, text: &[u8]) -> Self {
+        let text: String = String::from_utf8_lossy(text).chars().filter(|c| !c.is_control()).take(300).collect();
+        let (code, message) = match status {
+            StatusCode::NOT_FOUND => ("no_route", "no such route".to_owned()),
+            StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", format!("method `{method}` is not allowed on this route")),
+            StatusCode::PAYLOAD_TOO_LARGE => ("too_large", "the request body is too large".to_owned()),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", text),
+            s if s.is_client_error() => ("bad_request", if text.is_empty() { "the request is malformed".to_owned() } else { text }),
+            _ => ("internal", "the request could not be handled".to_owned()),
+        };
+        Self::new(status, code, message)
+    }
+
+    /// `404 not_found`, exactly as for a trace that does not exist; `why` goes to the audit
+    /// record only.
+    pub fn not_found_hiding(id: &tracegate_core::TraceId, why: Denial) -> Self {
+        let mut e = ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("trace `{id}` not found"));
+        e.hidden = Some(Box::new(why));
+        e
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -32,9 +71,10 @@ impl ApiError {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, code, message)
     }
 
-    /// The decision label for metrics and audit: `deny` for refusals, `error` for failures.
+    /// The decision label for metrics and audit: `deny` for refusals (policy, and rate limits),
+    /// `error` for failures.
     pub fn decision(&self) -> &'static str {
-        if self.status == StatusCode::FORBIDDEN {
+        if self.is_refusal() || self.hidden.is_some() {
             "deny"
         } else {
             "error"
@@ -42,9 +82,16 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// A refusal (the caller may not, or not now), as opposed to a failure.
+    pub fn is_refusal(&self) -> bool {
+        self.status == StatusCode::FORBIDDEN || self.status == StatusCode::TOO_MANY_REQUESTS
+    }
+}
+
 impl From<Denial> for ApiError {
     fn from(d: Denial) -> Self {
-        ApiError { status: StatusCode::FORBIDDEN, code: d.code.as_str(), message: d.message, role: d.role, rules: d.rules }
+        ApiError { status: StatusCode::FORBIDDEN, code: d.code.as_str(), message: d.message, role: d.role, rules: d.rules, retry_after: None, who: None, hidden: None }
     }
 }
 
@@ -60,6 +107,9 @@ impl From<tracegate_store::StoreError> for ApiError {
         match e {
             tracegate_store::StoreError::NotFound(id) => {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("trace `{id}` not found"))
+            }
+            tracegate_store::StoreError::Precondition { id, reason } => {
+                ApiError::new(StatusCode::PRECONDITION_FAILED, "precondition_failed", format!("trace `{id}`: {reason}"))
             }
             other => {
                 tracing::error!(error = %other, "trace store failed");
@@ -83,6 +133,9 @@ impl ApiError {
         let mut reply = crate::audit::Reply::json(self.status, body);
         if self.status == StatusCode::UNAUTHORIZED {
             reply.headers.push((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\"")));
+        }
+        if let Some(secs) = self.retry_after {
+            reply.headers.push((header::RETRY_AFTER, HeaderValue::from(secs)));
         }
         reply
     }

@@ -19,6 +19,13 @@ pub struct AppState {
     pub mask_key: MaskKey,
     pub metrics: Metrics,
     pub max_trace_bytes: usize,
+    /// Reads of larger stored traces fail closed.
+    pub max_read_bytes: usize,
+    /// Stored bytes being projected and masked at once, in KiB permits.
+    pub read_budget: tokio::sync::Semaphore,
+    pub read_budget_kib: u32,
+    /// 403 instead of 404 for traces outside the caller's row scope.
+    pub explicit_row_scope_denials: bool,
     pub audit: AuditLog,
     /// Where the audit log lives, for `GET /v1/audit` queries.
     pub audit_dir: std::path::PathBuf,
@@ -26,6 +33,8 @@ pub struct AppState {
     pub audit_retention: Option<std::time::Duration>,
     /// Just-in-time approval: the access-request store and its notifier.
     pub approvals: crate::routes::approvals::Approvals,
+    /// Per-principal request and access-request limits (`[limits]`).
+    pub limits: crate::limits::Limits,
 }
 
 /// Why the gateway could not start. It never starts half-configured.
@@ -52,11 +61,13 @@ impl AppState {
         let text = std::fs::read_to_string(&policy_path)
             .map_err(|source| ConfigError::Read { path: policy_path.clone(), source })?;
         let policy = Policy::parse(&policy_path.display().to_string(), &text)?;
+        let limits = crate::limits::Limits::new(&cfg.limits)?;
         let auth = Authenticator::new(&cfg.identity, &cfg.base_dir).map_err(|e| StartError::Identity(e.to_string()))?;
         let store: Arc<dyn TraceStore> = match &cfg.store {
             StoreSection::Local { path } => Arc::new(ObjectTraceStore::local(&cfg.resolve(path))?),
         };
         let index = TraceIndex::rebuild(store.as_ref()).await?;
+        let read_budget_kib = u32::try_from((cfg.server.read_budget_bytes / 1024).max(1)).unwrap_or(u32::MAX);
         let mask_key = MaskKey(cfg.mask_key()?.unwrap_or_default());
         // A role that pseudonymises without a key would silently redact instead: refuse to start
         // rather than serve something other than what the operator configured.
@@ -91,10 +102,15 @@ impl AppState {
             mask_key,
             metrics,
             max_trace_bytes: cfg.server.max_trace_bytes,
+            max_read_bytes: cfg.server.max_read_bytes,
+            read_budget: tokio::sync::Semaphore::new(read_budget_kib as usize),
+            read_budget_kib,
+            explicit_row_scope_denials: cfg.server.explicit_row_scope_denials,
             audit,
             audit_retention: audit_cfg.retention,
             audit_dir: audit_cfg.dir,
             approvals,
+            limits,
         })
     }
 }

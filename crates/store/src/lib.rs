@@ -34,23 +34,46 @@ pub fn content_version(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
-/// A store failure. `NotFound` is the caller's problem (404); the rest are the gateway's (503).
+/// A store failure. `NotFound` and `Precondition` are the caller's (404, 412); the rest are
+/// the gateway's (503).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     #[error("trace `{0}` not found")]
     NotFound(TraceId),
+    /// A conditional write found the trace in another state than the writer expected.
+    #[error("trace `{id}`: {reason}")]
+    Precondition { id: TraceId, reason: String },
     #[error("trace store unavailable: {0}")]
     Backend(String),
 }
 
+/// What a write expects of the trace it replaces (HTTP `If-None-Match: *` / `If-Match`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum WriteCondition {
+    /// Create or replace, whatever is there.
+    #[default]
+    Any,
+    /// Only if no trace has this id yet.
+    Absent,
+    /// Only if the current version is exactly this one.
+    Version(String),
+}
+
 /// The trace store the gateway alone reads and writes.
+///
+/// Every write makes a new immutable version; earlier versions stay readable by
+/// [`TraceStore::get_version`], so a read made before an overwrite can still be replayed.
 #[async_trait]
 pub trait TraceStore: Send + Sync + 'static {
+    /// The current version.
     async fn get(&self, id: &TraceId) -> Result<StoredTrace, StoreError>;
-    /// Stores `bytes` as the trace's new version, atomically: readers see the old or the new
-    /// bytes, never a mix.
-    async fn put(&self, id: &TraceId, bytes: Bytes) -> Result<String, StoreError>;
+    /// Exactly `version` (a `sha256:` content version), current or not.
+    async fn get_version(&self, id: &TraceId, version: &str) -> Result<StoredTrace, StoreError>;
+    /// Stores `bytes` as the trace's new current version if `cond` holds, atomically with the
+    /// check: readers see the old or the new bytes, never a mix, and of two conditional writers
+    /// racing on the same version exactly one succeeds.
+    async fn put(&self, id: &TraceId, bytes: Bytes, cond: &WriteCondition) -> Result<String, StoreError>;
     /// Every trace id in the store (for rebuilding the index).
     async fn list(&self) -> Result<Vec<TraceId>, StoreError>;
     /// A short name for logs and `/healthz`, e.g. `local:/var/lib/tracegate/traces`.

@@ -1,23 +1,37 @@
 //! A [`TraceStore`] over the `object_store` crate: a local directory today, an S3-compatible
-//! bucket by configuration later. Each trace is the object `<id>.json`.
+//! bucket by configuration later.
+//!
+//! Layout: the current version of a trace is the object `<id>.json` (one read serves it); every
+//! version ever written is also kept, immutable and content-addressed, as
+//! `versions/<id>/<sha256 hex>.json`, created with `PutMode::Create` so it is never
+//! overwritten. Replay reads the exact version it recorded.
+//!
+//! Conditional writes compare and swap the current version. The local filesystem backend has
+//! no conditional update, so the check and the swap run under a per-trace lock; one gateway
+//! process owns an embedded data directory (the audit log's file lock enforces that).
 
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::TryStreamExt;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use tokio::sync::Mutex;
 use tracegate_core::TraceId;
 
-use crate::{StoreError, StoredTrace, TraceStore};
+use crate::{content_version, StoreError, StoredTrace, TraceStore, WriteCondition};
 
 const SUFFIX: &str = ".json";
+const VERSIONS: &str = "versions";
+/// Locks striped over trace ids: writes to one trace are serialised, writes to others rarely wait.
+const LOCK_STRIPES: usize = 64;
 
 pub struct ObjectTraceStore {
     inner: Arc<dyn ObjectStore>,
     name: String,
+    locks: Vec<Mutex<()>>,
 }
 
 impl ObjectTraceStore {
@@ -26,11 +40,51 @@ impl ObjectTraceStore {
     pub fn local(dir: &std::path::Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Backend(format!("creating `{}`: {e}", dir.display())))?;
         let fs = LocalFileSystem::new_with_prefix(dir).map_err(backend)?;
-        Ok(ObjectTraceStore { inner: Arc::new(fs), name: format!("local:{}", dir.display()) })
+        Ok(ObjectTraceStore {
+            inner: Arc::new(fs),
+            name: format!("local:{}", dir.display()),
+            locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+        })
     }
 
     fn key(id: &TraceId) -> Path {
         Path::from(format!("{id}{SUFFIX}"))
+    }
+
+    /// `None` when `version` is not a `sha256:` content version (so no path is built from it).
+    fn version_key(id: &TraceId, version: &str) -> Option<Path> {
+        let hex = version.strip_prefix("sha256:")?;
+        if hex.len() != 64 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return None;
+        }
+        Some(Path::from(format!("{VERSIONS}/{id}/{hex}{SUFFIX}")))
+    }
+
+    fn lock_for(&self, id: &TraceId) -> &Mutex<()> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        id.hash(&mut h);
+        let i = (h.finish() as usize) % self.locks.len().max(1);
+        &self.locks[i.min(self.locks.len() - 1)]
+    }
+
+    async fn read(&self, path: &Path, id: &TraceId) -> Result<StoredTrace, StoreError> {
+        match self.inner.get(path).await {
+            Ok(r) => Ok(StoredTrace::new(r.bytes().await.map_err(backend)?)),
+            Err(object_store::Error::NotFound { .. }) => Err(StoreError::NotFound(id.clone())),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    /// Keeps `bytes` as the immutable version object; already there is fine (same content).
+    async fn keep_version(&self, id: &TraceId, version: &str, bytes: Bytes) -> Result<(), StoreError> {
+        let Some(path) = Self::version_key(id, version) else {
+            return Err(StoreError::Backend(format!("`{version}` is not a content version")));
+        };
+        let opts = PutOptions { mode: PutMode::Create, ..PutOptions::default() };
+        match self.inner.put_opts(&path, PutPayload::from(bytes), opts).await {
+            Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
+            Err(e) => Err(backend(e)),
+        }
     }
 }
 
@@ -41,22 +95,56 @@ fn backend(e: object_store::Error) -> StoreError {
 #[async_trait]
 impl TraceStore for ObjectTraceStore {
     async fn get(&self, id: &TraceId) -> Result<StoredTrace, StoreError> {
-        match self.inner.get(&Self::key(id)).await {
-            Ok(r) => Ok(StoredTrace::new(r.bytes().await.map_err(backend)?)),
-            Err(object_store::Error::NotFound { .. }) => Err(StoreError::NotFound(id.clone())),
-            Err(e) => Err(backend(e)),
+        self.read(&Self::key(id), id).await
+    }
+
+    async fn get_version(&self, id: &TraceId, version: &str) -> Result<StoredTrace, StoreError> {
+        let Some(path) = Self::version_key(id, version) else { return Err(StoreError::NotFound(id.clone())) };
+        match self.read(&path, id).await {
+            Err(StoreError::NotFound(_)) => {
+                // Written before versions were kept: the current object may still be it.
+                let cur = self.get(id).await?;
+                if cur.version == version {
+                    Ok(cur)
+                } else {
+                    Err(StoreError::NotFound(id.clone()))
+                }
+            }
+            other => other,
         }
     }
 
-    async fn put(&self, id: &TraceId, bytes: Bytes) -> Result<String, StoreError> {
-        let version = crate::content_version(&bytes);
+    async fn put(&self, id: &TraceId, bytes: Bytes, cond: &WriteCondition) -> Result<String, StoreError> {
+        let version = content_version(&bytes);
+        let _guard = self.lock_for(id).lock().await;
+        let current = match self.get(id).await {
+            Ok(c) => Some(c),
+            Err(StoreError::NotFound(_)) => None,
+            Err(e) => return Err(e),
+        };
+        let failed = |reason: &str| Err(StoreError::Precondition { id: id.clone(), reason: reason.to_owned() });
+        match (cond, &current) {
+            (WriteCondition::Absent, Some(_)) => return failed("a trace with this id exists (If-None-Match: *)"),
+            (WriteCondition::Version(_), None) => return failed("no trace with this id exists (If-Match)"),
+            (WriteCondition::Version(v), Some(c)) if &c.version != v => {
+                return failed("the current version is not the one given in If-Match")
+            }
+            _ => {}
+        }
+        // The version being replaced stays readable for replay, even if it predates versions.
+        if let Some(c) = current {
+            self.keep_version(id, &c.version, c.bytes).await?;
+        }
+        self.keep_version(id, &version, bytes.clone()).await?;
         self.inner.put(&Self::key(id), PutPayload::from(bytes)).await.map_err(backend)?;
         Ok(version)
     }
 
     async fn list(&self) -> Result<Vec<TraceId>, StoreError> {
-        let metas: Vec<_> = self.inner.list(None).try_collect().await.map_err(backend)?;
-        let mut ids: Vec<TraceId> = metas
+        // Current objects only: the top level, not `versions/`.
+        let listing = self.inner.list_with_delimiter(None).await.map_err(backend)?;
+        let mut ids: Vec<TraceId> = listing
+            .objects
             .iter()
             .filter_map(|m| m.location.filename())
             .filter_map(|f| f.strip_suffix(SUFFIX))
@@ -74,6 +162,7 @@ impl TraceStore for ObjectTraceStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::WriteCondition;
 
     fn id(s: &str) -> TraceId {
         TraceId::parse(s).unwrap_or_else(|e| unreachable!("{e}"))
@@ -84,12 +173,50 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| unreachable!("{e}"));
         let s = ObjectTraceStore::local(dir.path()).unwrap_or_else(|e| unreachable!("{e}"));
         assert!(matches!(s.get(&id("a")).await, Err(StoreError::NotFound(_))));
-        let v = s.put(&id("a"), Bytes::from_static(b"{}")).await.unwrap_or_else(|e| unreachable!("{e}"));
+        let v = s.put(&id("a"), Bytes::from_static(b"{}"), &WriteCondition::Any).await.unwrap_or_else(|e| unreachable!("{e}"));
         let got = s.get(&id("a")).await.unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!(got.bytes.as_ref(), b"{}");
         assert_eq!(got.version, v);
-        s.put(&id("b.2"), Bytes::from_static(b"[]")).await.unwrap_or_else(|e| unreachable!("{e}"));
+        s.put(&id("b.2"), Bytes::from_static(b"[]"), &WriteCondition::Any).await.unwrap_or_else(|e| unreachable!("{e}"));
         std::fs::write(dir.path().join("notes.txt"), "x").unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!(s.list().await.unwrap_or_else(|e| unreachable!("{e}")), vec![id("a"), id("b.2")]);
+    }
+
+    #[tokio::test]
+    async fn every_version_stays_readable_and_writes_are_conditional() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| unreachable!("{e}"));
+        let s = ObjectTraceStore::local(dir.path()).unwrap_or_else(|e| unreachable!("{e}"));
+        let a = id("t");
+        let v1 = s.put(&a, Bytes::from_static(b"{\"n\":1}"), &WriteCondition::Absent).await.unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(matches!(s.put(&a, Bytes::from_static(b"{}"), &WriteCondition::Absent).await, Err(StoreError::Precondition { .. })));
+        let stale = WriteCondition::Version("sha256:".to_owned() + &"0".repeat(64));
+        assert!(matches!(s.put(&a, Bytes::from_static(b"{}"), &stale).await, Err(StoreError::Precondition { .. })));
+        let v2 = s.put(&a, Bytes::from_static(b"{\"n\":2}"), &WriteCondition::Version(v1.clone())).await.unwrap_or_else(|e| unreachable!("{e}"));
+        assert_ne!(v1, v2);
+        assert_eq!(s.get(&a).await.unwrap_or_else(|e| unreachable!("{e}")).version, v2);
+        let old = s.get_version(&a, &v1).await.unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(old.bytes.as_ref(), b"{\"n\":1}");
+        assert!(matches!(s.get_version(&a, "sha256:../../etc").await, Err(StoreError::NotFound(_))));
+        assert_eq!(s.list().await.unwrap_or_else(|e| unreachable!("{e}")), vec![a.clone()]);
+    }
+
+    #[tokio::test]
+    async fn racing_conditional_writers_one_wins() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| unreachable!("{e}"));
+        let s = Arc::new(ObjectTraceStore::local(dir.path()).unwrap_or_else(|e| unreachable!("{e}")));
+        let a = id("race");
+        let v0 = s.put(&a, Bytes::from_static(b"{}"), &WriteCondition::Any).await.unwrap_or_else(|e| unreachable!("{e}"));
+        let mut tasks = Vec::new();
+        for n in 0..16 {
+            let (s, a, v0) = (s.clone(), a.clone(), v0.clone());
+            tasks.push(tokio::spawn(async move {
+                s.put(&a, Bytes::from(format!("{{\"w\":{n}}}")), &WriteCondition::Version(v0)).await.is_ok()
+            }));
+        }
+        let mut wins = 0;
+        for t in tasks {
+            wins += usize::from(t.await.unwrap_or(false));
+        }
+        assert_eq!(wins, 1);
     }
 }

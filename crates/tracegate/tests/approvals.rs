@@ -537,3 +537,110 @@ fn axum_router(tx: tokio::sync::mpsc::UnboundedSender<(bool, Value)>, hits: Arc<
         }),
     )
 }
+
+/// Audit first: with the audit log unwritable (the process may not grow files past 48 KiB, so
+/// the trail fails once it reaches that), an approval is refused with 503 and does not happen —
+/// the request is still pending after a restart, and its log holds no approval.
+#[test]
+fn an_approval_that_cannot_be_audited_does_not_happen() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    tracegate::commands::quickstart::lay_out(&data).unwrap();
+    let (sid, sam, erin) = (common::cli_token(&data, "sid", "sre"), common::cli_token(&data, "sam", "security"), common::cli_token(&data, "erin", "eng"));
+    let (mut child, url) = common::spawn_serve(&data, "trap '' XFSZ; ulimit -f 96;");
+    let client = reqwest::blocking::Client::new();
+    let r = client.get(format!("{url}/v1/traces/demo-agent-1")).bearer_auth(&sid).send().unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    let id = request_id(&r.json().unwrap());
+    // Fill the trail until it fails.
+    let mut failed = false;
+    for _ in 0..400 {
+        let r = client.get(format!("{url}/v1/traces/demo-agent-1")).bearer_auth(&erin).send().unwrap();
+        if r.status().as_u16() == 503 {
+            failed = true;
+            break;
+        }
+    }
+    assert!(failed, "the audit trail never failed");
+    for verb in ["approve", "deny"] {
+        let r = client.post(format!("{url}/v1/access-requests/{id}/{verb}")).bearer_auth(&sam).json(&json!({ "comment": "go" })).send().unwrap();
+        assert_eq!(r.status().as_u16(), 503, "{verb}");
+        assert!(r.text().unwrap().contains("audit_unavailable"));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let log = std::fs::read_to_string(data.join("approvals/access-requests.jsonl")).unwrap();
+    let changes: Vec<String> = log.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).map(|e| e["change"].as_str().unwrap_or("").to_owned()).collect();
+    assert_eq!(changes, ["created"], "no decision reached the approvals log");
+
+    // Restarted with a writable trail: still pending, nobody has decided, and now it can be.
+    let (mut child, url) = common::spawn_serve(&data, "");
+    let shown: Value = client.get(format!("{url}/v1/access-requests/{id}")).bearer_auth(&sam).send().unwrap().json().unwrap();
+    assert_eq!((shown["status"].as_str(), shown["decisions"].as_array().map(Vec::len)), (Some("pending"), Some(0)), "{shown}");
+    let r = client.post(format!("{url}/v1/access-requests/{id}/approve")).bearer_auth(&sam).json(&json!({ "comment": "go" })).send().unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The trail shows the created and the (later) approved change, and no approval before it.
+    let trail = std::fs::read_to_string(data.join("audit/audit.jsonl")).unwrap();
+    let approvals: Vec<String> = trail
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|r| r["kind"] == "approval" && r["approval_id"] == id.as_str())
+        .map(|r| r["event"]["change"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(approvals, ["created", "approved"]);
+}
+
+/// Requesters' text reaches approvers inert: the Slack message cannot page the channel, mention
+/// anyone or disguise a link; the JSON API carries it exactly (escaped by JSON); the CLI prints
+/// no control characters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_purposes_are_shown_to_approvers_as_text() {
+    const SECRET: &str = "a-webhook-secret-of-at-least-32-bytes!";
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(bool, Value)>();
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(1)); // no first failure
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    let app = axum_router(tx, hits, SECRET);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let secrets = tempfile::tempdir().unwrap();
+    let secret_file = secrets.path().join("webhook.secret");
+    std::fs::write(&secret_file, SECRET).unwrap();
+    let extra = format!("[approvals.webhook]\nurl = {hook:?}\nformat = \"slack\"\nsecret_file = {:?}\n", secret_file.display().to_string());
+    let gw = Gateway::start_with(move |t| format!("{t}\n{extra}")).await;
+    let sid = gw.token("sid", &["sre"], &[]);
+    let sam = gw.token("sam", &["security"], &[]);
+
+    let hostile = "INC-1 <!channel> <@U024BE7LH> <https://evil.example|approve here>\n\u{1b}[32mapproved by security\u{1b}[0m & \u{202e}gnp.exe";
+    let q: String = hostile.bytes().map(|b| if b.is_ascii_alphanumeric() { char::from(b).to_string() } else { format!("%{b:02X}") }).collect();
+    let (s, body) = gw.get(&format!("/v1/traces/demo-agent-1?purpose={q}"), &sid).await;
+    assert_eq!(s, 202, "{body}");
+    let id = request_id(&body);
+
+    let (ok, msg) = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap().unwrap();
+    assert!(ok);
+    let text = msg["text"].as_str().unwrap();
+    for bad in ["<!channel>", "<@U024BE7LH>", "<https://evil.example", "\n", "\u{1b}", "\u{202e}"] {
+        assert!(!text.contains(bad), "Slack text carries {bad:?}: {text:?}");
+    }
+    assert!(text.contains("&lt;!channel&gt; &lt;@U024BE7LH&gt; &lt;https://evil.example|approve here&gt;"), "{text}");
+    assert!(text.contains(" &amp; "), "{text}");
+
+    // JSON: exactly the text, as a JSON string.
+    let (s, shown) = gw.get(&format!("/v1/access-requests/{id}"), &sam).await;
+    assert_eq!(s, 200);
+    assert_eq!(shown["shape"]["purpose"], hostile);
+
+    // The CLI: one line per request, no control or invisible characters.
+    use tracegate::commands::requests::{execute, Cmd, Conn};
+    let conn = Conn { config: None, url: Some(format!("http://{}", gw.addr)), token: sam, json: false };
+    let (_, out) = execute(Cmd::List { status: None, conn: conn.clone() }).await.unwrap();
+    assert_eq!(out.lines().count(), 1, "{out:?}");
+    assert!(out.chars().all(|c| !c.is_control() && c != '\u{202e}'), "{out:?}");
+    assert!(out.contains("\\u001b[32mapproved"), "{out}");
+    let (_, out) = execute(Cmd::Show { id, conn: Conn { json: true, ..conn } }).await.unwrap();
+    assert!(out.chars().all(|c| c == '\n' || (!c.is_control() && c != '\u{202e}')), "{out:?}");
+    let back: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(back["shape"]["purpose"], hostile, "escaped, the JSON still says exactly the same");
+}

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{code, Gateway};
+use common::{code, replay, Gateway};
 use sha2::{Digest, Sha256};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tracegate");
@@ -220,19 +220,6 @@ fn kill_9_under_load_loses_no_acknowledged_record() {
     let ids: HashSet<String> = log_records(&data).iter().filter_map(|r| r["request_id"].as_str().map(str::to_owned)).collect();
     let missing: Vec<&String> = acked.iter().filter(|id| !ids.contains(*id)).collect();
     assert!(missing.is_empty(), "{} of {} acknowledged responses have no record", missing.len(), acked.len());
-}
-
-fn replay(data: &Path, id: &str) -> (bool, serde_json::Value, String) {
-    let out = Command::new(BIN)
-        .args(["audit", "replay", id, "--show", "--config"])
-        .arg(data.join("tracegate.toml"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    // With --show the reproduced body comes first, then the outcome object.
-    let outcome_start = stdout.rfind("{\n").unwrap_or(0);
-    let outcome = serde_json::from_str(&stdout[outcome_start..]).unwrap_or(serde_json::Value::Null);
-    (out.status.success(), outcome, stdout[..outcome_start].trim().to_owned())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

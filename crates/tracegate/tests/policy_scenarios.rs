@@ -38,6 +38,8 @@ scenarios! {
     support_asks_whole_step = "support-asks-whole-step";
     support_asks_system_instructions_otlp = "support-asks-system-instructions-otlp";
     support_asks_reasoning_inside_otlp_string = "support-asks-reasoning-inside-otlp-string";
+    support_asks_step_reasoning = "support-asks-step-reasoning";
+    support_filter_over_hidden_reasoning = "support-filter-over-hidden-reasoning";
     support_other_tenant = "support-other-tenant";
     support_without_tenant_claim = "support-without-tenant-claim";
     support_too_old = "support-too-old";
@@ -50,6 +52,7 @@ scenarios! {
     writer_writes_own_tenant = "writer-writes-own-tenant";
     writer_writes_other_tenant = "writer-writes-other-tenant";
     writer_cannot_read = "writer-cannot-read";
+    writer_replaces_other_tenant = "writer-replaces-other-tenant";
     auditor_cannot_read_traces = "auditor-cannot-read-traces";
     sre_needs_approval = "sre-needs-approval";
     sre_approved_read = "sre-approved-read";

@@ -4,7 +4,7 @@
 //! listed name: `DB_PASSWORD`, `x-api-key`, `Set-Cookie` and `access_token` all match, while
 //! `max_tokens` and `tokenizer` do not. Matching walks the key backwards without allocating.
 
-/// The built-in list; a policy's `key_names` replaces it.
+/// The built-in list. A policy's `key_names` adds to it, unless written with `replace = true`.
 pub const BUILTIN: &[&str] = &[
     "password", "passwd", "pwd", "passphrase", "secret", "token", "api_key", "apikey",
     "authorization", "cookie", "private_key", "access_key", "secret_key", "credential",
@@ -27,7 +27,12 @@ fn skip(b: u8) -> bool {
 
 impl KeyNames {
     pub fn builtin() -> KeyNames {
-        KeyNames::new(BUILTIN.iter().filter_map(|n| KeyNames::normalize(n).map(|v| ((*n).to_owned(), v))).collect())
+        KeyNames::new(KeyNames::builtin_names())
+    }
+
+    /// The built-in names, as written and normalized, to extend with a policy's own.
+    pub fn builtin_names() -> Vec<(String, Vec<u8>)> {
+        BUILTIN.iter().filter_map(|n| KeyNames::normalize(n).map(|v| ((*n).to_owned(), v))).collect()
     }
 
     pub fn new(names: Vec<(String, Vec<u8>)>) -> KeyNames {
@@ -86,6 +91,24 @@ mod tests {
         for key in ["password", "DB_PASSWORD", "x-api-key", "Set-Cookie", "access_token", "Authorization", "client.secret", "privateKey"] {
             assert!(k.matches(key), "{key}");
         }
+    }
+
+    #[test]
+    fn names_past_the_64th_still_match() {
+        // The last-byte bitmask covers 64 names; longer lists (built-ins plus a policy's own)
+        // must still be tried in full.
+        let mut names = KeyNames::builtin_names();
+        for i in 0..70 {
+            let n = format!("custom_{i}_pin");
+            let norm = KeyNames::normalize(&n).unwrap_or_default();
+            names.push((n, norm));
+        }
+        names.push(("zz_last".to_owned(), b"zzlast".to_vec()));
+        let k = KeyNames::new(names);
+        for key in ["password", "CUSTOM_69_PIN", "custom-0-pin", "zz.last", "x_zz_last"] {
+            assert!(k.matches(key), "{key}");
+        }
+        assert!(!k.matches("custom_70_pins"));
     }
 
     #[test]

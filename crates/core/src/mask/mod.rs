@@ -82,12 +82,32 @@ impl Masker {
 
     /// Masks `doc` in place and reports what was masked (never the values). `key` keys the
     /// `hash` pseudonyms; with a key shorter than [`MIN_KEY_LEN`] bytes `hash` redacts instead.
+    ///
+    /// JSON documents inside strings are decoded first and encoded back after, through the
+    /// same decoder projection uses ([`crate::embedded`]).
     pub fn apply(&self, doc: &mut Value, key: &MaskKey) -> MaskReport {
         if self.is_off() {
             return MaskReport::default();
         }
+        let mut decoded = crate::embedded::decode_tree(doc);
+        let report = self.walk(doc, &mut decoded.embedded, decoded.withheld, key);
+        crate::embedded::encode_tree(doc, &decoded.embedded);
+        report
+    }
+
+    /// Masks a projected view (already decoded) in place, before the caller's own queries
+    /// are evaluated over it.
+    pub fn apply_view(&self, view: &mut crate::project::View, key: &MaskKey) -> MaskReport {
+        if self.is_off() {
+            return MaskReport::default();
+        }
+        self.walk(&mut view.doc, &mut view.embedded, view.withheld, key)
+    }
+
+    fn walk(&self, doc: &mut Value, exp: &mut crate::embedded::Embedded, withheld: u64, key: &MaskKey) -> MaskReport {
         let mut cx = walk::Cx::new(self, &self.engine, operators::Operators::new(key));
-        cx.document(doc);
+        cx.withheld(withheld);
+        cx.document(doc, exp);
         cx.report()
     }
 

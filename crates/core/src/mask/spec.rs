@@ -5,7 +5,8 @@
 //! secrets = "redact"          # every secret detector; default "redact"
 //! pii = "hash"                # every PII detector; default "redact"
 //! keys = "redact"             # values under credential-like key names; default "redact"
-//! key_names = ["password", "x_internal_pin"]   # optional: replaces the built-in list
+//! key_names = ["x_internal_pin"]   # optional: added to the built-in list
+//! # key_names = { names = ["password"], replace = true }   # only these, built-ins dropped
 //! [roles.engineer.masking.detectors]
 //! email = "partial"           # per-detector override
 //! ipv4 = "off"
@@ -38,8 +39,51 @@ pub struct MaskingSpec {
     /// Per-detector operators, overriding the class setting.
     #[serde(default)]
     pub detectors: BTreeMap<Spanned<String>, Spanned<String>>,
-    /// Key names whose values are masked whole; replaces the built-in list.
-    pub key_names: Option<Vec<Spanned<String>>>,
+    /// Key names whose values are masked whole, in addition to the built-in list — or instead
+    /// of it, when written as `{ names = [...], replace = true }`.
+    pub key_names: Option<KeyNamesSpec>,
+}
+
+/// `key_names` as written: a list extends the built-in names; a table with `replace = true`
+/// replaces them. Extending is the default so that naming one extra key never silently stops
+/// masking `password`, `token` or `authorization`; dropping the built-ins must be spelled out.
+#[derive(Debug, Clone, Default)]
+pub struct KeyNamesSpec {
+    pub names: Vec<Spanned<String>>,
+    pub replace: bool,
+}
+
+impl<'de> serde::Deserialize<'de> for KeyNamesSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = KeyNamesSpec;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of key names, or a table `{ names = [...], replace = true }`")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<KeyNamesSpec, A::Error> {
+                let mut names = Vec::new();
+                while let Some(n) = seq.next_element::<Spanned<String>>()? {
+                    names.push(n);
+                }
+                Ok(KeyNamesSpec { names, replace: false })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<KeyNamesSpec, A::Error> {
+                let (mut names, mut replace) = (None, None);
+                while let Some(k) = map.next_key::<String>()? {
+                    match k.as_str() {
+                        "names" if names.is_none() => names = Some(map.next_value::<Vec<Spanned<String>>>()?),
+                        "replace" if replace.is_none() => replace = Some(map.next_value::<bool>()?),
+                        "names" | "replace" => return Err(serde::de::Error::duplicate_field("names or replace")),
+                        other => return Err(serde::de::Error::unknown_field(other, &["names", "replace"])),
+                    }
+                }
+                let names = names.ok_or_else(|| serde::de::Error::missing_field("names"))?;
+                Ok(KeyNamesSpec { names, replace: replace.unwrap_or(false) })
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// A mistake in a masking table, with where it is in the policy file when known.
@@ -104,10 +148,11 @@ impl MaskingSpec {
         }
         let key_names = match &self.key_names {
             None => KeyNames::builtin(),
-            Some(list) => {
-                let mut names = Vec::new();
-                for n in list {
+            Some(spec) => {
+                let mut names = if spec.replace { Vec::new() } else { KeyNames::builtin_names() };
+                for n in &spec.names {
                     match KeyNames::normalize(n.get_ref()) {
+                        Some(norm) if names.iter().any(|(_, have)| *have == norm) => {}
                         Some(norm) => names.push((n.get_ref().clone(), norm)),
                         None => errors.push(MaskSpecError {
                             span: Some(n.span()),

@@ -36,11 +36,23 @@ fn json_in_strings_is_masked_inside_and_reencoded() {
 }
 
 #[test]
-fn unchanged_nested_json_keeps_its_original_text() {
+fn unchanged_nested_json_keeps_its_content() {
+    // Decoded and encoded back by the one decoder: the same document, compactly written.
     let inner = "[ {\"role\": \"user\", \"content\": \"hello there\"} ]";
     let (out, report) = run(&masker(""), json!({"s": inner}));
-    assert_eq!(out["s"], inner);
+    let back: Value = serde_json::from_str(out["s"].as_str().unwrap_or_default()).unwrap_or_else(|e| unreachable!("{e}"));
+    assert_eq!(back, serde_json::from_str::<Value>(inner).unwrap_or_else(|e| unreachable!("{e}")));
     assert!(report.hits.is_empty());
+}
+
+#[test]
+fn numbers_are_scanned_like_strings() {
+    let (out, report) = run(&masker(""), json!({"card": 4111111111111111u64, "n": 42, "embedded": "[4111111111111111]"}));
+    assert_eq!(out["card"], "[REDACTED:CREDIT_CARD]");
+    assert_eq!(out["n"], 42);
+    let embedded: Value = serde_json::from_str(out["embedded"].as_str().unwrap_or_default()).unwrap_or_else(|e| unreachable!("{e}"));
+    assert_eq!(embedded, json!(["[REDACTED:CREDIT_CARD]"]));
+    assert_eq!(report.total(), 2);
 }
 
 #[test]
@@ -68,8 +80,14 @@ fn values_under_credential_keys_are_masked_whole() {
     assert_eq!(out, json!({"db_password": "[REDACTED:KEY_NAME]", "pin": 1234,
         "headers": {"Authorization": "[REDACTED:KEY_NAME]", "X-Api-Key": "[REDACTED:KEY_NAME]"},
         "attributes": [{"key": "http.request.header.cookie", "value": {"stringValue": "[REDACTED:KEY_NAME]"}}], "max_tokens": 5}));
+    // A policy's own names extend the built-in list: naming `pin` does not stop masking `password`.
     let custom = masker("key_names = [\"pin\"]");
-    assert_eq!(run(&custom, json!({"pin": 1234, "password": "x"})).0, json!({"pin": "[REDACTED:KEY_NAME]", "password": "x"}));
+    assert_eq!(run(&custom, json!({"pin": 1234, "password": "x"})).0, json!({"pin": "[REDACTED:KEY_NAME]", "password": "[REDACTED:KEY_NAME]"}));
+    // Dropping the built-ins must be spelled out.
+    let only = masker("key_names = { names = [\"pin\"], replace = true }");
+    assert_eq!(run(&only, json!({"pin": 1234, "password": "x"})).0, json!({"pin": "[REDACTED:KEY_NAME]", "password": "x"}));
+    let extend = masker("key_names = { names = [\"pin\", \"PASSWORD\"], replace = false }");
+    assert_eq!(run(&extend, json!({"pin": 1, "token": "t"})).0, json!({"pin": "[REDACTED:KEY_NAME]", "token": "[REDACTED:KEY_NAME]"}));
 }
 
 #[test]
@@ -123,6 +141,11 @@ fn strict_table() {
     assert!(bad("[detectors]\nemial = \"redact\"").contains("unknown detector `emial`"));
     assert!(bad("secret = \"off\"").contains("unknown field"));
     assert!(bad("key_names = [\"--\"]").contains("no letters"));
+    assert!(bad("key_names = { names = [\"--\"], replace = true }").contains("no letters"));
+    assert!(bad("key_names = { names = [\"pin\"], replace = \"yes\" }").contains("bool"), "{}", bad("key_names = { names = [\"pin\"], replace = \"yes\" }"));
+    assert!(bad("key_names = { name = [\"pin\"] }").contains("unknown field"));
+    assert!(bad("key_names = { replace = true }").contains("names"));
+    assert!(bad("key_names = \"pin\"").contains("list of key names"));
 }
 
 #[test]
@@ -160,5 +183,5 @@ fn very_deep_documents_are_cut_not_overflowed() {
         out = a.pop().unwrap_or(Value::Null);
         depth += 1;
     }
-    assert_eq!((depth, out), (256, Value::Null));
+    assert_eq!((depth, out), (crate::embedded::MAX_NESTING, Value::Null));
 }

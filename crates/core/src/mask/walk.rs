@@ -1,9 +1,13 @@
-//! The JSON walk: masks string values and object keys in place, sees inside JSON documents
-//! encoded in strings and `\uXXXX` / `%40` escapes in text, and records what it did.
+//! The JSON walk: masks string values, numbers and object keys in place, sees `\uXXXX` / `%40`
+//! escapes in text, and records what it did.
+//!
+//! JSON documents encoded in strings are decoded before the walk, by the one decoder
+//! ([`crate::embedded`]) that projection uses too, so the walk sees exactly the strings deny
+//! rules can address. When a masked key renames a member, the decoded-position marks move with
+//! it, so the document is encoded back in its input's shape.
 //!
 //! Strings that need no change are never copied: a string is rewritten only when a detector
-//! fired in it, a nested document is re-encoded only when something inside it changed, and an
-//! object is rebuilt only when one of its keys was masked or a member dropped.
+//! fired in it, and an object is rebuilt only when one of its keys was masked or a member dropped.
 
 use std::collections::BTreeMap;
 
@@ -11,11 +15,10 @@ use memchr::memchr2;
 use serde_json::{Map, Value};
 
 use super::detectors::{merge, Detector, Engine, Span, MIN_SCAN_LEN};
+use crate::embedded::Embedded;
 use super::operators::{Op, Operators};
 use super::{MaskHit, MaskReport, Masker};
 
-/// How many levels of JSON-in-a-string are decoded; deeper ones are scanned as text.
-const MAX_NESTED: u32 = 4;
 /// Containers nested deeper than this (counting JSON-in-strings) are replaced by `null`: the
 /// walk recurses, and a document built in memory (not parsed, which caps depth at 128) could
 /// otherwise exhaust the stack. Fail closed: what cannot be inspected is not served.
@@ -152,14 +155,20 @@ impl<'m> Cx<'m> {
         MaskReport { hits }
     }
 
-    /// Masks `doc` in place; a root that must be dropped becomes `null`.
-    pub fn document(&mut self, doc: &mut Value) {
-        if self.value(doc, &Path::root(), 0) == Fate::Drop {
+    /// Masks a decoded `doc` in place; a root that must be dropped becomes `null`. `exp` marks
+    /// where strings were decoded; masked keys move their marks.
+    pub fn document(&mut self, doc: &mut Value, exp: &mut Embedded) {
+        if self.value(doc, &Path::root(), Some(exp)) == Fate::Drop {
             *doc = Value::Null;
         }
     }
 
-    fn value(&mut self, v: &mut Value, path: &Path<'_>, depth: u32) -> Fate {
+    /// Values withheld before the walk (too deep to decode) are reported with its own.
+    pub fn withheld(&mut self, n: u64) {
+        self.too_deep += n;
+    }
+
+    fn value(&mut self, v: &mut Value, path: &Path<'_>, exp: Option<&mut Embedded>) -> Fate {
         if matches!(v, Value::Array(_) | Value::Object(_)) {
             if self.level >= MAX_LEVEL {
                 *v = Value::Null;
@@ -168,12 +177,25 @@ impl<'m> Cx<'m> {
                 return Fate::Keep;
             }
             self.level += 1;
-            self.container(v, path, depth);
+            self.container(v, path, exp);
             self.level -= 1;
             return Fate::Keep;
         }
         match v {
-            Value::String(s) => match self.string(s, path, depth) {
+            Value::Number(n) => {
+                // A number a detector flags (a card number, an account id) becomes a masked string.
+                let text = n.to_string();
+                match self.string(&text, path) {
+                    TextFate::Keep => Fate::Keep,
+                    TextFate::Replace(masked) => {
+                        *v = Value::String(masked);
+                        self.changed += 1;
+                        Fate::Keep
+                    }
+                    TextFate::Drop => Fate::Drop,
+                }
+            }
+            Value::String(s) => match self.string(s, path) {
                 TextFate::Keep => Fate::Keep,
                 TextFate::Replace(n) => {
                     *s = n;
@@ -182,26 +204,28 @@ impl<'m> Cx<'m> {
                 }
                 TextFate::Drop => Fate::Drop,
             },
-            Value::Null | Value::Bool(_) | Value::Number(_) | Value::Array(_) | Value::Object(_) => Fate::Keep,
+            Value::Null | Value::Bool(_) | Value::Array(_) | Value::Object(_) => Fate::Keep,
         }
     }
 
-    fn container(&mut self, v: &mut Value, path: &Path<'_>, depth: u32) {
+    fn container(&mut self, v: &mut Value, path: &Path<'_>, mut exp: Option<&mut Embedded>) {
+        let exp_kids = exp.as_ref().is_some_and(|e| e.has_children());
         match v {
             Value::Array(a) => {
                 for (i, e) in a.iter_mut().enumerate() {
-                    if self.value(e, &path.index(i), depth) == Fate::Drop {
+                    let kid = if exp_kids { exp.as_deref_mut().and_then(|x| x.index_mut(i)) } else { None };
+                    if self.value(e, &path.index(i), kid) == Fate::Drop {
                         *e = Value::Null;
                         self.changed += 1;
                     }
                 }
             }
-            Value::Object(m) => self.object(m, path, depth),
+            Value::Object(m) => self.object(m, path, if exp_kids { exp } else { None }),
             _ => {}
         }
     }
 
-    fn object(&mut self, m: &mut Map<String, Value>, path: &Path<'_>, depth: u32) {
+    fn object(&mut self, m: &mut Map<String, Value>, path: &Path<'_>, mut exp: Option<&mut Embedded>) {
         let masker = self.m;
         let n = m.len();
         let mut new_keys: Vec<Option<String>> = Vec::new();
@@ -235,7 +259,8 @@ impl<'m> Cx<'m> {
             let shown = new_keys.get(i).and_then(|o| o.as_deref()).unwrap_or(k);
             let p = path.key(shown);
             let secret = key_op != Op::Off && (masker.key_names.matches(k) || (attr_secret && k == "value"));
-            let fate = if secret { self.whole(v, &p, key_op) } else { self.value(v, &p, depth) };
+            let kid = exp.as_deref_mut().and_then(|x| x.key_mut(k));
+            let fate = if secret { self.whole(v, &p, key_op) } else { self.value(v, &p, kid) };
             if fate == Fate::Drop {
                 drops.resize(n, false);
                 drops[i] = true;
@@ -248,9 +273,14 @@ impl<'m> Cx<'m> {
         let old = std::mem::take(m);
         for (i, (k, v)) in old.into_iter().enumerate() {
             if drops.get(i) == Some(&true) {
+                if let Some(x) = exp.as_deref_mut() {
+                    x.remove_key(&k);
+                }
                 continue;
             }
-            let mut key = new_keys.get_mut(i).and_then(Option::take).unwrap_or(k);
+            let renamed = new_keys.get_mut(i).and_then(Option::take);
+            let old_key = renamed.as_ref().map(|_| k.clone());
+            let mut key = renamed.unwrap_or(k);
             if m.contains_key(&key) {
                 // Two keys masked to the same text: keep both members.
                 let base = key.clone();
@@ -259,6 +289,9 @@ impl<'m> Cx<'m> {
                     key = format!("{base}#{n}");
                     n += 1;
                 }
+            }
+            if let (Some(x), Some(old_key)) = (exp.as_deref_mut(), old_key) {
+                x.rename_key(&old_key, &key);
             }
             m.insert(key, v);
         }
@@ -308,25 +341,9 @@ impl<'m> Cx<'m> {
         Fate::Keep
     }
 
-    fn string(&mut self, s: &str, path: &Path<'_>, depth: u32) -> TextFate {
+    fn string(&mut self, s: &str, path: &Path<'_>) -> TextFate {
         if s.len() < MIN_SCAN_LEN {
             return TextFate::Keep;
-        }
-        if depth < MAX_NESTED && looks_like_json(s) {
-            if let Ok(mut nested) = serde_json::from_str::<Value>(s) {
-                let before = self.changed;
-                if self.value(&mut nested, path, depth + 1) == Fate::Drop {
-                    return TextFate::Drop;
-                }
-                if self.changed == before {
-                    return TextFate::Keep;
-                }
-                return match serde_json::to_string(&nested) {
-                    Ok(t) => TextFate::Replace(t),
-                    // Cannot happen for a Value with string keys; fail closed anyway.
-                    Err(_) => TextFate::Replace("[REDACTED:UNENCODABLE]".to_owned()),
-                };
-            }
         }
         let fate = self.text(s);
         self.flush(path);
@@ -372,14 +389,6 @@ impl<'m> Cx<'m> {
         out.push_str(src.get(at..).unwrap_or(""));
         TextFate::Replace(out)
     }
-}
-
-fn looks_like_json(s: &str) -> bool {
-    let t = s.trim_ascii();
-    matches!(
-        (t.as_bytes().first(), t.as_bytes().last()),
-        (Some(b'{'), Some(b'}')) | (Some(b'['), Some(b']')) | (Some(b'"'), Some(b'"'))
-    ) && t.len() >= 2
 }
 
 /// Decodes `\uXXXX` (with surrogate pairs) and ASCII `%XX` escapes, so `alice\u0040example.com`

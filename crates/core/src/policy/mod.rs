@@ -79,6 +79,8 @@ pub struct FieldRule {
     pub id: String,
     pub expr: String,
     pub path: JsonPath,
+    /// Its pattern, for deciding from the policy alone what a request can reach.
+    pub shape: crate::jsonpath::Shape,
 }
 
 /// The projection a role gets: nodes matched by any `allow`, minus subtrees matched by any `deny`.

@@ -158,11 +158,14 @@ impl Ctx<'_> {
     fn paths(&mut self, role: &str, kind: &str, specs: &[Spanned<String>]) -> Vec<FieldRule> {
         let mut out = Vec::new();
         for (i, s) in specs.iter().enumerate() {
-            match JsonPath::parse(s.get_ref()) {
-                Ok(path) => out.push(FieldRule {
+            match JsonPath::parse(s.get_ref()).map_err(|e| e.to_string()).and_then(|path| {
+                crate::jsonpath::scan(s.get_ref()).map(|shape| (path, shape)).map_err(|e| e.0)
+            }) {
+                Ok((path, shape)) => out.push(FieldRule {
                     id: format!("roles.{role}.fields.{kind}[{i}]"),
                     expr: s.get_ref().clone(),
                     path,
+                    shape,
                 }),
                 Err(e) => self.err(
                     s.span(),

@@ -3,6 +3,7 @@
 use serde_json::json;
 
 use super::*;
+use crate::jsonpath::Limits;
 use crate::policy::Policy;
 
 fn policy(fields: &str) -> Policy {
@@ -64,26 +65,59 @@ fn request_outside_allow_is_refused() {
     let d = d.unwrap_or_else(|| unreachable!("must be refused"));
     assert_eq!(d.code, DenyCode::FieldOutsideView);
     assert_eq!(d.rules, ["roles.r.fields.allow"]);
-    assert!(d.message.contains("$['a']"), "{}", d.message);
+    assert!(d.message.contains("`$.a`"), "{}", d.message);
 }
 
 #[test]
-fn request_containing_or_inside_deny_is_refused() {
+fn requests_that_can_only_reach_denied_fields_are_refused() {
     let p = policy("allow = [\"$\"]\ndeny = [\"$.a\", \"$..reasoning\"]");
-    for asked in ["$.steps[1]", "$..reasoning", "$", "$.steps[*].reasoning", "$..*"] {
+    for asked in ["$..reasoning", "$.steps[*].reasoning", "$.a", "$.steps[0].reasoning.x"] {
         let d = project(doc(), &p.roles[0], Some(&req(&[asked]))).err();
         let d = d.unwrap_or_else(|| unreachable!("{asked} must be refused"));
         assert_eq!(d.code, DenyCode::FieldDenied, "{asked}");
     }
+    // Wider requests are served over the view: denied parts are simply not in it.
+    let out = project(doc(), &p.roles[0], Some(&req(&["$.steps[1]"]))).unwrap_or_else(|d| unreachable!("{d:?}"));
+    assert_eq!(out, json!({"steps": [{"output": "o1", "n": 1}]}));
     let ok = project(doc(), &p.roles[0], Some(&req(&["$.steps[*].output", "$.steps[0].n"])));
-    assert!(ok.is_ok());
+    assert_eq!(ok.ok(), Some(json!({"steps": [{"output": "o0", "n": 0}, {"output": "o1"}]})));
 }
 
 #[test]
-fn denied_node_inside_json_string_blocks_a_request_for_the_string() {
+fn filters_see_the_view_not_the_stored_document() {
+    let p = policy("allow = [\"$.steps\"]\ndeny = [\"$..reasoning\"]");
+    // The filter tests a denied field: over the view it is absent, whatever it holds.
+    for word in ["r0", "nothing"] {
+        let out = project(doc(), &p.roles[0], Some(&req(&[&format!("$.steps[?search(@.reasoning, '{word}')].output")])));
+        assert_eq!(out.ok(), Some(json!({})), "{word}");
+    }
+}
+
+#[test]
+fn denied_node_inside_json_string_is_cut_from_a_request_for_the_string() {
     let p = policy("allow = [\"$\"]\ndeny = [\"$..[?@.type == 'reasoning']\"]");
-    let d = project(doc(), &p.roles[0], Some(&req(&["$.attrs[0].value"]))).err();
-    assert_eq!(d.map(|d| d.code), Some(DenyCode::FieldDenied));
+    let out = project(doc(), &p.roles[0], Some(&req(&["$.attrs[0].value"]))).unwrap_or_else(|d| unreachable!("{d:?}"));
+    assert_eq!(out, json!({"attrs": [{"value": "[{\"type\":\"text\",\"content\":\"hi\"}]"}]}));
+}
+
+#[test]
+fn query_limits_are_enforced_before_evaluation() {
+    let e = FieldRequest::parse_all(["$..a..b..c"]).err();
+    assert!(matches!(e, Some(FieldRequestError::Limit { limit: "max_descendants", .. })), "{e:?}");
+    let e = FieldRequest::parse_all(["$[?@..a[?@..b]]"]).err();
+    assert!(matches!(e, Some(FieldRequestError::Limit { .. })), "{e:?}");
+    let long = format!("$[?search(@.a, '{}')]", "x".repeat(200));
+    let e = FieldRequest::parse_all([long.as_str()]).err();
+    assert!(matches!(e, Some(FieldRequestError::Limit { limit: "max_literal_bytes", .. })), "{e:?}");
+    let e = FieldRequest::parse_all(["$[?match(@.a, @.b)]"]).err();
+    assert!(matches!(e, Some(FieldRequestError::Limit { limit: "regex_literal", .. })), "{e:?}");
+    // A descendant inside a filter over a large view is refused by the node estimate.
+    let big = json!({"items": (0..2000).map(|i| json!({"a": {"b": {"c": i}}})).collect::<Vec<_>>()});
+    let p = policy("allow = [\"$\"]");
+    let r = req(&["$..items[?@..c]"]);
+    let v = view(big, &p.roles[0]);
+    let limits = Limits { max_evaluated_nodes: 10_000, ..Limits::DEFAULT };
+    assert!(narrow(v, &r, &limits).is_err());
 }
 
 #[test]

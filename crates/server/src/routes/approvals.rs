@@ -15,7 +15,7 @@ use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{json, Value};
-use tracegate_approvals::{ApprovalStore, Committed, Format, Notifier, Opened, StoreError, WebhookConfig};
+use tracegate_approvals::{ApprovalStore, Committed, Format, Notifier, Record, StoreError, WebhookConfig};
 use tracegate_audit::{Decision, Entry, PrincipalRecord, Timestamp};
 use tracegate_core::approval::{AccessRequest, Actor, ApprovalError, Change, Status, Terms};
 use tracegate_core::pipeline::Gate;
@@ -110,17 +110,10 @@ pub fn spawn_sweeper(state: &Arc<AppState>) {
         loop {
             tick.tick().await;
             let Some(state) = weak.upgrade() else { return };
-            let store = state.approvals.store.clone();
-            match tokio::task::spawn_blocking(move || store.sweep(SystemTime::now())).await {
-                Ok(Ok(expired)) => {
-                    for c in &expired {
-                        if let Err(e) = audit_change(&state, "", c, None).await {
-                            tracing::error!(request = %c.request.id, error = %e.message, "auditing an expiry failed");
-                        }
-                    }
-                }
-                Ok(Err(e)) => tracing::error!(error = %e, "sweeping access requests failed"),
-                Err(e) => tracing::error!(error = %e, "the access-request sweeper panicked"),
+            state.limits.forget_idle();
+            // Each expiry is audited before it is logged; one that cannot be is retried next tick.
+            if let Err(e) = change(&state, "", None, |store, record| store.sweep(SystemTime::now(), record)).await {
+                tracing::error!(error = %e.message, "recording expiries failed");
             }
         }
     });
@@ -148,13 +141,15 @@ pub async fn gate(state: &Arc<AppState>, request_id: &str, who: &Principal, gate
     if let Some(grant) = found {
         return Ok(GateOutcome::Granted(grant));
     }
-    let store = state.approvals.store.clone();
+    // A new request pages a human: it spends the caller's access-request budget (joining one
+    // already pending does not), and the store caps how many may wait at once.
+    if state.approvals.store.pending_for(&fp, now).is_none() {
+        state.limits.check_open(who)?;
+    }
     let shape = gate.shape.clone();
     let terms = Terms::of(gate.role.rule("approval"), gate.rule);
-    let opened = blocking(move || store.open_request(shape, terms, now)).await?;
-    if let Opened::Created(c) = &opened {
-        audit_change(state, request_id, c, Some(who)).await?;
-    }
+    let max_pending = state.limits.max_pending;
+    let opened = change(state, request_id, Some(who), move |store, record| store.open_request(shape, terms, now, max_pending, record)).await?;
     let r = opened.request();
     let url = state.approvals.url(&r.id);
     let body = json!({
@@ -189,11 +184,8 @@ pub async fn consume(
     grant: &AccessRequest,
     now: SystemTime,
 ) -> Result<Committed, ApiError> {
-    let store = state.approvals.store.clone();
     let (id, fp) = (grant.id.clone(), grant.fingerprint.clone());
-    let c = blocking(move || store.use_grant(&id, &fp, now)).await?;
-    audit_change(state, request_id, &c, Some(who)).await?;
-    Ok(c)
+    change(state, request_id, Some(who), move |store, record| store.use_grant(&id, &fp, now, record)).await
 }
 
 // ---- routes ---------------------------------------------------------------------------------
@@ -380,22 +372,20 @@ async fn decide(
     let now = SystemTime::now();
     // Only those who may see a request learn that it exists.
     visible(state, &id, &actor, now)?;
-    // Decide and record, atomically in the store.
-    let store = state.approvals.store.clone();
-    let c = blocking({
+    // Decide, audit (tied to this request's record by its id), then commit — atomically in the
+    // store: a change whose record cannot be written does not happen.
+    let c = change(state, &audit.entry.request_id, Some(&who), {
         let (id, actor) = (id.clone(), actor.clone());
-        move || {
+        move |store, record| {
             let comment = body.comment.as_deref();
             match verb {
-                Verb::Approve => store.approve(&id, &actor, comment, now),
-                Verb::Deny => store.deny(&id, &actor, comment, now),
-                Verb::Revoke => store.revoke(&id, &actor, comment, now),
+                Verb::Approve => store.approve(&id, &actor, comment, now, record),
+                Verb::Deny => store.deny(&id, &actor, comment, now, record),
+                Verb::Revoke => store.revoke(&id, &actor, comment, now, record),
             }
         }
     })
     .await?;
-    // Audit the change (tied to this request's record by its id), then respond.
-    audit_change(state, &audit.entry.request_id, &c, Some(&who)).await?;
     ok(&view(state, &c.request, &actor, now))
 }
 
@@ -430,11 +420,63 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, StoreError> +
         .map_err(store_error)
 }
 
+/// Makes one store change, audit first: `f` runs on a blocking thread with a [`Record`] hook
+/// that writes the change's `approval` audit record (under the store lock, before the change is
+/// logged or applied). If the record cannot be written the change does not happen and the caller
+/// gets that 503; if the store then fails to log a recorded change, a second record says it was
+/// not applied. `request_id` ties the records to the HTTP request (empty for the sweeper).
+async fn change<T: Send + 'static>(
+    state: &Arc<AppState>,
+    request_id: &str,
+    who: Option<&Principal>,
+    f: impl FnOnce(&ApprovalStore, Record<'_>) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let (st, rid, who) = (state.clone(), request_id.to_owned(), who.cloned());
+    let handle = tokio::runtime::Handle::current();
+    let joined = tokio::task::spawn_blocking(move || {
+        let mut refused: Option<ApiError> = None;
+        let mut last: Option<Committed> = None;
+        let out = {
+            let mut record = |c: &Committed| -> Result<(), String> {
+                match handle.block_on(audit_change(&st, &rid, c, who.as_ref())) {
+                    Ok(()) => {
+                        last = Some(c.clone());
+                        Ok(())
+                    }
+                    Err(e) => {
+                        let m = e.message.clone();
+                        refused = Some(e);
+                        Err(m)
+                    }
+                }
+            };
+            f(&st.approvals.store, &mut record)
+        };
+        if let (Err(StoreError::Io { .. }), Some(c)) = (&out, &last) {
+            if let Err(e) = handle.block_on(audit_not_applied(&st, &rid, c, who.as_ref())) {
+                tracing::error!(access_request = %c.request.id, error = %e.message, "recording that a change was not applied failed");
+            }
+        }
+        (out, refused)
+    })
+    .await
+    .map_err(|_| ApiError::internal("internal", "the approvals task failed"))?;
+    match joined {
+        (Ok(v), _) => Ok(v),
+        (Err(StoreError::Unrecorded(_)), Some(e)) => Err(e),
+        (Err(e), _) => Err(store_error(e)),
+    }
+}
+
 /// Store failures as HTTP: who-you-are refusals 403, state conflicts 409, bad input 400, and the
 /// store itself failing 503 (the change did not happen).
 pub fn store_error(e: StoreError) -> ApiError {
     match e {
         StoreError::NotFound(id) => ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("access request `{id}` not found")),
+        StoreError::TooManyPending { limit, retry_after, .. } => ApiError::too_many(
+            format!("you already have {limit} access requests waiting for a decision; wait for one to be decided or expire"),
+            retry_after,
+        ),
         StoreError::Refused(a) => {
             let status = if a.is_forbidden() || matches!(a, ApprovalError::NotCovered { .. }) {
                 StatusCode::FORBIDDEN
@@ -496,8 +538,24 @@ pub(crate) async fn audit_change(state: &AppState, request_id: &str, c: &Committ
     entry.role = Some(r.shape.role.clone());
     entry.rules = vec![r.terms.rule.clone()];
     state.audit.append(&entry).await.map_err(|e| {
-        tracing::error!(error = %e, access_request = %r.id, change = c.event.change.name(), "audit record of an access-request change could not be written");
-        ApiError::unavailable("audit_unavailable", "the change was made but its audit record could not be written")
+        tracing::error!(error = %e, access_request = %r.id, change = c.event.change.name(), "audit record of an access-request change could not be written; the change was not made");
+        ApiError::unavailable("audit_unavailable", "the audit trail could not be written, so the change was not made")
     })?;
     Ok(())
+}
+
+/// After [`audit_change`] recorded `c`, the approvals log failed to make it durable: say on the
+/// trail that it never took effect, so the trail does not claim a change that did not happen.
+async fn audit_not_applied(state: &AppState, request_id: &str, c: &Committed, who: Option<&Principal>) -> Result<(), ApiError> {
+    let r = &c.request;
+    let event = json!({ "change": c.event.change.name(), "applied": false, "reason": "the approvals log could not be written" });
+    let mut entry = Entry::approval(request_id, r.id.clone(), Decision::Error, event);
+    if let Some(p) = who {
+        let roles = state.policy.roles_for_groups(&p.groups).iter().map(|r| r.name.clone()).collect();
+        entry.principal = Some(PrincipalRecord::new(p, roles));
+    }
+    entry.policy_version = Some(r.shape.policy_version.0.clone());
+    entry.role = Some(r.shape.role.clone());
+    entry.rules = vec![r.terms.rule.clone()];
+    state.audit.append(&entry).await.map(|_| ()).map_err(|_| ApiError::unavailable("audit_unavailable", "the audit trail could not be written"))
 }

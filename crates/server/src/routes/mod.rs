@@ -1,11 +1,14 @@
-//! Routes. Each trace route is one file whose handler reads in request-phase order.
+//! Routes. Each trace route is one file whose handler reads in request-phase order. Every
+//! response except `GET /healthz` and `GET /metrics` is recorded: by its handler through
+//! [`crate::audit::finish`], or else by the [`crate::audit::record_unrecorded`] layer.
 
 pub mod approvals;
 mod audit_trail;
-mod authenticate;
+pub(crate) mod authenticate;
 mod read;
 mod search;
 pub mod service_accounts;
+mod whoami;
 mod write;
 
 use std::sync::Arc;
@@ -15,6 +18,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
+
 
 pub use authenticate::Caller;
 
@@ -26,7 +30,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .route("/v1/whoami", get(whoami))
+        .route("/v1/whoami", get(whoami::whoami))
         .route("/v1/traces", get(search::search))
         .route("/v1/audit", get(audit_trail::list))
         .route("/v1/traces/{id}", get(read::read).put(write::write))
@@ -37,6 +41,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/service-accounts", get(service_accounts::list).post(service_accounts::create))
         .route("/v1/service-accounts/{name}/{verb}", axum::routing::post(service_accounts::action))
         .fallback(not_found)
+        // Inside the metrics layer, so what is counted is what was recorded and released.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::audit::record_unrecorded))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::track))
         // Bodies are read with an explicit limit in the write handler, which answers 413 as JSON.
         .layer(axum::extract::DefaultBodyLimit::disable())
@@ -63,14 +69,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.encode())
 }
 
-/// Who the gateway thinks the caller is, and which roles that reaches. Handy when wiring an
-/// identity provider; shows no credential.
-async fn whoami(State(state): State<Arc<AppState>>, caller: Result<Caller, ApiError>) -> Result<impl IntoResponse, ApiError> {
-    let Caller(who) = caller?;
-    let roles: Vec<&str> = state.policy.roles_for_groups(&who.groups).iter().map(|r| r.name.as_str()).collect();
-    Ok(Json(serde_json::json!({ "principal": who, "roles": roles, "policy_version": state.policy.version })))
-}
-
+/// Unknown routes: recorded by the audit layer like any other refusal.
 async fn not_found() -> ApiError {
     ApiError::new(axum::http::StatusCode::NOT_FOUND, "no_route", "no such route")
 }

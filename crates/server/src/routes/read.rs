@@ -9,11 +9,11 @@ use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::Value;
-use tracegate_core::decision::roles_for_action;
 use tracegate_core::approval::MAX_PURPOSE_LEN;
-use tracegate_core::pipeline::{decide_read_gated, project_and_mask, Candidate, ReadDecision, ReadRequest, Served};
-use tracegate_core::project::FieldRequest;
-use tracegate_core::{Action, Denial, TraceId};
+use tracegate_core::decision::{check_rows, roles_for_action};
+use tracegate_core::pipeline::{decide_read_gated, project_and_mask, Candidate, ReadDecision, ReadRequest, ServeError, Served};
+use tracegate_core::project::{check_request, FieldRequest};
+use tracegate_core::{Action, Denial, DenyCode, TraceId, TraceMeta};
 
 use super::approvals::{self, GateOutcome};
 use super::{query_pairs, Caller};
@@ -59,20 +59,30 @@ async fn read_trace(
         None
     } else {
         let exprs = pairs.iter().map(|(_, v)| v.as_str());
-        Some(FieldRequest::parse_all(exprs).map_err(|e| ApiError::bad_request("bad_field", e.to_string()))?)
+        Some(FieldRequest::parse_all(exprs).map_err(|e| match e {
+            tracegate_core::project::FieldRequestError::Limit { .. } => ApiError::bad_request("query_too_costly", e.to_string()),
+            e => ApiError::bad_request("bad_field", e.to_string()),
+        })?)
     };
 
-    // Decide, before anything is fetched. Callers who may not read at all learn nothing about
-    // which traces exist.
+    // Decide, before anything is fetched. Callers who may not read at all, or whose requested
+    // fields no role's view can hold, learn nothing about which traces exist.
     let policy = state.policy.clone();
-    roles_for_action(&policy, &who, Action::Read)?;
+    let roles = roles_for_action(&policy, &who, Action::Read)?;
+    if let Some(f) = fields.as_deref() {
+        let mut first = None;
+        if !roles.iter().any(|r| check_request(r, f).map_err(|d| first.get_or_insert(d).clone()).is_ok()) {
+            return Err(first.map_or_else(|| ApiError::internal("internal", "no role checked"), ApiError::from));
+        }
+    }
     let meta = state
         .index
         .get(&id)
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("trace `{id}` not found")))?;
     let now = SystemTime::now();
     let ask = ReadRequest { fields: fields.as_deref(), purpose: purpose.as_deref() };
-    let (admitted, grant): (Vec<(String, Vec<String>)>, _) = match decide_read_gated(&policy, &who, &meta, &ask, now)? {
+    let decided = decide_read_gated(&policy, &who, &meta, &ask, now).map_err(|d| scope_refusal(state, &id, d))?;
+    let (admitted, grant): (Vec<(String, Vec<String>)>, _) = match decided {
         ReadDecision::Serve(c) => (c.into_iter().map(|c| (c.role.name.clone(), c.rules)).collect(), None),
         // Approve: served only under a grant for exactly this request; otherwise the caller
         // waits (202) on an access request, and nothing is fetched.
@@ -92,20 +102,52 @@ async fn read_trace(
     // Fetch, with the gateway's own credential.
     let stored = state.store.get(&id).await?;
     audit.entry.object_version = Some(stored.version.clone());
+    if stored.bytes.len() > state.max_read_bytes {
+        return Err(ApiError::internal(
+            "trace_too_large",
+            format!("trace `{id}` is larger than this gateway's read limit (`server.max_read_bytes`)"),
+        ));
+    }
+    // Heavy reads wait for a share of the read budget, so concurrent reads of large traces
+    // cannot exhaust memory.
+    let kib = u32::try_from(stored.bytes.len() / 1024).unwrap_or(u32::MAX).clamp(1, state.read_budget_kib);
+    let _permit = state
+        .read_budget
+        .acquire_many(kib)
+        .await
+        .map_err(|_| ApiError::unavailable("shutting_down", "the gateway is shutting down"))?;
 
     // Project and mask.
     let key = state.mask_key.clone();
     let big = stored.bytes.len() >= BLOCKING_THRESHOLD;
     let job_policy = policy.clone();
-    let job = move || -> Result<Result<Served, Denial>, ApiError> {
+    let job_who = who.clone();
+    let job_id = id.clone();
+    let job = move || -> Result<Result<Served, ServeError>, ApiError> {
         let doc: Value = serde_json::from_slice(&stored.bytes).map_err(|e| {
-            tracing::error!(trace = %id, error = %e, "stored trace is not valid JSON");
-            ApiError::internal("trace_corrupt", format!("stored trace `{id}` is not valid JSON"))
+            tracing::error!(trace = %job_id, error = %e, "stored trace is not valid JSON");
+            ApiError::internal("trace_corrupt", format!("stored trace `{job_id}` is not valid JSON"))
         })?;
+        // Row scope again, on the metadata of exactly the version being served: the index
+        // entry the decision used may be stale.
+        let fresh = TraceMeta::extract(job_id.clone(), &doc);
+        let mut scope_denial = None;
         let candidates: Vec<Candidate<'_>> = admitted
             .iter()
             .filter_map(|(name, rules)| job_policy.role(name).map(|role| Candidate { role, rules: rules.clone() }))
+            .filter(|c| match check_rows(c.role, &job_who, &fresh, now) {
+                Ok(_) => true,
+                Err(d) => {
+                    scope_denial.get_or_insert(d);
+                    false
+                }
+            })
             .collect();
+        if candidates.is_empty() {
+            return Ok(Err(ServeError::Denied(scope_denial.unwrap_or_else(|| {
+                Denial::new(DenyCode::OutsideRowScope, None, "no role's row scope admits the served version", vec![])
+            }))));
+        }
         Ok(project_and_mask(&candidates, doc, fields.as_deref(), &key))
     };
     let served = if big {
@@ -114,7 +156,12 @@ async fn read_trace(
             .map_err(|_| ApiError::internal("internal", "projection task failed"))??
     } else {
         job()?
-    }?;
+    };
+    let served = match served {
+        Ok(s) => s,
+        Err(ServeError::Denied(d)) => return Err(scope_refusal(state, &id, d)),
+        Err(ServeError::TooCostly(e)) => return Err(ApiError::bad_request("query_too_costly", e.to_string())),
+    };
     if let Some(role) = policy.role(&served.role) {
         audit.served(role, served.rules.clone(), &served.masks);
     }
@@ -139,6 +186,18 @@ async fn read_trace(
         reply = reply.header("x-tracegate-access-request", &grant.id);
     }
     Ok(reply)
+}
+
+/// A refusal made after the trace was found: row scope (and the field checks that depend on
+/// which role's row scope held) answers exactly like a trace that does not exist, unless the
+/// operator opted into explicit 403s. The audit record keeps the true reason.
+fn scope_refusal(state: &AppState, id: &TraceId, d: Denial) -> ApiError {
+    let hides = matches!(d.code, DenyCode::OutsideRowScope | DenyCode::FieldDenied | DenyCode::FieldOutsideView);
+    if hides && !state.explicit_row_scope_denials {
+        ApiError::not_found_hiding(id, d)
+    } else {
+        ApiError::from(d)
+    }
 }
 
 /// The caller's stated purpose: the `x-tracegate-purpose` header or `?purpose=`, not both

@@ -35,20 +35,16 @@ fn run(state: &AppState, audit: &mut Audited, query: Option<String>, caller: Res
     let q = parse_query(query.as_deref())?;
     // Decide and fetch: the index answers within the row scope the core applies.
     let now = SystemTime::now();
-    let result = state.index.with_all(|all| search_core(&state.policy, &who, &q, all, now))?;
+    let result = state.index.with_all(|all| search_core(&state.policy, &who, &q, all, now, &state.mask_key))?;
     audit.request().trace_ids = result.traces.iter().map(|m| m.trace_id.to_string()).collect();
-    // Mask: metadata (a `user` field may be an email) gets the same maskers as a read.
+    // Results were masked and cut to the role's view by the core, as golden scenarios see them.
     let role = state
         .policy
         .role(&result.role)
         .ok_or_else(|| ApiError::internal("internal", "the serving role vanished from the policy"))?;
     let serialise_failed = || ApiError::internal("internal", "serialising the response failed");
-    let mut body = serde_json::to_value(&result).map_err(|_| serialise_failed())?;
-    let masks = match body.get_mut("traces") {
-        Some(traces) => role.masking.apply(traces, &state.mask_key),
-        None => return Err(serialise_failed()),
-    };
-    audit.served(role, result.rules.clone(), &masks);
+    let body = serde_json::to_value(&result).map_err(|_| serialise_failed())?;
+    audit.served(role, result.rules.clone(), &result.masks);
     // Respond.
     let body = serde_json::to_vec(&body).map_err(|_| serialise_failed())?;
     Ok(Reply::json(StatusCode::OK, body))

@@ -299,26 +299,31 @@ async fn replay(id: &str, config: &Path, show: bool) -> anyhow::Result<ExitCode>
     let store = match &gw.store {
         tracegate_server::config::StoreSection::Local { path } => tracegate_store::ObjectTraceStore::local(&gw.resolve(path))?,
     };
-    let stored = match tracegate_store::TraceStore::get(&store, &tid).await {
+    // Exactly the version that was served: every write keeps its versions, so an overwrite
+    // since does not stop a replay.
+    let stored = match tracegate_store::TraceStore::get_version(&store, &tid, object_version).await {
         Ok(s) => s,
         Err(tracegate_store::StoreError::NotFound(_)) => {
-            outcome("object_deleted", format!("trace `{tid}` no longer exists; what was shown cannot be reproduced"));
+            let now = tracegate_store::TraceStore::get(&store, &tid).await;
+            if let Ok(cur) = now {
+                outcome(
+                    "object_changed",
+                    format!("trace `{tid}` is now version {} and {object_version}, which was served, is no longer kept; what was shown cannot be reproduced", cur.version),
+                );
+            } else {
+                outcome("object_deleted", format!("trace `{tid}` no longer exists; what was shown cannot be reproduced"));
+            }
             return Ok(ExitCode::FAILURE);
         }
         Err(e) => return Err(e.into()),
     };
-    if &stored.version != object_version {
-        outcome(
-            "object_changed",
-            format!("trace `{tid}` is now version {} but {object_version} was served; what was shown cannot be reproduced", stored.version),
-        );
-        return Ok(ExitCode::FAILURE);
-    }
     let doc = serde_json::from_slice(&stored.bytes)?;
     let fields = if req.fields.is_empty() { None } else { Some(FieldRequest::parse_all(req.fields.iter().map(String::as_str))?) };
     let key = tracegate_core::mask::MaskKey(gw.mask_key()?.unwrap_or_default());
-    let served = project_and_mask(&[Candidate { role, rules: Vec::new() }], doc, fields.as_deref(), &key)
-        .map_err(|d| anyhow::anyhow!("re-applying the policy refused the read: {}", d.message))?;
+    let served = project_and_mask(&[Candidate { role, rules: Vec::new() }], doc, fields.as_deref(), &key).map_err(|e| match e {
+        tracegate_core::pipeline::ServeError::Denied(d) => anyhow::anyhow!("re-applying the policy refused the read: {}", d.message),
+        tracegate_core::pipeline::ServeError::TooCostly(e) => anyhow::anyhow!("re-applying the policy refused the read: {e}"),
+    })?;
     let body = serde_json::to_vec(&served.body)?;
     let (_, digest) = BodyDigest::of(&body);
     if show {

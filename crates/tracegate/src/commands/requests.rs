@@ -2,6 +2,10 @@
 //! access requests, through the running gateway's HTTP API. The CLI authenticates like any
 //! caller — with a bearer token from `--token` or `TRACEGATE_TOKEN` — so it can do exactly what
 //! that identity may do over HTTP, nothing more.
+//!
+//! Purposes, comments and subjects are other people's text: everything printed passes through
+//! [`printable`], so an ANSI escape in a purpose cannot recolour, move the cursor, retitle the
+//! window or hide itself, and a line break cannot forge a line of output.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -119,10 +123,10 @@ pub async fn execute(cmd: Cmd) -> anyhow::Result<(ExitCode, String)> {
     if !status.is_success() {
         let msg = json["error"]["message"].as_str().unwrap_or("no message");
         let code = json["error"]["code"].as_str().unwrap_or("error");
-        return Ok((ExitCode::FAILURE, format!("error: {code} ({}): {msg}", status.as_u16())));
+        return Ok((ExitCode::FAILURE, format!("error: {} ({}): {}", printable(code), status.as_u16(), printable(msg))));
     }
     if conn.json {
-        return Ok((ExitCode::SUCCESS, serde_json::to_string_pretty(&json)?));
+        return Ok((ExitCode::SUCCESS, printable_lines(&serde_json::to_string_pretty(&json)?)));
     }
     let out = match &cmd {
         Cmd::List { .. } => {
@@ -133,7 +137,7 @@ pub async fn execute(cmd: Cmd) -> anyhow::Result<(ExitCode, String)> {
                 rows.join("\n")
             }
         }
-        Cmd::Show { .. } => serde_json::to_string_pretty(&json)?,
+        Cmd::Show { .. } => printable_lines(&serde_json::to_string_pretty(&json)?),
         _ => summary(&json),
     };
     Ok((ExitCode::SUCCESS, out))
@@ -141,8 +145,10 @@ pub async fn execute(cmd: Cmd) -> anyhow::Result<(ExitCode, String)> {
 
 /// One line: id, status, requester, role, traces, purpose, approvers.
 fn summary(r: &Value) -> String {
-    let s = |v: &Value| v.as_str().unwrap_or("-").to_owned();
-    let list = |v: &Value| v.as_array().map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(",")).unwrap_or_default();
+    let s = |v: &Value| printable(v.as_str().unwrap_or("-"));
+    let list = |v: &Value| {
+        v.as_array().map(|a| a.iter().filter_map(Value::as_str).map(printable).collect::<Vec<_>>().join(",")).unwrap_or_default()
+    };
     format!(
         "{}  {:<8}  {}  role={}  traces={}  purpose={}  approved_by={}",
         s(&r["id"]),
@@ -153,6 +159,27 @@ fn summary(r: &Value) -> String {
         s(&r["shape"]["purpose"]),
         list(&r["approved_by"]),
     )
+}
+
+/// `s` safe to print to a terminal: control characters (C0 including ESC and line breaks, DEL,
+/// C1 including the one-byte CSI) and invisible characters (bidirectional overrides, zero-width)
+/// become `\uXXXX` escapes — visible, and still valid inside a JSON string.
+pub fn printable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() || tracegate_approvals::notify::is_invisible(c) {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// [`printable`] for multi-line output we rendered ourselves (pretty JSON): its own line breaks
+/// stay, anything inside a line is escaped.
+fn printable_lines(s: &str) -> String {
+    s.lines().map(printable).collect::<Vec<_>>().join("\n")
 }
 
 pub(crate) fn base_url(conn: &Conn) -> anyhow::Result<String> {
@@ -175,4 +202,27 @@ fn seg(id: &str) -> anyhow::Result<&str> {
         bail!("`{id}` is not an access request id");
     }
     Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_text_cannot_drive_the_terminal() {
+        let hostile = "INC-1\u{1b}[2J\u{1b}]0;pwned\u{7}\r\napproved_by=security\u{9b}31m\u{202e}gnp\u{7f}";
+        let out = printable(hostile);
+        assert!(out.chars().all(|c| !c.is_control() && !tracegate_approvals::notify::is_invisible(c)), "{out:?}");
+        assert_eq!(out, "INC-1\\u001b[2J\\u001b]0;pwned\\u0007\\u000d\\u000aapproved_by=security\\u009b31m\\u202egnp\\u007f");
+        // A summary line stays one line, whatever the purpose says.
+        let r = serde_json::json!({ "id": "ar_1", "status": "pending", "shape": { "requester": { "subject": "sid\u{1b}[1m" }, "purpose": hostile } });
+        let line = summary(&r);
+        assert!(!line.contains('\n') && !line.contains('\u{1b}'), "{line:?}");
+        // Escaped JSON is still JSON, with the same text.
+        let pretty = serde_json::to_string_pretty(&serde_json::json!({ "purpose": hostile })).unwrap_or_default();
+        let safe = printable_lines(&pretty);
+        assert!(!safe.contains('\u{9b}') && !safe.contains('\u{202e}'));
+        let back: Value = serde_json::from_str(&safe).unwrap_or_default();
+        assert_eq!(back["purpose"], hostile);
+    }
 }

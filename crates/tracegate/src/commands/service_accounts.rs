@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
 
-use super::requests::{base_url, Conn};
+use super::requests::{base_url, printable, Conn};
 
 #[derive(clap::Subcommand)]
 pub enum Cmd {
@@ -125,13 +125,14 @@ pub async fn execute(cmd: Cmd) -> anyhow::Result<(ExitCode, String)> {
     Ok((ExitCode::SUCCESS, out))
 }
 
+/// A string from the gateway, safe to print to a terminal.
 fn s(v: &Value) -> String {
-    v.as_str().unwrap_or("-").to_owned()
+    printable(v.as_str().unwrap_or("-"))
 }
 
 /// One line per account: name, roles, live keys, then each key with its state.
 fn summary(a: &Value) -> String {
-    let roles: Vec<&str> = a["roles"].as_array().map(|r| r.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    let roles: Vec<String> = a["roles"].as_array().map(|r| r.iter().filter_map(Value::as_str).map(printable).collect()).unwrap_or_default();
     let keys: Vec<String> = a["keys"]
         .as_array()
         .map(|ks| {

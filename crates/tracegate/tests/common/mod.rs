@@ -95,3 +95,55 @@ pub fn rules(body: &serde_json::Value) -> Vec<String> {
         .map(|a| a.iter().filter_map(|r| r.as_str().map(str::to_owned)).collect())
         .unwrap_or_default()
 }
+
+/// Spawns `tracegate serve` for the data directory `data` on a free loopback port, waiting until
+/// it answers; `prefix` runs before it in `sh` (e.g. `ulimit -f` to make the audit log fail).
+pub fn spawn_serve(data: &std::path::Path, prefix: &str) -> (std::process::Child, String) {
+    let bin = env!("CARGO_BIN_EXE_tracegate");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let cmd = format!("{prefix} exec '{bin}' serve --config '{}' --listen 127.0.0.1:{port}", data.join("tracegate.toml").display());
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let client = reqwest::blocking::Client::new();
+    for _ in 0..200 {
+        if client.get(format!("{url}/healthz")).send().is_ok_and(|r| r.status().is_success()) {
+            return (child, url);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("gateway did not start");
+}
+
+/// A dev token minted by the `tracegate token` command for the data directory `data`.
+pub fn cli_token(data: &std::path::Path, sub: &str, groups: &str) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tracegate"))
+        .args(["token", "--sub", sub, "--groups", groups, "--config"])
+        .arg(data.join("tracegate.toml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// `tracegate audit replay ID --show`: success, the outcome object, and the reproduced body.
+#[allow(dead_code)]
+pub fn replay(data: &std::path::Path, id: &str) -> (bool, serde_json::Value, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tracegate"))
+        .args(["audit", "replay", id, "--show", "--config"])
+        .arg(data.join("tracegate.toml"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    // With --show the reproduced body comes first, then the outcome object.
+    let outcome_start = stdout.rfind("{\n").unwrap_or(0);
+    let outcome = serde_json::from_str(&stdout[outcome_start..]).unwrap_or(serde_json::Value::Null);
+    (out.status.success(), outcome, stdout[..outcome_start].trim().to_owned())
+}
