@@ -9,6 +9,10 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   echo "test.sh: installing Node.js (needed by the real OIDC provider tests)"
   apt-get update -qq && apt-get install -y -qq nodejs npm
 fi
+if ! command -v moto_server >/dev/null; then
+  echo "test.sh: installing moto (the S3-compatible server the storage suite runs against)"
+  python3 -m pip install -q "moto[server]"
+fi
 # Install the OIDC provider's packages once, before tests run in parallel.
 bash scripts/start-oidc.sh --install-only
 

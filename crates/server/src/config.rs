@@ -89,12 +89,48 @@ fn default_max_trace_bytes() -> usize {
     DEFAULT_MAX_TRACE_BYTES
 }
 
-/// Where traces live. Only the gateway holds this; callers never do.
+/// Where traces live. Only the gateway holds this; callers never do. Either `url` or the
+/// embedded default's `kind = "local"` with `path`:
+///
+/// ```toml
+/// [store]
+/// url = "s3://traces-bucket/prod"   # or gs://…, az://…, file:///var/lib/tracegate/traces
+/// ```
+///
+/// Bucket credentials and endpoint come from the standard environment and profile chain
+/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT_URL`,
+/// `AWS_ALLOW_HTTP`, web-identity tokens), never from this file.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, tag = "kind", rename_all = "snake_case")]
-pub enum StoreSection {
-    /// A local directory, one `<trace id>.json` file per trace.
-    Local { path: PathBuf },
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// `s3://BUCKET/PREFIX`, `gs://…`, `az://…`, `file:///dir`, or a plain directory path.
+    pub url: Option<String>,
+    /// `local` (the embedded default; with `path`).
+    pub kind: Option<String>,
+    /// A local directory, one `<trace id>.json` per trace (relative to this file).
+    pub path: Option<PathBuf>,
+}
+
+impl GatewayConfig {
+    /// Opens the configured trace store.
+    pub fn open_store(&self) -> Result<tracegate_store::ObjectTraceStore, ConfigError> {
+        let bad = |m: &str| ConfigError::Invalid(format!("[store]: {m}"));
+        let s = &self.store;
+        match (&s.url, &s.kind, &s.path) {
+            (Some(url), None, None) if url.contains("://") && !url.starts_with("file://") => {
+                tracegate_store::ObjectTraceStore::open(url).map_err(|e| bad(&e.to_string()))
+            }
+            (Some(url), None, None) => {
+                let p = Path::new(url.strip_prefix("file://").unwrap_or(url));
+                tracegate_store::ObjectTraceStore::local(&self.resolve(p)).map_err(|e| bad(&e.to_string()))
+            }
+            (None, Some(k), Some(p)) if k == "local" => {
+                tracegate_store::ObjectTraceStore::local(&self.resolve(p)).map_err(|e| bad(&e.to_string()))
+            }
+            (None, Some(k), _) if k != "local" => Err(bad(&format!("unknown `kind` `{k}`; use `url` for buckets"))),
+            _ => Err(bad("give either `url`, or `kind = \"local\"` with `path`")),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

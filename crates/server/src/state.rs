@@ -6,9 +6,9 @@ use tracegate_audit::{AuditLog, PolicyArchive};
 use tracegate_core::mask::MaskKey;
 use tracegate_core::Policy;
 use tracegate_identity::Authenticator;
-use tracegate_store::{ObjectTraceStore, TraceIndex, TraceStore};
+use tracegate_store::{TraceIndex, TraceStore};
 
-use crate::config::{ConfigError, GatewayConfig, StoreSection};
+use crate::config::{ConfigError, GatewayConfig};
 use crate::metrics::Metrics;
 
 pub struct AppState {
@@ -63,9 +63,7 @@ impl AppState {
         let policy = Policy::parse(&policy_path.display().to_string(), &text)?;
         let limits = crate::limits::Limits::new(&cfg.limits)?;
         let auth = Authenticator::new(&cfg.identity, &cfg.base_dir).map_err(|e| StartError::Identity(e.to_string()))?;
-        let store: Arc<dyn TraceStore> = match &cfg.store {
-            StoreSection::Local { path } => Arc::new(ObjectTraceStore::local(&cfg.resolve(path))?),
-        };
+        let store: Arc<dyn TraceStore> = Arc::new(cfg.open_store()?);
         let index = TraceIndex::rebuild(store.as_ref()).await?;
         let read_budget_kib = u32::try_from((cfg.server.read_budget_bytes / 1024).max(1)).unwrap_or(u32::MAX);
         let mask_key = MaskKey(cfg.mask_key()?.unwrap_or_default());

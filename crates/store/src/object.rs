@@ -1,14 +1,20 @@
-//! A [`TraceStore`] over the `object_store` crate: a local directory today, an S3-compatible
-//! bucket by configuration later.
+//! A [`TraceStore`] over the `object_store` crate: a local directory, or any S3-compatible
+//! bucket (also GCS and Azure) by configuration — `ObjectTraceStore::open("s3://bucket/prefix")`.
+//! Credentials and endpoints come from the standard environment (`AWS_ACCESS_KEY_ID`,
+//! `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP`, web identity
+//! tokens, …), never from the config file.
 //!
 //! Layout: the current version of a trace is the object `<id>.json` (one read serves it); every
 //! version ever written is also kept, immutable and content-addressed, as
 //! `versions/<id>/<sha256 hex>.json`, created with `PutMode::Create` so it is never
 //! overwritten. Replay reads the exact version it recorded.
 //!
-//! Conditional writes compare and swap the current version. The local filesystem backend has
-//! no conditional update, so the check and the swap run under a per-trace lock; one gateway
-//! process owns an embedded data directory (the audit log's file lock enforces that).
+//! Conditional writes compare and swap the current version. On buckets the swap is the
+//! object store's own conditional put (`If-Match` on the ETag read, `If-None-Match: *` for a
+//! new trace), so replicas sharing a bucket cannot overwrite each other silently. The local
+//! filesystem has no conditional update, so there the check and the swap run under a per-trace
+//! lock; one gateway process owns an embedded data directory (the audit log's file lock
+//! enforces that).
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -17,7 +23,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::prefix::PrefixStore;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 use tokio::sync::Mutex;
 use tracegate_core::TraceId;
 
@@ -32,6 +39,8 @@ pub struct ObjectTraceStore {
     inner: Arc<dyn ObjectStore>,
     name: String,
     locks: Vec<Mutex<()>>,
+    /// The backend swaps the current object conditionally itself (buckets); otherwise the lock.
+    conditional: bool,
 }
 
 impl ObjectTraceStore {
@@ -44,6 +53,59 @@ impl ObjectTraceStore {
             inner: Arc::new(fs),
             name: format!("local:{}", dir.display()),
             locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            conditional: false,
+        })
+    }
+
+    /// A store at `url`: `s3://bucket/prefix`, `gs://…`, `az://…`, or `file:///dir`. Bucket
+    /// credentials come from the environment; the name kept for logs carries none.
+    pub fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_with(url, &[])
+    }
+
+    /// [`ObjectTraceStore::open`] with settings that override the environment's (e.g.
+    /// `("aws_endpoint", …)`), for tools and tests that must not touch process environment.
+    pub fn open_with(url: &str, settings: &[(&str, &str)]) -> Result<Self, StoreError> {
+        if let Some(dir) = url.strip_prefix("file://") {
+            return Self::local(std::path::Path::new(dir));
+        }
+        let parsed = url::Url::parse(url).map_err(|e| StoreError::Backend(format!("store url: {e}")))?;
+        let bucket = parsed.host_str().unwrap_or_default().to_owned();
+        let prefix = parsed.path().trim_matches('/').to_owned();
+        let inner: Arc<dyn ObjectStore> = match parsed.scheme() {
+            "s3" | "s3a" => {
+                // A gateway answers 503 quickly when the bucket is down; it does not retry for
+                // minutes while callers wait.
+                let retry = object_store::RetryConfig {
+                    max_retries: 2,
+                    retry_timeout: std::time::Duration::from_secs(10),
+                    ..object_store::RetryConfig::default()
+                };
+                let mut b = object_store::aws::AmazonS3Builder::from_env()
+                    .with_bucket_name(&bucket)
+                    .with_retry(retry)
+                    .with_client_options(object_store::ClientOptions::new().with_connect_timeout(std::time::Duration::from_secs(3)));
+                for (k, v) in settings {
+                    let key = k.parse::<object_store::aws::AmazonS3ConfigKey>().map_err(backend)?;
+                    b = b.with_config(key, *v);
+                }
+                Arc::new(b.build().map_err(backend)?)
+            }
+            "gs" => Arc::new(
+                object_store::gcp::GoogleCloudStorageBuilder::from_env().with_bucket_name(&bucket).build().map_err(backend)?,
+            ),
+            "az" | "azure" => Arc::new(
+                object_store::azure::MicrosoftAzureBuilder::from_env().with_container_name(&bucket).build().map_err(backend)?,
+            ),
+            other => return Err(StoreError::Backend(format!("store url scheme `{other}` is not supported (s3, gs, az, file)"))),
+        };
+        let inner: Arc<dyn ObjectStore> =
+            if prefix.is_empty() { inner } else { Arc::new(PrefixStore::new(inner, Path::from(prefix.as_str()))) };
+        Ok(ObjectTraceStore {
+            inner,
+            name: format!("{}://{bucket}/{prefix}", parsed.scheme()),
+            locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            conditional: true,
         })
     }
 
@@ -68,8 +130,16 @@ impl ObjectTraceStore {
     }
 
     async fn read(&self, path: &Path, id: &TraceId) -> Result<StoredTrace, StoreError> {
+        self.read_tagged(path, id).await.map(|(t, _)| t)
+    }
+
+    /// The object and the backend's version of it (ETag), for a conditional swap.
+    async fn read_tagged(&self, path: &Path, id: &TraceId) -> Result<(StoredTrace, UpdateVersion), StoreError> {
         match self.inner.get(path).await {
-            Ok(r) => Ok(StoredTrace::new(r.bytes().await.map_err(backend)?)),
+            Ok(r) => {
+                let tag = UpdateVersion { e_tag: r.meta.e_tag.clone(), version: r.meta.version.clone() };
+                Ok((StoredTrace::new(r.bytes().await.map_err(backend)?), tag))
+            }
             Err(object_store::Error::NotFound { .. }) => Err(StoreError::NotFound(id.clone())),
             Err(e) => Err(backend(e)),
         }
@@ -116,10 +186,12 @@ impl TraceStore for ObjectTraceStore {
 
     async fn put(&self, id: &TraceId, bytes: Bytes, cond: &WriteCondition) -> Result<String, StoreError> {
         let version = content_version(&bytes);
+        // Buckets swap conditionally on the ETag read below; the lock only serialises writers
+        // of this process (and is the whole guarantee on a local directory).
         let _guard = self.lock_for(id).lock().await;
-        let current = match self.get(id).await {
-            Ok(c) => Some(c),
-            Err(StoreError::NotFound(_)) => None,
+        let (current, tag) = match self.read_tagged(&Self::key(id), id).await {
+            Ok((c, t)) => (Some(c), Some(t)),
+            Err(StoreError::NotFound(_)) => (None, None),
             Err(e) => return Err(e),
         };
         let failed = |reason: &str| Err(StoreError::Precondition { id: id.clone(), reason: reason.to_owned() });
@@ -136,8 +208,19 @@ impl TraceStore for ObjectTraceStore {
             self.keep_version(id, &c.version, c.bytes).await?;
         }
         self.keep_version(id, &version, bytes.clone()).await?;
-        self.inner.put(&Self::key(id), PutPayload::from(bytes)).await.map_err(backend)?;
-        Ok(version)
+        let mode = match (self.conditional, tag) {
+            (false, _) => PutMode::Overwrite,
+            (true, None) => PutMode::Create,
+            (true, Some(t)) => PutMode::Update(t),
+        };
+        let opts = PutOptions { mode, ..PutOptions::default() };
+        match self.inner.put_opts(&Self::key(id), PutPayload::from(bytes), opts).await {
+            Ok(_) => Ok(version),
+            Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => {
+                failed("another writer replaced the trace first")
+            }
+            Err(e) => Err(backend(e)),
+        }
     }
 
     async fn list(&self) -> Result<Vec<TraceId>, StoreError> {

@@ -296,9 +296,7 @@ async fn replay(id: &str, config: &Path, show: bool) -> anyhow::Result<ExitCode>
         return Ok(ExitCode::FAILURE);
     };
     let tid = TraceId::parse(&req.trace_ids[0])?;
-    let store = match &gw.store {
-        tracegate_server::config::StoreSection::Local { path } => tracegate_store::ObjectTraceStore::local(&gw.resolve(path))?,
-    };
+    let store = gw.open_store()?;
     // Exactly the version that was served: every write keeps its versions, so an overwrite
     // since does not stop a replay.
     let stored = match tracegate_store::TraceStore::get_version(&store, &tid, object_version).await {

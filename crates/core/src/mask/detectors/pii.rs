@@ -4,7 +4,8 @@
 //! so a card or phone regex would run its automaton over every byte and still need the Luhn and
 //! shape checks afterwards. Instead one pass groups digits into "number chunks" (digits joined
 //! by single separators), skips chunks glued to letters (UUIDs, hex ids, `v1.2.3.4`), and
-//! classifies windows of each chunk's digit groups; emails start from each `@` and IPv6 from `:`.
+//! classifies windows of each chunk's digit groups (cards, SSNs, phones, IPv4, NHS numbers,
+//! grouped Aadhaar numbers); emails start from each `@`, IPv6 and colon MAC addresses from `:`.
 
 use std::net::Ipv6Addr;
 
@@ -19,12 +20,12 @@ pub fn scan(b: &[u8], enabled: DetSet, out: &mut Vec<Span>) {
     if enabled.contains(Detector::Email) {
         emails(b, out);
     }
-    let numeric = [Detector::CreditCard, Detector::UsSsn, Detector::Iban, Detector::Phone, Detector::Ipv4];
+    let numeric = [Detector::CreditCard, Detector::UsSsn, Detector::Iban, Detector::Phone, Detector::Ipv4, Detector::NhsNumber, Detector::Aadhaar];
     if numeric.iter().any(|d| enabled.contains(*d)) {
         numbers(b, enabled, out);
     }
-    if enabled.contains(Detector::Ipv6) {
-        ipv6(b, out);
+    if enabled.contains(Detector::Ipv6) || enabled.contains(Detector::MacAddress) {
+        ipv6(b, enabled, out);
     }
 }
 
@@ -183,7 +184,8 @@ fn classify(b: &[u8], groups: &[Group], lead: usize, enabled: DetSet, out: &mut 
             }
             let win = &groups[s..=e];
             let start = if s == 0 { lead } else { groups[s].start };
-            if let Some(det) = shape(b, win, &b[start..groups[s].start], enabled) {
+            let whole = s == 0 && e + 1 == n;
+            if let Some(det) = shape(b, win, &b[start..groups[s].start], whole, enabled) {
                 out.push(Span { start, end: groups[e].end, detector: det });
                 s = e + 1;
                 continue 'starts;
@@ -193,7 +195,7 @@ fn classify(b: &[u8], groups: &[Group], lead: usize, enabled: DetSet, out: &mut 
     }
 }
 
-fn shape(b: &[u8], win: &[Group], prefix: &[u8], enabled: DetSet) -> Option<Detector> {
+fn shape(b: &[u8], win: &[Group], prefix: &[u8], whole: bool, enabled: DetSet) -> Option<Detector> {
     // Windows hold at most 8 groups (see `classify`), so fixed arrays avoid allocating.
     let mut sep_buf: [&[u8]; 8] = [&[]; 8];
     let mut size_buf = [0usize; 8];
@@ -235,6 +237,20 @@ fn shape(b: &[u8], win: &[Group], prefix: &[u8], enabled: DetSet) -> Option<Dete
             return Some(Detector::UsSsn);
         }
     }
+    // NHS numbers are written 3 3 4 like some US phone numbers; the mod-11 check tells them apart
+    // (one such phone number in eleven passes it, and is then still masked, as an NHS number).
+    let nhs_shape = whole && !plus && !paren && sizes == [3, 3, 4] && all_seps(b" ");
+    if enabled.contains(Detector::NhsNumber) && nhs_shape && validate::nhs(digits) {
+        return Some(Detector::NhsNumber);
+    }
+    // Announced as an NHS number but failing its check: a mistyped or test number, not a phone.
+    let nhs_context = nhs_shape && {
+        let from = win[0].start.saturating_sub(24);
+        b[from..win[0].start].windows(3).any(|w| w.eq_ignore_ascii_case(b"nhs"))
+    };
+    if enabled.contains(Detector::Aadhaar) && whole && !plus && !paren && sizes == [4, 4, 4] && (all_seps(b" ") || all_seps(b"-")) && validate::aadhaar(digits) {
+        return Some(Detector::Aadhaar);
+    }
     if enabled.contains(Detector::CreditCard) && !plus && !paren {
         let consistent = seps.is_empty() || all_seps(b" ") || all_seps(b"-");
         let grouped = sizes.len() == 1
@@ -245,7 +261,7 @@ fn shape(b: &[u8], win: &[Group], prefix: &[u8], enabled: DetSet) -> Option<Dete
             return Some(Detector::CreditCard);
         }
     }
-    if enabled.contains(Detector::Phone) {
+    if enabled.contains(Detector::Phone) && !nhs_context {
         let phone_seps = seps.iter().all(|s| s.iter().all(|&c| matches!(c, b' ' | b'-' | b'.' | b'(' | b')')) && !s.contains(&b'/'));
         if plus && phone_seps && (8..=15).contains(&total) && digits.first() != Some(&b'0') {
             return Some(Detector::Phone);
@@ -302,7 +318,7 @@ fn ipv6_byte(c: u8) -> bool {
     c.is_ascii_hexdigit() || c == b':' || c == b'.'
 }
 
-fn ipv6(b: &[u8], out: &mut Vec<Span>) {
+fn ipv6(b: &[u8], enabled: DetSet, out: &mut Vec<Span>) {
     let mut done = 0;
     for c in memchr_iter(b':', b) {
         if c < done {
@@ -332,6 +348,15 @@ fn ipv6(b: &[u8], out: &mut Vec<Span>) {
             s += 1;
         }
         let tok = &b[s..e];
+        if tok.len() == 17 && tok.iter().enumerate().all(|(k, &c)| if k % 3 == 2 { c == b':' } else { c.is_ascii_hexdigit() }) {
+            if enabled.contains(Detector::MacAddress) && validate::mac(tok) {
+                out.push(Span { start: s, end: e, detector: Detector::MacAddress });
+            }
+            continue;
+        }
+        if !enabled.contains(Detector::Ipv6) {
+            continue;
+        }
         let colons = tok.iter().filter(|&&x| x == b':').count();
         let groups = tok.split(|&x| x == b':').filter(|g| !g.is_empty()).count();
         if colons < 2 || groups < 3 {

@@ -20,7 +20,12 @@ pub enum Check {
     TokenLike(usize),
     /// Not a literal placeholder such as `null` or `true`.
     NotPlaceholder,
+    /// A validator over the secret's bytes (checksums, password shape, ...).
+    Valid(fn(&[u8]) -> bool),
 }
+
+/// One rule as written: detector, trigger literals, pattern, check, bounded.
+pub type Spec = (Detector, &'static [&'static str], String, Check, bool);
 
 #[derive(Debug)]
 pub struct Rule {
@@ -72,6 +77,7 @@ impl Rule {
                 let v = String::from_utf8_lossy(value).to_ascii_lowercase();
                 !matches!(v.as_str(), "null" | "none" | "true" | "false" | "undefined" | "nil")
             }
+            Check::Valid(f) => f(value),
         };
         if ok {
             out.push(Span { start, end, detector: self.detector });
@@ -80,19 +86,26 @@ impl Rule {
 }
 
 /// The separator between a name and its value: `=`, `:`, `:=`, `=>`, optional quotes and blanks.
-const ASSIGN: &str = r#"["']?[ \t]*(?::=|=>|[:=])[ \t]*"#;
+/// A quote may be escaped (`\"`), as in JSON or logfmt embedded in text.
+const ASSIGN: &str = r#"\\?["']?[ \t]*(?::=|=>|[:=])[ \t]*"#;
 
 pub fn rules() -> Result<Vec<Rule>, String> {
     use Detector as D;
     let generic_names = r"(?:api[_\-.]?key|apikey|access[_\-.]?key|secret[_\-.]?key|private[_\-.]?key|client[_\-.]?secret|auth[_\-.]?token|access[_\-.]?token|refresh[_\-.]?token|session[_\-.]?token|api[_\-.]?token|token|credentials?|signing[_\-.]?key|encryption[_\-.]?key|master[_\-.]?key|secret)";
-    let specs: Vec<(Detector, &'static [&'static str], String, Check, bool)> = vec![
+    let mut specs: Vec<Spec> = vec![
         (D::PrivateKey, &["-----BEGIN"],
             r"-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----(?:[\s\S]*?-----END[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----|[\s\S]*)".into(),
+            Check::None, false),
+        (D::PrivateKey, &["---- BEGIN SSH2"],
+            r"---- BEGIN SSH2 (?:ENCRYPTED )?PRIVATE KEY ----(?:[\s\S]*?---- END SSH2 (?:ENCRYPTED )?PRIVATE KEY ----|[\s\S]*)".into(),
+            Check::None, false),
+        (D::PrivateKey, &["PuTTY-User-Key-File-"],
+            r"PuTTY-User-Key-File-[0-9]+:[^\n]*(?:[\s\S]*?Private-(?:MAC|Hash):[ \t]*[0-9a-fA-F]+|[\s\S]*)".into(),
             Check::None, false),
         (D::AwsAccessKeyId, &["AKIA", "ASIA", "ABIA", "ACCA", "A3T"],
             r"(?-u:\b)(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}(?-u:\b)".into(), Check::None, false),
         (D::AwsSecretAccessKey, &["aws"],
-            format!(r"(?i)aws[a-z0-9_\-. ]{{0,20}}(?:secret|sk)[a-z0-9_\-. ]{{0,20}}{ASSIGN}[\x22']?([A-Za-z0-9/+]{{40}})"),
+            format!(r"(?i)aws[a-z0-9_\-. ]{{0,20}}(?:secret|sk)[a-z0-9_\-. ]{{0,20}}{ASSIGN}\\?[\x22']?([A-Za-z0-9/+]{{40}})"),
             Check::None, true),
         (D::GithubToken, &["ghp_", "gho_", "ghu_", "ghs_", "ghr_"],
             r"(?-u:\b)gh[pousr]_[A-Za-z0-9]{36,255}".into(), Check::None, true),
@@ -138,17 +151,16 @@ pub fn rules() -> Result<Vec<Rule>, String> {
             r#"(?i)authorization["']?[ \t]*[:=][ \t]*["']?(?:(?:bearer|basic|token|digest|negotiate|apikey|sso-key)[ \t]+)?([^\s"',;]{6,})"#.into(),
             Check::TokenLike(16), false),
         (D::ConnectionStringPassword, &["://"],
-            r#"(?i)[a-z][a-z0-9+.\-]{1,30}://[^\s:/@"'<>]{1,128}:([^\s@/"'<>]{1,256})@[A-Za-z0-9\[]"#.into(), Check::None, false),
+            r#"(?i)[a-z][a-z0-9+.\-]{1,30}://[^\s:/@"'<>]{0,128}:([^\s@/"'<>]{1,256})@[A-Za-z0-9\[]"#.into(), Check::None, false),
         (D::PasswordAssignment, &["passw", "passphrase", "pwd", "secret"],
-            format!(r#"(?i)(?:password|passwd|passphrase|pwd|secret)[a-z0-9_\-.]{{0,30}}{ASSIGN}(?:"([^"\r\n]{{1,256}})"|'([^'\r\n]{{1,256}})'|([^\s"',;&<>]{{1,256}}))"#),
+            format!(r#"(?i)(?:password|passwd|passphrase|pwd|secret)[a-z0-9_\-.]{{0,30}}{ASSIGN}(?:\\?"([^"\\\r\n]{{1,256}})\\?"|'([^'\r\n]{{1,256}})'|([^\s"',;&<>\\]{{1,256}}))"#),
             Check::NotPlaceholder, false),
         (D::GenericSecret, &["key", "token", "secret", "credential"],
-            format!(r#"(?i){generic_names}[a-z0-9_\-.]{{0,20}}(?:{ASSIGN}|[ \t]+(?:is|was)[ \t]+)["']?([A-Za-z0-9_\-+/=.~]{{16,512}})"#),
+            format!(r#"(?i){generic_names}[a-z0-9_\-.]{{0,20}}(?:{ASSIGN}|[ \t]+(?:is|was)[ \t]+)\\?["']?([A-Za-z0-9_\-+/=.~]{{16,512}})"#),
             Check::Random(3.0), true),
     ];
-    if specs.len() > 64 {
-        return Err("more than 64 secret rules".into());
-    }
+    specs.extend(super::providers::specs());
+    specs.extend(super::context::specs());
     specs
         .into_iter()
         .map(|(detector, triggers, pattern, check, bounded)| {
