@@ -22,7 +22,7 @@ fn at(secs: u64) -> SystemTime {
 
 fn shape(trace: &str) -> RequestShape {
     RequestShape::new(
-        Party { subject: "sid".into(), issuer: "iss".into() },
+        Party { subject: "sid".into(), issuer: "iss".into(), person: None },
         Action::Read,
         "sre",
         PolicyVersion("sha256:p".into()),
@@ -44,7 +44,7 @@ fn terms(approvals: u32, one_time: bool) -> Terms {
 }
 
 fn approver(sub: &str) -> Actor {
-    Actor { party: Party { subject: sub.into(), issuer: "iss".into() }, groups: vec!["security".into()] }
+    Actor { party: Party { subject: sub.into(), issuer: "iss".into(), person: None }, groups: vec!["security".into()] }
 }
 
 #[test]
@@ -270,7 +270,7 @@ fn refusals_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = ApprovalStore::open(dir.path()).unwrap();
     let r = store.open_request(shape("t1"), terms(1, false), at(0), 100, &mut ok).unwrap().request().clone();
-    let me = Actor { party: Party { subject: "sid".into(), issuer: "iss".into() }, groups: vec!["security".into()] };
+    let me = Actor { party: Party { subject: "sid".into(), issuer: "iss".into(), person: None }, groups: vec!["security".into()] };
     assert!(matches!(store.approve(&r.id, &me, None, at(1), &mut ok), Err(StoreError::Refused(ApprovalError::OwnRequest))));
     assert!(matches!(store.approve("ar_nope", &approver("sam"), None, at(1), &mut ok), Err(StoreError::NotFound(_))));
     let other = shape("t2").fingerprint();

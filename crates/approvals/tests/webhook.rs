@@ -80,7 +80,7 @@ fn config(url: &str, format: Format, attempts: u32) -> WebhookConfig {
 
 fn shape() -> RequestShape {
     RequestShape::new(
-        Party { subject: "sid".into(), issuer: "iss".into() },
+        Party { subject: "sid".into(), issuer: "iss".into(), person: None },
         Action::Read,
         "sre",
         PolicyVersion("sha256:p".into()),
@@ -144,7 +144,7 @@ async fn every_state_change_is_posted_signed_and_retried_after_a_500() {
     assert_eq!(second.body["request"]["shape"]["purpose"], "INC-7");
     assert_eq!(second.body["url"], format!("https://gate.example/v1/access-requests/{}", r.id));
 
-    let sam = Actor { party: Party { subject: "sam".into(), issuer: "iss".into() }, groups: vec!["security".into()] };
+    let sam = Actor { party: Party { subject: "sam".into(), issuer: "iss".into(), person: None }, groups: vec!["security".into()] };
     store.approve(&r.id, &sam, Some("go"), now, &mut ok).unwrap();
     let approved = next(&mut rx).await;
     assert!(approved.verified);
@@ -223,7 +223,7 @@ async fn hostile_purposes_and_comments_arrive_as_text() {
     let hostile = "INC-7 <!channel> <!here> <@U024BE7LH> <https://evil.example|approve> & co\n:white_check_mark: approved\u{1b}[0m";
     let mut s = shape();
     s.purpose = Some(hostile.to_owned());
-    let sam = Actor { party: Party { subject: "sam".into(), issuer: "iss".into() }, groups: vec!["security".into()] };
+    let sam = Actor { party: Party { subject: "sam".into(), issuer: "iss".into(), person: None }, groups: vec!["security".into()] };
     for format in [Format::Json, Format::Slack] {
         let (url, mut rx) = receiver(0).await;
         let notifier = Notifier::spawn(config(&url, format, 2)).unwrap();

@@ -42,6 +42,7 @@ pub struct ReadRequest<'a> {
 
 /// The decide phase's answer for a read.
 #[derive(Debug)]
+#[expect(clippy::large_enum_variant, reason = "made once per request and matched at once; a box would only add an allocation")]
 pub enum ReadDecision<'p> {
     /// Serve under the first of these roles whose view holds the request.
     Serve(Vec<Candidate<'p>>),
@@ -125,7 +126,7 @@ pub fn decide_read_gated<'p>(
         ));
     }
     rules.extend(gate_rules);
-    let requester = Party { subject: who.subject.clone(), issuer: who.issuer.clone() };
+    let requester = Party::of(who);
     let shape = RequestShape::new(
         requester,
         Action::Read,

@@ -10,6 +10,8 @@ pub enum AuthMethod {
     Oidc,
     /// A bearer JWT from the gateway's own development issuer.
     Dev,
+    /// A service account's API key (`tgsa_…`): a non-human caller created by an operator.
+    ServiceAccount,
 }
 
 /// An authenticated caller. Built by the identity layer after the token checked out.
@@ -23,6 +25,11 @@ pub struct Principal {
     #[serde(default)]
     pub claims: BTreeMap<String, String>,
     pub auth_method: AuthMethod,
+    /// The person behind this account when the identity config links accounts of several
+    /// issuers to one person (`[identity.persons]`); `None` when unlinked. Self-approval is
+    /// judged by person, so a second issuer is not a second person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person: Option<String>,
 }
 
 impl Principal {

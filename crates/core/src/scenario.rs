@@ -141,6 +141,7 @@ impl Scenario {
             groups: self.principal.groups.clone(),
             claims: self.principal.claims.clone(),
             auth_method: AuthMethod::Dev,
+            person: None,
         };
         let doc_for = |what: &'static str| -> Result<(&TraceId, &Value), ScenarioError> {
             let id = self.request.trace.as_ref().ok_or(ScenarioError::MissingTrace(what))?;

@@ -32,6 +32,7 @@ fn who(groups: &[&str], tenant: Option<&str>) -> Principal {
         groups: groups.iter().map(|g| (*g).to_owned()).collect(),
         claims: tenant.map(|t| [("tenant".to_owned(), t.to_owned())].into_iter().collect()).unwrap_or_default(),
         auth_method: AuthMethod::Dev,
+        person: None,
     }
 }
 

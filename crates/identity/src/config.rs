@@ -4,6 +4,7 @@
 //! Parsing is strict (unknown keys are errors: a typo must not silently weaken a check) and the
 //! dangerous choices are unrepresentable: `none` and HMAC algorithms do not parse.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -56,6 +57,73 @@ pub struct IdentityConfig {
     /// with a local key. For trying the gateway out; remove it in production.
     #[serde(default)]
     pub dev: Option<DevIssuerConfig>,
+    /// One person reached through several issuers (`[identity.persons]`): each entry names a
+    /// person and the (issuer, subject) accounts that are theirs, so that nobody approves their
+    /// own access request by arriving through a second issuer.
+    ///
+    /// ```toml
+    /// [identity.persons]
+    /// alice = [
+    ///   { issuer = "https://idp.example.com/realms/main", subject = "8f0c..." },
+    ///   { issuer = "tracegate-dev", subject = "alice" },
+    /// ]
+    /// ```
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub persons: BTreeMap<String, Vec<AccountRef>>,
+    /// API keys for non-human callers (`[identity.service_accounts]`). Absent: no service
+    /// account can authenticate and the admin API answers 404.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_accounts: Option<ServiceAccountsConfig>,
+}
+
+/// One account of a person: a subject within an issuer, exactly as the tokens say them.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountRef {
+    pub issuer: String,
+    pub subject: String,
+}
+
+/// `[identity.service_accounts]`: where the accounts are kept and who manages them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceAccountsConfig {
+    /// Directory of the service-account log, relative to the config file (default
+    /// `service-accounts`). Gateways that share this directory share the accounts: a key
+    /// revoked through one is refused by every other on its next request.
+    #[serde(default = "default_sa_path")]
+    pub path: PathBuf,
+    /// Groups whose members may create, list, rotate and revoke service accounts. Empty (the
+    /// default): nobody may; service accounts themselves never may.
+    #[serde(default)]
+    pub admin_groups: Vec<String>,
+    /// Lifetime of a key when the request names none (e.g. `"90d"`).
+    #[serde(default = "default_sa_key_ttl", with = "duration_text")]
+    pub default_key_ttl: Duration,
+    /// Longest lifetime a key may be given (e.g. `"365d"`).
+    #[serde(default = "default_sa_max_key_ttl", with = "duration_text")]
+    pub max_key_ttl: Duration,
+}
+
+impl Default for ServiceAccountsConfig {
+    fn default() -> Self {
+        ServiceAccountsConfig {
+            path: default_sa_path(),
+            admin_groups: Vec::new(),
+            default_key_ttl: default_sa_key_ttl(),
+            max_key_ttl: default_sa_max_key_ttl(),
+        }
+    }
+}
+
+fn default_sa_path() -> PathBuf {
+    PathBuf::from("service-accounts")
+}
+fn default_sa_key_ttl() -> Duration {
+    Duration::from_secs(90 * 24 * 3600)
+}
+fn default_sa_max_key_ttl() -> Duration {
+    Duration::from_secs(365 * 24 * 3600)
 }
 
 /// One trusted OpenID Connect issuer (`[[identity.oidc]]`). Its signing keys are read from the
@@ -77,9 +145,15 @@ pub struct OidcIssuerConfig {
     /// from 1s to 1h): tokens with made-up key ids cannot make the gateway hammer the IdP.
     #[serde(default = "default_min_refresh", with = "duration_text")]
     pub jwks_min_refresh_interval: Duration,
-    /// How long a fetched key set is used before it is fetched again (e.g. `"10m"`), so keys the
-    /// IdP withdrew stop being accepted. If that fetch fails, tokens are refused (503) until
-    /// the IdP answers again.
+    /// How often the key set is checked again (default `"60s"`, at least
+    /// `jwks_min_refresh_interval`): a key the IdP withdrew stops being accepted within this
+    /// interval, for tokens already verified and cached too.
+    #[serde(default = "default_refresh_interval", with = "duration_text")]
+    pub jwks_refresh_interval: Duration,
+    /// How long keys stay usable after the last successful fetch while the IdP cannot be
+    /// reached (e.g. `"10m"`, at least `jwks_refresh_interval`). Past it, tokens from this
+    /// issuer are refused (401 `issuer_keys_stale`) until the IdP answers again, and
+    /// `/healthz` says so.
     #[serde(default = "default_max_age", with = "duration_text")]
     pub jwks_max_age: Duration,
     /// Timeout for each request to the IdP (discovery and keys), e.g. `"5s"`.
@@ -107,9 +181,34 @@ pub struct DevIssuerConfig {
     /// The signing key: an Ed25519 private key in PKCS#8 PEM (`openssl genpkey -algorithm
     /// ed25519`, or written by `tracegate quickstart`). Relative to the config file's directory.
     pub key_file: PathBuf,
+    /// Serve on an address other than loopback while this issuer is configured. Off by default:
+    /// anyone who can read the key file mints any identity, so `tracegate serve` refuses to
+    /// listen beyond this machine unless this says it knowingly may.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_non_loopback: bool,
 }
 
 impl DevIssuerConfig {
+    /// A dev issuer with every optional field at its default.
+    pub fn new(issuer: impl Into<String>, audience: impl Into<String>, key_file: impl Into<PathBuf>) -> Self {
+        DevIssuerConfig { issuer: issuer.into(), audience: audience.into(), key_file: key_file.into(), allow_non_loopback: false }
+    }
+
+    /// Refuses a listen address beyond loopback unless `allow_non_loopback` is set.
+    pub fn check_listen(&self, addr: std::net::SocketAddr) -> Result<(), IdentityError> {
+        if addr.ip().is_loopback() || self.allow_non_loopback {
+            return Ok(());
+        }
+        Err(IdentityError::Config {
+            field: "identity.dev.allow_non_loopback".into(),
+            reason: format!(
+                "the development issuer is configured and `{addr}` is not a loopback address: anyone holding \
+                 its key file can mint any identity. Remove `[identity.dev]`, listen on 127.0.0.1, or set \
+                 `allow_non_loopback = true` knowingly"
+            ),
+        })
+    }
+
     /// The key file's path, resolved against the directory of the config file that named it.
     pub fn key_path(&self, base_dir: &Path) -> PathBuf {
         base_dir.join(&self.key_file)
@@ -204,6 +303,9 @@ fn default_algorithms() -> Vec<SigningAlgorithm> {
 fn default_min_refresh() -> Duration {
     Duration::from_secs(30)
 }
+fn default_refresh_interval() -> Duration {
+    Duration::from_secs(60)
+}
 fn default_max_age() -> Duration {
     Duration::from_secs(10 * 60)
 }
@@ -219,6 +321,8 @@ impl Default for IdentityConfig {
             max_token_bytes: default_max_token_bytes(),
             oidc: Vec::new(),
             dev: None,
+            persons: BTreeMap::new(),
+            service_accounts: None,
         }
     }
 }
@@ -231,6 +335,7 @@ impl OidcIssuerConfig {
             audience: audience.into(),
             algorithms: default_algorithms(),
             jwks_min_refresh_interval: default_min_refresh(),
+            jwks_refresh_interval: default_refresh_interval(),
             jwks_max_age: default_max_age(),
             request_timeout: default_request_timeout(),
             discovery_url: None,
@@ -284,8 +389,14 @@ impl IdentityConfig {
             if refresh < Duration::from_secs(1) || refresh > Duration::from_secs(3600) {
                 return bad(at("jwks_min_refresh_interval"), "must be between 1s and 1h".into());
             }
-            if o.jwks_max_age < refresh {
-                return bad(at("jwks_max_age"), "must be at least `jwks_min_refresh_interval`".into());
+            if o.jwks_refresh_interval < refresh || o.jwks_refresh_interval > Duration::from_secs(24 * 3600) {
+                return bad(
+                    at("jwks_refresh_interval"),
+                    "must be at least `jwks_min_refresh_interval` and at most 24h".into(),
+                );
+            }
+            if o.jwks_max_age < o.jwks_refresh_interval {
+                return bad(at("jwks_max_age"), "must be at least `jwks_refresh_interval`".into());
             }
             if o.request_timeout.is_zero() || o.request_timeout > Duration::from_secs(60) {
                 return bad(at("request_timeout"), "must be between 1ms and 60s".into());
@@ -307,6 +418,35 @@ impl IdentityConfig {
             }
             if seen.contains(&d.issuer.as_str()) {
                 return bad("identity.dev.issuer".into(), format!("`{}` is also an OIDC issuer", d.issuer));
+            }
+        }
+        let mut linked: BTreeMap<&AccountRef, &str> = BTreeMap::new();
+        for (person, accounts) in &self.persons {
+            let at = format!("identity.persons.{person}");
+            if person.trim().is_empty() || accounts.is_empty() {
+                return bad(at, "a person needs a name and at least one `{ issuer, subject }`".into());
+            }
+            for a in accounts {
+                if a.issuer.is_empty() || a.subject.is_empty() {
+                    return bad(at, "`issuer` and `subject` must not be empty".into());
+                }
+                if let Some(other) = linked.insert(a, person) {
+                    return bad(
+                        at,
+                        format!("`{}` at `{}` is already linked to person `{other}`", a.subject, a.issuer),
+                    );
+                }
+            }
+        }
+        if let Some(sa) = &self.service_accounts {
+            if sa.default_key_ttl.is_zero() || sa.default_key_ttl > sa.max_key_ttl {
+                return bad(
+                    "identity.service_accounts.default_key_ttl".into(),
+                    "must be positive and at most `max_key_ttl`".into(),
+                );
+            }
+            if sa.admin_groups.iter().any(|g| g.trim().is_empty()) {
+                return bad("identity.service_accounts.admin_groups".into(), "group names must not be empty".into());
             }
         }
         Ok(())
@@ -394,6 +534,7 @@ issuer = "https://idp.example.com/realms/main"
 audience = "tracegate"
 algorithms = ["RS256", "ES256"]
 jwks_min_refresh_interval = "30s"
+jwks_refresh_interval = "60s"
 jwks_max_age = "10m"
 request_timeout = "5s"
 # discovery_url = "https://idp.example.com/realms/main/.well-known/openid-configuration"
@@ -402,6 +543,18 @@ request_timeout = "5s"
 issuer = "tracegate-dev"
 audience = "tracegate"
 key_file = "dev-signing-key.pem"
+
+[identity.persons]
+alice = [
+  { issuer = "https://idp.example.com/realms/main", subject = "8f0c2a" },
+  { issuer = "tracegate-dev", subject = "alice" },
+]
+
+[identity.service_accounts]
+path = "service-accounts"
+admin_groups = ["platform-admin"]
+default_key_ttl = "90d"
+max_key_ttl = "365d"
 "#;
 
     #[test]
@@ -466,6 +619,38 @@ key_file = "dev-signing-key.pem"
     }
 
     #[test]
+    fn links_and_refresh_bounds_are_checked() {
+        let mut cfg = parse(FULL_EXAMPLE).unwrap();
+        cfg.persons.insert(
+            "mallory".into(),
+            vec![AccountRef { issuer: "tracegate-dev".into(), subject: "alice".into() }],
+        );
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("already linked to person `alice`"), "{err}");
+        let mut cfg = parse(FULL_EXAMPLE).unwrap();
+        cfg.oidc[0].jwks_refresh_interval = Duration::from_secs(10);
+        assert!(cfg.validate().unwrap_err().to_string().contains("jwks_refresh_interval"));
+        cfg.oidc[0].jwks_refresh_interval = Duration::from_secs(3600);
+        assert!(cfg.validate().unwrap_err().to_string().contains("jwks_max_age"));
+    }
+
+    #[test]
+    fn dev_issuer_listens_on_loopback_unless_allowed() {
+        let mut d = DevIssuerConfig::new("i", "a", "k.pem");
+        for ok in ["127.0.0.1:8080", "[::1]:8080", "127.3.2.1:1"] {
+            d.check_listen(ok.parse().unwrap()).unwrap();
+        }
+        for refused in ["0.0.0.0:8080", "[::]:8080", "10.0.0.5:8080"] {
+            let err = d.check_listen(refused.parse().unwrap()).unwrap_err().to_string();
+            assert!(err.contains("allow_non_loopback"), "{err}");
+        }
+        d.allow_non_loopback = true;
+        d.check_listen("0.0.0.0:8080".parse().unwrap()).unwrap();
+        let text = "[identity.dev]\nissuer = \"i\"\naudience = \"a\"\nkey_file = \"k\"\nallow_non_loopback = true\n";
+        assert!(parse(text).unwrap().dev.unwrap().allow_non_loopback);
+    }
+
+    #[test]
     fn durations_read_as_text() {
         let cfg = parse("[identity]\nclock_skew = \"2m\"\n").unwrap();
         assert_eq!(cfg.clock_skew, Duration::from_secs(120));
@@ -474,7 +659,7 @@ key_file = "dev-signing-key.pem"
 
     #[test]
     fn key_path_resolves_against_the_config_dir() {
-        let d = DevIssuerConfig { issuer: "i".into(), audience: "a".into(), key_file: "k.pem".into() };
+        let d = DevIssuerConfig::new("i", "a", "k.pem");
         assert_eq!(d.key_path(Path::new("/etc/tracegate")), PathBuf::from("/etc/tracegate/k.pem"));
         let abs = DevIssuerConfig { key_file: "/keys/k.pem".into(), ..d };
         assert_eq!(abs.key_path(Path::new("/etc/tracegate")), PathBuf::from("/keys/k.pem"));

@@ -117,6 +117,7 @@ impl DevIssuer {
                 kind: KeyKind::Ed25519,
                 alg: Some(Algorithm::EdDSA),
                 key,
+                id: crate::keys::key_id("OKP", &["Ed25519", &self.public_x]),
             }],
         })
     }
@@ -192,7 +193,7 @@ mod tests {
     use crate::claims;
 
     fn cfg() -> DevIssuerConfig {
-        DevIssuerConfig { issuer: "tracegate-dev".into(), audience: "tracegate".into(), key_file: "k.pem".into() }
+        DevIssuerConfig::new("tracegate-dev", "tracegate", "k.pem")
     }
 
     fn payload(token: &str) -> Map<String, Value> {

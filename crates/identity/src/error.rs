@@ -31,8 +31,9 @@ pub enum IdentityError {
 }
 
 /// Why a bearer token was refused. Every variant is a 401 except [`AuthError::IssuerUnavailable`]
-/// (503): when the issuer's keys cannot be fetched the gateway fails closed, and says so rather
-/// than blaming the token.
+/// and [`AuthError::ServiceAccountsUnavailable`] (503): when what vouches for tokens cannot be
+/// read at all the gateway fails closed, and says so rather than blaming the token. Keys that
+/// were fetched but have aged past `jwks_max_age` are a 401 ([`AuthError::KeysStale`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuthError {
@@ -71,6 +72,21 @@ pub enum AuthError {
     MissingClaim { claim: &'static str },
     #[error("the token's `{claim}` claim is invalid")]
     InvalidClaim { claim: &'static str },
+    /// The issuer's keys could not be refreshed for longer than its `jwks_max_age`: its tokens
+    /// are refused until it answers again (fail closed, cached tokens included).
+    #[error("the signing keys of `{issuer}` could not be refreshed within their maximum age; its tokens are refused until it can be reached")]
+    KeysStale { issuer: String },
+    /// A `tgsa_` key that is unknown, malformed, or whose secret does not match (one answer for
+    /// all, so a caller learns nothing about which ids exist).
+    #[error("the service-account key is not valid")]
+    ServiceAccountKey,
+    #[error("the service-account key has expired")]
+    ServiceAccountKeyExpired,
+    #[error("the service-account key has been revoked")]
+    ServiceAccountKeyRevoked,
+    /// The service-account store cannot be read: refused, never waved through.
+    #[error("the service-account store is unavailable")]
+    ServiceAccountsUnavailable,
     /// The issuer's discovery document or keys could not be fetched or were unusable.
     #[error("the identity provider `{issuer}` is unavailable")]
     IssuerUnavailable { issuer: String },
@@ -80,7 +96,7 @@ impl AuthError {
     /// The HTTP status this refusal becomes: 503 when the issuer is unreachable, 401 otherwise.
     pub fn status(&self) -> u16 {
         match self {
-            AuthError::IssuerUnavailable { .. } => 503,
+            AuthError::IssuerUnavailable { .. } | AuthError::ServiceAccountsUnavailable => 503,
             _ => 401,
         }
     }
@@ -104,6 +120,11 @@ impl AuthError {
             AuthError::MissingClaim { .. } => "missing_claim",
             AuthError::InvalidClaim { .. } => "invalid_claim",
             AuthError::IssuerUnavailable { .. } => "issuer_unavailable",
+            AuthError::KeysStale { .. } => "issuer_keys_stale",
+            AuthError::ServiceAccountKey => "invalid_service_account_key",
+            AuthError::ServiceAccountKeyExpired => "service_account_key_expired",
+            AuthError::ServiceAccountKeyRevoked => "service_account_key_revoked",
+            AuthError::ServiceAccountsUnavailable => "service_accounts_unavailable",
         }
     }
 
@@ -127,6 +148,9 @@ mod tests {
         assert_eq!(down.status(), 503);
         assert_eq!(down.code(), "issuer_unavailable");
         assert_eq!(down.to_string(), "the identity provider `https://idp` is unavailable");
+        let stale = AuthError::KeysStale { issuer: "https://idp".into() };
+        assert_eq!((stale.status(), stale.code()), (401, "issuer_keys_stale"));
+        assert!(stale.to_string().contains("could not be refreshed"));
     }
 
     #[test]

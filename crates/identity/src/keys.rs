@@ -46,6 +46,24 @@ pub(crate) struct VerifyingKey {
     /// The key's own `alg`, if it names one: then it verifies only that algorithm.
     pub alg: Option<Algorithm>,
     pub key: DecodingKey,
+    /// SHA-256 over the key type and public parameters: what a cached verification remembers,
+    /// so a key withdrawn (or replaced under the same `kid`) no longer vouches for tokens it
+    /// verified earlier.
+    pub id: KeyId,
+}
+
+/// The identity of a public key's material (not its `kid`, which an issuer may reuse).
+pub(crate) type KeyId = [u8; 32];
+
+/// The [`KeyId`] of a key: its type and public parameters, each length-prefixed.
+pub(crate) fn key_id(kty: &str, params: &[&str]) -> KeyId {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in std::iter::once(kty).chain(params.iter().copied()) {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    h.finalize().into()
 }
 
 impl VerifyingKey {
@@ -100,6 +118,11 @@ impl KeySet {
         Ok(KeySet { keys })
     }
 
+    /// Whether the key with this identity is still in the set.
+    pub fn contains(&self, id: &KeyId) -> bool {
+        self.keys.iter().any(|k| k.id == *id)
+    }
+
     /// The key a token with this `kid` and `alg` must verify against.
     pub fn select(&self, kid: Option<&str>, alg: Algorithm) -> Selection<'_> {
         match kid {
@@ -140,7 +163,7 @@ fn read_jwk(jwk: &Map<String, Value>) -> Result<VerifyingKey, &'static str> {
     let field = |name: &'static str| text(name).ok_or("a key parameter is missing");
     let decoded_len =
         |b64: &str| URL_SAFE_NO_PAD.decode(b64).map(|b| b.len()).map_err(|_| "a key parameter is not base64url");
-    let (kind, key) = match text("kty") {
+    let (kind, key, id) = match text("kty") {
         Some("RSA") => {
             let (n, e) = (field("n")?, field("e")?);
             let modulus = URL_SAFE_NO_PAD.decode(n).map_err(|_| "a key parameter is not base64url")?;
@@ -148,7 +171,7 @@ fn read_jwk(jwk: &Map<String, Value>) -> Result<VerifyingKey, &'static str> {
             if significant < MIN_RSA_MODULUS_BYTES {
                 return Err("rsa modulus shorter than 2048 bits");
             }
-            (KeyKind::Rsa, DecodingKey::from_rsa_components(n, e).map_err(|_| "bad rsa parameters")?)
+            (KeyKind::Rsa, DecodingKey::from_rsa_components(n, e).map_err(|_| "bad rsa parameters")?, key_id("RSA", &[n, e]))
         }
         Some("EC") => {
             let (kind, size) = match text("crv") {
@@ -160,7 +183,8 @@ fn read_jwk(jwk: &Map<String, Value>) -> Result<VerifyingKey, &'static str> {
             if decoded_len(x)? != size || decoded_len(y)? != size {
                 return Err("ec coordinates of the wrong length");
             }
-            (kind, DecodingKey::from_ec_components(x, y).map_err(|_| "bad ec parameters")?)
+            let crv = text("crv").unwrap_or_default();
+            (kind, DecodingKey::from_ec_components(x, y).map_err(|_| "bad ec parameters")?, key_id("EC", &[crv, x, y]))
         }
         Some("OKP") => {
             if text("crv") != Some("Ed25519") {
@@ -170,12 +194,12 @@ fn read_jwk(jwk: &Map<String, Value>) -> Result<VerifyingKey, &'static str> {
             if decoded_len(x)? != 32 {
                 return Err("ed25519 key of the wrong length");
             }
-            (KeyKind::Ed25519, DecodingKey::from_ed_components(x).map_err(|_| "bad okp parameters")?)
+            (KeyKind::Ed25519, DecodingKey::from_ed_components(x).map_err(|_| "bad okp parameters")?, key_id("OKP", &["Ed25519", x]))
         }
         Some("oct") => return Err("symmetric keys are never used"),
         _ => return Err("unsupported key type"),
     };
-    let key = VerifyingKey { kid: text("kid").map(str::to_owned), kind, alg, key };
+    let key = VerifyingKey { kid: text("kid").map(str::to_owned), kind, alg, key, id };
     if alg.is_some_and(|a| !kind.fits(a)) {
         return Err("`alg` does not fit the key type");
     }

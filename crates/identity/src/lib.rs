@@ -10,6 +10,12 @@
 //! 5. signature, then `iss`, `aud`, `exp` (required), `nbf` (if present) with the configured skew,
 //!    and a non-empty `sub`;
 //! 6. groups come from the configured claim path; string claims are kept for row scope.
+//!
+//! Header and payload that repeat a member name are refused at step 1 (see `token`). A token
+//! verified once is cached with the identity of the key that verified it; a hit is honoured only
+//! while that key is still in its issuer's current (re-checked) set. Service-account keys
+//! (`tgsa_…`, see [`service_accounts`]) take their own path: looked up in the shared store on
+//! every request, never cached.
 
 mod cache;
 mod claims;
@@ -18,8 +24,10 @@ pub mod dev;
 mod error;
 mod keys;
 mod remote;
+pub mod service_accounts;
 mod token;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -28,12 +36,48 @@ use jsonwebtoken::{Algorithm, Validation};
 use serde_json::{Map, Value};
 use tracegate_core::{AuthMethod, Principal};
 
-pub use config::{DevIssuerConfig, IdentityConfig, OidcIssuerConfig, SigningAlgorithm, MAX_CLOCK_SKEW};
+pub use config::{
+    AccountRef, DevIssuerConfig, IdentityConfig, OidcIssuerConfig, ServiceAccountsConfig, SigningAlgorithm,
+    MAX_CLOCK_SKEW,
+};
 pub use error::{AuthError, IdentityError};
 
 use crate::dev::DevIssuer;
-use crate::keys::{KeySet, Selection};
+use crate::keys::{KeySet, Selection, VerifyingKey};
 use crate::remote::{Refresh, RemoteKeys};
+use crate::service_accounts::ServiceAccounts;
+
+/// How fresh one issuer's keys are, for `/healthz`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct IssuerHealth {
+    pub issuer: String,
+    pub state: KeyState,
+    /// Seconds since the keys were last fetched successfully; `None` if never (or local).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_age_secs: Option<u64>,
+    /// `jwks_max_age`, in seconds: past it, the keys are no longer used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_age_secs: Option<u64>,
+    /// Why the last fetch failed, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// Where an issuer's keys stand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyState {
+    /// The dev issuer's own key: always current.
+    Local,
+    /// No token has needed them yet (or every fetch so far failed).
+    NotFetched,
+    /// Fetched, and the last fetch succeeded.
+    Fresh,
+    /// The last refresh failed; the keys fetched before are still used (younger than max age).
+    Stale,
+    /// The keys could not be refreshed within `jwks_max_age`: this issuer's tokens are refused.
+    Expired,
+}
 
 /// Checks bearer tokens against the configured issuers. Cheap to clone; clones share the key
 /// caches.
@@ -48,6 +92,9 @@ struct Inner {
     groups_claim: String,
     skew_secs: u64,
     max_token_bytes: usize,
+    /// `[identity.persons]` inverted: (issuer, subject) to person.
+    persons: HashMap<(String, String), String>,
+    service_accounts: Option<ServiceAccounts>,
 }
 
 /// One trusted issuer and where its keys come from.
@@ -65,6 +112,21 @@ enum KeySource {
     /// The dev issuer's own key: nothing to fetch.
     Local(KeySet),
     Remote(Box<RemoteKeys>),
+}
+
+impl Issuer {
+    fn health(&self) -> IssuerHealth {
+        match &self.keys {
+            KeySource::Remote(r) => r.health(),
+            KeySource::Local(_) => IssuerHealth {
+                issuer: self.issuer.clone(),
+                state: KeyState::Local,
+                key_age_secs: None,
+                max_age_secs: None,
+                last_error: None,
+            },
+        }
+    }
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -103,12 +165,23 @@ impl Authenticator {
                 method: AuthMethod::Dev,
             });
         }
-        if issuers.is_empty() {
+        let service_accounts = match &cfg.service_accounts {
+            Some(sa) => Some(ServiceAccounts::open(sa, base_dir)?),
+            None => None,
+        };
+        if issuers.is_empty() && service_accounts.is_none() {
             return Err(IdentityError::Config {
                 field: "identity".into(),
                 reason: "no issuer is configured: add `[[identity.oidc]]` or `[identity.dev]`".into(),
             });
         }
+        let persons = cfg
+            .persons
+            .iter()
+            .flat_map(|(person, accounts)| {
+                accounts.iter().map(move |a| ((a.issuer.clone(), a.subject.clone()), person.clone()))
+            })
+            .collect();
         Ok(Authenticator {
             inner: Arc::new(Inner {
                 cache: cache::TokenCache::default(),
@@ -116,8 +189,26 @@ impl Authenticator {
                 groups_claim: cfg.groups_claim.clone(),
                 skew_secs: cfg.clock_skew.as_secs(),
                 max_token_bytes: cfg.max_token_bytes,
+                persons,
+                service_accounts,
             }),
         })
+    }
+
+    /// The service accounts, when `[identity.service_accounts]` is configured.
+    pub fn service_accounts(&self) -> Option<&ServiceAccounts> {
+        self.inner.service_accounts.as_ref()
+    }
+
+    /// Whether a development issuer is configured (it must not serve beyond loopback unless
+    /// the config allows it; see [`DevIssuerConfig::check_listen`]).
+    pub fn has_dev_issuer(&self) -> bool {
+        self.inner.issuers.iter().any(|i| i.method == AuthMethod::Dev)
+    }
+
+    /// The freshness of every issuer's keys, in configuration order.
+    pub fn health(&self) -> Vec<IssuerHealth> {
+        self.inner.issuers.iter().map(Issuer::health).collect()
     }
 
     /// The configured issuer names, for start-up logs.
@@ -137,10 +228,22 @@ impl Authenticator {
     /// Checks `bearer_token` (the part after `Bearer `) and returns who presented it.
     pub async fn authenticate(&self, bearer_token: &str) -> Result<Principal, AuthError> {
         let inner = &*self.inner;
-        if bearer_token.len() <= inner.max_token_bytes {
-            if let Some(p) = inner.cache.get(bearer_token) {
-                return Ok(p);
+        if bearer_token.len() > inner.max_token_bytes {
+            return Err(AuthError::TooLarge { limit: inner.max_token_bytes });
+        }
+        if bearer_token.starts_with(service_accounts::KEY_PREFIX) {
+            let accounts = inner.service_accounts.as_ref().ok_or(AuthError::ServiceAccountKey)?;
+            let mut p = accounts.authenticate(bearer_token)?;
+            p.person = inner.persons.get(&(p.issuer.clone(), p.subject.clone())).cloned();
+            return Ok(p);
+        }
+        if let Some(hit) = inner.cache.get(bearer_token) {
+            if self.still_trusted(&hit).await? {
+                return Ok(hit.principal);
             }
+            // Its key left the issuer's set: check the token again from scratch (and refuse it,
+            // unless another published key verifies it).
+            inner.cache.remove(bearer_token);
         }
         let peeked = token::peek(bearer_token, inner.max_token_bytes)?;
         let alg = keys::asymmetric_alg(&peeked.alg).ok_or_else(|| AuthError::alg_not_allowed(&peeked.alg))?;
@@ -149,7 +252,8 @@ impl Authenticator {
             Some(_) => return Err(AuthError::InvalidClaim { claim: "iss" }),
             None => return Err(AuthError::MissingClaim { claim: "iss" }),
         };
-        let issuer = inner.issuers.iter().find(|i| &i.issuer == iss).ok_or(AuthError::UnknownIssuer)?;
+        let (issuer_index, issuer) =
+            inner.issuers.iter().enumerate().find(|(_, i)| &i.issuer == iss).ok_or(AuthError::UnknownIssuer)?;
         if !issuer.algorithms.contains(&alg) {
             return Err(AuthError::alg_not_allowed(&peeked.alg));
         }
@@ -158,18 +262,23 @@ impl Authenticator {
             return Err(AuthError::WrongTokenType);
         }
         let kid = peeked.kid.as_deref();
-        let verified = match &issuer.keys {
-            KeySource::Local(set) => verify(bearer_token, pick(set, kid, alg)?, alg, issuer, inner.skew_secs),
+        let (verified, key_id) = match &issuer.keys {
+            KeySource::Local(set) => {
+                let key = pick(set, kid, alg)?;
+                (verify(bearer_token, key, alg, issuer, inner.skew_secs), key.id)
+            }
             KeySource::Remote(remote) => {
                 let mut snap = remote.keys().await?;
                 let selection = snap.keys.select(kid, alg);
                 if matches!(selection, Selection::UnknownKid | Selection::NoMatchingKey) {
-                    // Perhaps the issuer rotated its keys: look once more (rate-limited).
-                    if let Refresh::Updated(newer) = remote.refresh_after_miss(&snap).await? {
+                    // Perhaps the issuer rotated its keys: look once more (rate-limited). If the
+                    // issuer cannot be reached, the set in hand decides.
+                    if let Ok(Refresh::Updated(newer)) = remote.refresh_after_miss(&snap).await {
                         snap = newer;
                     }
                 }
-                verify(bearer_token, pick(&snap.keys, kid, alg)?, alg, issuer, inner.skew_secs)
+                let key = pick(&snap.keys, kid, alg)?;
+                (verify(bearer_token, key, alg, issuer, inner.skew_secs), key.id)
             }
         };
         let claims = verified.map_err(|e| match e {
@@ -184,6 +293,7 @@ impl Authenticator {
             None => return Err(AuthError::MissingClaim { claim: "sub" }),
         };
         let principal = Principal {
+            person: inner.persons.get(&(issuer.issuer.clone(), subject.clone())).cloned(),
             subject,
             issuer: issuer.issuer.clone(),
             groups: claims::groups(&claims, &inner.groups_claim),
@@ -191,16 +301,26 @@ impl Authenticator {
             auth_method: issuer.method,
         };
         if let Some(exp) = claims.get("exp").and_then(Value::as_u64) {
-            inner.cache.insert(bearer_token, &principal, exp);
+            inner.cache.insert(bearer_token, &principal, exp, issuer_index, key_id);
         }
         Ok(principal)
+    }
+
+    /// A cached verification stands while the key that made it is in its issuer's current set
+    /// (re-checked every `jwks_refresh_interval`); keys past their max age fail it closed.
+    async fn still_trusted(&self, hit: &cache::Hit) -> Result<bool, AuthError> {
+        let Some(issuer) = self.inner.issuers.get(hit.issuer) else { return Ok(false) };
+        match &issuer.keys {
+            KeySource::Local(set) => Ok(set.contains(&hit.key)),
+            KeySource::Remote(remote) => Ok(remote.keys().await?.keys.contains(&hit.key)),
+        }
     }
 }
 
 /// The one key this token may be checked with, or why there is none.
-fn pick<'a>(set: &'a KeySet, kid: Option<&str>, alg: Algorithm) -> Result<&'a jsonwebtoken::DecodingKey, AuthError> {
+fn pick<'a>(set: &'a KeySet, kid: Option<&str>, alg: Algorithm) -> Result<&'a VerifyingKey, AuthError> {
     match set.select(kid, alg) {
-        Selection::Found(k) => Ok(&k.key),
+        Selection::Found(k) => Ok(k),
         Selection::UnknownKid => Err(AuthError::UnknownKeyId),
         Selection::NoMatchingKey => Err(AuthError::NoMatchingKey),
         Selection::Mismatch => Err(AuthError::KeyMismatch),
@@ -210,7 +330,7 @@ fn pick<'a>(set: &'a KeySet, kid: Option<&str>, alg: Algorithm) -> Result<&'a js
 /// Signature first, then the registered claims; returns the verified claims.
 fn verify(
     token: &str,
-    key: &jsonwebtoken::DecodingKey,
+    key: &VerifyingKey,
     alg: Algorithm,
     issuer: &Issuer,
     skew_secs: u64,
@@ -223,7 +343,7 @@ fn verify(
     v.set_issuer(&[&issuer.issuer]);
     v.set_audience(&[&issuer.audience]);
     v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-    match jsonwebtoken::decode::<Map<String, Value>>(token, key, &v) {
+    match jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &v) {
         Ok(data) => Ok(data.claims),
         Err(e) => Err(match e.into_kind() {
             ErrorKind::InvalidSignature => AuthError::BadSignature,

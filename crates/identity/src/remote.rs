@@ -1,9 +1,15 @@
 //! An OIDC issuer's keys, fetched from its discovery document's `jwks_uri` on first use and
-//! cached. Refreshes happen when the cache is older than `jwks_max_age`, or when a token names an
-//! unknown key id (rotation) — at most once per `jwks_min_refresh_interval`, and concurrent
-//! callers share one fetch. When the issuer cannot be reached the gateway fails closed (503).
+//! cached. Refreshes happen when the cache is older than `jwks_refresh_interval`, or when a token
+//! names an unknown key id (rotation) — at most once per `jwks_min_refresh_interval`, and
+//! concurrent callers share one fetch.
+//!
+//! When the issuer cannot be reached, the keys last fetched stay usable until they are
+//! `jwks_max_age` old (stale while unreachable); past that, its tokens are refused with 401
+//! `issuer_keys_stale`. While a usable set exists no request waits for a fetch another request
+//! is already making, so a blackholed IdP costs one `request_timeout` to one request per retry,
+//! not to all of them. Never fetched at all: 503 `issuer_unavailable`.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -33,7 +39,10 @@ pub(crate) struct RemoteKeys {
     discovery_url: reqwest::Url,
     client: reqwest::Client,
     min_refresh: Duration,
+    refresh_every: Duration,
     max_age: Duration,
+    /// The last fetch's failure, if the last fetch failed: for `/healthz`.
+    failure: Mutex<Option<String>>,
     /// What requests read; replaced whole after each successful fetch.
     current: RwLock<Option<Arc<Snapshot>>>,
     /// Held for the duration of a fetch: concurrent refreshes wait here and reuse the result.
@@ -79,7 +88,9 @@ impl RemoteKeys {
             discovery_url,
             client,
             min_refresh: cfg.jwks_min_refresh_interval,
+            refresh_every: cfg.jwks_refresh_interval,
             max_age: cfg.jwks_max_age,
+            failure: Mutex::new(None),
             current: RwLock::new(None),
             fetch: tokio::sync::Mutex::new(FetchState::default()),
         })
@@ -98,32 +109,73 @@ impl RemoteKeys {
         AuthError::IssuerUnavailable { issuer: self.issuer.clone() }
     }
 
-    /// The keys to check a token with: the cached set while it is fresh, else a fetched one.
+    /// The keys to check a token with: the cached set while it is fresh, else a fetched one;
+    /// while the issuer cannot be reached, the cached set until it is `jwks_max_age` old.
     pub async fn keys(&self) -> Result<Arc<Snapshot>, AuthError> {
         let seen = self.snapshot();
-        if let Some(snap) = &seen {
-            if snap.fetched_at.elapsed() < self.max_age {
+        let usable = seen.as_ref().filter(|s| s.fetched_at.elapsed() < self.max_age).cloned();
+        if let Some(snap) = &usable {
+            if snap.fetched_at.elapsed() < self.refresh_every {
                 return Ok(snap.clone());
             }
         }
-        match self.refresh(seen.as_ref().map(|s| s.generation)).await? {
-            Refresh::Updated(snap) => Ok(snap),
-            // Rate limited after a success means a fresh-enough set exists (max_age >= interval).
-            Refresh::RateLimited => self.snapshot().ok_or_else(|| self.unavailable()),
+        // Due for a re-check. With a usable set in hand, nobody waits for someone else's fetch.
+        let outcome = self.refresh(seen.as_ref().map(|s| s.generation), usable.is_none()).await;
+        match (outcome, usable) {
+            (Ok(Refresh::Updated(snap)), _) => Ok(snap),
+            (Ok(Refresh::RateLimited), Some(snap)) => Ok(snap),
+            (Ok(Refresh::RateLimited), None) => Err(self.not_refreshed(seen.is_some())),
+            (Err(_), Some(snap)) => Ok(snap),
+            (Err(e), None) => Err(if seen.is_some() { self.not_refreshed(true) } else { e }),
+        }
+    }
+
+    /// The refusal once keys are past their age (or were never fetched).
+    fn not_refreshed(&self, had_keys: bool) -> AuthError {
+        if had_keys {
+            AuthError::KeysStale { issuer: self.issuer.clone() }
+        } else {
+            self.unavailable()
+        }
+    }
+
+    /// The freshness of this issuer's keys, for `/healthz`.
+    pub fn health(&self) -> crate::IssuerHealth {
+        let snap = self.snapshot();
+        let age = snap.as_ref().map(|s| s.fetched_at.elapsed());
+        let last_error = self.failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let state = match age {
+            None => crate::KeyState::NotFetched,
+            Some(a) if a >= self.max_age => crate::KeyState::Expired,
+            Some(_) if last_error.is_some() => crate::KeyState::Stale,
+            Some(_) => crate::KeyState::Fresh,
+        };
+        crate::IssuerHealth {
+            issuer: self.issuer.clone(),
+            state,
+            key_age_secs: age.map(|a| a.as_secs()),
+            max_age_secs: Some(self.max_age.as_secs()),
+            last_error,
         }
     }
 
     /// A refresh because a token named a key not in the set `seen` (rotation, or a forgery).
     pub async fn refresh_after_miss(&self, seen: &Snapshot) -> Result<Refresh, AuthError> {
-        self.refresh(Some(seen.generation)).await
+        self.refresh(Some(seen.generation), true).await
     }
 
     /// Fetches discovery and keys unless someone else just did, or the last attempt was too
     /// recent. `seen` is the generation the caller found wanting (`None`: it found nothing).
-    async fn refresh(&self, seen: Option<u64>) -> Result<Refresh, AuthError> {
-        let mut state = self.fetch.lock().await;
+    /// Without `wait`, a fetch already in progress counts as a failure to this caller (who
+    /// then uses the set it has).
+    async fn refresh(&self, seen: Option<u64>, wait: bool) -> Result<Refresh, AuthError> {
+        let mut state = if wait {
+            self.fetch.lock().await
+        } else {
+            self.fetch.try_lock().map_err(|_| self.unavailable())?
+        };
         if let Some(snap) = self.snapshot() {
-            if Some(snap.generation) != seen && snap.fetched_at.elapsed() < self.max_age {
+            if Some(snap.generation) != seen && snap.fetched_at.elapsed() < self.refresh_every {
                 return Ok(Refresh::Updated(snap));
             }
         }
@@ -138,6 +190,7 @@ impl RemoteKeys {
         match self.fetch_keys().await {
             Ok(keys) => {
                 state.last_failed = false;
+                *self.failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
                 state.generation += 1;
                 let snap = Arc::new(Snapshot { keys, fetched_at: Instant::now(), generation: state.generation });
                 match self.current.write() {
@@ -149,6 +202,7 @@ impl RemoteKeys {
             }
             Err(why) => {
                 state.last_failed = true;
+                *self.failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(why.clone());
                 tracing::warn!(issuer = %self.issuer, error = %why, "cannot fetch the issuer's signing keys");
                 Err(self.unavailable())
             }

@@ -18,7 +18,7 @@ use tracegate_core::AuthMethod;
 use tracegate_identity::dev::{generate_key_pem, DevIssuer};
 use tracegate_identity::{AuthError, Authenticator, DevIssuerConfig, IdentityConfig, OidcIssuerConfig};
 
-use support::{now, sign_jws, with_payload, Signer};
+use support::{now, sign_jws, sign_raw, with_payload, Signer};
 
 const AUD: &str = "tracegate";
 
@@ -133,7 +133,7 @@ fn dev() -> Dev {
     let dir = tmp.path().to_owned();
     let pem = generate_key_pem().unwrap();
     std::fs::write(dir.join("dev.pem"), &pem).unwrap();
-    let dev_cfg = DevIssuerConfig { issuer: "tracegate-dev".into(), audience: AUD.into(), key_file: "dev.pem".into() };
+    let dev_cfg = DevIssuerConfig::new("tracegate-dev", AUD, "dev.pem");
     let cfg = IdentityConfig { dev: Some(dev_cfg.clone()), ..IdentityConfig::default() };
     let auth = Authenticator::new(&cfg, &dir).unwrap();
     let issuer = DevIssuer::load(&dev_cfg, &dir).unwrap();
@@ -233,7 +233,7 @@ async fn dev_key_never_published_and_tampering() {
     let d = dev();
     // Another Ed25519 key claiming the dev key's kid.
     let stranger = DevIssuer::from_pem(
-        &DevIssuerConfig { issuer: "tracegate-dev".into(), audience: AUD.into(), key_file: "x".into() },
+        &DevIssuerConfig::new("tracegate-dev", AUD, "x"),
         generate_key_pem().unwrap().as_bytes(),
     )
     .unwrap();
@@ -464,4 +464,64 @@ async fn tokens_not_typed_as_access_tokens_are_refused() {
     }
     let ok = sign_jws(&json!({"alg": "RS256", "kid": "rsa-1", "typ": "AT+JWT"}), &c, &o.rsa);
     assert!(o.auth.authenticate(&ok).await.is_ok(), "typ is compared case-insensitively");
+}
+
+/// A header or payload that names a member twice is refused, however genuine its signature:
+/// RFC 7519 allows last-wins, but the IdP may have read the first (two `groups`, one for each
+/// reader). Each case is a token the issuer really signed.
+#[tokio::test]
+async fn repeated_members_are_refused_even_when_signed() {
+    let o = oidc().await;
+    let iss = o.server.issuer.clone();
+    let t = now();
+    let header = r#"{"alg":"RS256","typ":"at+jwt","kid":"rsa-1"}"#;
+    let body = |extra: &str| {
+        format!(r#"{{"iss":"{iss}","aud":"{AUD}","sub":"alice","iat":{t},"exp":{},"tenant":"acme"{extra}}}"#, t + 300)
+    };
+    // The control: the same token without the repeat is accepted, under the groups it names.
+    let ok = sign_raw(header, &body(r#","groups":["eng"]"#), &o.rsa);
+    assert_eq!(o.auth.authenticate(&ok).await.unwrap().groups, ["eng"]);
+    let payloads = [
+        r#","groups":["eng"],"groups":["sre"]"#,
+        r#","groups":["sre"],"groups":["eng"]"#,
+        r#","groups":["eng"],"gr\u006fups":["sre"]"#,
+        r#","groups":["eng"],"sub":"root""#,
+        r#","groups":["eng"],"tenant":"globex""#,
+        r#","groups":["eng"],"aud":"other-service""#,
+        r#","groups":["eng"],"exp":99999999999"#,
+        r#","groups":["eng"],"iss":"https://evil.example""#,
+        r#","realm_access":{"roles":["eng"],"roles":["sre"]}"#,
+        r#","groups":["eng"],"nested":[{"a":1,"a":2}]"#,
+    ];
+    let mut count = 0;
+    for extra in payloads {
+        let tok = sign_raw(header, &body(extra), &o.rsa);
+        let e = o.auth.authenticate(&tok).await.unwrap_err();
+        assert_eq!((e.code(), e.status()), ("malformed_token", 401), "{extra}: {e}");
+        assert!(e.to_string().contains("payload repeats a member name"), "{extra}: {e}");
+        count += 1;
+    }
+    let headers = [
+        r#"{"alg":"RS256","typ":"at+jwt","kid":"rsa-1","kid":"ec-1"}"#,
+        r#"{"alg":"ES256","alg":"RS256","typ":"at+jwt","kid":"rsa-1"}"#,
+        r#"{"alg":"RS256","typ":"JWT","typ":"at+jwt","kid":"rsa-1"}"#,
+    ];
+    for h in headers {
+        let tok = sign_raw(h, &body(r#","groups":["eng"]"#), &o.rsa);
+        let e = o.auth.authenticate(&tok).await.unwrap_err();
+        assert_eq!((e.code(), e.status()), ("malformed_token", 401), "{h}: {e}");
+        assert!(e.to_string().contains("header repeats a member name"), "{h}: {e}");
+        count += 1;
+    }
+    assert_eq!(count, 13);
+    // The dev issuer reads tokens with the same parser.
+    let d = dev();
+    let der = pem_to_der(&d.pem);
+    let signer = Signer::EdDsa(aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8(&der).unwrap());
+    let dev_header = format!(r#"{{"alg":"EdDSA","typ":"at+jwt","kid":"{}"}}"#, d.issuer.kid());
+    let dev_body = format!(
+        r#"{{"iss":"tracegate-dev","aud":"{AUD}","sub":"alice","exp":{},"groups":["support"],"groups":["sre"]}}"#,
+        t + 300
+    );
+    refused(d.auth.authenticate(&sign_raw(&dev_header, &dev_body, &signer)).await, "malformed_token");
 }

@@ -8,8 +8,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -17,50 +16,14 @@ use serde_json::{json, Value};
 use tracegate_core::AuthMethod;
 use tracegate_identity::{AuthError, Authenticator, IdentityConfig, OidcIssuerConfig};
 
+use support::provider::Provider;
 use support::{now, sign_jws, with_payload, Signer};
 
 /// Lifetime of the short-lived tokens used to test expiry.
 const SHORT_TTL_SECS: u64 = 2;
 
-/// The provider process, killed on drop. The provider also exits by itself once this test
-/// process is gone (`--parent-pid`), since a static is never dropped.
-struct Provider {
-    issuer: String,
-    pid: u32,
-    /// The provider's config and log.
-    _dir: support::TempDir,
-}
-
-impl Drop for Provider {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg(self.pid.to_string()).status();
-    }
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn require(tool: &str) {
-    let ok = Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "`{tool}` is not installed: the real OIDC provider tests need Node.js >= 20 and npm \
-         (scripts/test.sh installs them: apt-get install nodejs npm)"
-    );
-}
-
-fn start_provider() -> Provider {
-    require("node");
-    require("npm");
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    remove_stale_provider_dirs();
-    let tmp = support::TempDir::new("oidc-provider");
-    let dir = tmp.path();
-    let config = json!({
+fn provider_config() -> Value {
+    json!({
         "clients": [
             {"client_id": "support-bot", "client_secret": "support-secret", "groups": ["support"], "tenant": "acme"},
             {"client_id": "eng-bot", "client_secret": "eng-secret", "groups": ["eng", "sre"], "tenant": "globex"},
@@ -71,67 +34,18 @@ fn start_provider() -> Provider {
             "urn:tracegate:short": {"audience": "tracegate", "alg": "RS256", "ttl": SHORT_TTL_SECS},
             "urn:other-service": {"audience": "other-service", "alg": "RS256", "ttl": 300},
         },
-    });
-    let config_path = dir.join("provider.json");
-    std::fs::write(&config_path, config.to_string()).unwrap();
-    let out = Command::new("bash")
-        .arg(repo_root().join("scripts/start-oidc.sh"))
-        .arg(port.to_string())
-        .arg("--config")
-        .arg(&config_path)
-        .arg("--log")
-        .arg(dir.join("provider.log"))
-        .arg("--parent-pid")
-        .arg(std::process::id().to_string())
-        .output()
-        .expect("running scripts/start-oidc.sh");
-    assert!(
-        out.status.success(),
-        "scripts/start-oidc.sh failed ({}):\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let pid = String::from_utf8_lossy(&out.stdout).trim().parse().expect("start-oidc.sh prints the pid");
-    Provider { issuer: format!("http://127.0.0.1:{port}"), pid, _dir: tmp }
-}
-
-/// The provider's directory outlives its test run (the static holding it is never dropped):
-/// clear those of runs whose process is gone.
-fn remove_stale_provider_dirs() {
-    let Ok(entries) = std::fs::read_dir(env!("CARGO_TARGET_TMPDIR")) else { return };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name.strip_prefix("identity-oidc-provider-").and_then(|rest| rest.split('-').next()) else {
-            continue;
-        };
-        if !Path::new("/proc").join(pid).exists() {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
+    })
 }
 
 /// One provider for all tests of this binary (started by the first test that needs it).
 fn provider() -> &'static Provider {
     static PROVIDER: OnceLock<Provider> = OnceLock::new();
-    PROVIDER.get_or_init(start_provider)
+    PROVIDER.get_or_init(|| Provider::start(&provider_config()))
 }
 
 /// An access token from the provider's token endpoint (client credentials grant).
 async fn access_token(client: &str, secret: &str, resource: &str) -> String {
-    let url = format!("{}/token", provider().issuer);
-    let body = format!("grant_type=client_credentials&scope=traces&resource={}", resource.replace(':', "%3A"));
-    let resp = reqwest::Client::new()
-        .post(url)
-        .basic_auth(client, Some(secret))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    let json: Value = resp.json().await.unwrap();
-    assert!(status.is_success(), "token endpoint: {status} {json}");
-    json["access_token"].as_str().unwrap().to_owned()
+    provider().access_token(client, secret, resource).await
 }
 
 fn authenticator(skew: Duration) -> Authenticator {

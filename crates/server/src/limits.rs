@@ -100,6 +100,7 @@ mod tests {
             groups: Vec::new(),
             claims: Default::default(),
             auth_method: tracegate_core::AuthMethod::Dev,
+            person: None,
         };
         assert!(limits.check_request(&who("a", "i")).is_ok());
         assert!(limits.check_request(&who("a", "i")).is_ok());

@@ -30,6 +30,9 @@ enum Command {
     /// List, show, approve, deny or revoke access requests on a running gateway.
     #[command(subcommand)]
     Requests(commands::requests::Cmd),
+    /// Create, list, rotate or revoke service-account API keys on a running gateway (admins).
+    #[command(subcommand)]
+    ServiceAccounts(commands::service_accounts::Cmd),
 }
 
 fn main() -> std::process::ExitCode {
@@ -42,6 +45,7 @@ fn main() -> std::process::ExitCode {
         Command::Mask(a) => commands::mask::run(a).map(|()| std::process::ExitCode::SUCCESS),
         Command::Audit(c) => commands::audit::run(c),
         Command::Requests(c) => commands::requests::run(c),
+        Command::ServiceAccounts(c) => commands::service_accounts::run(c),
     };
     match result {
         Ok(code) => code,

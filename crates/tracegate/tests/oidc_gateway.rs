@@ -92,7 +92,8 @@ async fn gateway_accepts_real_provider_tokens_and_refuses_forgeries() {
     assert_eq!(s, 200, "{body}");
     assert!(body.get("final_output").is_some() && !body.to_string().contains("reasoning"));
     let (s, body) = gw.get("/v1/traces/demo-agent-2", &support).await;
-    assert_eq!((s, code(&body)), (403, "outside_row_scope"));
+    // Outside the row scope reads like a trace that does not exist (main 93a909d).
+    assert_eq!((s, code(&body)), (404, "not_found"));
 
     let eng = access_token(&issuer, "debugger", "debugger-secret", "urn:tracegate").await;
     let (s, body) = gw.get("/v1/traces/demo-agent-1?fields=$..reasoning", &eng).await;

@@ -17,7 +17,8 @@
 //! exactly the path the live one did, and the rules live here alone.
 //!
 //! **Invariants:** nobody decides on their own request, whatever groups they hold (there is no
-//! admin bypass); approvals come from distinct people; a deny by any approver ends the request;
+//! admin bypass) and whichever linked issuer they arrive through; approvals come from distinct
+//! people; a deny by any approver ends the request;
 //! time only ever closes a request, never opens one.
 
 use std::collections::BTreeSet;
@@ -82,11 +83,29 @@ impl fmt::Display for Status {
 }
 
 /// A person, as identity knows them: subject within issuer. Two tokens with the same pair are
-/// the same person, whatever their groups.
+/// the same person, whatever their groups — and so are two pairs the identity config links to
+/// one `person` (`[identity.persons]`). Compare with [`Party::same_person`], never `==`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Party {
     pub subject: String,
     pub issuer: String,
+    /// The linked person, if the identity config names one for this (issuer, subject).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person: Option<String>,
+}
+
+impl Party {
+    /// The party a principal is.
+    pub fn of(p: &Principal) -> Party {
+        Party { subject: p.subject.clone(), issuer: p.issuer.clone(), person: p.person.clone() }
+    }
+
+    /// Same account, or two accounts linked to the same person. An unlinked account is only
+    /// ever itself: a subject name alone, shared across issuers, proves nothing.
+    pub fn same_person(&self, other: &Party) -> bool {
+        (self.subject == other.subject && self.issuer == other.issuer)
+            || matches!((&self.person, &other.person), (Some(a), Some(b)) if a == b)
+    }
 }
 
 impl fmt::Display for Party {
@@ -104,7 +123,7 @@ pub struct Actor {
 
 impl From<&Principal> for Actor {
     fn from(p: &Principal) -> Self {
-        Actor { party: Party { subject: p.subject.clone(), issuer: p.issuer.clone() }, groups: p.groups.clone() }
+        Actor { party: Party::of(p), groups: p.groups.clone() }
     }
 }
 
@@ -419,7 +438,7 @@ impl AccessRequest {
     }
 
     pub fn is_requester(&self, actor: &Actor) -> bool {
-        actor.party == self.shape.requester
+        actor.party.same_person(&self.shape.requester)
     }
 
     /// Holds an approver group of this request's rule (whether or not they may decide it).
@@ -450,7 +469,7 @@ impl AccessRequest {
     pub fn approvers(&self) -> Vec<&Party> {
         let mut seen = Vec::new();
         for d in &self.decisions {
-            if d.verdict == Verdict::Approve && !seen.contains(&&d.by) {
+            if d.verdict == Verdict::Approve && !seen.iter().any(|p: &&Party| p.same_person(&d.by)) {
                 seen.push(&d.by);
             }
         }
@@ -462,7 +481,7 @@ impl AccessRequest {
         let comment = comment_of(comment, None)?;
         self.check_pending(now)?;
         self.may_decide(actor)?;
-        if self.approvers().contains(&&actor.party) {
+        if self.approvers().iter().any(|p| p.same_person(&actor.party)) {
             return Err(ApprovalError::AlreadyApproved { id: self.id.clone(), subject: actor.party.subject.clone() });
         }
         Ok(self.event(now, Change::Approved { by: actor.party.clone(), comment }))

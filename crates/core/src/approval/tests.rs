@@ -14,7 +14,7 @@ fn at(secs: u64) -> SystemTime {
 }
 
 fn party(sub: &str) -> Party {
-    Party { subject: sub.into(), issuer: "https://idp.example".into() }
+    Party { subject: sub.into(), issuer: "https://idp.example".into(), person: None }
 }
 
 fn actor(sub: &str, groups: &[&str]) -> Actor {
@@ -166,8 +166,41 @@ fn nobody_approves_their_own_request_admins_included() {
     assert_eq!(r.deny(&me_with_every_group, Some("x"), at(1)).unwrap_err(), ApprovalError::OwnRequest);
     assert!(ApprovalError::OwnRequest.is_forbidden());
     // Same subject from another issuer is another person.
-    let namesake = Actor { party: Party { subject: "sid".into(), issuer: "https://other".into() }, groups: vec!["security".into()] };
+    let namesake = Actor { party: Party { subject: "sid".into(), issuer: "https://other".into(), person: None }, groups: vec!["security".into()] };
     assert!(r.approve(&namesake, None, at(1)).is_ok());
+}
+
+#[test]
+fn a_person_linked_across_issuers_is_one_person() {
+    // The requester `sid` at the IdP is linked to person `sid-p`; so is `sid@corp` at a second
+    // issuer. Arriving through the second issuer does not make a second person.
+    let linked = |sub: &str, iss: &str, person: Option<&str>| Party {
+        subject: sub.into(),
+        issuer: iss.into(),
+        person: person.map(str::to_owned),
+    };
+    let mut s = shape("demo-agent-1", None, Some("INC-42"));
+    s.requester = linked("sid", "https://idp.example", Some("sid-p"));
+    let e = AccessRequest::open("ar-2", s, terms(2, false), at(0)).unwrap();
+    let Change::Created { request } = e.change else { panic!() };
+    let mut r = *request;
+    let other_issuer = Actor { party: linked("sid@corp", "https://second.example", Some("sid-p")), groups: vec!["security".into()] };
+    assert_eq!(r.approve(&other_issuer, None, at(1)).unwrap_err(), ApprovalError::OwnRequest);
+    assert_eq!(r.deny(&other_issuer, Some("x"), at(1)).unwrap_err(), ApprovalError::OwnRequest);
+    assert!(r.is_requester(&other_issuer) && r.visible_to(&other_issuer));
+    // Without the link, the same account is someone else (and may approve).
+    let unlinked = Actor { party: linked("sid@corp", "https://second.example", None), groups: vec!["security".into()] };
+    assert!(r.approve(&unlinked, None, at(1)).is_ok());
+    // Two approvals from one person through two linked issuers count once.
+    let olga_a = Actor { party: linked("olga", "https://idp.example", Some("olga-p")), groups: vec!["security".into()] };
+    let olga_b = Actor { party: linked("o.k", "https://second.example", Some("olga-p")), groups: vec!["secops".into()] };
+    step(&mut r, |r| r.approve(&olga_a, None, at(2)));
+    assert_eq!(r.approve(&olga_b, None, at(3)).unwrap_err().code(), "already_approved");
+    assert_eq!(r.status, Status::Pending);
+    // Even if such a decision were in a log, it would not count twice.
+    r.apply(&Event { request_id: r.id.clone(), at: at(3), change: Change::Approved { by: olga_b.party.clone(), comment: None } });
+    assert_eq!(r.approvers().len(), 1);
+    assert_eq!(r.status, Status::Pending);
 }
 
 #[test]
@@ -373,6 +406,7 @@ fn the_read_decision_gates_only_when_no_role_serves_without_approval() {
         groups: groups.iter().map(|g| (*g).to_owned()).collect(),
         claims: Default::default(),
         auth_method: AuthMethod::Dev,
+        person: None,
     };
     let meta = TraceMeta::extract(TraceId::parse("demo-agent-1").unwrap(), &serde_json::json!({ "metadata": {} }));
     let now = SystemTime::now();

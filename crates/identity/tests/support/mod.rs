@@ -16,6 +16,8 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use serde_json::{json, Value};
 
+pub mod provider;
+
 /// A private key that signs test tokens.
 pub enum Signer {
     Rs256(RsaKeyPair),
@@ -96,6 +98,14 @@ pub fn now() -> u64 {
 /// A compact JWS over exactly this header and payload.
 pub fn sign_jws(header: &Value, claims: &Value, signer: &Signer) -> String {
     let input = format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
+    let sig = signer.sign(input.as_bytes());
+    format!("{input}.{}", b64(&sig))
+}
+
+/// A compact JWS over exactly these header and payload bytes (which need not be valid JSON,
+/// nor JSON a `Value` could hold: repeated members, say).
+pub fn sign_raw(header: &str, claims: &str, signer: &Signer) -> String {
+    let input = format!("{}.{}", b64(header.as_bytes()), b64(claims.as_bytes()));
     let sig = signer.sign(input.as_bytes());
     format!("{input}.{}", b64(&sig))
 }

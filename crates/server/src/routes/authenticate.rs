@@ -1,12 +1,14 @@
 //! Phase 1, authenticate: a bearer token in, a [`Principal`] out, or 401 — then the caller's
 //! request budget is spent (429 when it is used up). The token goes no further than this file.
+//! A service account's principal names policy roles; they become the groups that reach exactly
+//! those roles here, so everything after sees a principal like any other.
 
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
-use tracegate_core::Principal;
+use tracegate_core::{AuthMethod, Principal};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -42,5 +44,9 @@ pub(crate) async fn authenticate(headers: &HeaderMap, state: &AppState) -> Resul
         Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
         _ => return Err(unauthorized("the `Authorization` header must use the `Bearer` scheme")),
     };
-    Ok(state.auth.authenticate(token).await?)
+    let principal = state.auth.authenticate(token).await?;
+    if principal.auth_method == AuthMethod::ServiceAccount {
+        return super::service_accounts::scope(&state.policy, principal);
+    }
+    Ok(principal)
 }

@@ -7,6 +7,7 @@ mod audit_trail;
 pub(crate) mod authenticate;
 mod read;
 mod search;
+pub mod service_accounts;
 mod whoami;
 mod write;
 
@@ -37,6 +38,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/access-requests/{id}", get(approvals::show))
         .route("/v1/access-requests/{id}/result", get(approvals::result))
         .route("/v1/access-requests/{id}/{verb}", axum::routing::post(approvals::decision))
+        .route("/v1/service-accounts", get(service_accounts::list).post(service_accounts::create))
+        .route("/v1/service-accounts/{name}/{verb}", axum::routing::post(service_accounts::action))
         .fallback(not_found)
         // Inside the metrics layer, so what is counted is what was recorded and released.
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::audit::record_unrecorded))
@@ -47,7 +50,9 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 /// Liveness and readiness: 503 once the audit trail has failed, since every request would then
-/// be refused (a load balancer should send traffic elsewhere).
+/// be refused (a load balancer should send traffic elsewhere). `identity` reports each
+/// issuer's key freshness (`fresh`, `stale`: refreshes failing but keys still used, `expired`:
+/// its tokens refused); it does not change the status, as every replica shares the IdP.
 async fn healthz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let failed = state.audit.is_failed();
     let status = if failed { axum::http::StatusCode::SERVICE_UNAVAILABLE } else { axum::http::StatusCode::OK };
@@ -55,6 +60,7 @@ async fn healthz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         "status": if failed { "audit_failed" } else { "ok" },
         "policy_version": state.policy.version,
         "traces_indexed": state.index.len(),
+        "identity": state.auth.health(),
     }));
     (status, body)
 }

@@ -6,4 +6,5 @@ pub mod policy;
 pub mod quickstart;
 pub mod requests;
 pub mod serve;
+pub mod service_accounts;
 pub mod token;

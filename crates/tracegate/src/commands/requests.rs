@@ -182,7 +182,7 @@ fn printable_lines(s: &str) -> String {
     s.lines().map(printable).collect::<Vec<_>>().join("\n")
 }
 
-fn base_url(conn: &Conn) -> anyhow::Result<String> {
+pub(crate) fn base_url(conn: &Conn) -> anyhow::Result<String> {
     if let Some(u) = &conn.url {
         return Ok(u.clone());
     }

@@ -39,6 +39,13 @@ pub async fn serve(config: &Path, listen: Option<&str>, on_ready: impl FnOnce(st
     let cfg = GatewayConfig::load(config)?;
     let state = Arc::new(AppState::from_config(&cfg).await?);
     let addr = listen.unwrap_or(&cfg.server.listen);
+    // The dev issuer mints any identity for whoever holds its key: loopback only, unless the
+    // config says otherwise. Checked before binding, so nothing ever listens beyond loopback.
+    if let Some(dev) = &cfg.identity.dev {
+        for a in tokio::net::lookup_host(addr).await.with_context(|| format!("resolving `{addr}`"))? {
+            dev.check_listen(a)?;
+        }
+    }
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding `{addr}`"))?;
     let bound = listener.local_addr()?;
     tracing::info!(%bound, "tracegate listening");
