@@ -48,7 +48,7 @@ fn setup() -> &'static Setup {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap_or_else(|e| unreachable!("a current-thread runtime: {e}"));
-        let dev_cfg = DevIssuerConfig { issuer: ISSUER.into(), audience: AUDIENCE.into(), key_file: "dev.pem".into() };
+        let dev_cfg = DevIssuerConfig { issuer: ISSUER.into(), audience: AUDIENCE.into(), key_file: "dev.pem".into(), allow_non_loopback: false };
         let cfg = IdentityConfig { dev: Some(dev_cfg.clone()), ..IdentityConfig::default() };
         let dev = |tag: &str| {
             // The authenticator reads its key from a file, as the gateway does; the file lives

@@ -94,6 +94,7 @@ detectors! {
     GoogleOauthToken = "google_oauth_token", Secret, "Google OAuth access tokens (`ya29.`), refresh tokens (`1//0…`) and client secrets (`GOCSPX-`).";
     AzureSasToken = "azure_sas_token", Secret, "Azure shared-access signatures (`sig=` in SAS URLs, `SharedAccessKey=` in Service Bus / Event Hubs strings).";
     GroqApiKey = "groq_api_key", Secret, "Groq API keys (`gsk_`).";
+    TracegateServiceAccountKey = "tracegate_service_account_key", Secret, "tracegate's own service-account keys (`tgsa_<16 hex>_<64 hex>`).";
     ReplicateToken = "replicate_token", Secret, "Replicate API tokens (`r8_`).";
     PerplexityApiKey = "perplexity_api_key", Secret, "Perplexity API keys (`pplx-`).";
     XaiApiKey = "xai_api_key", Secret, "xAI API keys (`xai-`).";

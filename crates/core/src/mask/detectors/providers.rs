@@ -45,6 +45,8 @@ pub fn specs() -> Vec<Spec> {
         (D::AzureSasToken, &["sig="], r"[?&;]sig=([A-Za-z0-9%+/]{30,}(?:%3D|=){0,2})".into(), Check::None, false),
         (D::AzureSasToken, &["SharedAccessKey="], r"(?i)SharedAccessKey=([A-Za-z0-9+/]{30,}=*)".into(), Check::None, false),
         (D::GroqApiKey, &["gsk_"], b(r"gsk_[A-Za-z0-9]{52}"), Check::None, true),
+        // Our own service-account keys: a reader must never see another caller's key.
+        (D::TracegateServiceAccountKey, &["tgsa_"], r"tgsa_[0-9a-f]{16}_[0-9a-f]{64}".into(), Check::None, true),
         (D::ReplicateToken, &["r8_"], b(r"r8_[A-Za-z0-9]{37}"), Check::None, true),
         (D::PerplexityApiKey, &["pplx-"], b(r"pplx-[A-Za-z0-9]{48}"), Check::None, true),
         (D::XaiApiKey, &["xai-"], b(r"xai-[A-Za-z0-9]{80}"), Check::None, true),

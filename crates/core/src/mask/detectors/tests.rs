@@ -268,6 +268,7 @@ pub(super) fn provider_examples() -> Vec<(&'static str, String)> {
         ("azure_sas_token", format!("https://acct.blob.core.windows.net/c/b?sv=2022-11-02&sr=b&sig={}%3D", f(ALNUM, 43, 6))),
         ("azure_sas_token", format!("Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=root;SharedAccessKey={}=", f(ALNUM, 43, 7))),
         ("groq_api_key", format!("gsk_{}", f(ALNUM, 52, 8))),
+        ("tracegate_service_account_key", format!("tgsa_{}_{}", f(HEX, 16, 80), f(HEX, 64, 81))),
         ("replicate_token", format!("r8_{}", f(ALNUM, 37, 9))),
         ("perplexity_api_key", format!("pplx-{}", f(ALNUM, 48, 10))),
         ("xai_api_key", format!("xai-{}", f(ALNUM, 80, 11))),
