@@ -7,10 +7,10 @@ mod common;
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use common::{code, replay, Gateway};
+use common::{cli_token, code, replay, spawn_serve, Gateway};
 use sha2::{Digest, Sha256};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tracegate");
@@ -88,35 +88,8 @@ async fn every_request_leaves_one_record() {
     }
 }
 
-/// Spawns `tracegate serve` on a free loopback port; `prefix` runs before it in `sh` (limits).
-fn spawn_serve(data: &Path, prefix: &str) -> (Child, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let cmd = format!(
-        "{prefix} exec '{BIN}' serve --config '{}' --listen 127.0.0.1:{port}",
-        data.join("tracegate.toml").display()
-    );
-    let mut child = Command::new("sh").arg("-c").arg(cmd).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    let url = format!("http://127.0.0.1:{port}");
-    let client = reqwest::blocking::Client::new();
-    for _ in 0..200 {
-        if client.get(format!("{url}/healthz")).send().is_ok_and(|r| r.status().is_success()) {
-            return (child, url);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("gateway did not start");
-}
-
 fn token(data: &Path, sub: &str, groups: &str) -> String {
-    let out = Command::new(BIN)
-        .args(["token", "--sub", sub, "--groups", groups, "--config"])
-        .arg(data.join("tracegate.toml"))
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    cli_token(data, sub, groups)
 }
 
 fn verify(data: &Path) -> (bool, String) {
