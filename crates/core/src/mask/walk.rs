@@ -363,6 +363,10 @@ impl<'m> Cx<'m> {
             return TextFate::Keep;
         }
         merge(&mut self.spans);
+        drop_inside_labels(src, &mut self.spans);
+        if self.spans.is_empty() {
+            return TextFate::Keep;
+        }
         let mut drop = false;
         for sp in &self.spans {
             let op = self.ops.effective(self.m.op(sp.detector));
@@ -441,4 +445,24 @@ pub fn decode_escapes(s: &str) -> Option<String> {
     }
     out.push_str(s.get(last..).unwrap_or(""));
     Some(out)
+}
+
+/// Forgets spans that lie inside a redaction label already in the text (`[REDACTED:PASSWORD]`
+/// after "password was"): masking masked output must not relabel or nest what it masked before,
+/// so a trace masked on write and again on read reports only what was really found.
+fn drop_inside_labels(src: &str, spans: &mut Vec<super::detectors::Span>) {
+    const OPEN: &[u8] = b"[REDACTED";
+    let b = src.as_bytes();
+    let mut labels = Vec::new();
+    let mut from = 0;
+    while let Some(i) = memchr::memmem::find(b.get(from..).unwrap_or_default(), OPEN) {
+        let start = from + i;
+        let Some(close) = memchr::memchr(b']', b.get(start..).unwrap_or_default()) else { break };
+        labels.push((start, start + close + 1));
+        from = start + close + 1;
+    }
+    if labels.is_empty() {
+        return;
+    }
+    spans.retain(|sp| !labels.iter().any(|(a, z)| sp.start >= *a && sp.end <= *z));
 }
