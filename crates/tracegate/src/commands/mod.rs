@@ -1,6 +1,7 @@
 //! One module per CLI command. Commands use `anyhow`; everything below them has typed errors.
 
 pub mod audit;
+pub mod gateway;
 pub mod mask;
 pub mod policy;
 pub mod quickstart;

@@ -4,16 +4,16 @@
 //! that identity may do over HTTP, nothing more.
 //!
 //! Purposes, comments and subjects are other people's text: everything printed passes through
-//! [`printable`], so an ANSI escape in a purpose cannot recolour, move the cursor, retitle the
+//! [`printable`](super::gateway::printable), so an ANSI escape in a purpose cannot recolour, move the cursor, retitle the
 //! window or hide itself, and a line break cannot forge a line of output.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use serde_json::Value;
-use tracegate_server::GatewayConfig;
+
+pub use super::gateway::Conn;
+use super::gateway::{printable, printable_lines, Method};
 
 #[derive(clap::Subcommand)]
 pub enum Cmd {
@@ -64,32 +64,8 @@ pub enum Cmd {
     },
 }
 
-/// How to reach the gateway and as whom.
-#[derive(clap::Args, Clone)]
-pub struct Conn {
-    /// The gateway config file; the gateway is reached at `approvals.public_url`, else at
-    /// `server.listen`.
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// The gateway's base URL, e.g. `http://127.0.0.1:8080` (overrides the config).
-    #[arg(long)]
-    pub url: Option<String>,
-    /// Bearer token of the caller.
-    #[arg(long, env = "TRACEGATE_TOKEN", hide_env_values = true)]
-    pub token: String,
-    /// Print the gateway's JSON instead of a summary.
-    #[arg(long)]
-    pub json: bool,
-}
-
 pub fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
-    let (code, out) = super::serve::runtime()?.block_on(execute(cmd))?;
-    if code == ExitCode::SUCCESS {
-        println!("{out}");
-    } else {
-        eprintln!("{out}");
-    }
-    Ok(code)
+    super::gateway::print(execute(cmd))
 }
 
 /// Runs a command and returns its exit code and output, so tests drive the same code.
@@ -97,34 +73,23 @@ pub async fn execute(cmd: Cmd) -> anyhow::Result<(ExitCode, String)> {
     let (conn, method, path, body) = match &cmd {
         Cmd::List { status, conn } => {
             let q = status.as_deref().map(|s| format!("?status={s}")).unwrap_or_default();
-            (conn, "GET", format!("/v1/access-requests{q}"), None)
+            (conn, Method::Get, format!("/v1/access-requests{q}"), None)
         }
-        Cmd::Show { id, conn } => (conn, "GET", format!("/v1/access-requests/{}", seg(id)?), None),
+        Cmd::Show { id, conn } => (conn, Method::Get, format!("/v1/access-requests/{}", seg(id)?), None),
         Cmd::Approve { id, comment, conn } => {
-            (conn, "POST", format!("/v1/access-requests/{}/approve", seg(id)?), Some(serde_json::json!({ "comment": comment })))
+            (conn, Method::Post, format!("/v1/access-requests/{}/approve", seg(id)?), Some(serde_json::json!({ "comment": comment })))
         }
         Cmd::Deny { id, comment, conn } => {
-            (conn, "POST", format!("/v1/access-requests/{}/deny", seg(id)?), Some(serde_json::json!({ "comment": comment })))
+            (conn, Method::Post, format!("/v1/access-requests/{}/deny", seg(id)?), Some(serde_json::json!({ "comment": comment })))
         }
         Cmd::Revoke { id, comment, conn } => {
-            (conn, "POST", format!("/v1/access-requests/{}/revoke", seg(id)?), Some(serde_json::json!({ "comment": comment })))
+            (conn, Method::Post, format!("/v1/access-requests/{}/revoke", seg(id)?), Some(serde_json::json!({ "comment": comment })))
         }
     };
-    let base = base_url(conn)?;
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().context("building the HTTP client")?;
-    let url = format!("{}{path}", base.trim_end_matches('/'));
-    let req = match method {
-        "POST" => client.post(&url).json(&body.unwrap_or(Value::Null)),
-        _ => client.get(&url),
+    let json = match super::gateway::call(conn, method, &path, body).await? {
+        Ok(json) => json,
+        Err(refused) => return Ok((ExitCode::FAILURE, refused)),
     };
-    let resp = req.bearer_auth(conn.token.trim()).send().await.with_context(|| format!("reaching the gateway at `{base}`"))?;
-    let status = resp.status();
-    let json: Value = resp.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        let msg = json["error"]["message"].as_str().unwrap_or("no message");
-        let code = json["error"]["code"].as_str().unwrap_or("error");
-        return Ok((ExitCode::FAILURE, format!("error: {} ({}): {}", printable(code), status.as_u16(), printable(msg))));
-    }
     if conn.json {
         return Ok((ExitCode::SUCCESS, printable_lines(&serde_json::to_string_pretty(&json)?)));
     }
@@ -159,41 +124,6 @@ fn summary(r: &Value) -> String {
         s(&r["shape"]["purpose"]),
         list(&r["approved_by"]),
     )
-}
-
-/// `s` safe to print to a terminal: control characters (C0 including ESC and line breaks, DEL,
-/// C1 including the one-byte CSI) and invisible characters (bidirectional overrides, zero-width)
-/// become `\uXXXX` escapes — visible, and still valid inside a JSON string.
-pub fn printable(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if c.is_control() || tracegate_approvals::notify::is_invisible(c) {
-            out.push_str(&format!("\\u{:04x}", u32::from(c)));
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// [`printable`] for multi-line output we rendered ourselves (pretty JSON): its own line breaks
-/// stay, anything inside a line is escaped.
-fn printable_lines(s: &str) -> String {
-    s.lines().map(printable).collect::<Vec<_>>().join("\n")
-}
-
-pub(crate) fn base_url(conn: &Conn) -> anyhow::Result<String> {
-    if let Some(u) = &conn.url {
-        return Ok(u.clone());
-    }
-    let Some(path) = &conn.config else {
-        bail!("say where the gateway is: --url URL or --config FILE");
-    };
-    let cfg = GatewayConfig::load(path)?;
-    Ok(match &cfg.approvals.public_url {
-        Some(u) => u.clone(),
-        None => format!("http://{}", cfg.server.listen),
-    })
 }
 
 /// An id as one path segment; ids are `ar_<hex>`, so anything else is refused before sending.

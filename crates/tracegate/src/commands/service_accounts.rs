@@ -4,12 +4,11 @@
 //! succeed, and every call is audited by the gateway. A new key is printed once, on stdout.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use serde_json::{json, Value};
 
-use super::requests::{base_url, printable, Conn};
+use super::gateway::{printable, printable_lines, Conn, Method};
 
 #[derive(clap::Subcommand)]
 pub enum Cmd {
@@ -58,13 +57,7 @@ pub enum Cmd {
 }
 
 pub fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
-    let (code, out) = super::serve::runtime()?.block_on(execute(cmd))?;
-    if code == ExitCode::SUCCESS {
-        println!("{out}");
-    } else {
-        eprintln!("{out}");
-    }
-    Ok(code)
+    super::gateway::print(execute(cmd))
 }
 
 /// Runs a command and returns its exit code and output, so tests drive the same code.
@@ -85,23 +78,13 @@ pub async fn execute(cmd: Cmd) -> anyhow::Result<(ExitCode, String)> {
             (conn, format!("/v1/service-accounts/{}/revoke", seg(name)?), Some(json!({ "key_id": key_id })))
         }
     };
-    let base = base_url(conn)?;
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().context("building the HTTP client")?;
-    let url = format!("{}{path}", base.trim_end_matches('/'));
-    let req = match body {
-        Some(b) => client.post(&url).json(&strip_nulls(b)),
-        None => client.get(&url),
+    let method = if body.is_some() { Method::Post } else { Method::Get };
+    let json = match super::gateway::call(conn, method, &path, body).await? {
+        Ok(json) => json,
+        Err(refused) => return Ok((ExitCode::FAILURE, refused)),
     };
-    let resp = req.bearer_auth(conn.token.trim()).send().await.with_context(|| format!("reaching the gateway at `{base}`"))?;
-    let status = resp.status();
-    let json: Value = resp.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        let msg = json["error"]["message"].as_str().unwrap_or("no message");
-        let code = json["error"]["code"].as_str().unwrap_or("error");
-        return Ok((ExitCode::FAILURE, format!("error: {code} ({}): {msg}", status.as_u16())));
-    }
     if conn.json {
-        return Ok((ExitCode::SUCCESS, serde_json::to_string_pretty(&json)?));
+        return Ok((ExitCode::SUCCESS, printable_lines(&serde_json::to_string_pretty(&json)?)));
     }
     let out = match &cmd {
         Cmd::List { .. } => {
@@ -146,13 +129,6 @@ fn summary(a: &Value) -> String {
         .unwrap_or_default();
     let revoked = if a.get("revoked_at").is_some() { "  REVOKED" } else { "" };
     format!("{}  roles={}  live_keys={}{revoked}  keys={}", s(&a["name"]), roles.join(","), a["live_keys"], keys.join(" "))
-}
-
-fn strip_nulls(mut v: Value) -> Value {
-    if let Some(m) = v.as_object_mut() {
-        m.retain(|_, x| !x.is_null());
-    }
-    v
 }
 
 /// A name as one path segment; names are `[a-z0-9-]`, so anything else is refused before sending.
