@@ -17,8 +17,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Child;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -26,26 +25,14 @@ use reqwest::blocking::{Client, Response};
 use serde_json::{json, Value};
 use sha2::Digest as _;
 
+use common::code;
+
 const CLIENT: &str = "tracegate-console";
 
-struct Provider {
-    issuer: String,
-    pid: u32,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Provider {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg(self.pid.to_string()).status();
-    }
-}
-
 /// The provider, with one browser client whose redirect URIs are the gateways' callbacks.
-fn start_provider(secret: &str, gateway_ports: &[u16]) -> Provider {
-    let port = free_port();
-    let dir = tempfile::tempdir().unwrap();
+fn start_provider(secret: &str, gateway_ports: &[u16]) -> common::Provider {
     let redirects: Vec<String> = gateway_ports.iter().map(|p| format!("http://127.0.0.1:{p}/auth/callback")).collect();
-    let config = json!({
+    common::start_provider(&json!({
         "clients": [],
         "resources": {},
         "browser_clients": [{"client_id": CLIENT, "client_secret": secret, "redirect_uris": redirects}],
@@ -53,24 +40,7 @@ fn start_provider(secret: &str, gateway_ports: &[u16]) -> Provider {
             {"username": "sam", "groups": ["support"], "tenant": "acme"},
             {"username": "wes", "groups": ["agents"], "tenant": "acme"},
         ],
-    });
-    let config_path = dir.path().join("provider.json");
-    std::fs::write(&config_path, config.to_string()).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/start-oidc.sh");
-    let out = Command::new("bash")
-        .arg(script)
-        .arg(port.to_string())
-        .arg("--config")
-        .arg(&config_path)
-        .arg("--log")
-        .arg(dir.path().join("provider.log"))
-        .arg("--parent-pid")
-        .arg(std::process::id().to_string())
-        .output()
-        .expect("running scripts/start-oidc.sh (needs Node.js >= 20 and npm; scripts/test.sh installs them)");
-    assert!(out.status.success(), "scripts/start-oidc.sh failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    let pid = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
-    Provider { issuer: format!("http://127.0.0.1:{port}"), pid, _dir: dir }
+    }))
 }
 
 fn free_port() -> u16 {
@@ -246,10 +216,6 @@ fn json_of(resp: Response) -> (u16, Value) {
     let status = resp.status().as_u16();
     let body = resp.bytes().unwrap();
     (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
-}
-
-fn code(body: &Value) -> &str {
-    body["error"]["code"].as_str().unwrap_or("")
 }
 
 /// A request to the gateway with the session cookie `session` and extra headers.
