@@ -4,8 +4,16 @@
 // so the gateway's OIDC path is tested against an implementation we did not write. Keys are
 // generated fresh at every start: nothing secret is checked in, and no two runs share keys.
 //
+// For browser sign-in it also serves the authorization code flow (PKCE S256 required) for the
+// `browser_clients`, with a deliberately tiny interactive login: `GET /interaction/<uid>` shows an
+// HTML form naming the `users`, `POST /interaction/<uid>/login` with `login=<username>` signs that
+// user in; consent is granted without asking (a first-party client). Tests drive it with an HTTP
+// client that follows redirects, reads the form and posts it, as a browser would. ID tokens carry
+// the user's `groups` (and `tenant`) claims.
+//
 // Usage: node provider.js --port PORT [--config FILE] [--parent-pid PID]
-//   --config FILE    JSON: { "clients": [...], "resources": {...} } (see DEFAULT_CONFIG below)
+//   --config FILE    JSON: { "clients": [...], "resources": {...}, "browser_clients": [...],
+//                    "users": [...] } (see DEFAULT_CONFIG below)
 //   --parent-pid PID exit when that process is gone, so a crashed test never leaks a provider
 //
 // Prints one line `ready <issuer>` on stdout once listening.
@@ -26,6 +34,19 @@ const DEFAULT_CONFIG = {
     'urn:tracegate': { audience: 'tracegate', alg: 'RS256', ttl: 300 },
     'urn:tracegate:es256': { audience: 'tracegate', alg: 'ES256', ttl: 300 },
   },
+  // Authorization-code clients (the gateway's browser sign-in).
+  browser_clients: [
+    {
+      client_id: 'tracegate-console',
+      client_secret: 'console-secret',
+      redirect_uris: ['http://127.0.0.1:8080/auth/callback'],
+    },
+  ],
+  // People who can sign in interactively.
+  users: [
+    { username: 'sam', groups: ['support'], tenant: 'acme' },
+    { username: 'erin', groups: ['eng'], tenant: 'acme' },
+  ],
 };
 
 function parseArgs(argv) {
@@ -62,7 +83,7 @@ const jwks = {
   ],
 };
 
-const clients = config.clients.map((c) => ({
+const clients = (config.clients ?? []).map((c) => ({
   client_id: c.client_id,
   client_secret: c.client_secret,
   grant_types: ['client_credentials'],
@@ -73,13 +94,47 @@ const clients = config.clients.map((c) => ({
   groups: c.groups ?? [],
   ...(c.tenant === undefined ? {} : { tenant: c.tenant }),
 }));
+for (const c of config.browser_clients ?? []) {
+  clients.push({
+    client_id: c.client_id,
+    client_secret: c.client_secret,
+    grant_types: ['authorization_code'],
+    response_types: ['code'],
+    redirect_uris: c.redirect_uris,
+    token_endpoint_auth_method: 'client_secret_basic',
+    id_token_signed_response_alg: c.id_token_alg ?? 'RS256',
+    scope: 'openid',
+  });
+}
+const users = new Map((config.users ?? []).map((u) => [u.username, u]));
+
+function escapeHtml(text) {
+  return String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
 
 const provider = new Provider(issuer, {
   clients,
   jwks,
   cookies: { keys: [crypto.randomBytes(32).toString('hex')] },
-  scopes: ['traces'],
+  scopes: ['openid', 'traces'],
   extraClientMetadata: { properties: ['groups', 'tenant'] },
+  // Browser sign-in: the groups an IdP's group mapping would put in the ID token.
+  claims: { openid: ['sub', 'groups', 'tenant'] },
+  conformIdTokenClaims: false,
+  pkce: { required: () => true },
+  async findAccount(ctx, id) {
+    const user = users.get(id);
+    if (!user) return undefined;
+    return {
+      accountId: id,
+      async claims() {
+        const claims = { sub: id, groups: user.groups ?? [] };
+        if (user.tenant !== undefined) claims.tenant = user.tenant;
+        return claims;
+      },
+    };
+  },
+  interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
   // The identity a client stands for travels in the token, as an IdP's group mapping would.
   async extraTokenClaims(ctx, token) {
     const client = ctx.oidc.client ?? await ctx.oidc.provider.Client.find(token.clientId);
@@ -110,7 +165,64 @@ const provider = new Provider(issuer, {
   },
 });
 
-const server = http.createServer(provider.callback());
+// The interactive login (see the header). Everything else is the provider's.
+async function readForm(req) {
+  let body = '';
+  for await (const chunk of req) {
+    body += chunk;
+    if (body.length > 64 * 1024) throw new Error('form too large');
+  }
+  return new URLSearchParams(body);
+}
+
+async function interaction(req, res) {
+  const details = await provider.interactionDetails(req, res);
+  const { uid, prompt, params, session } = details;
+  if (req.method === 'POST' && req.url.endsWith('/login')) {
+    const form = await readForm(req);
+    const login = form.get('login') ?? '';
+    if (!users.has(login)) {
+      res.writeHead(400, { 'content-type': 'text/plain' });
+      res.end(`unknown user ${login}`);
+      return;
+    }
+    await provider.interactionFinished(req, res, { login: { accountId: login } }, { mergeWithLastSubmission: false });
+    return;
+  }
+  if (prompt.name === 'login') {
+    const options = [...users.keys()].map((u) => `<option value="${escapeHtml(u)}">${escapeHtml(u)}</option>`).join('');
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    res.end(`<!doctype html><title>Sign in</title><form method="post" action="/interaction/${escapeHtml(uid)}/login">` +
+      `<label>User <select name="login">${options}</select></label><button>Sign in</button></form>`);
+    return;
+  }
+  // Consent: granted as asked, as for a first-party client.
+  const grant = details.grantId
+    ? await provider.Grant.find(details.grantId)
+    : new provider.Grant({ accountId: session.accountId, clientId: params.client_id });
+  const missing = prompt.details;
+  if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
+  if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
+  if (missing.missingResourceScopes) {
+    for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes)) {
+      grant.addResourceScope(indicator, scopes.join(' '));
+    }
+  }
+  const grantId = await grant.save();
+  await provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
+}
+
+const handle = provider.callback();
+const server = http.createServer((req, res) => {
+  if (req.url.startsWith('/interaction/')) {
+    interaction(req, res).catch((err) => {
+      res.writeHead(400, { 'content-type': 'text/plain' });
+      res.end(`interaction failed: ${err.message}`);
+    });
+    return;
+  }
+  handle(req, res);
+});
 server.listen(port, '127.0.0.1', () => {
   console.log(`ready ${issuer}`);
 });

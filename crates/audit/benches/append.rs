@@ -29,6 +29,7 @@ fn entry(i: u64) -> Entry {
         groups: vec!["support".into(), "eng".into()],
         roles: vec!["support".into()],
         auth_method: "oidc".into(),
+        credential: None,
         claims: [("tenant".to_owned(), "acme".to_owned())].into(),
     });
     e.client_addr = Some("10.1.2.3:51234".into());

@@ -114,6 +114,10 @@ pub struct PrincipalRecord {
     pub roles: Vec<String>,
     /// How the caller authenticated: `oidc`, `dev`, `saml`, `service_account`, ...
     pub auth_method: String,
+    /// What the caller presented, when it was not a bearer credential: `session` for a browser
+    /// session cookie (whose sign-in `auth_method` names). Absent for bearer tokens and API keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
     /// The scalar claims row scope can match on (e.g. `tenant`), so replay re-decides with
     /// what the caller had. Claims are attributes, never credentials.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -133,6 +137,10 @@ impl PrincipalRecord {
             groups: p.groups.clone(),
             roles,
             auth_method,
+            credential: match p.credential {
+                tracegate_core::Credential::Bearer => None,
+                tracegate_core::Credential::Session => Some("session".to_owned()),
+            },
             claims: p.claims.clone(),
         }
     }

@@ -67,6 +67,7 @@ fn entry(i: u64, subject: &str, decision: Decision) -> Entry {
         groups: vec!["support".into()],
         roles: vec!["support".into()],
         auth_method: "oidc".into(),
+        credential: None,
         claims: [("tenant".to_owned(), "acme".to_owned())].into(),
     });
     e.request = Some(RequestRecord {

@@ -29,5 +29,5 @@ pub mod trace_id;
 pub use decision::{Action, Denial, DenyCode};
 pub use meta::TraceMeta;
 pub use policy::{Policy, PolicyError, PolicyVersion, Role};
-pub use principal::{AuthMethod, Principal};
+pub use principal::{AuthMethod, Credential, Principal};
 pub use trace_id::{TraceId, TraceIdError};

@@ -14,6 +14,28 @@ pub enum AuthMethod {
     ServiceAccount,
 }
 
+/// What the caller presented on this request. How the identity was proven first is
+/// [`AuthMethod`]; a browser session is a second credential standing for that proof (a session
+/// started by OIDC sign-in is `auth_method: oidc`, `credential: session`). The core treats both
+/// alike; the edge uses it for CSRF checks and audit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Credential {
+    /// A bearer token or API key in the `Authorization` header.
+    #[default]
+    Bearer,
+    /// A browser session cookie (issued after an interactive sign-in).
+    Session,
+}
+
+impl Credential {
+    /// For `skip_serializing_if`: the bearer case is left out, so records and stored principals
+    /// written before sessions existed read and hash the same.
+    pub fn is_bearer(&self) -> bool {
+        *self == Credential::Bearer
+    }
+}
+
 /// An authenticated caller. Built by the identity layer after the token checked out.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Principal {
@@ -30,6 +52,9 @@ pub struct Principal {
     /// judged by person, so a second issuer is not a second person.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub person: Option<String>,
+    /// What was presented on this request: a bearer credential, or a browser session.
+    #[serde(default, skip_serializing_if = "Credential::is_bearer")]
+    pub credential: Credential,
 }
 
 impl Principal {

@@ -142,6 +142,7 @@ impl Scenario {
             claims: self.principal.claims.clone(),
             auth_method: AuthMethod::Dev,
             person: None,
+            credential: Default::default(),
         };
         let doc_for = |what: &'static str| -> Result<(&TraceId, &Value), ScenarioError> {
             let id = self.request.trace.as_ref().ok_or(ScenarioError::MissingTrace(what))?;

@@ -33,6 +33,7 @@ fn who(groups: &[&str], tenant: Option<&str>) -> Principal {
         claims: tenant.map(|t| [("tenant".to_owned(), t.to_owned())].into_iter().collect()).unwrap_or_default(),
         auth_method: AuthMethod::Dev,
         person: None,
+        credential: Default::default(),
     }
 }
 

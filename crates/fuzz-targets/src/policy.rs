@@ -51,6 +51,7 @@ fn exercise(policy: &Policy, role: &tracegate_core::Role) {
         claims: BTreeMap::from([("tenant".to_owned(), "acme".to_owned())]),
         auth_method: AuthMethod::Dev,
         person: None,
+        credential: Default::default(),
     };
     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_790_000_000);
     for name in ["agent-1", "otlp-1"] {

@@ -106,6 +106,7 @@ mod tests {
             claims: Default::default(),
             auth_method: AuthMethod::Dev,
             person: None,
+            credential: Default::default(),
         }
     }
 

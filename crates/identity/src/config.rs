@@ -74,6 +74,11 @@ pub struct IdentityConfig {
     /// account can authenticate and the admin API answers 404.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_accounts: Option<ServiceAccountsConfig>,
+    /// Browser sign-in (`[identity.browser]`): the OIDC authorization code flow with PKCE
+    /// against one of the `[[identity.oidc]]` issuers, ending in a session cookie. Absent: the
+    /// `/auth/*` routes answer 404 and session cookies are ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub browser: Option<crate::browser::BrowserConfig>,
 }
 
 /// One account of a person: a subject within an issuer, exactly as the tokens say them.
@@ -323,6 +328,7 @@ impl Default for IdentityConfig {
             dev: None,
             persons: BTreeMap::new(),
             service_accounts: None,
+            browser: None,
         }
     }
 }
@@ -449,6 +455,9 @@ impl IdentityConfig {
                 return bad("identity.service_accounts.admin_groups".into(), "group names must not be empty".into());
             }
         }
+        if let Some(b) = &self.browser {
+            b.validate(&self.oidc)?;
+        }
         Ok(())
     }
 }
@@ -469,7 +478,7 @@ pub(crate) fn check_idp_url(text: &str) -> Result<reqwest::Url, String> {
     Ok(url)
 }
 
-fn is_loopback(url: &reqwest::Url) -> bool {
+pub(crate) fn is_loopback(url: &reqwest::Url) -> bool {
     let Some(host) = url.host_str() else { return false };
     host.eq_ignore_ascii_case("localhost")
         || host
@@ -480,7 +489,7 @@ fn is_loopback(url: &reqwest::Url) -> bool {
 }
 
 /// Durations as human-readable strings (`"30s"`, `"5m"`), as operators write them.
-mod duration_text {
+pub(crate) mod duration_text {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer};

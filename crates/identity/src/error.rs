@@ -87,6 +87,15 @@ pub enum AuthError {
     /// The service-account store cannot be read: refused, never waved through.
     #[error("the service-account store is unavailable")]
     ServiceAccountsUnavailable,
+    /// An ID token's `nonce` is not the one this sign-in sent (a token from another sign-in).
+    #[error("the ID token's nonce does not match this sign-in")]
+    NonceMismatch,
+    /// An ID token's `azp` names another client (or is missing while there are several audiences).
+    #[error("the ID token is not issued to this gateway's client (`azp`)")]
+    WrongAuthorizedParty,
+    /// An ID token's `at_hash` does not match the access token returned with it.
+    #[error("the ID token's `at_hash` does not match its access token")]
+    AccessTokenHashMismatch,
     /// The issuer's discovery document or keys could not be fetched or were unusable.
     #[error("the identity provider `{issuer}` is unavailable")]
     IssuerUnavailable { issuer: String },
@@ -119,6 +128,9 @@ impl AuthError {
             AuthError::NotYetValid => "token_not_yet_valid",
             AuthError::MissingClaim { .. } => "missing_claim",
             AuthError::InvalidClaim { .. } => "invalid_claim",
+            AuthError::NonceMismatch => "nonce_mismatch",
+            AuthError::WrongAuthorizedParty => "wrong_azp",
+            AuthError::AccessTokenHashMismatch => "at_hash_mismatch",
             AuthError::IssuerUnavailable { .. } => "issuer_unavailable",
             AuthError::KeysStale { .. } => "issuer_keys_stale",
             AuthError::ServiceAccountKey => "invalid_service_account_key",

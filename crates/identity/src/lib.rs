@@ -21,6 +21,8 @@ mod cache;
 mod claims;
 mod config;
 pub mod dev;
+pub mod browser;
+pub mod sessions;
 mod error;
 mod keys;
 mod remote;
@@ -41,6 +43,7 @@ pub use config::{
     MAX_CLOCK_SKEW,
 };
 pub use error::{AuthError, IdentityError};
+pub use remote::Endpoints;
 
 use crate::dev::DevIssuer;
 use crate::keys::{KeySet, Selection, VerifyingKey};
@@ -245,19 +248,122 @@ impl Authenticator {
             // unless another published key verifies it).
             inner.cache.remove(bearer_token);
         }
-        let peeked = token::peek(bearer_token, inner.max_token_bytes)?;
+        let (claims, issuer_index, key_id) = self.verify_signed(bearer_token, Expect::AccessToken).await?;
+        let issuer = inner.issuers.get(issuer_index).ok_or(AuthError::UnknownIssuer)?;
+        let principal = self.principal_from(issuer, &claims)?;
+        if let Some(exp) = claims.get("exp").and_then(Value::as_u64) {
+            inner.cache.insert(bearer_token, &principal, exp, issuer_index, key_id);
+        }
+        Ok(principal)
+    }
+
+    /// The principal a verified token names: `sub` (required, non-empty), groups from the
+    /// configured claim, string claims for row scope, and the linked person.
+    fn principal_from(&self, issuer: &Issuer, claims: &Map<String, Value>) -> Result<Principal, AuthError> {
+        let inner = &*self.inner;
+        let subject = match claims.get("sub") {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            Some(_) => return Err(AuthError::InvalidClaim { claim: "sub" }),
+            None => return Err(AuthError::MissingClaim { claim: "sub" }),
+        };
+        Ok(Principal {
+            person: inner.persons.get(&(issuer.issuer.clone(), subject.clone())).cloned(),
+            credential: Default::default(),
+            subject,
+            issuer: issuer.issuer.clone(),
+            groups: claims::groups(claims, &inner.groups_claim),
+            claims: claims::string_claims(claims),
+            auth_method: issuer.method,
+        })
+    }
+
+    /// Checks an OpenID Connect ID token received from `issuer`'s token endpoint at the end of a
+    /// browser sign-in, with the same key machinery as bearer tokens (discovery, JWKS, rotation,
+    /// max age) and the ID-token rules of OpenID Connect Core §3.1.3.7: the expected `iss`; `aud`
+    /// containing `client_id` (and `azp` equal to it when present, required when there are several
+    /// audiences); `exp`/`nbf` with the configured skew; the `nonce` sent with the authorization
+    /// request; and, when the token endpoint also returned an access token and the ID token
+    /// carries `at_hash`, that hash. An access token (`typ: at+jwt`) is refused here, as an ID
+    /// token is refused as a bearer token. The principal's groups come from the same claim as
+    /// for bearer tokens, so they reach the same roles.
+    pub async fn verify_id_token(
+        &self,
+        issuer: &str,
+        id_token: &str,
+        client_id: &str,
+        nonce: &str,
+        access_token: Option<&str>,
+    ) -> Result<Principal, AuthError> {
+        if id_token.len() > self.inner.max_token_bytes {
+            return Err(AuthError::TooLarge { limit: self.inner.max_token_bytes });
+        }
+        let (claims, issuer_index, _) =
+            self.verify_signed(id_token, Expect::IdToken { issuer, client_id }).await?;
+        let found = self.inner.issuers.get(issuer_index).ok_or(AuthError::UnknownIssuer)?;
+        // The nonce binds this ID token to the sign-in this browser started (replay defence).
+        match claims.get("nonce") {
+            Some(Value::String(n)) if constant_time_eq(n.as_bytes(), nonce.as_bytes()) => {}
+            Some(Value::String(_)) => return Err(AuthError::NonceMismatch),
+            Some(_) => return Err(AuthError::InvalidClaim { claim: "nonce" }),
+            None => return Err(AuthError::MissingClaim { claim: "nonce" }),
+        }
+        let several_audiences = matches!(claims.get("aud"), Some(Value::Array(a)) if a.len() > 1);
+        match claims.get("azp") {
+            Some(Value::String(azp)) if azp == client_id => {}
+            Some(_) => return Err(AuthError::WrongAuthorizedParty),
+            None if several_audiences => return Err(AuthError::WrongAuthorizedParty),
+            None => {}
+        }
+        if let (Some(at), Some(hash)) = (access_token, claims.get("at_hash")) {
+            let alg = token::peek(id_token, self.inner.max_token_bytes)?.alg;
+            let expected = token_hash(&alg, at);
+            if hash.as_str() != Some(expected.as_str()) {
+                return Err(AuthError::AccessTokenHashMismatch);
+            }
+        }
+        let mut principal = self.principal_from(found, &claims)?;
+        // Protocol values of the sign-in itself, not attributes of the person.
+        for name in ["nonce", "at_hash", "c_hash", "sid", "azp"] {
+            principal.claims.remove(name);
+        }
+        Ok(principal)
+    }
+
+    /// Steps 1 to 5 of the module header for one token: header, algorithm, issuer, key, signature
+    /// and registered claims. Returns the verified claims, the issuer's index and the key's id.
+    async fn verify_signed(
+        &self,
+        jwt: &str,
+        expect: Expect<'_>,
+    ) -> Result<(Map<String, Value>, usize, keys::KeyId), AuthError> {
+        let inner = &*self.inner;
+        let peeked = token::peek(jwt, inner.max_token_bytes)?;
         let alg = keys::asymmetric_alg(&peeked.alg).ok_or_else(|| AuthError::alg_not_allowed(&peeked.alg))?;
         let iss = match peeked.claims.get("iss") {
             Some(Value::String(iss)) => iss,
             Some(_) => return Err(AuthError::InvalidClaim { claim: "iss" }),
             None => return Err(AuthError::MissingClaim { claim: "iss" }),
         };
+        if let Expect::IdToken { issuer, .. } = expect {
+            if iss != issuer {
+                return Err(AuthError::WrongIssuer);
+            }
+        }
         let (issuer_index, issuer) =
             inner.issuers.iter().enumerate().find(|(_, i)| &i.issuer == iss).ok_or(AuthError::UnknownIssuer)?;
         if !issuer.algorithms.contains(&alg) {
             return Err(AuthError::alg_not_allowed(&peeked.alg));
         }
-        let typ_ok = peeked.typ.as_deref().is_some_and(|t| issuer.token_types.iter().any(|a| a.eq_ignore_ascii_case(t)));
+        let (typ_ok, audience) = match expect {
+            Expect::AccessToken => (
+                peeked.typ.as_deref().is_some_and(|t| issuer.token_types.iter().any(|a| a.eq_ignore_ascii_case(t))),
+                issuer.audience.as_str(),
+            ),
+            // ID tokens are untyped or `JWT` (OpenID Connect Core §16.14 / RFC 7519 §5.1).
+            Expect::IdToken { client_id, .. } => {
+                (peeked.typ.as_deref().is_none_or(|t| t.eq_ignore_ascii_case("jwt")), client_id)
+            }
+        };
         if !typ_ok {
             return Err(AuthError::WrongTokenType);
         }
@@ -265,7 +371,7 @@ impl Authenticator {
         let (verified, key_id) = match &issuer.keys {
             KeySource::Local(set) => {
                 let key = pick(set, kid, alg)?;
-                (verify(bearer_token, key, alg, issuer, inner.skew_secs), key.id)
+                (verify(jwt, key, alg, &issuer.issuer, audience, inner.skew_secs), key.id)
             }
             KeySource::Remote(remote) => {
                 let mut snap = remote.keys().await?;
@@ -278,7 +384,7 @@ impl Authenticator {
                     }
                 }
                 let key = pick(&snap.keys, kid, alg)?;
-                (verify(bearer_token, key, alg, issuer, inner.skew_secs), key.id)
+                (verify(jwt, key, alg, &issuer.issuer, audience, inner.skew_secs), key.id)
             }
         };
         let claims = verified.map_err(|e| match e {
@@ -287,23 +393,25 @@ impl Authenticator {
             AuthError::MissingClaim { claim } if peeked.claims.contains_key(claim) => AuthError::InvalidClaim { claim },
             other => other,
         })?;
-        let subject = match claims.get("sub") {
-            Some(Value::String(s)) if !s.is_empty() => s.clone(),
-            Some(_) => return Err(AuthError::InvalidClaim { claim: "sub" }),
-            None => return Err(AuthError::MissingClaim { claim: "sub" }),
-        };
-        let principal = Principal {
-            person: inner.persons.get(&(issuer.issuer.clone(), subject.clone())).cloned(),
-            subject,
-            issuer: issuer.issuer.clone(),
-            groups: claims::groups(&claims, &inner.groups_claim),
-            claims: claims::string_claims(&claims),
-            auth_method: issuer.method,
-        };
-        if let Some(exp) = claims.get("exp").and_then(Value::as_u64) {
-            inner.cache.insert(bearer_token, &principal, exp, issuer_index, key_id);
+        Ok((claims, issuer_index, key_id))
+    }
+
+    /// Where `issuer`'s authorization and token endpoints are, from its discovery document
+    /// (fetched with its keys, by the same client and with the same checks).
+    pub async fn endpoints(&self, issuer: &str) -> Result<Endpoints, AuthError> {
+        let found = self.inner.issuers.iter().find(|i| i.issuer == issuer).ok_or(AuthError::UnknownIssuer)?;
+        match &found.keys {
+            KeySource::Remote(remote) => remote.endpoints().await,
+            KeySource::Local(_) => Err(AuthError::UnknownIssuer),
         }
-        Ok(principal)
+    }
+
+    /// The HTTP client used to reach `issuer` (timeouts, no redirects), for its token endpoint.
+    pub(crate) fn idp_client(&self, issuer: &str) -> Option<reqwest::Client> {
+        match &self.inner.issuers.iter().find(|i| i.issuer == issuer)?.keys {
+            KeySource::Remote(remote) => Some(remote.client().clone()),
+            KeySource::Local(_) => None,
+        }
     }
 
     /// A cached verification stands while the key that made it is in its issuer's current set
@@ -315,6 +423,35 @@ impl Authenticator {
             KeySource::Remote(remote) => Ok(remote.keys().await?.keys.contains(&hit.key)),
         }
     }
+}
+
+/// What kind of token [`Authenticator::verify_signed`] is checking.
+#[derive(Clone, Copy)]
+enum Expect<'a> {
+    /// A bearer access token: the issuer's configured audience and token types.
+    AccessToken,
+    /// An ID token from `issuer`, for the browser sign-in client `client_id`.
+    IdToken { issuer: &'a str, client_id: &'a str },
+}
+
+/// `at_hash` (OpenID Connect Core §3.1.3.6): the left half of the hash of `value`, with the hash
+/// of the ID token's algorithm (SHA-512 for EdDSA), base64url without padding.
+fn token_hash(alg: &str, value: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let digest: Vec<u8> = if alg.ends_with("384") {
+        sha2::Sha384::digest(value.as_bytes()).to_vec()
+    } else if alg.ends_with("512") || alg.eq_ignore_ascii_case("eddsa") {
+        sha2::Sha512::digest(value.as_bytes()).to_vec()
+    } else {
+        sha2::Sha256::digest(value.as_bytes()).to_vec()
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..digest.len() / 2])
+}
+
+/// Byte equality whose time does not depend on where the inputs differ.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    aws_lc_rs::constant_time::verify_slices_are_equal(a, b).is_ok()
 }
 
 /// The one key this token may be checked with, or why there is none.
@@ -332,7 +469,8 @@ fn verify(
     token: &str,
     key: &VerifyingKey,
     alg: Algorithm,
-    issuer: &Issuer,
+    issuer: &str,
+    audience: &str,
     skew_secs: u64,
 ) -> Result<Map<String, Value>, AuthError> {
     let mut v = Validation::new(alg);
@@ -340,8 +478,8 @@ fn verify(
     v.validate_exp = true;
     v.validate_nbf = true;
     v.validate_aud = true;
-    v.set_issuer(&[&issuer.issuer]);
-    v.set_audience(&[&issuer.audience]);
+    v.set_issuer(&[issuer]);
+    v.set_audience(&[audience]);
     v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
     match jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &v) {
         Ok(data) => Ok(data.claims),

@@ -24,10 +24,21 @@ const MAX_DOCUMENT_BYTES: usize = 512 * 1024;
 /// shorter), so an IdP back from an outage is noticed quickly without being hammered.
 const FAILURE_BACKOFF: Duration = Duration::from_secs(5);
 
+/// Where an issuer's browser sign-in endpoints are, from its discovery document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoints {
+    /// `authorization_endpoint`: where the browser is sent to sign in.
+    pub authorization: reqwest::Url,
+    /// `token_endpoint`: where the gateway exchanges the code.
+    pub token: reqwest::Url,
+}
+
 /// A key set and when it was fetched.
 #[derive(Debug)]
 pub(crate) struct Snapshot {
     pub keys: KeySet,
+    /// The sign-in endpoints named by the same discovery document, when it names both.
+    pub endpoints: Option<Endpoints>,
     pub fetched_at: Instant,
     /// Increments with every successful fetch: lets a waiter see that someone else refreshed.
     pub generation: u64,
@@ -94,6 +105,17 @@ impl RemoteKeys {
             current: RwLock::new(None),
             fetch: tokio::sync::Mutex::new(FetchState::default()),
         })
+    }
+
+    /// The client that reaches this issuer (timeouts, no redirects followed).
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// The sign-in endpoints of the current discovery document (fetched like the keys: the
+    /// same freshness, outage and max-age rules).
+    pub async fn endpoints(&self) -> Result<Endpoints, AuthError> {
+        self.keys().await?.endpoints.clone().ok_or_else(|| self.unavailable())
     }
 
     fn snapshot(&self) -> Option<Arc<Snapshot>> {
@@ -188,11 +210,11 @@ impl RemoteKeys {
         state.last_attempt = Some(Instant::now());
         state.attempts += 1;
         match self.fetch_keys().await {
-            Ok(keys) => {
+            Ok((keys, endpoints)) => {
                 state.last_failed = false;
                 *self.failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
                 state.generation += 1;
-                let snap = Arc::new(Snapshot { keys, fetched_at: Instant::now(), generation: state.generation });
+                let snap = Arc::new(Snapshot { keys, endpoints, fetched_at: Instant::now(), generation: state.generation });
                 match self.current.write() {
                     Ok(mut guard) => *guard = Some(snap.clone()),
                     Err(poisoned) => *poisoned.into_inner() = Some(snap.clone()),
@@ -214,8 +236,9 @@ impl RemoteKeys {
         self.fetch.lock().await.attempts
     }
 
-    /// Discovery, its `issuer` check, then the key set at its `jwks_uri`.
-    async fn fetch_keys(&self) -> Result<KeySet, String> {
+    /// Discovery, its `issuer` check, then the key set at its `jwks_uri`; also the sign-in
+    /// endpoints, vetted like every IdP URL (https, or http on loopback).
+    async fn fetch_keys(&self) -> Result<(KeySet, Option<Endpoints>), String> {
         let discovery = self.get_json(self.discovery_url.clone()).await.map_err(|e| format!("discovery: {e}"))?;
         // OpenID Connect Discovery §4.3: the document must name the issuer we asked about, or
         // another issuer's keys could be taken for this one's.
@@ -230,7 +253,13 @@ impl RemoteKeys {
         if keys.keys.is_empty() {
             return Err("the key set holds no usable signing key".into());
         }
-        Ok(keys)
+        let url = |name: &str| discovery.get(name).and_then(Value::as_str).map(check_idp_url);
+        let endpoints = match (url("authorization_endpoint"), url("token_endpoint")) {
+            (Some(Ok(authorization)), Some(Ok(token))) => Some(Endpoints { authorization, token }),
+            (Some(Err(e)), _) | (_, Some(Err(e))) => return Err(format!("discovery: {e}")),
+            _ => None,
+        };
+        Ok((keys, endpoints))
     }
 
     /// A JSON document, bounded in size.

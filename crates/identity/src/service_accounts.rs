@@ -530,6 +530,7 @@ impl ServiceAccounts {
             claims,
             auth_method: AuthMethod::ServiceAccount,
             person: None,
+            credential: Default::default(),
         })
     }
 
@@ -864,6 +865,7 @@ mod tests {
             claims: BTreeMap::new(),
             auth_method: AuthMethod::Oidc,
             person: None,
+            credential: Default::default(),
         };
         assert!(sa.is_admin(&p));
         p.auth_method = AuthMethod::ServiceAccount;

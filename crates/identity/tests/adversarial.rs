@@ -525,3 +525,66 @@ async fn repeated_members_are_refused_even_when_signed() {
     );
     refused(d.auth.authenticate(&sign_raw(&dev_header, &dev_body, &signer)).await, "malformed_token");
 }
+
+// ---------------------------------------------------------------------------------------------
+// ID tokens (browser sign-in): the same keys, the ID-token rules.
+
+/// A signed ID token for client `tg-console` with nonce `n-1`, overridable.
+fn id_token(o: &Oidc, header: Value, overrides: Value) -> String {
+    let mut c = claims(&o.server.issuer, json!({"aud": "tg-console", "nonce": "n-1"}));
+    for (k, v) in overrides.as_object().unwrap() {
+        if v.is_null() {
+            c.as_object_mut().unwrap().remove(k);
+        } else {
+            c[k] = v.clone();
+        }
+    }
+    let mut h = json!({"alg": "RS256", "kid": "rsa-1"});
+    for (k, v) in header.as_object().unwrap() {
+        h[k] = v.clone();
+    }
+    sign_jws(&h, &c, &o.rsa)
+}
+
+#[tokio::test]
+async fn id_tokens_are_checked_like_bearer_tokens_plus_the_id_token_rules() {
+    let o = oidc().await;
+    let iss = o.server.issuer.clone();
+    let check = |t: String, access: Option<&'static str>| {
+        let auth = o.auth.clone();
+        let iss = iss.clone();
+        async move { auth.verify_id_token(&iss, &t, "tg-console", "n-1", access).await }
+    };
+    let p = check(id_token(&o, json!({}), json!({})), None).await.unwrap();
+    assert_eq!((p.subject.as_str(), p.groups.clone()), ("alice", vec!["eng".to_owned()]));
+    assert!(!p.claims.contains_key("nonce") && p.claims.get("tenant").is_some_and(|t| t == "acme"));
+    assert!(check(id_token(&o, json!({"typ": "JWT"}), json!({})), None).await.is_ok(), "typ JWT is an ID token");
+
+    refused(check(id_token(&o, json!({}), json!({"nonce": "n-2"})), None).await, "nonce_mismatch");
+    refused(check(id_token(&o, json!({}), json!({"nonce": null})), None).await, "missing_claim");
+    refused(check(id_token(&o, json!({}), json!({"aud": "tracegate"})), None).await, "wrong_audience");
+    refused(check(id_token(&o, json!({"typ": "at+jwt"}), json!({})), None).await, "wrong_token_type");
+    refused(check(id_token(&o, json!({}), json!({"azp": "someone-else"})), None).await, "wrong_azp");
+    refused(check(id_token(&o, json!({}), json!({"aud": ["tg-console", "other"]})), None).await, "wrong_azp");
+    assert!(check(id_token(&o, json!({}), json!({"aud": ["tg-console", "other"], "azp": "tg-console"})), None).await.is_ok());
+    refused(check(id_token(&o, json!({}), json!({"exp": now() - 3600})), None).await, "token_expired");
+    refused(check(id_token(&o, json!({}), json!({"sub": ""})), None).await, "invalid_claim");
+    let mut forged = id_token(&o, json!({}), json!({}));
+    forged = with_payload(&forged, &claims(&iss, json!({"aud": "tg-console", "nonce": "n-1", "groups": ["admin"]})));
+    refused(check(forged, None).await, "bad_signature");
+    // Another trusted issuer's name is not this sign-in's issuer.
+    let genuine = id_token(&o, json!({}), json!({}));
+    refused(o.auth.verify_id_token("https://other.example", &genuine, "tg-console", "n-1", None).await, "wrong_issuer");
+
+    // at_hash: the left half of SHA-256 of the access token, base64url.
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let at = "the-access-token";
+    let digest = sha2::Sha256::digest(at.as_bytes());
+    let hash = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16]);
+    assert!(check(id_token(&o, json!({}), json!({"at_hash": hash})), Some(at)).await.is_ok());
+    refused(check(id_token(&o, json!({}), json!({"at_hash": "AAAAAAAAAAAAAAAAAAAAAA"})), Some(at)).await, "at_hash_mismatch");
+
+    // And an ID token is still no bearer token.
+    refused(o.auth.authenticate(&id_token(&o, json!({}), json!({"aud": AUD}))).await, "wrong_token_type");
+}

@@ -138,8 +138,9 @@ pub async fn finish(state: &AppState, mut audit: Audited, outcome: Result<Reply,
     let mut resp = match state.audit.append(&audit.entry).await {
         Ok(_) => {
             let mut resp = (reply.status, reply.body).into_response();
+            // Appended, not inserted: a reply may set several cookies.
             for (k, v) in reply.headers {
-                resp.headers_mut().insert(k, v);
+                resp.headers_mut().append(k, v);
             }
             resp.extensions_mut().insert(DecisionLabel(label));
             resp
@@ -183,8 +184,10 @@ pub async fn record_unrecorded(State(state): State<Arc<AppState>>, req: Request,
     let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let client = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
     let mut auth = axum::http::HeaderMap::new();
-    for v in req.headers().get_all(header::AUTHORIZATION) {
-        auth.append(header::AUTHORIZATION, v.clone());
+    for name in [header::AUTHORIZATION, header::COOKIE] {
+        for v in req.headers().get_all(&name) {
+            auth.append(name.clone(), v.clone());
+        }
     }
     let resp = next.run(req).await;
     if resp.extensions().get::<Recorded>().is_some() {

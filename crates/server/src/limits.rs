@@ -101,6 +101,7 @@ mod tests {
             claims: Default::default(),
             auth_method: tracegate_core::AuthMethod::Dev,
             person: None,
+            credential: Default::default(),
         };
         assert!(limits.check_request(&who("a", "i")).is_ok());
         assert!(limits.check_request(&who("a", "i")).is_ok());

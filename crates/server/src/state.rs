@@ -35,6 +35,8 @@ pub struct AppState {
     pub approvals: crate::routes::approvals::Approvals,
     /// Per-principal request and access-request limits (`[limits]`).
     pub limits: crate::limits::Limits,
+    /// Browser sign-in and sessions (`[identity.browser]`), if configured.
+    pub browser: Option<crate::routes::browser::Browser>,
 }
 
 /// Why the gateway could not start. It never starts half-configured.
@@ -63,6 +65,8 @@ impl AppState {
         let policy = Policy::parse(&policy_path.display().to_string(), &text)?;
         let limits = crate::limits::Limits::new(&cfg.limits)?;
         let auth = Authenticator::new(&cfg.identity, &cfg.base_dir).map_err(|e| StartError::Identity(e.to_string()))?;
+        let browser = crate::routes::browser::Browser::from_config(&cfg.identity, &auth, &cfg.base_dir)
+            .map_err(StartError::Identity)?;
         let store: Arc<dyn TraceStore> = Arc::new(cfg.open_store()?);
         let index = TraceIndex::rebuild(store.as_ref()).await?;
         let read_budget_kib = u32::try_from((cfg.server.read_budget_bytes / 1024).max(1)).unwrap_or(u32::MAX);
@@ -109,6 +113,7 @@ impl AppState {
             audit_dir: audit_cfg.dir,
             approvals,
             limits,
+            browser,
         })
     }
 }

@@ -7,29 +7,12 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-
 use base64::Engine as _;
 use common::{code, Gateway};
 use serde_json::{json, Value};
 
-struct Provider {
-    issuer: String,
-    pid: u32,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Provider {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg(self.pid.to_string()).status();
-    }
-}
-
-fn start_provider() -> Provider {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let dir = tempfile::tempdir().unwrap();
-    let config = json!({
+fn start_provider() -> common::Provider {
+    common::start_provider(&json!({
         "clients": [
             {"client_id": "helpdesk", "client_secret": "helpdesk-secret", "groups": ["support"], "tenant": "acme"},
             {"client_id": "debugger", "client_secret": "debugger-secret", "groups": ["eng"], "tenant": "acme"},
@@ -38,24 +21,7 @@ fn start_provider() -> Provider {
             "urn:tracegate": {"audience": "tracegate", "alg": "ES256", "ttl": 300},
             "urn:other-service": {"audience": "other-service", "alg": "RS256", "ttl": 300},
         },
-    });
-    let config_path = dir.path().join("provider.json");
-    std::fs::write(&config_path, config.to_string()).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/start-oidc.sh");
-    let out = Command::new("bash")
-        .arg(script)
-        .arg(port.to_string())
-        .arg("--config")
-        .arg(&config_path)
-        .arg("--log")
-        .arg(dir.path().join("provider.log"))
-        .arg("--parent-pid")
-        .arg(std::process::id().to_string())
-        .output()
-        .expect("running scripts/start-oidc.sh (needs Node.js >= 20 and npm; scripts/test.sh installs them)");
-    assert!(out.status.success(), "scripts/start-oidc.sh failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    let pid = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
-    Provider { issuer: format!("http://127.0.0.1:{port}"), pid, _dir: dir }
+    }))
 }
 
 async fn access_token(issuer: &str, client: &str, secret: &str, resource: &str) -> String {

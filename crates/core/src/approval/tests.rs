@@ -407,6 +407,7 @@ fn the_read_decision_gates_only_when_no_role_serves_without_approval() {
         claims: Default::default(),
         auth_method: AuthMethod::Dev,
         person: None,
+        credential: Default::default(),
     };
     let meta = TraceMeta::extract(TraceId::parse("demo-agent-1").unwrap(), &serde_json::json!({ "metadata": {} }));
     let now = SystemTime::now();

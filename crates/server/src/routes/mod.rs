@@ -5,6 +5,7 @@
 pub mod approvals;
 mod audit_trail;
 pub(crate) mod authenticate;
+pub mod browser;
 mod read;
 mod search;
 pub mod service_accounts;
@@ -31,6 +32,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/v1/whoami", get(whoami::whoami))
+        .route("/auth/login", get(browser::login))
+        .route("/auth/callback", get(browser::callback))
+        .route("/auth/logout", axum::routing::post(browser::logout))
         .route("/v1/traces", get(search::search))
         .route("/v1/audit", get(audit_trail::list))
         .route("/v1/traces/{id}", get(read::read).put(write::write))

@@ -99,8 +99,13 @@ pub fn rules(body: &serde_json::Value) -> Vec<String> {
 /// Spawns `tracegate serve` for the data directory `data` on a free loopback port, waiting until
 /// it answers; `prefix` runs before it in `sh` (e.g. `ulimit -f` to make the audit log fail).
 pub fn spawn_serve(data: &std::path::Path, prefix: &str) -> (std::process::Child, String) {
-    let bin = env!("CARGO_BIN_EXE_tracegate");
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    spawn_serve_on(data, prefix, port)
+}
+
+/// [`spawn_serve`] on a port chosen beforehand (e.g. one already registered at an IdP).
+pub fn spawn_serve_on(data: &std::path::Path, prefix: &str, port: u16) -> (std::process::Child, String) {
+    let bin = env!("CARGO_BIN_EXE_tracegate");
     let cmd = format!("{prefix} exec '{bin}' serve --config '{}' --listen 127.0.0.1:{port}", data.join("tracegate.toml").display());
     let mut child = std::process::Command::new("sh")
         .arg("-c")
@@ -146,4 +151,43 @@ pub fn replay(data: &std::path::Path, id: &str) -> (bool, serde_json::Value, Str
     let outcome_start = stdout.rfind("{\n").unwrap_or(0);
     let outcome = serde_json::from_str(&stdout[outcome_start..]).unwrap_or(serde_json::Value::Null);
     (out.status.success(), outcome, stdout[..outcome_start].trim().to_owned())
+}
+
+/// The real OpenID Provider (npm `oidc-provider`) started by `scripts/start-oidc.sh` with
+/// `config` (see `scripts/oidc-provider/provider.js`); stopped when dropped, and by itself when
+/// the test process is gone.
+pub struct Provider {
+    pub issuer: String,
+    pub pid: u32,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill").arg(self.pid.to_string()).status();
+    }
+}
+
+/// Starts the provider on a free loopback port. Never skipped: without node/npm this fails
+/// saying what to install.
+pub fn start_provider(config: &serde_json::Value) -> Provider {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("provider.json");
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/start-oidc.sh");
+    let out = std::process::Command::new("bash")
+        .arg(script)
+        .arg(port.to_string())
+        .arg("--config")
+        .arg(&config_path)
+        .arg("--log")
+        .arg(dir.path().join("provider.log"))
+        .arg("--parent-pid")
+        .arg(std::process::id().to_string())
+        .output()
+        .expect("running scripts/start-oidc.sh (needs Node.js >= 20 and npm; scripts/test.sh installs them)");
+    assert!(out.status.success(), "scripts/start-oidc.sh failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let pid = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    Provider { issuer: format!("http://127.0.0.1:{port}"), pid, _dir: dir }
 }

@@ -1,0 +1,200 @@
+//! Browser sign-in routes and the session cookie: `GET /auth/login` (starts the OIDC code flow),
+//! `GET /auth/callback` (finishes it and starts a session), `POST /auth/logout` (CSRF-checked;
+//! ends the session server side). Each is recorded like every other request; the callback's
+//! record names who signed in.
+//!
+//! The cookies: the session cookie (`HttpOnly`, `SameSite=Lax`, `Path=/`, `Secure` unless the
+//! gateway is tried out on plain-http loopback, `Max-Age` = the session lifetime), and a
+//! short-lived login cookie that binds a started sign-in to the browser that started it
+//! (`Path=/auth/callback`, removed by the callback). `SameSite=Lax` is what lets both come back
+//! on the top-level redirect from the identity provider while staying off cross-site
+//! subrequests and form POSTs; the CSRF check in [`super::authenticate`] covers the rest.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::Response;
+use tracegate_identity::browser::{BrowserSignIn, Callback, SignInError};
+use tracegate_identity::sessions::{MemoryStore, SessionError, Sessions};
+use tracegate_identity::{Authenticator, IdentityConfig};
+
+use super::Caller;
+use crate::audit::{finish, Audited, Reply};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Browser sign-in and its sessions, when `[identity.browser]` is configured.
+#[derive(Debug)]
+pub struct Browser {
+    pub signin: BrowserSignIn,
+    pub sessions: Sessions,
+    /// The session cookie's name.
+    pub cookie: String,
+    /// The login-binding cookie's name.
+    pub login_cookie: String,
+    pub secure: bool,
+    /// The gateway's own origin, as browsers send it in `Origin`.
+    pub origin: String,
+}
+
+impl Browser {
+    /// `None` without `[identity.browser]`. Sessions are kept in memory (see
+    /// `tracegate_identity::sessions`).
+    pub fn from_config(cfg: &IdentityConfig, auth: &Authenticator, base_dir: &std::path::Path) -> Result<Option<Browser>, String> {
+        let Some(b) = &cfg.browser else { return Ok(None) };
+        let signin = BrowserSignIn::new(b, auth.clone(), base_dir).map_err(|e| e.to_string())?;
+        let sessions = Sessions::new(Arc::new(MemoryStore::default()), b.session_lifetime, b.idle_timeout);
+        Ok(Some(Browser {
+            signin,
+            sessions,
+            cookie: b.cookie_name.clone(),
+            login_cookie: format!("{}_login", b.cookie_name.trim_start_matches("__Host-")),
+            secure: b.secure(),
+            origin: b.origin(),
+        }))
+    }
+
+    /// A `Set-Cookie` value. Cookie values here are base64url tokens: nothing to escape.
+    fn cookie_header(&self, name: &str, value: &str, path: &str, max_age: u64) -> String {
+        let secure = if self.secure { "; Secure" } else { "" };
+        format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}")
+    }
+}
+
+impl From<SignInError> for ApiError {
+    fn from(e: SignInError) -> Self {
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+        ApiError::new(status, e.code(), e.to_string())
+    }
+}
+
+impl From<SessionError> for ApiError {
+    fn from(e: SessionError) -> Self {
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNAUTHORIZED);
+        ApiError::new(status, e.code(), e.to_string())
+    }
+}
+
+/// The value of cookie `name` in the request's `Cookie` headers, if exactly one is sent (two
+/// cookies of one name — e.g. one planted by a sibling subdomain — are refused as ambiguous by
+/// the caller's lookup failing).
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ()> {
+    let mut found = None;
+    for v in headers.get_all(header::COOKIE) {
+        let Ok(text) = v.to_str() else { continue };
+        for pair in text.split(';') {
+            if let Some((k, val)) = pair.trim().split_once('=') {
+                if k == name {
+                    if found.is_some() {
+                        return Err(());
+                    }
+                    found = Some(val.trim_matches('"'));
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The CSRF token of the session the request's cookie names (`None` without one).
+pub(crate) fn session_csrf(state: &AppState, headers: &HeaderMap) -> Option<String> {
+    let browser = state.browser.as_ref()?;
+    let id = cookie(headers, &browser.cookie).ok().flatten()?;
+    browser.sessions.authenticate(id).ok().map(|a| a.csrf_token)
+}
+
+fn not_configured() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "no_route", "browser sign-in is not configured")
+}
+
+/// `GET /auth/login`: a fresh sign-in; 303 to the issuer's authorization endpoint.
+pub async fn login(State(state): State<Arc<AppState>>, ConnectInfo(client): ConnectInfo<SocketAddr>) -> Response {
+    let audit = Audited::begin("GET", "/auth/login", None, Some(client));
+    let outcome = start(&state).await;
+    finish(&state, audit, outcome).await
+}
+
+async fn start(state: &AppState) -> Result<Reply, ApiError> {
+    let browser = state.browser.as_ref().ok_or_else(not_configured)?;
+    let begun = browser.signin.begin().await?;
+    let max_age = browser.signin.config().login_timeout.as_secs().max(1);
+    let binding = browser.cookie_header(&browser.login_cookie, &begun.binding, "/auth/callback", max_age);
+    Ok(Reply::json(StatusCode::SEE_OTHER, b"{}".to_vec())
+        .header("location", &begun.location)
+        .header("set-cookie", &binding)
+        .header("cache-control", "no-store"))
+}
+
+/// `GET /auth/callback`: the issuer's redirect back; on success a session starts and the browser
+/// goes on to `after_login`.
+pub async fn callback(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let mut audit = Audited::begin("GET", "/auth/callback", None, Some(client));
+    let outcome = complete(&state, &mut audit, query.as_deref(), &headers).await;
+    finish(&state, audit, outcome).await
+}
+
+async fn complete(state: &AppState, audit: &mut Audited, query: Option<&str>, headers: &HeaderMap) -> Result<Reply, ApiError> {
+    let browser = state.browser.as_ref().ok_or_else(not_configured)?;
+    let mut cb = Callback::default();
+    let allowed = ["code", "state", "iss", "error", "error_description", "error_uri", "session_state"];
+    for (k, v) in super::query_pairs(query, &allowed)? {
+        let slot = match k.as_str() {
+            "code" => &mut cb.code,
+            "state" => &mut cb.state,
+            "iss" => &mut cb.iss,
+            "error" => &mut cb.error,
+            _ => continue,
+        };
+        if slot.replace(v).is_some() {
+            return Err(ApiError::bad_request("bad_request", format!("`{k}` is given twice")));
+        }
+    }
+    let binding = cookie(headers, &browser.login_cookie).map_err(|()| {
+        ApiError::bad_request("login_browser_mismatch", "the login cookie is sent more than once")
+    })?;
+    let principal = browser.signin.complete(&cb, binding).await?;
+    // The principal is recorded as it signed in, before the session exists: a session that
+    // could not be stored still leaves the sign-in on the trail.
+    audit.principal(state, &principal);
+    let started = browser.sessions.start(principal)?;
+    let session = browser.cookie_header(&browser.cookie, &started.id, "/", started.max_age_secs);
+    let clear = browser.cookie_header(&browser.login_cookie, "", "/auth/callback", 0);
+    Ok(Reply::json(StatusCode::SEE_OTHER, b"{}".to_vec())
+        .header("location", &browser.signin.config().after_login)
+        .header("set-cookie", &session)
+        .header("set-cookie", &clear)
+        .header("cache-control", "no-store"))
+}
+
+/// `POST /auth/logout`: ends the caller's session (CSRF-checked like every state change made
+/// with a cookie) and clears the cookie. A bearer caller has no session to end: 400.
+pub async fn logout(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    caller: Result<Caller, ApiError>,
+) -> Response {
+    let mut audit = Audited::begin("POST", "/auth/logout", None, Some(client));
+    let outcome = end(&state, &mut audit, &headers, caller);
+    finish(&state, audit, outcome).await
+}
+
+fn end(state: &AppState, audit: &mut Audited, headers: &HeaderMap, caller: Result<Caller, ApiError>) -> Result<Reply, ApiError> {
+    let browser = state.browser.as_ref().ok_or_else(not_configured)?;
+    let Caller(who) = caller?;
+    audit.principal(state, &who);
+    let id = match cookie(headers, &browser.cookie) {
+        Ok(Some(id)) if who.credential == tracegate_core::Credential::Session => id,
+        _ => return Err(ApiError::bad_request("not_a_session", "only a browser session can sign out; revoke tokens at the IdP")),
+    };
+    browser.sessions.revoke(id)?;
+    let clear = browser.cookie_header(&browser.cookie, "", "/", 0);
+    Ok(Reply::json(StatusCode::OK, br#"{"signed_out":true}"#.to_vec()).header("set-cookie", &clear))
+}
