@@ -74,6 +74,12 @@ pub struct IdentityConfig {
     /// account can authenticate and the admin API answers 404.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_accounts: Option<ServiceAccountsConfig>,
+    /// A SAML 2.0 identity provider (`[identity.saml]`): the gateway is its service provider,
+    /// and exchanges each verified assertion for a short-lived gateway token. See
+    /// [`crate::saml::SamlConfig`]. Needs the `saml` build feature (on by default).
+    #[cfg(feature = "saml")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saml: Option<crate::saml::SamlConfig>,
 }
 
 /// One account of a person: a subject within an issuer, exactly as the tokens say them.
@@ -323,6 +329,8 @@ impl Default for IdentityConfig {
             dev: None,
             persons: BTreeMap::new(),
             service_accounts: None,
+            #[cfg(feature = "saml")]
+            saml: None,
         }
     }
 }
@@ -420,6 +428,18 @@ impl IdentityConfig {
                 return bad("identity.dev.issuer".into(), format!("`{}` is also an OIDC issuer", d.issuer));
             }
         }
+        #[cfg(feature = "saml")]
+        if let Some(s) = &self.saml {
+            s.validate()?;
+            let clashes = seen.contains(&s.idp_entity_id.as_str())
+                || self.dev.as_ref().is_some_and(|d| d.issuer == s.idp_entity_id);
+            if clashes {
+                return bad(
+                    "identity.saml.idp_entity_id".into(),
+                    format!("`{}` is also an OIDC or dev issuer: its gateway tokens would be ambiguous", s.idp_entity_id),
+                );
+            }
+        }
         let mut linked: BTreeMap<&AccountRef, &str> = BTreeMap::new();
         for (person, accounts) in &self.persons {
             let at = format!("identity.persons.{person}");
@@ -480,7 +500,7 @@ fn is_loopback(url: &reqwest::Url) -> bool {
 }
 
 /// Durations as human-readable strings (`"30s"`, `"5m"`), as operators write them.
-mod duration_text {
+pub(crate) mod duration_text {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer};

@@ -99,8 +99,13 @@ pub fn rules(body: &serde_json::Value) -> Vec<String> {
 /// Spawns `tracegate serve` for the data directory `data` on a free loopback port, waiting until
 /// it answers; `prefix` runs before it in `sh` (e.g. `ulimit -f` to make the audit log fail).
 pub fn spawn_serve(data: &std::path::Path, prefix: &str) -> (std::process::Child, String) {
-    let bin = env!("CARGO_BIN_EXE_tracegate");
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    spawn_serve_on(data, prefix, port)
+}
+
+/// [`spawn_serve`] on a port the caller chose (e.g. because the config must name its URL).
+pub fn spawn_serve_on(data: &std::path::Path, prefix: &str, port: u16) -> (std::process::Child, String) {
+    let bin = env!("CARGO_BIN_EXE_tracegate");
     let cmd = format!("{prefix} exec '{bin}' serve --config '{}' --listen 127.0.0.1:{port}", data.join("tracegate.toml").display());
     let mut child = std::process::Command::new("sh")
         .arg("-c")
