@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine of this project's kind. Installs and starts what the
-# tests need (Node.js for the real OIDC provider; the provider itself is started by the tests
+# tests need (Node.js for the real OIDC provider; pysaml2 + xmlsec1 for the real SAML IdP; the provider itself is started by the tests
 # through scripts/start-oidc.sh), then runs every test in the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +8,17 @@ cd "$(dirname "$0")/.."
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   echo "test.sh: installing Node.js (needed by the real OIDC provider tests)"
   apt-get update -qq && apt-get install -y -qq nodejs npm
+fi
+# SAML: samael links libxmlsec1/libxml2 through bindgen (the `saml` feature, on by default, so
+# the plain workspace build below needs these), and the real IdP is pysaml2 signing with xmlsec1.
+saml_debs=(libxmlsec1-dev libxml2-dev libclang-dev libssl-dev pkg-config xmlsec1)
+if ! dpkg -s "${saml_debs[@]}" >/dev/null 2>&1; then
+  echo "test.sh: installing ${saml_debs[*]} (SAML build and its real IdP)"
+  apt-get update -qq && apt-get install -y -qq "${saml_debs[@]}"
+fi
+if ! python3 -c "import saml2" 2>/dev/null; then
+  echo "test.sh: installing pysaml2 (the real SAML identity provider, scripts/saml-idp.py)"
+  python3 -m pip install -q pysaml2
 fi
 if ! command -v moto_server >/dev/null; then
   echo "test.sh: installing moto (the S3-compatible server the storage suite runs against)"

@@ -12,6 +12,9 @@ pub enum AuthMethod {
     Dev,
     /// A service account's API key (`tgsa_…`): a non-human caller created by an operator.
     ServiceAccount,
+    /// A gateway token minted for a verified SAML assertion (`POST /saml/acs`); its issuer is
+    /// the SAML IdP's entity id.
+    Saml,
 }
 
 /// What the caller presented on this request. How the identity was proven first is

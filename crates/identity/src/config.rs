@@ -79,6 +79,12 @@ pub struct IdentityConfig {
     /// `/auth/*` routes answer 404 and session cookies are ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub browser: Option<crate::browser::BrowserConfig>,
+    /// A SAML 2.0 identity provider (`[identity.saml]`): the gateway is its service provider,
+    /// and exchanges each verified assertion for a short-lived gateway token. See
+    /// [`crate::saml::SamlConfig`]. Needs the `saml` build feature (on by default).
+    #[cfg(feature = "saml")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saml: Option<crate::saml::SamlConfig>,
 }
 
 /// One account of a person: a subject within an issuer, exactly as the tokens say them.
@@ -329,6 +335,8 @@ impl Default for IdentityConfig {
             persons: BTreeMap::new(),
             service_accounts: None,
             browser: None,
+            #[cfg(feature = "saml")]
+            saml: None,
         }
     }
 }
@@ -424,6 +432,18 @@ impl IdentityConfig {
             }
             if seen.contains(&d.issuer.as_str()) {
                 return bad("identity.dev.issuer".into(), format!("`{}` is also an OIDC issuer", d.issuer));
+            }
+        }
+        #[cfg(feature = "saml")]
+        if let Some(s) = &self.saml {
+            s.validate()?;
+            let clashes = seen.contains(&s.idp_entity_id.as_str())
+                || self.dev.as_ref().is_some_and(|d| d.issuer == s.idp_entity_id);
+            if clashes {
+                return bad(
+                    "identity.saml.idp_entity_id".into(),
+                    format!("`{}` is also an OIDC or dev issuer: its gateway tokens would be ambiguous", s.idp_entity_id),
+                );
             }
         }
         let mut linked: BTreeMap<&AccountRef, &str> = BTreeMap::new();

@@ -26,6 +26,8 @@ pub mod sessions;
 mod error;
 mod keys;
 mod remote;
+#[cfg(feature = "saml")]
+pub mod saml;
 pub mod service_accounts;
 mod token;
 
@@ -98,6 +100,8 @@ struct Inner {
     /// `[identity.persons]` inverted: (issuer, subject) to person.
     persons: HashMap<(String, String), String>,
     service_accounts: Option<ServiceAccounts>,
+    #[cfg(feature = "saml")]
+    saml: Option<saml::ServiceProvider>,
 }
 
 /// One trusted issuer and where its keys come from.
@@ -168,6 +172,24 @@ impl Authenticator {
                 method: AuthMethod::Dev,
             });
         }
+        // SAML: its gateway tokens are issued as the IdP's entity id and checked here like
+        // the dev issuer's, against the gateway's own key.
+        #[cfg(feature = "saml")]
+        let saml = match &cfg.saml {
+            Some(s) => {
+                let sp = saml::ServiceProvider::load(s, base_dir, &cfg.groups_claim, Arc::new(saml::MemoryReplayCache::default()))?;
+                issuers.push(Issuer {
+                    issuer: s.idp_entity_id.clone(),
+                    audience: s.sp_entity_id.clone(),
+                    algorithms: vec![Algorithm::EdDSA],
+                    token_types: config::default_token_types(),
+                    keys: KeySource::Local(sp.key_set()?),
+                    method: AuthMethod::Saml,
+                });
+                Some(sp)
+            }
+            None => None,
+        };
         let service_accounts = match &cfg.service_accounts {
             Some(sa) => Some(ServiceAccounts::open(sa, base_dir)?),
             None => None,
@@ -194,6 +216,8 @@ impl Authenticator {
                 max_token_bytes: cfg.max_token_bytes,
                 persons,
                 service_accounts,
+                #[cfg(feature = "saml")]
+                saml,
             }),
         })
     }
@@ -201,6 +225,22 @@ impl Authenticator {
     /// The service accounts, when `[identity.service_accounts]` is configured.
     pub fn service_accounts(&self) -> Option<&ServiceAccounts> {
         self.inner.service_accounts.as_ref()
+    }
+
+    /// The SAML service provider, when `[identity.saml]` is configured.
+    #[cfg(feature = "saml")]
+    pub fn saml(&self) -> Option<&saml::ServiceProvider> {
+        self.inner.saml.as_ref()
+    }
+
+    /// The principal a verified SAML assertion proves, with its `[identity.persons]` link: what
+    /// a browser session built from an assertion should hold (the same principal its gateway
+    /// token authenticates as).
+    #[cfg(feature = "saml")]
+    pub fn saml_principal(&self, verified: &saml::Verified) -> Principal {
+        let mut p = verified.principal();
+        p.person = self.inner.persons.get(&(p.issuer.clone(), p.subject.clone())).cloned();
+        p
     }
 
     /// Whether a development issuer is configured (it must not serve beyond loopback unless

@@ -138,9 +138,17 @@ pub async fn finish(state: &AppState, mut audit: Audited, outcome: Result<Reply,
     let mut resp = match state.audit.append(&audit.entry).await {
         Ok(_) => {
             let mut resp = (reply.status, reply.body).into_response();
-            // Appended, not inserted: a reply may set several cookies.
+            // The reply's first value of a header replaces the default (a body's
+            // `application/octet-stream`); later values of the same name are appended, since a
+            // reply may set several cookies.
+            let mut named: Vec<HeaderName> = Vec::with_capacity(reply.headers.len());
             for (k, v) in reply.headers {
-                resp.headers_mut().append(k, v);
+                if named.contains(&k) {
+                    resp.headers_mut().append(k, v);
+                } else {
+                    named.push(k.clone());
+                    resp.headers_mut().insert(k, v);
+                }
             }
             resp.extensions_mut().insert(DecisionLabel(label));
             resp

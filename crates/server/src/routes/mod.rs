@@ -7,6 +7,8 @@ mod audit_trail;
 pub(crate) mod authenticate;
 pub mod browser;
 mod read;
+#[cfg(feature = "saml")]
+mod saml;
 mod search;
 pub mod service_accounts;
 mod whoami;
@@ -28,7 +30,7 @@ use crate::state::AppState;
 
 pub fn router(state: Arc<AppState>) -> Router {
     approvals::spawn_sweeper(&state);
-    Router::new()
+    let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/v1/whoami", get(whoami::whoami))
@@ -43,7 +45,13 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/access-requests/{id}/result", get(approvals::result))
         .route("/v1/access-requests/{id}/{verb}", axum::routing::post(approvals::decision))
         .route("/v1/service-accounts", get(service_accounts::list).post(service_accounts::create))
-        .route("/v1/service-accounts/{name}/{verb}", axum::routing::post(service_accounts::action))
+        .route("/v1/service-accounts/{name}/{verb}", axum::routing::post(service_accounts::action));
+    #[cfg(feature = "saml")]
+    let router = router
+        .route("/saml/metadata", get(saml::metadata))
+        .route("/saml/login", get(saml::login))
+        .route("/saml/acs", axum::routing::post(saml::acs));
+    router
         .fallback(not_found)
         // Inside the metrics layer, so what is counted is what was recorded and released.
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::audit::record_unrecorded))

@@ -1,0 +1,99 @@
+//! SAML sign-in through the real `tracegate serve` process and a real IdP (pysaml2 + xmlsec1):
+//! metadata → SP-initiated redirect → the IdP answers the AuthnRequest → POST to the ACS →
+//! gateway token → a read served under the role the SAML groups map to, its audit record
+//! naming the SAML subject and issuer. The replayed response is refused over HTTP too.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+#[path = "../../identity/tests/support/saml_idp.rs"]
+mod saml_idp;
+
+use common::{cli_token, spawn_serve_on};
+use saml_idp::{Idp, Issue};
+
+const IDP: &str = "https://idp.test/saml";
+const SP: &str = "https://tracegate.test/saml/metadata";
+
+struct Stop(std::process::Child);
+impl Drop for Stop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn saml_sign_in_reaches_a_read_under_the_mapped_role_and_is_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    tracegate::commands::quickstart::lay_out(data).unwrap();
+    let idp = Idp::new(&data.join("idp"), IDP);
+    std::fs::write(data.join("saml-token.pem"), tracegate_identity::dev::generate_key_pem().unwrap()).unwrap();
+    // The ACS URL must be known before the port is: serve on a port chosen here.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let acs = format!("http://127.0.0.1:{port}/saml/acs");
+    let cfg_path = data.join("tracegate.toml");
+    let mut cfg = std::fs::read_to_string(&cfg_path).unwrap();
+    cfg.push_str(&format!(
+        "\n[identity.saml]\nidp_entity_id = \"{IDP}\"\nidp_sso_url = \"{IDP}/sso\"\nidp_certificates = [\"idp/idp.crt\"]\n\
+         sp_entity_id = \"{SP}\"\nacs_url = \"{acs}\"\ntoken_key_file = \"saml-token.pem\"\ntoken_ttl = \"5m\"\n"
+    ));
+    std::fs::write(&cfg_path, cfg).unwrap();
+    let (child, url) = spawn_serve_on(data, "", port);
+    let _stop = Stop(child);
+    let http = reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+
+    // The SP's metadata, as the IdP is configured with it.
+    let r = http.get(format!("{url}/saml/metadata")).send().unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/samlmetadata+xml");
+    let metadata = data.join("sp-metadata.xml");
+    std::fs::write(&metadata, r.text().unwrap()).unwrap();
+
+    // SP-initiated: the gateway redirects to the IdP with an AuthnRequest, which the IdP answers.
+    let r = http.get(format!("{url}/saml/login")).send().unwrap();
+    assert_eq!(r.status(), 303);
+    let location = reqwest::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    assert_eq!(location.as_str().split('?').next(), Some(format!("{IDP}/sso").as_str()));
+    let saml_request = location.query_pairs().find(|(k, _)| k == "SAMLRequest").unwrap().1.into_owned();
+    let issue = Issue { authn_request: Some(saml_request), ..Issue::new(SP, &acs, "erin@example.com", &["eng"]) };
+    let saml_response = idp.response(&metadata, &issue);
+
+    let r = http.post(format!("{url}/saml/acs")).form(&[("SAMLResponse", saml_response.as_str()), ("RelayState", "")]).send().unwrap();
+    assert_eq!(r.status(), 200);
+    let acs_request_id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let body: serde_json::Value = r.json().unwrap();
+    assert_eq!((body["subject"].as_str(), body["issuer"].as_str()), (Some("erin@example.com"), Some(IDP)));
+    assert_eq!(body["expires_in"], 300);
+    let token = body["access_token"].as_str().unwrap().to_owned();
+
+    // The same response again: refused, with its reason.
+    let r = http.post(format!("{url}/saml/acs")).form(&[("SAMLResponse", saml_response.as_str())]).send().unwrap();
+    assert_eq!(r.status(), 401);
+    let refused: serde_json::Value = r.json().unwrap();
+    assert_eq!(refused["error"]["code"], "saml_replayed");
+
+    // The gateway token reads under the role `eng` maps to.
+    let r = http.get(format!("{url}/v1/whoami")).bearer_auth(&token).send().unwrap();
+    let who: serde_json::Value = r.json().unwrap();
+    assert_eq!(who["roles"], serde_json::json!(["engineer"]), "{who}");
+    assert_eq!(who["principal"]["auth_method"], "saml");
+    let r = http.get(format!("{url}/v1/traces/demo-agent-1")).bearer_auth(&token).send().unwrap();
+    assert_eq!(r.status(), 200);
+    let read_id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+
+    // The audit trail names the SAML subject and issuer, for the sign-in and for the read.
+    let auditor = cli_token(data, "ada", "audit");
+    let r = http.get(format!("{url}/v1/audit?limit=100")).bearer_auth(&auditor).send().unwrap();
+    let trail: serde_json::Value = r.json().unwrap();
+    let records = trail["records"].as_array().unwrap();
+    for id in [&acs_request_id, &read_id] {
+        let rec = records.iter().find(|r| r["request_id"] == id.as_str()).unwrap_or_else(|| panic!("no record {id}: {trail}"));
+        assert_eq!(rec["principal"]["subject"], "erin@example.com", "{rec}");
+        assert_eq!(rec["principal"]["issuer"], IDP, "{rec}");
+        assert_eq!(rec["principal"]["auth_method"], "saml", "{rec}");
+    }
+    let read = records.iter().find(|r| r["request_id"] == read_id.as_str()).unwrap();
+    assert_eq!((read["decision"].as_str(), read["role"].as_str()), (Some("allow"), Some("engineer")), "{read}");
+}
