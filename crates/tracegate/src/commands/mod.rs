@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod gateway;
 pub mod mask;
+pub mod migrate;
 pub mod policy;
 pub mod quickstart;
 pub mod requests;
