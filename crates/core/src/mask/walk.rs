@@ -46,11 +46,11 @@ impl<'a> Path<'a> {
         Path { seg: Seg::Root, parent: None }
     }
 
-    fn key<'b>(&'b self, k: &'b str) -> Path<'b> {
+    pub(super) fn key<'b>(&'b self, k: &'b str) -> Path<'b> {
         Path { seg: Seg::Key(k), parent: Some(self) }
     }
 
-    fn index(&self, i: usize) -> Path<'_> {
+    pub(super) fn index(&self, i: usize) -> Path<'_> {
         Path { seg: Seg::Index(i), parent: Some(self) }
     }
 
@@ -101,7 +101,7 @@ enum Fate {
     Drop,
 }
 
-enum TextFate {
+pub(super) enum TextFate {
     Keep,
     Replace(String),
     Drop,
@@ -113,34 +113,84 @@ pub struct Cx<'m> {
     ops: Operators,
     spans: Vec<Span>,
     pending: Vec<(Detector, Op)>,
-    acc: BTreeMap<(Detector, Op), (u64, Vec<String>)>,
+    /// Every masked value in document order, with its rendered path. Aggregated only by
+    /// [`Cx::report`], so the byte engine can take back what it logged for a string that
+    /// turned out not to hold valid JSON ([`Cx::mark`], [`Cx::rewind`]).
+    log: Vec<(Detector, Op, std::rc::Rc<str>)>,
     changed: u64,
     level: u32,
     too_deep: u64,
 }
 
+/// A point in a [`Cx`]'s log to rewind to.
+#[derive(Clone, Copy)]
+pub(super) struct Mark {
+    log: usize,
+    too_deep: u64,
+    changed: u64,
+}
+
 impl<'m> Cx<'m> {
     pub fn new(m: &'m Masker, engine: &'m Engine, ops: Operators) -> Cx<'m> {
-        Cx { m, engine, ops, spans: Vec::new(), pending: Vec::new(), acc: BTreeMap::new(), changed: 0, level: 0, too_deep: 0 }
+        Cx { m, engine, ops, spans: Vec::new(), pending: Vec::new(), log: Vec::new(), changed: 0, level: 0, too_deep: 0 }
     }
 
-    fn flush(&mut self, path: &Path<'_>) {
+    pub(super) fn masker(&self) -> &'m Masker {
+        self.m
+    }
+
+    pub(super) fn ops(&self) -> &Operators {
+        &self.ops
+    }
+
+    /// How many changes were made so far (masked values, dropped members, withheld values):
+    /// the byte engine copies a JSON text in a string verbatim when this did not move.
+    pub(super) fn changes(&self) -> u64 {
+        self.changed + self.too_deep
+    }
+
+    pub(super) fn bump(&mut self) {
+        self.changed += 1;
+    }
+
+    pub(super) fn mark(&self) -> Mark {
+        Mark { log: self.log.len(), too_deep: self.too_deep, changed: self.changed }
+    }
+
+    pub(super) fn rewind(&mut self, m: Mark) {
+        self.log.truncate(m.log);
+        self.too_deep = m.too_deep;
+        self.changed = m.changed;
+        self.pending.clear();
+    }
+
+    /// Logs one change the byte engine made itself (a masked key's value, a dropped member).
+    pub(super) fn hit(&mut self, d: Detector, op: Op, path: &Path<'_>) {
+        self.pending.push((d, op));
+        self.changed += 1;
+        self.flush(path);
+    }
+
+    pub(super) fn flush(&mut self, path: &Path<'_>) {
         if self.pending.is_empty() {
             return;
         }
-        let rendered = path.render();
+        let rendered: std::rc::Rc<str> = path.render().into();
         for (d, op) in self.pending.drain(..) {
-            let e = self.acc.entry((d, op)).or_insert((0, Vec::new()));
-            e.0 += 1;
-            if e.1.len() < MAX_REPORT_PATHS && e.1.last() != Some(&rendered) {
-                e.1.push(rendered.clone());
-            }
+            self.log.push((d, op, rendered.clone()));
         }
     }
 
     pub fn report(self) -> MaskReport {
-        let mut hits: Vec<MaskHit> = self
-            .acc
+        let mut acc: BTreeMap<(Detector, Op), (u64, Vec<String>)> = BTreeMap::new();
+        for (d, op, rendered) in self.log {
+            let e = acc.entry((d, op)).or_insert((0, Vec::new()));
+            e.0 += 1;
+            if e.1.len() < MAX_REPORT_PATHS && e.1.last().map(String::as_str) != Some(&*rendered) {
+                e.1.push(rendered.to_string());
+            }
+        }
+        let mut hits: Vec<MaskHit> = acc
             .into_iter()
             .map(|((d, op), (count, paths))| MaskHit {
                 detector: d.name().to_owned(),
@@ -341,7 +391,7 @@ impl<'m> Cx<'m> {
         Fate::Keep
     }
 
-    fn string(&mut self, s: &str, path: &Path<'_>) -> TextFate {
+    pub(super) fn string(&mut self, s: &str, path: &Path<'_>) -> TextFate {
         if s.len() < MIN_SCAN_LEN {
             return TextFate::Keep;
         }
@@ -351,7 +401,7 @@ impl<'m> Cx<'m> {
     }
 
     /// Detects and masks inside one piece of text, queueing its hits in `pending`.
-    fn text(&mut self, s: &str) -> TextFate {
+    pub(super) fn text(&mut self, s: &str) -> TextFate {
         if s.len() < MIN_SCAN_LEN || self.m.enabled.is_empty() {
             return TextFate::Keep;
         }
