@@ -236,5 +236,14 @@ proptest! {
         if let Err(e) = check(m, &text) {
             prop_assert!(false, "{}", e);
         }
+        // Idempotence: masking the served document again changes nothing and finds nothing.
+        let all = all();
+        let mut once = Vec::new();
+        all.apply_json(text.as_bytes(), &key(), &mut once).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let mut twice = Vec::new();
+        let again = all.apply_json(&once, &key(), &mut twice).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let parse = |b: &[u8]| serde_json::from_slice::<Value>(b).map(|v| normalize(&v)).map_err(|e| TestCaseError::fail(e.to_string()));
+        prop_assert_eq!(parse(&twice)?, parse(&once)?, "second pass changed {}", String::from_utf8_lossy(&once));
+        prop_assert_eq!(again.total(), 0, "second pass found {:?} in {}", again, String::from_utf8_lossy(&once));
     }
 }

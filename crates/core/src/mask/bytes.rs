@@ -26,7 +26,7 @@ use std::borrow::Cow;
 use memchr::memchr2;
 
 use super::operators::Op;
-use super::walk::{Cx, Path, TextFate};
+use super::walk::{is_masked, Cx, Path, TextFate};
 use super::Detector;
 use crate::embedded::{peel, Peeled, MAX_LAYERS, MAX_NESTING};
 
@@ -410,6 +410,10 @@ impl<'c, 'm> Engine<'c, 'm> {
     /// `[REDACTED:KEY_NAME]` (or the key-name operator's pseudonym) for one scalar under a
     /// credential key.
     fn whole_scalar(&mut self, op: Op, text: &str, out: &mut Vec<u8>, path: &Path<'_>) {
+        if is_masked(text) {
+            quote(text.as_bytes(), out);
+            return;
+        }
         let op = self.cx.ops().effective(op);
         let mut masked = String::new();
         self.cx.ops().apply(op, &Detector::KeyName.label(), text, &mut masked);

@@ -357,6 +357,7 @@ impl<'m> Cx<'m> {
         }
         let label = Detector::KeyName.label();
         let text = match v {
+            Value::String(s) if is_masked(s) => return Fate::Keep,
             Value::String(s) => std::mem::take(s),
             Value::Number(n) => n.to_string(),
             Value::Array(_) | Value::Object(_) if self.level >= MAX_LEVEL => {
@@ -497,9 +498,10 @@ pub fn decode_escapes(s: &str) -> Option<String> {
     Some(out)
 }
 
-/// Forgets spans that lie inside a redaction label already in the text (`[REDACTED:PASSWORD]`
-/// after "password was"): masking masked output must not relabel or nest what it masked before,
-/// so a trace masked on write and again on read reports only what was really found.
+/// Keeps detections out of redaction labels already in the text (`[REDACTED:PASSWORD]` after
+/// "password was"): a span that starts inside a label is forgotten, and one that runs into a
+/// label stops before it. Masking masked output must not relabel, nest or extend what it masked
+/// before, so a trace masked on write and again on read reports only what was really found.
 fn drop_inside_labels(src: &str, spans: &mut Vec<super::detectors::Span>) {
     const OPEN: &[u8] = b"[REDACTED";
     let b = src.as_bytes();
@@ -514,5 +516,26 @@ fn drop_inside_labels(src: &str, spans: &mut Vec<super::detectors::Span>) {
     if labels.is_empty() {
         return;
     }
-    spans.retain(|sp| !labels.iter().any(|(a, z)| sp.start >= *a && sp.end <= *z));
+    spans.retain_mut(|sp| {
+        if labels.iter().any(|(a, z)| sp.start >= *a && sp.start < *z) {
+            return false;
+        }
+        if let Some((a, _)) = labels.iter().find(|(a, _)| sp.start < *a && *a < sp.end) {
+            sp.end = *a;
+        }
+        sp.end > sp.start
+    });
+}
+
+/// True when `s` is exactly what an operator wrote: `[REDACTED:NAME]` or a pseudonym
+/// `NAME_<12 hex>`. Masking it again under a credential key would only relabel or re-hash it.
+pub(super) fn is_masked(s: &str) -> bool {
+    let name = |n: &str| !n.is_empty() && n.bytes().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_');
+    if let Some(inner) = s.strip_prefix("[REDACTED:").and_then(|r| r.strip_suffix(']')) {
+        return name(inner);
+    }
+    match s.rsplit_once('_') {
+        Some((label, hex)) => hex.len() == 12 && hex.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()) && name(label),
+        None => false,
+    }
 }
