@@ -1,8 +1,18 @@
-//! Masking throughput, end to end (parse, project, mask, serialise), beside the floor of a
-//! plain serde_json parse + serialise of the same bytes, on ~2 KB, ~100 KB and ~10 MB traces.
+//! Masking throughput, end to end (bytes in, masked bytes out), on ~2 KB, ~100 KB and ~10 MB
+//! traces of three kinds: `realistic` (the labeled corpus generator's traces: a sensitive value
+//! every few hundred bytes, JSON in strings, doubly encoded tool arguments, Go-HTML escapes),
+//! `sparse` (one planted value per ~2 KB of prose) and `clean` (nothing to mask). Each row runs
+//! the tree walk (`walk`: parse, project, `Masker::apply`, serialise) and the byte engine
+//! (`bytes`: `Masker::apply_json`), beside a `serde_json` and a `sonic-rs` parse + serialise
+//! floor of the same bytes.
 //!
-//! Run: `cargo bench -p tracegate-core --bench mask`. Peak memory for the 10 MB trace: see
-//! `rss_only` and docs/benchmarks.md.
+//! Run: `cargo bench -p tracegate-core --bench mask` (criterion), or `MASK_RATIO=1 cargo bench
+//! -p tracegate-core --bench mask` for the fastest-of-N table in docs/benchmarks.md. Peak memory
+//! for the 10 MB trace: see `rss_only` and docs/benchmarks.md.
+
+#[path = "../tests/corpus/mod.rs"]
+#[allow(clippy::all, unused)]
+mod corpus;
 
 use std::hint::black_box;
 
@@ -38,6 +48,10 @@ impl Rng {
 /// Prose of about `n` bytes with ordinary numbers, dates, ids and versions, and now and then
 /// (3 tokens in 1000, about one per 2 KB) a planted secret or PII value.
 fn prose(r: &mut Rng, n: usize) -> String {
+    prose_with(r, n, true)
+}
+
+fn prose_with(r: &mut Rng, n: usize, plant: bool) -> String {
     let planted = [
         "alice.smith@example.com", "+1 415 555 2671", "4111 1111 1111 1111", "123-45-6789",
         "DE89 3704 0044 0532 0130 00", "10.1.2.3", "AKIAIOSFODNN7EXAMPLE", "password=hunter2",
@@ -47,7 +61,7 @@ fn prose(r: &mut Rng, n: usize) -> String {
     let mut s = String::with_capacity(n + 64);
     while s.len() < n {
         let roll = r.next() % 1000;
-        if roll < 3 {
+        if roll < 3 && plant {
             s.push_str(r.pick(&planted));
         } else if roll < 60 {
             s.push_str(r.pick(&noise));
@@ -62,19 +76,41 @@ fn prose(r: &mut Rng, n: usize) -> String {
 /// An OpenTelemetry-style trace of about `target` bytes: spans whose GenAI attributes carry
 /// message arrays as JSON-encoded strings, plus an agent step list with plain prose.
 fn trace(target: usize) -> Vec<u8> {
+    trace_with(target, true)
+}
+
+/// The realistic kind: corpus traces (OTLP GenAI spans and agent step logs, alternating) in
+/// one `{"traces": [...]}` document of about `target` bytes.
+fn realistic(target: usize) -> Vec<u8> {
+    let mut traces = Vec::new();
+    let mut size = 0;
+    let mut seed = 0x7261_6365u64;
+    let per = if target < 10_000 { 3 } else { 40 };
+    while size < target {
+        let c = corpus::generate(seed, 1, per);
+        for t in c.traces {
+            size += t.to_string().len();
+            traces.push(t);
+        }
+        seed += 1;
+    }
+    serde_json::to_vec(&json!({ "traces": traces })).unwrap_or_default()
+}
+
+fn trace_with(target: usize, plant: bool) -> Vec<u8> {
     let mut r = Rng(0x9E37_79B9_7F4A_7C15);
     let mut spans = Vec::new();
     let mut size = 0;
     let mut i = 0u64;
     while size < target {
-        let text = prose(&mut r, 600);
+        let text = prose_with(&mut r, 600, plant);
         let input = json!([
             {"role": "system", "parts": [{"type": "text", "content": "You are a helpful support agent."}]},
             {"role": "user", "parts": [{"type": "text", "content": text}]},
         ]);
         let output = json!([{"role": "assistant", "parts": [
-            {"type": "reasoning", "content": prose(&mut r, 300)},
-            {"type": "tool_call", "name": "lookup_order", "arguments": {"order_id": format!("ord_{i}"), "note": prose(&mut r, 80)}},
+            {"type": "reasoning", "content": prose_with(&mut r, 300, plant)},
+            {"type": "tool_call", "name": "lookup_order", "arguments": {"order_id": format!("ord_{i}"), "note": prose_with(&mut r, 80, plant)}},
         ]}]);
         let span = json!({
             "traceId": "5b8efff798038103d269b633813fc60c",
@@ -88,7 +124,7 @@ fn trace(target: usize) -> Vec<u8> {
                 {"key": "gen_ai.input.messages", "value": {"stringValue": input.to_string()}},
                 {"key": "gen_ai.output.messages", "value": {"stringValue": output.to_string()}},
             ],
-            "events": [{"name": "step", "attributes": {"thought": prose(&mut r, 200)}}],
+            "events": [{"name": "step", "attributes": {"thought": prose_with(&mut r, 200, plant)}}],
         });
         size += span.to_string().len();
         spans.push(span);
@@ -113,29 +149,58 @@ fn end_to_end(bytes: &[u8], policy: &Policy, key: &MaskKey) -> Vec<u8> {
     serde_json::to_vec(&doc).unwrap_or_default()
 }
 
+/// The byte engine: what a read whose view is everything costs.
+fn bytes_engine(bytes: &[u8], policy: &Policy, key: &MaskKey) -> Vec<u8> {
+    let Some(role) = policy.roles.first() else { return Vec::new() };
+    let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 8);
+    let report = role.masking.apply_json(bytes, key, &mut out);
+    black_box(report.ok());
+    out
+}
+
 fn floor(bytes: &[u8]) -> Vec<u8> {
     let Ok(doc) = serde_json::from_slice::<Value>(bytes) else { return Vec::new() };
     serde_json::to_vec(&doc).unwrap_or_default()
 }
 
+fn sonic_floor(bytes: &[u8]) -> Vec<u8> {
+    let Ok(doc) = sonic_rs::from_slice::<sonic_rs::Value>(bytes) else { return Vec::new() };
+    sonic_rs::to_vec(&doc).unwrap_or_default()
+}
+
+type Run = fn(&[u8], &Policy, &MaskKey) -> Vec<u8>;
+
+/// The rows of one size class: (name, function).
+const RUNS: &[(&str, Run)] = &[
+    ("floor_serde_json", |b, _, _| floor(b)),
+    ("floor_sonic_rs", |b, _, _| sonic_floor(b)),
+    ("walk_all_detectors", end_to_end),
+    ("bytes_all_detectors", bytes_engine),
+];
+
+/// The documents: (kind, size class, bytes).
+fn inputs() -> Vec<(&'static str, &'static str, Vec<u8>)> {
+    let mut v = Vec::new();
+    for (name, size) in [("2KB", 2_000), ("100KB", 100_000), ("10MB", 10_000_000)] {
+        v.push(("realistic", name, realistic(size)));
+        v.push(("sparse", name, trace_with(size, true)));
+        v.push(("clean", name, trace_with(size, false)));
+    }
+    v
+}
+
 fn bench(c: &mut Criterion) {
     let Ok(policy) = Policy::parse("bench", POLICY) else { return };
     let key = MaskKey(b"benchmark-key-0123456789abcdef".to_vec());
-    let mut g = c.benchmark_group("mask");
-    for (name, size) in [("2KB", 2_000), ("100KB", 100_000), ("10MB", 10_000_000)] {
-        let bytes = trace(size);
+    for (kind, name, bytes) in inputs() {
+        let mut g = c.benchmark_group(format!("mask_{kind}"));
         g.throughput(Throughput::Bytes(bytes.len() as u64));
-        if size >= 10_000_000 {
-            g.sample_size(10);
-        } else {
-            g.sample_size(50);
+        g.sample_size(if bytes.len() >= 10_000_000 { 10 } else { 30 });
+        for (run, f) in RUNS {
+            g.bench_with_input(BenchmarkId::new(*run, name), &bytes, |b, bytes| b.iter(|| f(black_box(bytes), &policy, &key)));
         }
-        g.bench_with_input(BenchmarkId::new("floor_parse_serialise", name), &bytes, |b, bytes| b.iter(|| floor(black_box(bytes))));
-        g.bench_with_input(BenchmarkId::new("end_to_end_all_detectors", name), &bytes, |b, bytes| {
-            b.iter(|| end_to_end(black_box(bytes), &policy, &key))
-        });
+        g.finish();
     }
-    g.finish();
 }
 
 /// Peak-memory runs outside criterion, so nothing else is resident:
@@ -145,7 +210,7 @@ fn rss_only() -> bool {
     let Ok(mode) = std::env::var("MASK_RSS") else { return false };
     let Some((what, file)) = mode.split_once(':') else { return true };
     if what == "write" {
-        if let Err(e) = std::fs::write(file, trace(10_000_000)) {
+        if let Err(e) = std::fs::write(file, realistic(10_000_000)) {
             eprintln!("writing {file}: {e}");
         }
         return true;
@@ -154,8 +219,11 @@ fn rss_only() -> bool {
         eprintln!("cannot read {file}");
         return true;
     };
+    let key = MaskKey(b"benchmark-key-0123456789abcdef".to_vec());
     let out = match (what, Policy::parse("bench", POLICY)) {
-        ("mask", Ok(p)) => end_to_end(&bytes, &p, &MaskKey(b"benchmark-key-0123456789abcdef".to_vec())),
+        ("mask", Ok(p)) => end_to_end(&bytes, &p, &key),
+        ("bytes", Ok(p)) => bytes_engine(&bytes, &p, &key),
+        ("sonic", _) => sonic_floor(&bytes),
         _ => floor(&bytes),
     };
     eprintln!("{what}: input {} bytes, output {} bytes", bytes.len(), out.len());
@@ -164,33 +232,32 @@ fn rss_only() -> bool {
 
 criterion_group!(benches, bench);
 
-/// `MASK_RATIO=1`: alternates floor and end-to-end runs and keeps the fastest of each, a
-/// measure that holds up on a machine shared with other work (criterion's means do not).
+/// `MASK_RATIO=1`: runs every row of a document in turn, round after round, and keeps the
+/// fastest of each: a measure that holds up on a machine shared with other work (criterion's
+/// means do not). `MASK_ONLY=realistic` (or `sparse`, `clean`) limits the kinds.
 fn ratio_only() -> bool {
     if std::env::var_os("MASK_RATIO").is_none() {
         return false;
     }
+    let only = std::env::var("MASK_ONLY").ok();
     let Ok(policy) = Policy::parse("bench", POLICY) else { return true };
     let key = MaskKey(b"benchmark-key-0123456789abcdef".to_vec());
-    for (name, size, rounds) in [("2KB", 2_000, 2000), ("100KB", 100_000, 200), ("10MB", 10_000_000, 8)] {
-        let bytes = trace(size);
-        let (mut best_floor, mut best_mask) = (f64::MAX, f64::MAX);
+    for (kind, name, bytes) in inputs() {
+        if only.as_deref().is_some_and(|o| o != kind) {
+            continue;
+        }
+        let rounds = (200_000_000 / bytes.len().max(1)).clamp(4, 2000);
+        let mut best = vec![f64::MAX; RUNS.len()];
         for _ in 0..rounds {
-            let t = std::time::Instant::now();
-            black_box(floor(black_box(&bytes)));
-            best_floor = best_floor.min(t.elapsed().as_secs_f64());
-            let t = std::time::Instant::now();
-            black_box(end_to_end(black_box(&bytes), &policy, &key));
-            best_mask = best_mask.min(t.elapsed().as_secs_f64());
+            for (i, (_, f)) in RUNS.iter().enumerate() {
+                let t = std::time::Instant::now();
+                black_box(f(black_box(&bytes), &policy, &key));
+                best[i] = best[i].min(t.elapsed().as_secs_f64());
+            }
         }
         let mbs = |t: f64| bytes.len() as f64 / t / 1e6;
-        println!(
-            "{name:>6} ({} bytes): floor {:.0} MB/s, end-to-end {:.0} MB/s, ratio {:.2}x",
-            bytes.len(),
-            mbs(best_floor),
-            mbs(best_mask),
-            best_mask / best_floor
-        );
+        let cells: Vec<String> = RUNS.iter().zip(&best).map(|((n, _), t)| format!("{n} {:.0} MB/s", mbs(*t))).collect();
+        println!("{kind:>9} {name:>6} ({} bytes): {}", bytes.len(), cells.join(", "));
     }
     true
 }

@@ -68,6 +68,61 @@ pub fn decode(s: &str, budget: u8) -> Result<Option<(Value, u8)>, ()> {
     }
 }
 
+/// What [`peel`] found in a string.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Peeled<'a> {
+    /// Not a document: scan the string as text.
+    Text,
+    /// The text of a JSON object or array, found under `layers` layers of JSON string. The
+    /// text itself is not yet validated: a caller that finds it is not JSON treats the string as
+    /// [`Peeled::Text`], as [`decode`] does.
+    Doc { text: std::borrow::Cow<'a, str>, layers: u8 },
+    /// A document is here past the budget: withhold it (what [`decode`] calls `Err`).
+    PastBudget,
+}
+
+/// [`decode`] without building a tree: for the byte engine, which masks the document's text
+/// directly. The decision (document or text, how many layers, past the budget) is the same as
+/// [`decode`]'s once the caller has checked that the returned text parses.
+pub fn peel(s: &str, budget: u8) -> Peeled<'_> {
+    let mut layers = 0u8;
+    let mut owned: Option<String> = None;
+    loop {
+        let cur = owned.as_deref().unwrap_or(s);
+        let t = cur.trim_ascii();
+        let (Some(first), Some(last)) = (t.as_bytes().first(), t.as_bytes().last()) else { return Peeled::Text };
+        let doc = matches!((first, last), (b'{', b'}') | (b'[', b']'));
+        let quoted = t.len() >= 2 && *first == b'"' && *last == b'"';
+        if !doc && !quoted {
+            return Peeled::Text;
+        }
+        if layers >= budget {
+            // Rare: let the tree decoder decide exactly what it would.
+            return match decode(s, budget) {
+                Err(()) => Peeled::PastBudget,
+                Ok(_) => Peeled::Text,
+            };
+        }
+        if doc {
+            let text = match owned {
+                Some(o) => {
+                    let t = o.trim_ascii();
+                    if t.len() == o.len() {
+                        std::borrow::Cow::Owned(o)
+                    } else {
+                        std::borrow::Cow::Owned(t.to_owned())
+                    }
+                }
+                None => std::borrow::Cow::Borrowed(s.trim_ascii()),
+            };
+            return Peeled::Doc { text, layers: layers + 1 };
+        }
+        let Ok(inner) = serde_json::from_str::<String>(t) else { return Peeled::Text };
+        layers += 1;
+        owned = Some(inner);
+    }
+}
+
 /// Encodes a decoded value back into `layers` layers of JSON string.
 pub fn encode(v: &Value, layers: u8) -> Value {
     let mut s = v.to_string();

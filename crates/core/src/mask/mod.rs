@@ -9,6 +9,7 @@
 //! [`operators`] (redact, partial, keyed hash, drop), `keys` (credential-like key names),
 //! `walk` (the JSON walk, JSON-in-strings and escapes), `spec` (the policy table).
 
+mod bytes;
 pub mod detectors;
 mod keys;
 pub mod operators;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
+pub use bytes::MaskError;
 pub use detectors::{Class, Detector};
 pub use keys::BUILTIN as BUILTIN_KEY_NAMES;
 pub use operators::{Op, MIN_KEY_LEN};
@@ -93,6 +95,29 @@ impl Masker {
         let report = self.walk(doc, &mut decoded.embedded, decoded.withheld, key);
         crate::embedded::encode_tree(doc, &decoded.embedded);
         report
+    }
+
+    /// Masks the JSON text `input` in one pass over its bytes (the byte engine, [`bytes`]),
+    /// appending the masked document, compact, to `out`: what [`Masker::apply`] does to the
+    /// parsed document, without building one. For reads that show the whole document; a
+    /// projected view goes through [`Masker::apply_view`]. Nothing is appended on error.
+    pub fn apply_json(&self, input: &[u8], key: &MaskKey, out: &mut Vec<u8>) -> Result<MaskReport, MaskError> {
+        let text = std::str::from_utf8(input)
+            .map_err(|e| MaskError::NotJson { what: "invalid UTF-8", at: e.valid_up_to() })?;
+        let start = out.len();
+        let mut cx = walk::Cx::new(self, &self.engine, operators::Operators::new(key));
+        let res = if self.is_off() {
+            // Nothing to mask: check the text is JSON and serve it as it is.
+            serde_json::from_str::<serde::de::IgnoredAny>(text)
+                .map(|_| out.extend_from_slice(input))
+                .map_err(|e| MaskError::NotJson { what: "invalid JSON", at: e.column() })
+        } else {
+            bytes::Engine::new(&mut cx).document(text, out)
+        };
+        if res.is_err() {
+            out.truncate(start);
+        }
+        res.map(|()| cx.report())
     }
 
     /// Masks a projected view (already decoded) in place, before the caller's own queries

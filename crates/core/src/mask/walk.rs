@@ -46,11 +46,11 @@ impl<'a> Path<'a> {
         Path { seg: Seg::Root, parent: None }
     }
 
-    fn key<'b>(&'b self, k: &'b str) -> Path<'b> {
+    pub(super) fn key<'b>(&'b self, k: &'b str) -> Path<'b> {
         Path { seg: Seg::Key(k), parent: Some(self) }
     }
 
-    fn index(&self, i: usize) -> Path<'_> {
+    pub(super) fn index(&self, i: usize) -> Path<'_> {
         Path { seg: Seg::Index(i), parent: Some(self) }
     }
 
@@ -101,7 +101,7 @@ enum Fate {
     Drop,
 }
 
-enum TextFate {
+pub(super) enum TextFate {
     Keep,
     Replace(String),
     Drop,
@@ -113,34 +113,84 @@ pub struct Cx<'m> {
     ops: Operators,
     spans: Vec<Span>,
     pending: Vec<(Detector, Op)>,
-    acc: BTreeMap<(Detector, Op), (u64, Vec<String>)>,
+    /// Every masked value in document order, with its rendered path. Aggregated only by
+    /// [`Cx::report`], so the byte engine can take back what it logged for a string that
+    /// turned out not to hold valid JSON ([`Cx::mark`], [`Cx::rewind`]).
+    log: Vec<(Detector, Op, std::rc::Rc<str>)>,
     changed: u64,
     level: u32,
     too_deep: u64,
 }
 
+/// A point in a [`Cx`]'s log to rewind to.
+#[derive(Clone, Copy)]
+pub(super) struct Mark {
+    log: usize,
+    too_deep: u64,
+    changed: u64,
+}
+
 impl<'m> Cx<'m> {
     pub fn new(m: &'m Masker, engine: &'m Engine, ops: Operators) -> Cx<'m> {
-        Cx { m, engine, ops, spans: Vec::new(), pending: Vec::new(), acc: BTreeMap::new(), changed: 0, level: 0, too_deep: 0 }
+        Cx { m, engine, ops, spans: Vec::new(), pending: Vec::new(), log: Vec::new(), changed: 0, level: 0, too_deep: 0 }
     }
 
-    fn flush(&mut self, path: &Path<'_>) {
+    pub(super) fn masker(&self) -> &'m Masker {
+        self.m
+    }
+
+    pub(super) fn ops(&self) -> &Operators {
+        &self.ops
+    }
+
+    /// How many changes were made so far (masked values, dropped members, withheld values):
+    /// the byte engine copies a JSON text in a string verbatim when this did not move.
+    pub(super) fn changes(&self) -> u64 {
+        self.changed + self.too_deep
+    }
+
+    pub(super) fn bump(&mut self) {
+        self.changed += 1;
+    }
+
+    pub(super) fn mark(&self) -> Mark {
+        Mark { log: self.log.len(), too_deep: self.too_deep, changed: self.changed }
+    }
+
+    pub(super) fn rewind(&mut self, m: Mark) {
+        self.log.truncate(m.log);
+        self.too_deep = m.too_deep;
+        self.changed = m.changed;
+        self.pending.clear();
+    }
+
+    /// Logs one change the byte engine made itself (a masked key's value, a dropped member).
+    pub(super) fn hit(&mut self, d: Detector, op: Op, path: &Path<'_>) {
+        self.pending.push((d, op));
+        self.changed += 1;
+        self.flush(path);
+    }
+
+    pub(super) fn flush(&mut self, path: &Path<'_>) {
         if self.pending.is_empty() {
             return;
         }
-        let rendered = path.render();
+        let rendered: std::rc::Rc<str> = path.render().into();
         for (d, op) in self.pending.drain(..) {
-            let e = self.acc.entry((d, op)).or_insert((0, Vec::new()));
-            e.0 += 1;
-            if e.1.len() < MAX_REPORT_PATHS && e.1.last() != Some(&rendered) {
-                e.1.push(rendered.clone());
-            }
+            self.log.push((d, op, rendered.clone()));
         }
     }
 
     pub fn report(self) -> MaskReport {
-        let mut hits: Vec<MaskHit> = self
-            .acc
+        let mut acc: BTreeMap<(Detector, Op), (u64, Vec<String>)> = BTreeMap::new();
+        for (d, op, rendered) in self.log {
+            let e = acc.entry((d, op)).or_insert((0, Vec::new()));
+            e.0 += 1;
+            if e.1.len() < MAX_REPORT_PATHS && e.1.last().map(String::as_str) != Some(&*rendered) {
+                e.1.push(rendered.to_string());
+            }
+        }
+        let mut hits: Vec<MaskHit> = acc
             .into_iter()
             .map(|((d, op), (count, paths))| MaskHit {
                 detector: d.name().to_owned(),
@@ -307,6 +357,7 @@ impl<'m> Cx<'m> {
         }
         let label = Detector::KeyName.label();
         let text = match v {
+            Value::String(s) if is_masked(s) => return Fate::Keep,
             Value::String(s) => std::mem::take(s),
             Value::Number(n) => n.to_string(),
             Value::Array(_) | Value::Object(_) if self.level >= MAX_LEVEL => {
@@ -341,7 +392,7 @@ impl<'m> Cx<'m> {
         Fate::Keep
     }
 
-    fn string(&mut self, s: &str, path: &Path<'_>) -> TextFate {
+    pub(super) fn string(&mut self, s: &str, path: &Path<'_>) -> TextFate {
         if s.len() < MIN_SCAN_LEN {
             return TextFate::Keep;
         }
@@ -351,7 +402,7 @@ impl<'m> Cx<'m> {
     }
 
     /// Detects and masks inside one piece of text, queueing its hits in `pending`.
-    fn text(&mut self, s: &str) -> TextFate {
+    pub(super) fn text(&mut self, s: &str) -> TextFate {
         if s.len() < MIN_SCAN_LEN || self.m.enabled.is_empty() {
             return TextFate::Keep;
         }
@@ -447,9 +498,10 @@ pub fn decode_escapes(s: &str) -> Option<String> {
     Some(out)
 }
 
-/// Forgets spans that lie inside a redaction label already in the text (`[REDACTED:PASSWORD]`
-/// after "password was"): masking masked output must not relabel or nest what it masked before,
-/// so a trace masked on write and again on read reports only what was really found.
+/// Keeps detections out of redaction labels already in the text (`[REDACTED:PASSWORD]` after
+/// "password was"): a span that starts inside a label is forgotten, and one that runs into a
+/// label stops before it. Masking masked output must not relabel, nest or extend what it masked
+/// before, so a trace masked on write and again on read reports only what was really found.
 fn drop_inside_labels(src: &str, spans: &mut Vec<super::detectors::Span>) {
     const OPEN: &[u8] = b"[REDACTED";
     let b = src.as_bytes();
@@ -464,5 +516,26 @@ fn drop_inside_labels(src: &str, spans: &mut Vec<super::detectors::Span>) {
     if labels.is_empty() {
         return;
     }
-    spans.retain(|sp| !labels.iter().any(|(a, z)| sp.start >= *a && sp.end <= *z));
+    spans.retain_mut(|sp| {
+        if labels.iter().any(|(a, z)| sp.start >= *a && sp.start < *z) {
+            return false;
+        }
+        if let Some((a, _)) = labels.iter().find(|(a, _)| sp.start < *a && *a < sp.end) {
+            sp.end = *a;
+        }
+        sp.end > sp.start
+    });
+}
+
+/// True when `s` is exactly what an operator wrote: `[REDACTED:NAME]` or a pseudonym
+/// `NAME_<12 hex>`. Masking it again under a credential key would only relabel or re-hash it.
+pub(super) fn is_masked(s: &str) -> bool {
+    let name = |n: &str| !n.is_empty() && n.bytes().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_');
+    if let Some(inner) = s.strip_prefix("[REDACTED:").and_then(|r| r.strip_suffix(']')) {
+        return name(inner);
+    }
+    match s.rsplit_once('_') {
+        Some((label, hex)) => hex.len() == 12 && hex.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()) && name(label),
+        None => false,
+    }
 }

@@ -1,0 +1,870 @@
+//! The byte engine: masks a JSON text in one pass over its bytes, without building a tree.
+//!
+//! The walk ([`super::walk`]) masks a `serde_json::Value`; a read that shows the whole trace
+//! (a role whose view is everything, `tracegate mask` without a role) does not need one. This
+//! engine reads the text once with its own validating scanner (same grammar and nesting limit
+//! as `serde_json`), finds string tokens with `memchr`, decodes escapes only in strings that
+//! have them (into a reused buffer), and hands each string to the same detector code the walk
+//! uses ([`Cx::string`], [`Cx::text`]): one implementation of every detector and operator.
+//! Unchanged strings and numbers are copied verbatim; the output is the input made compact,
+//! with masked values replaced.
+//!
+//! JSON in strings is found by the one decoder's [`crate::embedded::peel`] and masked by
+//! running this engine on the inner text, then encoding the result back into as many string
+//! layers; an inner document with nothing masked is copied as it was. When the inner text turns
+//! out not to be JSON, what was logged for it is taken back ([`Cx::rewind`]) and the string is
+//! scanned as text, exactly as the walk would.
+//!
+//! Semantics follow the walk rule for rule (credential-like keys mask everything under them,
+//! OpenTelemetry `{"key": …, "value": …}` attributes, masked keys, `drop`, the nesting and
+//! layer limits); `tests/mask_differential.rs` checks it against the walk on generated
+//! documents. Where it differs it masks more, never less: numbers are scanned as written
+//! (not as re-printed floats).
+
+use std::borrow::Cow;
+
+use memchr::memchr2;
+
+use super::operators::Op;
+use super::walk::{is_masked, Cx, Path, TextFate};
+use super::Detector;
+use crate::embedded::{peel, Peeled, MAX_LAYERS, MAX_NESTING};
+
+/// `serde_json`'s nesting limit per document (it refuses the 128th nested container).
+const MAX_DEPTH: u32 = 127;
+
+/// Why a text is not masked: it is not JSON.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MaskError {
+    #[error("not JSON: {what} at byte {at}")]
+    NotJson { what: &'static str, at: usize },
+}
+
+/// Invalid JSON somewhere in the current text.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Bad {
+    what: &'static str,
+    at: usize,
+}
+
+type R<T> = Result<T, Bad>;
+
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+enum Fate {
+    Keep,
+    Drop,
+}
+
+/// How values are treated: scanned by the detectors, or masked whole under a credential key.
+#[derive(Clone, Copy)]
+enum Mode {
+    Scan,
+    Whole(Op),
+}
+
+/// Scratch buffers reused across strings: a decoded string per nesting of JSON-in-string
+/// layers (a string being scanned may be inside a document inside a string), and output
+/// buffers for inner documents.
+#[derive(Default)]
+pub(super) struct Scratch {
+    strs: Vec<String>,
+    outs: Vec<Vec<u8>>,
+}
+
+pub(super) struct Engine<'c, 'm> {
+    cx: &'c mut Cx<'m>,
+    scratch: Scratch,
+}
+
+/// A cursor over one JSON text (the document, or a document found in a string).
+struct In<'i> {
+    b: &'i [u8],
+    pos: usize,
+}
+
+impl<'i> In<'i> {
+    fn bad<T>(&self, what: &'static str) -> R<T> {
+        Err(Bad { what, at: self.pos })
+    }
+
+    #[inline]
+    fn ws(&mut self) {
+        while let Some(c) = self.b.get(self.pos) {
+            if !matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
+                break;
+            }
+            self.pos += 1;
+        }
+    }
+
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.pos).copied()
+    }
+
+    fn eat(&mut self, c: u8, what: &'static str) -> R<()> {
+        self.ws();
+        if self.peek() == Some(c) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            self.bad(what)
+        }
+    }
+
+    /// Reads a string token starting at its opening quote: the raw bytes between the quotes
+    /// (validated: no raw control characters; escapes are checked when decoded) and whether
+    /// it has escapes.
+    #[inline]
+    fn string(&mut self) -> R<(usize, usize, bool)> {
+        let start = self.pos + 1;
+        let mut i = start;
+        let mut esc = false;
+        loop {
+            let Some(rest) = self.b.get(i..) else { return self.bad("unterminated string") };
+            let Some(j) = memchr2(b'"', b'\\', rest) else {
+                self.pos = self.b.len();
+                return self.bad("unterminated string");
+            };
+            i += j;
+            if self.b.get(i) == Some(&b'"') {
+                break;
+            }
+            esc = true;
+            i += 2;
+        }
+        let raw = self.b.get(start..i).unwrap_or_default();
+        if raw.iter().fold(false, |acc, &c| acc | (c < 0x20)) {
+            self.pos = start;
+            return self.bad("control character in string");
+        }
+        self.pos = i + 1;
+        Ok((start, i, esc))
+    }
+
+    fn number(&mut self) -> R<(usize, usize)> {
+        let start = self.pos;
+        let b = self.b;
+        let mut i = start;
+        let digit = |i: usize| b.get(i).is_some_and(u8::is_ascii_digit);
+        if b.get(i) == Some(&b'-') {
+            i += 1;
+        }
+        match b.get(i) {
+            Some(b'0') => i += 1,
+            Some(b'1'..=b'9') => {
+                while digit(i) {
+                    i += 1;
+                }
+            }
+            _ => {
+                self.pos = i;
+                return self.bad("invalid number");
+            }
+        }
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            if !digit(i) {
+                self.pos = i;
+                return self.bad("invalid number");
+            }
+            while digit(i) {
+                i += 1;
+            }
+        }
+        if matches!(b.get(i), Some(b'e' | b'E')) {
+            i += 1;
+            if matches!(b.get(i), Some(b'+' | b'-')) {
+                i += 1;
+            }
+            if !digit(i) {
+                self.pos = i;
+                return self.bad("invalid number");
+            }
+            while digit(i) {
+                i += 1;
+            }
+        }
+        self.pos = i;
+        Ok((start, i))
+    }
+
+    fn literal(&mut self, word: &'static [u8]) -> R<()> {
+        if self.b.get(self.pos..self.pos + word.len()) == Some(word) {
+            self.pos += word.len();
+            Ok(())
+        } else {
+            self.bad("invalid literal")
+        }
+    }
+}
+
+/// Decodes the JSON escapes of `raw` (the bytes between a string's quotes) into `out`.
+fn unescape(raw: &[u8], out: &mut String) -> Result<(), &'static str> {
+    out.clear();
+    let mut bytes: Vec<u8> = std::mem::take(out).into_bytes();
+    let hex4 = |i: usize| -> Option<u32> {
+        let h = raw.get(i..i + 4)?;
+        let mut v = 0u32;
+        for &c in h {
+            v = v * 16 + char::from(c).to_digit(16)?;
+        }
+        Some(v)
+    };
+    let mut i = 0;
+    let res = loop {
+        let Some(rest) = raw.get(i..) else { break Ok(()) };
+        let Some(j) = memchr::memchr(b'\\', rest) else {
+            bytes.extend_from_slice(rest);
+            break Ok(());
+        };
+        bytes.extend_from_slice(rest.get(..j).unwrap_or_default());
+        i += j;
+        let simple = match raw.get(i + 1) {
+            Some(b'"') => Some(b'"'),
+            Some(b'\\') => Some(b'\\'),
+            Some(b'/') => Some(b'/'),
+            Some(b'b') => Some(0x08),
+            Some(b'f') => Some(0x0c),
+            Some(b'n') => Some(b'\n'),
+            Some(b'r') => Some(b'\r'),
+            Some(b't') => Some(b'\t'),
+            Some(b'u') => None,
+            _ => break Err("invalid escape"),
+        };
+        if let Some(c) = simple {
+            bytes.push(c);
+            i += 2;
+            continue;
+        }
+        let Some(hi) = hex4(i + 2) else { break Err("invalid \\u escape") };
+        let cp = match hi {
+            0xD800..=0xDBFF => {
+                if raw.get(i + 6..i + 8) != Some(b"\\u") {
+                    break Err("lone surrogate");
+                }
+                match hex4(i + 8) {
+                    Some(lo @ 0xDC00..=0xDFFF) => {
+                        i += 6;
+                        0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
+                    }
+                    _ => break Err("lone surrogate"),
+                }
+            }
+            0xDC00..=0xDFFF => break Err("lone surrogate"),
+            cp => cp,
+        };
+        let Some(ch) = char::from_u32(cp) else { break Err("invalid \\u escape") };
+        let mut enc = [0u8; 4];
+        bytes.extend_from_slice(ch.encode_utf8(&mut enc).as_bytes());
+        i += 6;
+    };
+    // Escapes decode to whole characters and the rest is copied from valid UTF-8.
+    *out = String::from_utf8(bytes).unwrap_or_default();
+    res
+}
+
+/// Appends `s` as a JSON string (quotes included), escaped as `serde_json` escapes.
+pub(super) fn quote(s: &[u8], out: &mut Vec<u8>) {
+    out.push(b'"');
+    let mut from = 0;
+    for (i, &c) in s.iter().enumerate() {
+        let esc: &[u8] = match c {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(s.get(from..i).unwrap_or_default());
+        if esc.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(c >> 4)]);
+            out.push(HEX[usize::from(c & 15)]);
+        } else {
+            out.extend_from_slice(esc);
+        }
+        from = i + 1;
+    }
+    out.extend_from_slice(s.get(from..).unwrap_or_default());
+    out.push(b'"');
+}
+
+/// Where a value sits: JSON-in-string layers above it and containers around it (across
+/// layers, for [`MAX_NESTING`]), and containers around it in this text (for [`MAX_DEPTH`]).
+#[derive(Clone, Copy)]
+struct At {
+    layers: u8,
+    nest: usize,
+    depth: u32,
+}
+
+impl<'c, 'm> Engine<'c, 'm> {
+    pub(super) fn new(cx: &'c mut Cx<'m>) -> Self {
+        Engine { cx, scratch: Scratch::default() }
+    }
+
+    /// Masks the whole text `input` into `out`.
+    pub(super) fn document(&mut self, input: &str, out: &mut Vec<u8>) -> Result<(), MaskError> {
+        let mut p = In { b: input.as_bytes(), pos: 0 };
+        let at = At { layers: 0, nest: 0, depth: 0 };
+        let res = self.text_doc(&mut p, out, &Path::root(), at, Mode::Scan);
+        res.map_err(|b| MaskError::NotJson { what: b.what, at: b.at })
+    }
+
+    /// One whole JSON text (a document): a value and nothing after it.
+    fn text_doc(&mut self, p: &mut In<'_>, out: &mut Vec<u8>, path: &Path<'_>, at: At, mode: Mode) -> R<()> {
+        let start = out.len();
+        p.ws();
+        if self.value(p, out, path, at, mode)? == Fate::Drop {
+            out.truncate(start);
+            out.extend_from_slice(b"null");
+        }
+        p.ws();
+        if p.pos != p.b.len() {
+            return p.bad("trailing characters");
+        }
+        Ok(())
+    }
+
+    fn value(&mut self, p: &mut In<'_>, out: &mut Vec<u8>, path: &Path<'_>, at: At, mode: Mode) -> R<Fate> {
+        match p.peek() {
+            Some(b'"') => self.string(p, out, path, at, mode),
+            Some(c @ (b'{' | b'[')) => {
+                if at.depth >= MAX_DEPTH {
+                    return p.bad("recursion limit exceeded");
+                }
+                if at.nest >= MAX_NESTING {
+                    // Too deep to inspect: withheld, as projection's decoder does. The
+                    // container is still read, to know the text is JSON.
+                    let mark = self.cx.mark();
+                    let start = out.len();
+                    let inner = At { depth: at.depth + 1, nest: at.nest + 1, ..at };
+                    if c == b'{' {
+                        self.object(p, out, path, inner, mode)?;
+                    } else {
+                        self.array(p, out, path, inner, mode)?;
+                    }
+                    out.truncate(start);
+                    self.cx.rewind(mark);
+                    self.cx.withheld(1);
+                    out.extend_from_slice(b"null");
+                    return Ok(Fate::Keep);
+                }
+                let inner = At { depth: at.depth + 1, nest: at.nest + 1, ..at };
+                if c == b'{' {
+                    self.object(p, out, path, inner, mode)?;
+                } else {
+                    self.array(p, out, path, inner, mode)?;
+                }
+                Ok(Fate::Keep)
+            }
+            Some(b't') => {
+                p.literal(b"true")?;
+                out.extend_from_slice(b"true");
+                Ok(Fate::Keep)
+            }
+            Some(b'f') => {
+                p.literal(b"false")?;
+                out.extend_from_slice(b"false");
+                Ok(Fate::Keep)
+            }
+            Some(b'n') => {
+                p.literal(b"null")?;
+                out.extend_from_slice(b"null");
+                Ok(Fate::Keep)
+            }
+            Some(b'-' | b'0'..=b'9') => {
+                let (s, e) = p.number()?;
+                let raw = p.b.get(s..e).unwrap_or_default();
+                // Number tokens are ASCII.
+                let text = std::str::from_utf8(raw).unwrap_or_default();
+                match mode {
+                    Mode::Whole(op) => {
+                        self.whole_scalar(op, text, out, path);
+                        Ok(Fate::Keep)
+                    }
+                    Mode::Scan => match self.cx.string(text, path) {
+                        TextFate::Keep => {
+                            out.extend_from_slice(raw);
+                            Ok(Fate::Keep)
+                        }
+                        TextFate::Replace(n) => {
+                            self.cx.bump();
+                            quote(n.as_bytes(), out);
+                            Ok(Fate::Keep)
+                        }
+                        TextFate::Drop => Ok(Fate::Drop),
+                    },
+                }
+            }
+            _ => p.bad("expected a value"),
+        }
+    }
+
+    /// `[REDACTED:KEY_NAME]` (or the key-name operator's pseudonym) for one scalar under a
+    /// credential key.
+    fn whole_scalar(&mut self, op: Op, text: &str, out: &mut Vec<u8>, path: &Path<'_>) {
+        if is_masked(text) {
+            quote(text.as_bytes(), out);
+            return;
+        }
+        let op = self.cx.ops().effective(op);
+        let mut masked = String::new();
+        self.cx.ops().apply(op, &Detector::KeyName.label(), text, &mut masked);
+        quote(masked.as_bytes(), out);
+        self.cx.hit(Detector::KeyName, op, path);
+    }
+
+    fn string(&mut self, p: &mut In<'_>, out: &mut Vec<u8>, path: &Path<'_>, at: At, mode: Mode) -> R<Fate> {
+        let tok_start = p.pos;
+        let (s, e, esc) = p.string()?;
+        let raw = p.b.get(s..e).unwrap_or_default();
+        let tok = p.b.get(tok_start..e + 1).unwrap_or_default();
+        let slot = usize::from(at.layers);
+        let mut buf = self.take_str(slot);
+        let text: &str = if esc {
+            if let Err(what) = unescape(raw, &mut buf) {
+                self.put_str(slot, buf);
+                p.pos = s;
+                return p.bad(what);
+            }
+            &buf
+        } else {
+            // The input is a `str` and the token starts and ends at ASCII quotes.
+            std::str::from_utf8(raw).unwrap_or_default()
+        };
+        let fate = self.string_value(text, tok, out, path, at, mode);
+        self.put_str(slot, buf);
+        Ok(fate)
+    }
+
+    /// A decoded string value: a document inside it, or text.
+    fn string_value(&mut self, text: &str, tok: &[u8], out: &mut Vec<u8>, path: &Path<'_>, at: At, mode: Mode) -> Fate {
+        if text.len() >= 2 && matches!(text.as_bytes().iter().find(|c| !c.is_ascii_whitespace()), Some(b'{' | b'[' | b'"')) {
+            match peel(text, MAX_LAYERS - at.layers) {
+                Peeled::Text => {}
+                Peeled::PastBudget => {
+                    self.cx.withheld(1);
+                    out.extend_from_slice(b"null");
+                    return Fate::Keep;
+                }
+                Peeled::Doc { text: inner, layers } => {
+                    if self.embedded(&inner, layers, tok, out, path, at, mode) {
+                        return Fate::Keep;
+                    }
+                }
+            }
+        }
+        match mode {
+            Mode::Whole(op) => {
+                self.whole_scalar(op, text, out, path);
+                Fate::Keep
+            }
+            Mode::Scan => match self.cx.string(text, path) {
+                TextFate::Keep => {
+                    out.extend_from_slice(tok);
+                    Fate::Keep
+                }
+                TextFate::Replace(n) => {
+                    self.cx.bump();
+                    quote(n.as_bytes(), out);
+                    Fate::Keep
+                }
+                TextFate::Drop => Fate::Drop,
+            },
+        }
+    }
+
+    /// Masks a document found in a string and writes it back as `layers` string layers.
+    /// False (with nothing written or logged) when the text is not JSON after all.
+    #[allow(clippy::too_many_arguments)]
+    fn embedded(&mut self, inner: &str, layers: u8, tok: &[u8], out: &mut Vec<u8>, path: &Path<'_>, at: At, mode: Mode) -> bool {
+        let mark = self.cx.mark();
+        let before = self.cx.changes();
+        let slot = usize::from(at.layers);
+        let mut buf = self.take_out(slot);
+        let mut p = In { b: inner.as_bytes(), pos: 0 };
+        let inner_at = At { layers: at.layers + layers, nest: at.nest, depth: 0 };
+        let ok = self.text_doc(&mut p, &mut buf, path, inner_at, mode).is_ok();
+        if !ok {
+            self.cx.rewind(mark);
+        } else if self.cx.changes() == before {
+            out.extend_from_slice(tok);
+        } else {
+            let mut cur: Cow<'_, [u8]> = Cow::Borrowed(&buf);
+            for _ in 1..layers {
+                let mut next = Vec::with_capacity(cur.len() + 16);
+                quote(&cur, &mut next);
+                cur = Cow::Owned(next);
+            }
+            quote(&cur, out);
+        }
+        self.put_out(slot, buf);
+        ok
+    }
+
+    fn array(&mut self, p: &mut In<'_>, out: &mut Vec<u8>, path: &Path<'_>, at: At, mode: Mode) -> R<()> {
+        p.pos += 1;
+        out.push(b'[');
+        p.ws();
+        if p.peek() == Some(b']') {
+            p.pos += 1;
+            out.push(b']');
+            return Ok(());
+        }
+        let mut i = 0usize;
+        loop {
+            if i > 0 {
+                out.push(b',');
+            }
+            p.ws();
+            let start = out.len();
+            if self.value(p, out, &path.index(i), at, mode)? == Fate::Drop {
+                out.truncate(start);
+                out.extend_from_slice(b"null");
+                self.cx.bump();
+            }
+            i += 1;
+            p.ws();
+            match p.peek() {
+                Some(b',') => p.pos += 1,
+                Some(b']') => {
+                    p.pos += 1;
+                    out.push(b']');
+                    return Ok(());
+                }
+                _ => return p.bad("expected `,` or `]`"),
+            }
+        }
+    }
+
+    fn object(&mut self, p: &mut In<'_>, out: &mut Vec<u8>, path: &Path<'_>, at: At, mode: Mode) -> R<()> {
+        let obj_start = p.pos;
+        let out_start = out.len();
+        p.pos += 1;
+        out.push(b'{');
+        p.ws();
+        if p.peek() == Some(b'}') {
+            p.pos += 1;
+            out.push(b'}');
+            return Ok(());
+        }
+        let masker = self.cx.masker();
+        let key_op = masker.key_op;
+        // Output ranges of the keys written so far, kept from the first renamed key on, so
+        // two keys masked to the same text both stay (`#2`), as the walk keeps them.
+        let mut written: Option<Vec<(usize, usize)>> = None;
+        let mut emitted = 0usize;
+        // OpenTelemetry attributes: whether the sibling `key` names a credential (and the
+        // object is attribute-sized). Decided when the `value` member is reached.
+        let mut attr: Option<bool> = None;
+        let mut kbuf = String::new();
+        loop {
+            p.ws();
+            if p.peek() != Some(b'"') {
+                return p.bad("expected a key");
+            }
+            let ktok_start = p.pos;
+            let (ks, ke, kesc) = p.string()?;
+            let kraw = p.b.get(ks..ke).unwrap_or_default();
+            let ktok = p.b.get(ktok_start..ke + 1).unwrap_or_default();
+            let key: &str = if kesc {
+                if let Err(what) = unescape(kraw, &mut kbuf) {
+                    p.pos = ks;
+                    return p.bad(what);
+                }
+                &kbuf
+            } else {
+                std::str::from_utf8(kraw).unwrap_or_default()
+            };
+            p.eat(b':', "expected `:`")?;
+            p.ws();
+            let member_start = out.len();
+            if emitted > 0 {
+                out.push(b',');
+            }
+            if let Mode::Whole(op) = mode {
+                // Under a credential key every scalar is masked; keys are kept.
+                out.extend_from_slice(ktok);
+                out.push(b':');
+                self.value(p, out, &path.key(key), at, Mode::Whole(op))?;
+                emitted += 1;
+                if !self.next_member(p)? {
+                    out.push(b'}');
+                    return Ok(());
+                }
+                continue;
+            }
+            let (shown, renamed): (Cow<'_, str>, bool) = match self.cx.text(key) {
+                TextFate::Keep => (Cow::Borrowed(key), false),
+                TextFate::Replace(nk) => {
+                    self.cx.flush(&path.key(&nk));
+                    self.cx.bump();
+                    (Cow::Owned(nk), true)
+                }
+                TextFate::Drop => {
+                    self.cx.flush(path);
+                    self.cx.bump();
+                    // The member goes; its value is still read, to know the text is JSON.
+                    self.skip(p, path, at)?;
+                    out.truncate(member_start);
+                    if self.next_member(p)? {
+                        continue;
+                    }
+                    out.push(b'}');
+                    return Ok(());
+                }
+            };
+            if renamed && written.is_none() {
+                written = Some(earlier_keys(out, out_start, member_start));
+            }
+            if let Some(ranges) = written.as_mut() {
+                let key_at = out.len();
+                let taken = |enc: &[u8], out: &[u8]| ranges.iter().any(|&(a, z)| out.get(a..z) == Some(enc));
+                let mut enc = Vec::new();
+                quote(shown.as_bytes(), &mut enc);
+                let mut n = 2;
+                while taken(&enc, out) {
+                    enc.clear();
+                    quote(format!("{shown}#{n}").as_bytes(), &mut enc);
+                    n += 1;
+                }
+                out.extend_from_slice(&enc);
+                ranges.push((key_at, out.len()));
+            } else {
+                out.extend_from_slice(ktok);
+            }
+            out.push(b':');
+            let mut secret = key_op != Op::Off && masker.key_names.matches(key);
+            if key_op != Op::Off {
+                if key == "key" && attr.is_none() {
+                    // Usually `key` comes first: a name that is no credential settles it.
+                    if !self.names_credential(p) {
+                        attr = Some(false);
+                    }
+                } else if !secret && key == "value" {
+                    let a = *attr.get_or_insert_with(|| self.survey(p.b, obj_start));
+                    secret = a;
+                }
+            }
+            let kp = path.key(&shown);
+            let fate = if secret {
+                let op = self.cx.ops().effective(key_op);
+                if op == Op::Drop {
+                    self.skip(p, &kp, at)?;
+                    self.cx.hit(Detector::KeyName, op, &kp);
+                    Fate::Drop
+                } else {
+                    self.value(p, out, &kp, at, Mode::Whole(op))?
+                }
+            } else {
+                self.value(p, out, &kp, at, Mode::Scan)?
+            };
+            if fate == Fate::Drop {
+                out.truncate(member_start);
+                if let Some(w) = written.as_mut() {
+                    w.retain(|&(a, _)| a < member_start);
+                }
+                self.cx.bump();
+            } else {
+                emitted += 1;
+            }
+            if !self.next_member(p)? {
+                out.push(b'}');
+                return Ok(());
+            }
+        }
+    }
+
+    /// After a member: true at `,` (another member follows), false at `}` (consumed).
+    fn next_member(&mut self, p: &mut In<'_>) -> R<bool> {
+        p.ws();
+        match p.peek() {
+            Some(b',') => {
+                p.pos += 1;
+                Ok(true)
+            }
+            Some(b'}') => {
+                p.pos += 1;
+                Ok(false)
+            }
+            _ => p.bad("expected `,` or `}`"),
+        }
+    }
+
+    /// Reads one value (validating it) and forgets what masking it would have logged.
+    fn skip(&mut self, p: &mut In<'_>, path: &Path<'_>, at: At) -> R<()> {
+        const SLOT: usize = MAX_LAYERS as usize + 1;
+        let mark = self.cx.mark();
+        let mut sink = self.take_out(SLOT);
+        let r = self.value(p, &mut sink, path, at, Mode::Whole(Op::Redact));
+        self.put_out(SLOT, sink);
+        self.cx.rewind(mark);
+        r.map(|_| ())
+    }
+
+    /// Whether the value at `p` (not consumed) is a string naming a credential, as the walk
+    /// reads a sibling `key`: a plain string, not a document in a string.
+    fn names_credential(&self, p: &In<'_>) -> bool {
+        if p.peek() != Some(b'"') {
+            return false;
+        }
+        let mut q = In { b: p.b, pos: p.pos };
+        let Ok((s, e, esc)) = q.string() else { return false };
+        let raw = q.b.get(s..e).unwrap_or_default();
+        let mut buf = String::new();
+        let v: &str = if esc {
+            if unescape(raw, &mut buf).is_err() {
+                return false;
+            }
+            &buf
+        } else {
+            std::str::from_utf8(raw).unwrap_or_default()
+        };
+        let is_doc = v.len() >= 2 && !matches!(peel(v, MAX_LAYERS), Peeled::Text);
+        !is_doc && self.cx.masker().key_names.matches(v)
+    }
+
+    /// Whether the object at `obj_start` (its `{`) is an attribute naming a credential: at
+    /// most four members, one of them `key` with a credential-like name. Read without masking;
+    /// false when it is not well formed (the real pass reports that).
+    fn survey(&self, b: &[u8], obj_start: usize) -> bool {
+        let mut q = In { b, pos: obj_start + 1 };
+        let mut count = 0usize;
+        let mut secret = false;
+        q.ws();
+        if q.peek() == Some(b'}') {
+            return false;
+        }
+        loop {
+            q.ws();
+            let Ok((ks, ke, _)) = q.string() else { return false };
+            let key = q.b.get(ks..ke).unwrap_or_default();
+            if q.eat(b':', "").is_err() {
+                return false;
+            }
+            q.ws();
+            count += 1;
+            if count > 4 {
+                return false;
+            }
+            if key == b"key" && self.names_credential(&q) {
+                secret = true;
+            }
+            if skim(&mut q).is_none() {
+                return false;
+            }
+            q.ws();
+            match q.peek() {
+                Some(b',') => q.pos += 1,
+                Some(b'}') => return secret,
+                _ => return false,
+            }
+        }
+    }
+
+    fn take_str(&mut self, slot: usize) -> String {
+        self.scratch.strs.get_mut(slot).map(std::mem::take).unwrap_or_default()
+    }
+
+    fn put_str(&mut self, slot: usize, s: String) {
+        if self.scratch.strs.len() <= slot {
+            self.scratch.strs.resize_with(slot + 1, String::new);
+        }
+        if let Some(x) = self.scratch.strs.get_mut(slot) {
+            *x = s;
+        }
+    }
+
+    fn take_out(&mut self, slot: usize) -> Vec<u8> {
+        let mut v = self.scratch.outs.get_mut(slot).map(std::mem::take).unwrap_or_default();
+        v.clear();
+        v
+    }
+
+    fn put_out(&mut self, slot: usize, v: Vec<u8>) {
+        if self.scratch.outs.len() <= slot {
+            self.scratch.outs.resize_with(slot + 1, Vec::new);
+        }
+        if let Some(x) = self.scratch.outs.get_mut(slot) {
+            *x = v;
+        }
+    }
+}
+
+/// The output ranges of the key tokens of the object written from `open` (its `{`) up to
+/// `until`: read back from our own compact output.
+fn earlier_keys(out: &[u8], open: usize, until: usize) -> Vec<(usize, usize)> {
+    let mut ranges = Vec::new();
+    let mut k = open + 1;
+    let mut level = 0i32;
+    let mut expect_key = true;
+    while k < until {
+        match out.get(k) {
+            Some(b'"') => {
+                let s = k;
+                k += 1;
+                while let Some(&c) = out.get(k) {
+                    if c == b'\\' {
+                        k += 2;
+                        continue;
+                    }
+                    if c == b'"' {
+                        break;
+                    }
+                    k += 1;
+                }
+                if level == 0 && expect_key {
+                    ranges.push((s, k + 1));
+                    expect_key = false;
+                }
+            }
+            Some(b'{' | b'[') => level += 1,
+            Some(b'}' | b']') => level -= 1,
+            Some(b',') if level == 0 => expect_key = true,
+            _ => {}
+        }
+        k += 1;
+    }
+    ranges
+}
+
+/// Skips one value without looking inside (brackets and strings only): for [`Engine::survey`].
+fn skim(q: &mut In<'_>) -> Option<()> {
+    let mut level = 0usize;
+    loop {
+        q.ws();
+        match q.peek()? {
+            b'"' => {
+                q.string().ok()?;
+            }
+            b'{' | b'[' => {
+                level += 1;
+                q.pos += 1;
+            }
+            b'}' | b']' => {
+                level = level.checked_sub(1)?;
+                q.pos += 1;
+            }
+            b',' | b':' if level > 0 => q.pos += 1,
+            _ => {
+                // A scalar: run to the next delimiter.
+                while let Some(c) = q.peek() {
+                    if matches!(c, b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t') {
+                        break;
+                    }
+                    q.pos += 1;
+                }
+            }
+        }
+        if level == 0 {
+            return Some(());
+        }
+    }
+}
