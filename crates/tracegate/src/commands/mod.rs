@@ -1,6 +1,7 @@
 //! One module per CLI command. Commands use `anyhow`; everything below them has typed errors.
 
 pub mod audit;
+pub mod index;
 pub mod mask;
 pub mod migrate;
 pub mod policy;
