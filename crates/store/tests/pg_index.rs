@@ -129,18 +129,18 @@ fn caller(g: &mut Gen) -> Principal {
 
 fn query(g: &mut Gen, who: &Principal) -> SearchQuery {
     let mut q = SearchQuery::default();
-    let opt = |g: &mut Gen, xs: &[Option<&str>]| if g.next() % 3 == 0 { g.pick(xs).map(str::to_owned) } else { None };
-    q.tenant = if g.next() % 4 == 0 { who.claims.get("tenant").cloned() } else { opt(g, TENANTS) };
+    let opt = |g: &mut Gen, xs: &[Option<&str>]| if g.next().is_multiple_of(3) { g.pick(xs).map(str::to_owned) } else { None };
+    q.tenant = if g.next().is_multiple_of(4) { who.claims.get("tenant").cloned() } else { opt(g, TENANTS) };
     q.project = opt(g, PROJECTS);
     q.agent = opt(g, AGENTS);
     q.user = opt(g, USERS);
-    if g.next() % 3 == 0 {
+    if g.next().is_multiple_of(3) {
         q.since = Some(now() - Duration::from_secs(g.next() % (40 * 86_400)));
     }
-    if g.next() % 4 == 0 {
+    if g.next().is_multiple_of(4) {
         q.until = Some(now() - Duration::from_secs(g.next() % (20 * 86_400)));
     }
-    if g.next() % 2 == 0 {
+    if g.next().is_multiple_of(2) {
         q.limit = Some(1 + (g.next() % 60) as u32);
     }
     q
