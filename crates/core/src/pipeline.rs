@@ -243,21 +243,10 @@ fn masked_meta(role: &Role, key: &str, value: &str, mask_key: &MaskKey) -> Optio
     obj.get(key).and_then(Value::as_str).map(str::to_owned)
 }
 
-/// Searches `all` under the first role that may search with this limit, through the role's
-/// view: a filter on a field the view hides is refused, a filter on a masked field matches
-/// what the caller sees (a pseudonym, never the raw value), and results show only visible
-/// fields, masked. A filter that names a value the role's row scope excludes is refused, not
-/// silently emptied.
-pub fn search<'a>(
-    policy: &Policy,
-    who: &Principal,
-    query: &SearchQuery,
-    all: impl Iterator<Item = &'a TraceMeta>,
-    now: SystemTime,
-    mask_key: &MaskKey,
-) -> Result<SearchResult, Denial> {
+/// The role a search runs under: the first that may search with this limit, without approval,
+/// with filters inside its row scope and on fields its view shows; and the limit it allows.
+pub fn search_role<'p>(policy: &'p Policy, who: &Principal, query: &SearchQuery) -> Result<(&'p Role, u32), Denial> {
     let roles = roles_for_action(policy, who, Action::Search)?;
-    let mut chosen = None;
     let mut first_denial = None;
     for role in roles {
         let checked = check_count(role, query.limit).and_then(|limit| {
@@ -275,18 +264,86 @@ pub fn search<'a>(
             Ok(limit)
         });
         match checked {
-            Ok(limit) => {
-                chosen = Some((role, limit));
-                break;
-            }
+            Ok(limit) => return Ok((role, limit)),
             Err(d) => {
                 first_denial.get_or_insert(d);
             }
         }
     }
-    let Some((role, limit)) = chosen else {
-        return Err(first_denial.unwrap_or_else(|| Denial::new(DenyCode::NoRole, None, "no role may search", vec![])));
+    Err(first_denial.unwrap_or_else(|| Denial::new(DenyCode::NoRole, None, "no role may search", vec![])))
+}
+
+/// What a metadata index must return for [`search`] to give, over those rows, exactly what it
+/// gives over every trace: the rows of the role's row scope that match the query's predicates,
+/// in the search's order, at most `limit` of them. Predicates it cannot state exactly (a filter
+/// on a field the role masks: the caller filters by what it sees, which the index does not hold)
+/// are left to [`search`], and `limit` is then `None`. Pure: the index turns it into its query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchScope {
+    /// `(metadata key of META_KEYS, value)` that must be equal: the row scope's claims and the
+    /// exact filters.
+    pub equals: Vec<(&'static str, String)>,
+    /// No row can match (a row-scope key no trace carries).
+    pub empty: bool,
+    /// Start time at or after (from `max_age` and `since`), and before (`until`).
+    pub started_from: Option<SystemTime>,
+    pub started_before: Option<SystemTime>,
+    /// Newest first (then by id) when the role sees start times; else by id.
+    pub by_time: bool,
+    /// Rows enough for the search to decide (its limit + 1, to know whether there are more).
+    pub limit: Option<u32>,
+}
+
+/// The [`SearchScope`] of a search, under the role [`search`] would choose.
+pub fn search_scope(policy: &Policy, who: &Principal, query: &SearchQuery, now: SystemTime) -> Result<SearchScope, Denial> {
+    let (role, limit) = search_role(policy, who, query)?;
+    let mut scope = SearchScope {
+        equals: Vec::new(),
+        empty: false,
+        started_from: None,
+        started_before: query.until,
+        by_time: visible_meta(role, "started_at").is_ok(),
+        limit: Some(limit.saturating_add(1)),
     };
+    for (key, claim) in &role.rows.matches {
+        match (META_KEYS.iter().find(|k| **k == key.as_str()), who.claim(claim)) {
+            (Some(k), Some(v)) => scope.equals.push((k, v.to_owned())),
+            _ => scope.empty = true,
+        }
+    }
+    if let Some(max_age) = role.rows.max_age {
+        // `now - started <= max_age`, and a start in the future is fresh: `started >= now - max_age`.
+        scope.started_from = Some(now.checked_sub(max_age).unwrap_or(std::time::UNIX_EPOCH));
+    }
+    if let Some(since) = query.since {
+        scope.started_from = Some(scope.started_from.map_or(since, |f| f.max(since)));
+    }
+    for key in META_KEYS {
+        if let Some(want) = query.filter(key) {
+            if role.masking.is_off() {
+                scope.equals.push((key, want.to_owned()));
+            } else {
+                scope.limit = None;
+            }
+        }
+    }
+    Ok(scope)
+}
+
+/// Searches `all` under the first role that may search with this limit, through the role's
+/// view: a filter on a field the view hides is refused, a filter on a masked field matches
+/// what the caller sees (a pseudonym, never the raw value), and results show only visible
+/// fields, masked. A filter that names a value the role's row scope excludes is refused, not
+/// silently emptied.
+pub fn search<'a>(
+    policy: &Policy,
+    who: &Principal,
+    query: &SearchQuery,
+    all: impl Iterator<Item = &'a TraceMeta>,
+    now: SystemTime,
+    mask_key: &MaskKey,
+) -> Result<SearchResult, Denial> {
+    let (role, limit) = search_role(policy, who, query)?;
     let shown: Vec<&str> = META_KEYS.iter().copied().filter(|k| visible_meta(role, k).is_ok()).collect();
     let time_shown = visible_meta(role, "started_at").is_ok();
     let filters: Vec<(&str, &str)> = META_KEYS.iter().filter_map(|k| query.filter(k).map(|v| (*k, v))).collect();

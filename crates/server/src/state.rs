@@ -6,7 +6,7 @@ use tracegate_audit::{AuditLog, AuditTrail, PgAuditLog};
 use tracegate_core::mask::MaskKey;
 use tracegate_core::Policy;
 use tracegate_identity::Authenticator;
-use tracegate_store::{TraceIndex, TraceStore};
+use tracegate_store::{MetaIndex, PgTraceIndex, TraceIndex, TraceStore};
 
 use crate::config::{ConfigError, GatewayConfig};
 use crate::metrics::Metrics;
@@ -15,7 +15,8 @@ pub struct AppState {
     pub policy: Arc<Policy>,
     pub auth: Authenticator,
     pub store: Arc<dyn TraceStore>,
-    pub index: TraceIndex,
+    /// The metadata index: in memory (rebuilt at start-up), or the shared PostgreSQL table.
+    pub index: MetaIndex,
     pub mask_key: MaskKey,
     pub metrics: Metrics,
     pub max_trace_bytes: usize,
@@ -79,7 +80,11 @@ impl AppState {
         let browser = crate::routes::browser::Browser::from_config(&cfg.identity, &auth, &cfg.base_dir)
             .map_err(StartError::Identity)?;
         let store: Arc<dyn TraceStore> = Arc::new(cfg.open_store()?);
-        let index = TraceIndex::rebuild(store.as_ref()).await?;
+        let index = match &db {
+            // Shared: kept on every write by every replica; `tracegate index rebuild` fills it.
+            Some(pool) => MetaIndex::Postgres(PgTraceIndex::new(pool.clone())),
+            None => MetaIndex::Memory(TraceIndex::rebuild(store.as_ref()).await?),
+        };
         let read_budget_kib = u32::try_from((cfg.server.read_budget_bytes / 1024).max(1)).unwrap_or(u32::MAX);
         let mask_key = MaskKey(cfg.mask_key()?.unwrap_or_default());
         // A role that pseudonymises without a key would silently redact instead: refuse to start
@@ -109,7 +114,7 @@ impl AppState {
         if let Some(n) = &approvals.notifier {
             metrics.register_webhook(n.counters());
         }
-        tracing::info!(policy = %policy.version, store = %store.describe(), traces = index.len(), "gateway state ready");
+        tracing::info!(policy = %policy.version, store = %store.describe(), traces = ?index.len_hint(), "gateway state ready");
         Ok(AppState {
             policy: Arc::new(policy),
             auth,

@@ -1,5 +1,6 @@
 //! The metadata index search runs on. Embedded: in memory, rebuilt by scanning the store at
-//! start-up and kept current on every write through the gateway.
+//! start-up and kept current on every write through the gateway. With `[state]`, the index is
+//! the shared PostgreSQL table of [`crate::pg_index`] instead.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -7,6 +8,18 @@ use std::sync::RwLock;
 use tracegate_core::{TraceId, TraceMeta};
 
 use crate::{StoreError, TraceStore};
+
+/// The metadata of stored bytes. A trace that is not valid JSON is indexed with its id only (it
+/// stays readable by roles without row scope) and logged.
+pub fn meta_of_bytes(id: TraceId, bytes: &[u8]) -> TraceMeta {
+    match serde_json::from_slice(bytes) {
+        Ok(doc) => TraceMeta::extract(id, &doc),
+        Err(e) => {
+            tracing::warn!(trace = %id, error = %e, "trace is not valid JSON; indexed by id only");
+            TraceMeta::extract(id, &serde_json::Value::Null)
+        }
+    }
+}
 
 #[derive(Default)]
 pub struct TraceIndex {
@@ -20,14 +33,7 @@ impl TraceIndex {
         let index = TraceIndex::default();
         for id in store.list().await? {
             let stored = store.get(&id).await?;
-            let meta = match serde_json::from_slice(&stored.bytes) {
-                Ok(doc) => TraceMeta::extract(id, &doc),
-                Err(e) => {
-                    tracing::warn!(trace = %id, error = %e, "trace is not valid JSON; indexed by id only");
-                    TraceMeta::extract(id, &serde_json::Value::Null)
-                }
-            };
-            index.upsert(meta);
+            index.upsert(meta_of_bytes(id, &stored.bytes));
         }
         Ok(index)
     }

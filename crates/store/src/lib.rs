@@ -5,6 +5,7 @@
 
 pub mod index;
 pub mod object;
+pub mod pg_index;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -13,6 +14,7 @@ use tracegate_core::TraceId;
 
 pub use index::TraceIndex;
 pub use object::ObjectTraceStore;
+pub use pg_index::{MetaIndex, PgTraceIndex};
 
 /// A trace's bytes and the version they are, so audit can name exactly what was served.
 #[derive(Debug, Clone)]

@@ -26,6 +26,9 @@ enum Command {
     Mask(commands::mask::MaskArgs),
     /// Apply the shared-state (PostgreSQL) schema migrations, or check them with `--check`.
     Migrate(commands::migrate::Args),
+    /// Rebuild the shared PostgreSQL metadata index from the store (`[state]`).
+    #[command(subcommand)]
+    Index(commands::index::Cmd),
     /// Verify, replay, export and prune the audit trail.
     #[command(subcommand)]
     Audit(commands::audit::AuditCmd),
@@ -46,6 +49,7 @@ fn main() -> std::process::ExitCode {
         Command::Policy(c) => commands::policy::run(c),
         Command::Mask(a) => commands::mask::run(a).map(|()| std::process::ExitCode::SUCCESS),
         Command::Migrate(a) => commands::migrate::run(a),
+        Command::Index(c) => commands::index::run(c),
         Command::Audit(c) => commands::audit::run(c),
         Command::Requests(c) => commands::requests::run(c),
         Command::ServiceAccounts(c) => commands::service_accounts::run(c),

@@ -74,7 +74,7 @@ async fn healthz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         "status": if audit.is_err() { "audit_failed" } else { "ok" },
         "audit": match &audit { Ok(()) => "ok".to_owned(), Err(why) => why.clone() },
         "policy_version": state.policy.version,
-        "traces_indexed": state.index.len(),
+        "traces_indexed": state.index.len_hint(),
         "identity": state.auth.health(),
     }));
     (status, body)

@@ -78,6 +78,7 @@ async fn read_trace(
     let meta = state
         .index
         .get(&id)
+        .await?
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("trace `{id}` not found")))?;
     let now = SystemTime::now();
     let ask = ReadRequest { fields: fields.as_deref(), purpose: purpose.as_deref() };

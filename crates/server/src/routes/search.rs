@@ -7,8 +7,9 @@ use std::time::SystemTime;
 use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use tracegate_core::pipeline::{search as search_core, SearchQuery};
+use tracegate_core::pipeline::{search as search_core, search_scope, SearchQuery};
 use tracegate_core::Action;
+use tracegate_store::MetaIndex;
 
 use super::{query_pairs, Caller};
 use crate::audit::{finish, Audited, Reply};
@@ -24,18 +25,26 @@ pub async fn search(
     caller: Result<Caller, ApiError>,
 ) -> Response {
     let mut audit = Audited::begin("GET", "/v1/traces", Some(Action::Search), Some(client));
-    let outcome = run(&state, &mut audit, query, caller);
+    let outcome = run(&state, &mut audit, query, caller).await;
     finish(&state, audit, outcome).await
 }
 
-fn run(state: &AppState, audit: &mut Audited, query: Option<String>, caller: Result<Caller, ApiError>) -> Result<Reply, ApiError> {
+async fn run(state: &AppState, audit: &mut Audited, query: Option<String>, caller: Result<Caller, ApiError>) -> Result<Reply, ApiError> {
     // Authenticate.
     let Caller(who) = caller?;
     audit.principal(state, &who);
     let q = parse_query(query.as_deref())?;
-    // Decide and fetch: the index answers within the row scope the core applies.
+    // Decide and fetch: the index answers within the row scope the core applies. PostgreSQL
+    // returns only the rows of the scope the core computes; the core then re-checks them all.
     let now = SystemTime::now();
-    let result = state.index.with_all(|all| search_core(&state.policy, &who, &q, all, now, &state.mask_key))?;
+    let result = match &state.index {
+        MetaIndex::Memory(ix) => ix.with_all(|all| search_core(&state.policy, &who, &q, all, now, &state.mask_key))?,
+        MetaIndex::Postgres(ix) => {
+            let scope = search_scope(&state.policy, &who, &q, now)?;
+            let rows = ix.candidates(&scope).await?;
+            search_core(&state.policy, &who, &q, rows.iter(), now, &state.mask_key)?
+        }
+    };
     audit.request().trace_ids = result.traces.iter().map(|m| m.trace_id.to_string()).collect();
     // Results were masked and cut to the role's view by the core, as golden scenarios see them.
     let role = state

@@ -120,7 +120,10 @@ async fn store_trace(
     };
     audit.served(granted.role, granted.rules.clone(), &masks);
     let role = granted.role.name.clone();
-    // Store, then index: a crash in between leaves the trace findable after the next rebuild.
+    // Store, then index, then (in `finish`) audit: the index row is committed before the write's
+    // audit record, which is written before the response. A crash or an index failure in
+    // between leaves a stored trace that `tracegate index rebuild` finds; an index failure fails
+    // the write with 503, recorded as such.
     let version = match state.store.put(&id, bytes, &exact).await {
         Ok(v) => v,
         Err(StoreError::Precondition { .. }) => {
@@ -133,7 +136,7 @@ async fn store_trace(
         Err(e) => return Err(e.into()),
     };
     audit.entry.object_version = Some(version.clone());
-    state.index.upsert(meta);
+    state.index.upsert(meta).await?;
     let body = serde_json::to_vec(&serde_json::json!({ "trace_id": id, "version": version, "role": role, "masked": masks.total() }))
         .map_err(|_| ApiError::internal("internal", "serialising the response failed"))?;
     Ok(Reply::json(StatusCode::CREATED, body).header("etag", &format!("\"{version}\"")))

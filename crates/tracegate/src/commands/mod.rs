@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod gateway;
+pub mod index;
 pub mod mask;
 pub mod migrate;
 pub mod policy;
