@@ -22,7 +22,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
         let principal = authenticate(&parts.headers, state).await?;
-        if let Err(mut e) = state.limits.check_request(&principal) {
+        if let Err(mut e) = state.limits.check_request(&principal).await {
             e.who = Some(Box::new(principal));
             return Err(e);
         }
