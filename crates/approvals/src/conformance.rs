@@ -28,7 +28,7 @@ pub struct Pair {
 
 impl Pair {
     fn pick(&self, i: usize) -> Arc<ApprovalStore> {
-        if i % 2 == 0 { self.a.clone() } else { self.b.clone() }
+        if i.is_multiple_of(2) { self.a.clone() } else { self.b.clone() }
     }
 }
 
