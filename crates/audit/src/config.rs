@@ -73,6 +73,15 @@ impl AuditConfig {
         }
     }
 
+    /// The knobs of the PostgreSQL trail (used when `[state]` is configured).
+    pub fn pg_options(&self) -> crate::pg::PgOptions {
+        crate::pg::PgOptions {
+            checkpoint_every_records: self.checkpoint_every_records.max(1),
+            checkpoint_interval: self.checkpoint_interval,
+            max_batch: self.max_batch.max(1),
+        }
+    }
+
     /// Loads the signing key, creating it first when `generate_key` allows.
     pub fn load_signing_key(&self) -> Result<SigningKey, AuditError> {
         if self.generate_key {

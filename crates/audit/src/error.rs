@@ -39,6 +39,10 @@ pub enum AuditError {
     /// An archived policy no longer hashes to its name: the archive was edited.
     #[error("archived policy `{0}` does not match its content hash (edited after it was stored)")]
     PolicyTampered(String),
+    /// The PostgreSQL trail could not be read or written (unreachable, connections dropped, a
+    /// statement failed). On the append path the record is not committed: 503, like any other.
+    #[error("audit trail database: {0}")]
+    Database(String),
     /// An argument was not acceptable (bad version string, export file exists, ...).
     #[error("{0}")]
     Invalid(String),

@@ -2,7 +2,7 @@
 //! JSON Lines export for a SIEM (`tracegate audit export`).
 //!
 //! The embedded log has no index, so a query scans the file (sequential read, a few hundred MB/s);
-//! the PostgreSQL backend will index the same filters. Lines are returned or exported exactly as
+//! the PostgreSQL trail ([`crate::pg`]) indexes the same filters. Lines are returned or exported exactly as
 //! stored, so an exported file still verifies as a chain segment.
 
 use std::collections::VecDeque;
@@ -52,14 +52,15 @@ impl AuditQuery {
             && self.kind.is_none_or(|k| e.kind == k)
     }
 
-    fn limit(&self) -> usize {
+    /// The number of records a query returns: `limit`, default 100, at most 1000.
+    pub fn effective_limit(&self) -> usize {
         self.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT)
     }
 }
 
 /// The newest records matching `q`, newest first. Blocking: call from `spawn_blocking`.
 pub fn query(dir: &Path, q: &AuditQuery) -> Result<Vec<Record>, AuditError> {
-    let limit = q.limit();
+    let limit = q.effective_limit();
     let mut keep = VecDeque::with_capacity(limit);
     for_each_line(dir, |line_no, line| {
         let r: Record = serde_json::from_slice(line).map_err(|e| AuditError::Corrupt {

@@ -109,12 +109,7 @@ impl VerifyReport {
 /// rotated). `Err` only when the files cannot be read; a broken trail is an `Ok` report with
 /// problems.
 pub fn verify(dir: &Path, keys: &[PublicKey]) -> Result<VerifyReport, AuditError> {
-    let mut report = VerifyReport::default();
-    let by_id: HashMap<String, &PublicKey> = keys.iter().map(|k| (k.key_id(), k)).collect();
-
-    // Checkpoints: seq -> (hash, line) they vouch for; anchors: first_seq -> (prev_hash, line).
-    let mut signed: BTreeMap<u64, (String, u64)> = BTreeMap::new();
-    let mut anchors: BTreeMap<u64, (String, u64)> = BTreeMap::new();
+    let mut v = Verifier::new(keys, LOG_FILE, CHECKPOINT_FILE);
     let ckpt_path = dir.join(CHECKPOINT_FILE);
     let ckpt_text = match fs::read(&ckpt_path) {
         Ok(t) => t,
@@ -123,73 +118,14 @@ pub fn verify(dir: &Path, keys: &[PublicKey]) -> Result<VerifyReport, AuditError
     };
     let complete = ckpt_text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
     for (i, line) in ckpt_text[..complete].split(|&b| b == b'\n').filter(|l| !l.is_empty()).enumerate() {
-        let line_no = i as u64 + 1;
-        let problem = |kind, seq, detail: String| Problem { kind, file: CHECKPOINT_FILE, line: line_no, seq, detail };
-        let c: Checkpoint = match serde_json::from_slice(line) {
-            Ok(c) => c,
-            Err(e) => {
-                report.problems.push(problem(ProblemKind::CheckpointMalformed, None, format!("not a checkpoint: {e}")));
-                continue;
-            }
-        };
-        let Some(key) = by_id.get(&c.key_id) else {
-            report.problems.push(problem(ProblemKind::CheckpointUnknownKey, Some(c.seq), format!("signed by unknown key `{}`", c.key_id)));
-            continue;
-        };
-        if !c.verify(key) {
-            report.problems.push(problem(ProblemKind::CheckpointSignatureInvalid, Some(c.seq), "signature does not verify: forged or edited checkpoint".into()));
-            continue;
-        }
-        report.checkpoints += 1;
-        if let Some((h, l)) = signed.get(&c.seq) {
-            if *h != c.hash {
-                report.problems.push(problem(
-                    ProblemKind::CheckpointMismatch,
-                    Some(c.seq),
-                    format!("signs hash {} for seq {} but line {l} signed {h}: the chain was forked", c.hash, c.seq),
-                ));
-            }
-        }
-        signed.insert(c.seq, (c.hash.clone(), line_no));
-        if let Some(a) = &c.anchor {
-            report.anchors += 1;
-            anchors.insert(a.first_seq, (a.prev_hash.clone(), line_no));
-            if a.first_seq > 1 {
-                // The last removed record's hash is the first retained record's prev_hash.
-                signed.entry(a.first_seq - 1).or_insert((a.prev_hash.clone(), line_no));
-            }
-        }
+        v.checkpoint(i as u64 + 1, line);
     }
-    report.last_signed_seq = signed.keys().next_back().copied();
-
-    // The chain, with one line of lookahead to tell a reordered pair from a gap.
-    let mut chain = Chain { signed: &signed, anchors: &anchors, prev: None, pending: None, broken: false };
+    let mut chain = v.into_chain();
     for_each_line(dir, |line_no, line| {
-        chain.push(line_no, line, &mut report);
+        chain.record(line_no, line);
         Ok(())
     })?;
-    chain.finish(&mut report);
-    if let Some((seq, hash)) = &chain.prev {
-        report.last_seq = Some(*seq);
-        report.head_hash = Some(hash.clone());
-    }
-    if !chain.broken {
-        let end = chain.prev.as_ref().map_or(0, |(s, _)| *s);
-        if let Some((&seq, (_, l))) = signed.range(end + 1..).next_back() {
-            report.problems.push(Problem {
-                kind: ProblemKind::Truncated,
-                file: LOG_FILE,
-                line: 0,
-                seq: Some(seq),
-                detail: format!("the log ends at seq {end} but {CHECKPOINT_FILE}:{l} signed seq {seq}: records were cut off the tail"),
-            });
-        }
-    }
-    report.unsigned_records = match (report.last_seq, report.last_signed_seq) {
-        (Some(last), Some(signed)) => last.saturating_sub(signed),
-        (Some(_), None) => report.records,
-        _ => 0,
-    };
+    let mut report = chain.finish();
     let log_path = dir.join(LOG_FILE);
     if log_path.exists() {
         let mut f = fs::File::open(&log_path).map_err(AuditError::io(&log_path))?;
@@ -198,11 +134,135 @@ pub fn verify(dir: &Path, keys: &[PublicKey]) -> Result<VerifyReport, AuditError
     Ok(report)
 }
 
-struct Chain<'a> {
+/// The verification of one trail, fed line by line by whichever backend stores it (the file
+/// log, or PostgreSQL): first every checkpoint, then every record in seq order. One
+/// implementation of the rules, whatever the storage.
+pub(crate) struct Verifier {
+    report: VerifyReport,
+    by_id: HashMap<String, PublicKey>,
+    /// Checkpoints: seq -> (hash, line) they vouch for; anchors: first_seq -> (prev_hash, line).
+    signed: BTreeMap<u64, (String, u64)>,
+    anchors: BTreeMap<u64, (String, u64)>,
+    /// Names of the record and checkpoint stores, for [`Problem::file`].
+    log: &'static str,
+    ckpts: &'static str,
+}
+
+impl Verifier {
+    pub(crate) fn new(keys: &[PublicKey], log: &'static str, ckpts: &'static str) -> Self {
+        Verifier {
+            report: VerifyReport::default(),
+            by_id: keys.iter().map(|k| (k.key_id(), k.clone())).collect(),
+            signed: BTreeMap::new(),
+            anchors: BTreeMap::new(),
+            log,
+            ckpts,
+        }
+    }
+
+    /// One stored checkpoint; `line_no` locates it in problems.
+    pub(crate) fn checkpoint(&mut self, line_no: u64, line: &[u8]) {
+        let file = self.ckpts;
+        let report = &mut self.report;
+        let problem = |kind, seq, detail: String| Problem { kind, file, line: line_no, seq, detail };
+        let c: Checkpoint = match serde_json::from_slice(line) {
+            Ok(c) => c,
+            Err(e) => {
+                report.problems.push(problem(ProblemKind::CheckpointMalformed, None, format!("not a checkpoint: {e}")));
+                return;
+            }
+        };
+        let Some(key) = self.by_id.get(&c.key_id) else {
+            report.problems.push(problem(ProblemKind::CheckpointUnknownKey, Some(c.seq), format!("signed by unknown key `{}`", c.key_id)));
+            return;
+        };
+        if !c.verify(key) {
+            report.problems.push(problem(ProblemKind::CheckpointSignatureInvalid, Some(c.seq), "signature does not verify: forged or edited checkpoint".into()));
+            return;
+        }
+        report.checkpoints += 1;
+        if let Some((h, l)) = self.signed.get(&c.seq) {
+            if *h != c.hash {
+                report.problems.push(problem(
+                    ProblemKind::CheckpointMismatch,
+                    Some(c.seq),
+                    format!("signs hash {} for seq {} but line {l} signed {h}: the chain was forked", c.hash, c.seq),
+                ));
+            }
+        }
+        self.signed.insert(c.seq, (c.hash.clone(), line_no));
+        if let Some(a) = &c.anchor {
+            report.anchors += 1;
+            self.anchors.insert(a.first_seq, (a.prev_hash.clone(), line_no));
+            if a.first_seq > 1 {
+                // The last removed record's hash is the first retained record's prev_hash.
+                self.signed.entry(a.first_seq - 1).or_insert((a.prev_hash.clone(), line_no));
+            }
+        }
+    }
+
+    /// Every checkpoint has been seen: the records follow.
+    pub(crate) fn into_chain(mut self) -> ChainCheck {
+        self.report.last_signed_seq = self.signed.keys().next_back().copied();
+        ChainCheck {
+            report: self.report,
+            chain: Chain { signed: self.signed, anchors: self.anchors, log: self.log, ckpts: self.ckpts, prev: None, pending: None, broken: false },
+        }
+    }
+}
+
+/// The record half of a [`Verifier`]: records in stored order, with one of lookahead to tell a
+/// reordered pair from a gap.
+pub(crate) struct ChainCheck {
+    report: VerifyReport,
+    chain: Chain,
+}
+
+impl ChainCheck {
+    pub(crate) fn record(&mut self, line_no: u64, line: &[u8]) {
+        self.chain.push(line_no, line, &mut self.report);
+    }
+
+    /// True once a break was found: later records cannot change the verdict.
+    pub(crate) fn broken(&self) -> bool {
+        self.chain.broken
+    }
+
+    pub(crate) fn finish(mut self) -> VerifyReport {
+        let (chain, report) = (&mut self.chain, &mut self.report);
+        chain.finish(report);
+        if let Some((seq, hash)) = &chain.prev {
+            report.last_seq = Some(*seq);
+            report.head_hash = Some(hash.clone());
+        }
+        if !chain.broken {
+            let end = chain.prev.as_ref().map_or(0, |(s, _)| *s);
+            if let Some((&seq, (_, l))) = chain.signed.range(end + 1..).next_back() {
+                report.problems.push(Problem {
+                    kind: ProblemKind::Truncated,
+                    file: chain.log,
+                    line: 0,
+                    seq: Some(seq),
+                    detail: format!("the log ends at seq {end} but {}:{l} signed seq {seq}: records were cut off the tail", chain.ckpts),
+                });
+            }
+        }
+        report.unsigned_records = match (report.last_seq, report.last_signed_seq) {
+            (Some(last), Some(signed)) => last.saturating_sub(signed),
+            (Some(_), None) => report.records,
+            _ => 0,
+        };
+        self.report
+    }
+}
+
+struct Chain {
     /// seq -> (hash, checkpoint line) vouched for by a valid signature.
-    signed: &'a BTreeMap<u64, (String, u64)>,
+    signed: BTreeMap<u64, (String, u64)>,
     /// first retained seq -> (its prev_hash, checkpoint line).
-    anchors: &'a BTreeMap<u64, (String, u64)>,
+    anchors: BTreeMap<u64, (String, u64)>,
+    log: &'static str,
+    ckpts: &'static str,
     /// Last accepted record.
     prev: Option<(u64, String)>,
     /// A parsed record waiting for the next line's seq.
@@ -210,7 +270,7 @@ struct Chain<'a> {
     broken: bool,
 }
 
-impl Chain<'_> {
+impl Chain {
     fn push(&mut self, line_no: u64, line: &[u8], report: &mut VerifyReport) {
         if self.broken {
             return;
@@ -226,7 +286,7 @@ impl Chain<'_> {
             Err(what) => {
                 self.settle(None, report);
                 if !self.broken {
-                    report.problems.push(Problem { kind: ProblemKind::Malformed, file: LOG_FILE, line: line_no, seq: None, detail: what });
+                    report.problems.push(Problem { kind: ProblemKind::Malformed, file: self.log, line: line_no, seq: None, detail: what });
                     self.broken = true;
                 }
             }
@@ -248,13 +308,14 @@ impl Chain<'_> {
                 self.prev = Some((c.seq, c.hash));
             }
             Err((kind, detail)) => {
-                report.problems.push(Problem { kind, file: LOG_FILE, line: line_no, seq: Some(c.seq), detail });
+                report.problems.push(Problem { kind, file: self.log, line: line_no, seq: Some(c.seq), detail });
                 self.broken = true;
             }
         }
     }
 
     fn judge(&self, c: &Checked, next_seq: Option<u64>, report: &mut VerifyReport) -> Result<(), (ProblemKind, String)> {
+        let ckpts = self.ckpts;
         if !c.intact() {
             return Err((
                 ProblemKind::HashMismatch,
@@ -283,7 +344,7 @@ impl Chain<'_> {
                         Some((h, l)) if *h != c.prev_hash => {
                             return Err((
                                 ProblemKind::PrevLinkBroken,
-                                format!("prev_hash differs from the one the anchor at {CHECKPOINT_FILE}:{l} signed"),
+                                format!("prev_hash differs from the one the anchor at {ckpts}:{l} signed"),
                             ))
                         }
                         Some(_) => {}
@@ -310,7 +371,7 @@ impl Chain<'_> {
             if *h != c.hash {
                 return Err((
                     ProblemKind::CheckpointMismatch,
-                    format!("hash {} differs from {h} signed at {CHECKPOINT_FILE}:{l}: the chain was rewritten", c.hash),
+                    format!("hash {} differs from {h} signed at {ckpts}:{l}: the chain was rewritten", c.hash),
                 ));
             }
         }

@@ -30,6 +30,10 @@ pub struct GatewayConfig {
     /// On by default with the values below; every refusal is `429` with `Retry-After`, audited.
     #[serde(default)]
     pub limits: LimitsSection,
+    /// Shared state of scaled-out replicas (PostgreSQL): `[state] url = "postgres://…"`, or the
+    /// `TRACEGATE_STATE_URL` environment variable. Absent: everything stays in local files.
+    #[serde(default)]
+    pub state: tracegate_state::StateConfig,
     /// The directory holding the config file; relative paths are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -112,6 +116,11 @@ pub struct StoreSection {
 }
 
 impl GatewayConfig {
+    /// True when shared state is configured (in the file or through `TRACEGATE_STATE_URL`).
+    pub fn has_state(&self) -> bool {
+        self.state.effective_url().is_some()
+    }
+
     /// Opens the configured trace store.
     pub fn open_store(&self) -> Result<tracegate_store::ObjectTraceStore, ConfigError> {
         let bad = |m: &str| ConfigError::Invalid(format!("[store]: {m}"));

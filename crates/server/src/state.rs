@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use tracegate_audit::{AuditLog, PolicyArchive};
+use tracegate_audit::{AuditLog, AuditTrail, PgAuditLog};
 use tracegate_core::mask::MaskKey;
 use tracegate_core::Policy;
 use tracegate_identity::Authenticator;
@@ -26,8 +26,9 @@ pub struct AppState {
     pub read_budget_kib: u32,
     /// 403 instead of 404 for traces outside the caller's row scope.
     pub explicit_row_scope_denials: bool,
-    pub audit: AuditLog,
-    /// Where the audit log lives, for `GET /v1/audit` queries.
+    /// The audit trail: the embedded file log, or PostgreSQL with `[state]`.
+    pub audit: AuditTrail,
+    /// The audit directory (prune exports; the file log and its policy archive live here).
     pub audit_dir: std::path::PathBuf,
     /// Records older than this are exported and pruned while the gateway runs.
     pub audit_retention: Option<std::time::Duration>,
@@ -35,6 +36,8 @@ pub struct AppState {
     pub approvals: crate::routes::approvals::Approvals,
     /// Per-principal request and access-request limits (`[limits]`).
     pub limits: crate::limits::Limits,
+    /// The PostgreSQL pool of `[state]`, migrated; `None` in the embedded default.
+    pub db: Option<tracegate_state::PgPool>,
 }
 
 /// Why the gateway could not start. It never starts half-configured.
@@ -53,6 +56,8 @@ pub enum StartError {
     Store(#[from] tracegate_store::StoreError),
     #[error("approvals: {0}")]
     Approvals(String),
+    #[error("state: {0}")]
+    State(#[from] tracegate_state::StateError),
 }
 
 impl AppState {
@@ -62,6 +67,12 @@ impl AppState {
             .map_err(|source| ConfigError::Read { path: policy_path.clone(), source })?;
         let policy = Policy::parse(&policy_path.display().to_string(), &text)?;
         let limits = crate::limits::Limits::new(&cfg.limits)?;
+        // Shared state first: a replica that cannot reach it, or finds a schema newer than
+        // itself, must not start and serve from a divergent local copy.
+        let db = match cfg.has_state() {
+            true => Some(tracegate_state::open(&cfg.state).await?),
+            false => None,
+        };
         let auth = Authenticator::new(&cfg.identity, &cfg.base_dir).map_err(|e| StartError::Identity(e.to_string()))?;
         let store: Arc<dyn TraceStore> = Arc::new(cfg.open_store()?);
         let index = TraceIndex::rebuild(store.as_ref()).await?;
@@ -78,11 +89,14 @@ impl AppState {
             }
         }
         // The audit trail opens last and must open: no request is served unrecorded. Every
-        // policy version served is archived so replay can re-apply it.
+        // policy version served is archived (in the trail's own backend) so replay can re-apply it.
         let audit_cfg = cfg.audit.resolve(&cfg.base_dir);
-        PolicyArchive::new(&audit_cfg.dir).put(&text)?;
         let key = audit_cfg.load_signing_key()?;
-        let audit = AuditLog::open(audit_cfg.log_options(), key)?;
+        let audit = match &db {
+            Some(pool) => AuditTrail::Postgres(PgAuditLog::open(pool.clone(), audit_cfg.pg_options(), key).await?),
+            None => AuditTrail::File(AuditLog::open(audit_cfg.log_options(), key)?),
+        };
+        audit.source().put_policy(&text).await?;
         if let Some(r) = audit.recovery() {
             tracing::warn!(recovery = ?r, "audit log recovered after an unclean stop");
         }
@@ -109,6 +123,7 @@ impl AppState {
             audit_dir: audit_cfg.dir,
             approvals,
             limits,
+            db,
         })
     }
 }

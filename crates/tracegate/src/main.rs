@@ -24,6 +24,8 @@ enum Command {
     Policy(commands::policy::Cmd),
     /// Mask trace files offline with the gateway's masking engine.
     Mask(commands::mask::MaskArgs),
+    /// Apply the shared-state (PostgreSQL) schema migrations, or check them with `--check`.
+    Migrate(commands::migrate::Args),
     /// Verify, replay, export and prune the audit trail.
     #[command(subcommand)]
     Audit(commands::audit::AuditCmd),
@@ -43,6 +45,7 @@ fn main() -> std::process::ExitCode {
         Command::Token(a) => commands::token::run(a),
         Command::Policy(c) => commands::policy::run(c),
         Command::Mask(a) => commands::mask::run(a).map(|()| std::process::ExitCode::SUCCESS),
+        Command::Migrate(a) => commands::migrate::run(a),
         Command::Audit(c) => commands::audit::run(c),
         Command::Requests(c) => commands::requests::run(c),
         Command::ServiceAccounts(c) => commands::service_accounts::run(c),

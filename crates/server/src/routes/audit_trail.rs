@@ -41,15 +41,11 @@ async fn run(state: &AppState, audit: &mut Audited, query: Option<String>, calle
     if let Some(role) = roles.first() {
         audit.served(role, vec![role.rule("actions")], &MaskReport::default());
     }
-    // Fetch: the embedded log is scanned off the async workers.
-    let dir = state.audit_dir.clone();
-    let records = tokio::task::spawn_blocking(move || tracegate_audit::query(&dir, &q))
-        .await
-        .map_err(|_| ApiError::internal("internal", "audit query task failed"))?
-        .map_err(|e| {
-            tracing::error!(error = %e, "audit query failed");
-            ApiError::unavailable("audit_unavailable", "the audit trail could not be read")
-        })?;
+    // Fetch: an indexed query in PostgreSQL, or a scan of the embedded log off the async workers.
+    let records = state.audit.source().query(&q).await.map_err(|e| {
+        tracing::error!(error = %e, "audit query failed");
+        ApiError::unavailable("audit_unavailable", "the audit trail could not be read")
+    })?;
     // Respond.
     let body = serde_json::to_vec(&serde_json::json!({ "records": records }))
         .map_err(|_| ApiError::internal("internal", "serialising the response failed"))?;

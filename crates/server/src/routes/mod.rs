@@ -49,15 +49,18 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// Liveness and readiness: 503 once the audit trail has failed, since every request would then
-/// be refused (a load balancer should send traffic elsewhere). `identity` reports each
+/// Liveness and readiness: 503 while the audit trail cannot be written, since every request would
+/// then be refused (a load balancer should send traffic elsewhere); `audit` says why. With
+/// PostgreSQL it probes the database on every call, so it turns healthy again as soon as the
+/// database is back, traffic or not. `identity` reports each
 /// issuer's key freshness (`fresh`, `stale`: refreshes failing but keys still used, `expired`:
 /// its tokens refused); it does not change the status, as every replica shares the IdP.
 async fn healthz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    let failed = state.audit.is_failed();
-    let status = if failed { axum::http::StatusCode::SERVICE_UNAVAILABLE } else { axum::http::StatusCode::OK };
+    let audit = state.audit.health().await;
+    let status = if audit.is_err() { axum::http::StatusCode::SERVICE_UNAVAILABLE } else { axum::http::StatusCode::OK };
     let body = Json(serde_json::json!({
-        "status": if failed { "audit_failed" } else { "ok" },
+        "status": if audit.is_err() { "audit_failed" } else { "ok" },
+        "audit": match &audit { Ok(()) => "ok".to_owned(), Err(why) => why.clone() },
         "policy_version": state.policy.version,
         "traces_indexed": state.index.len(),
         "identity": state.auth.health(),

@@ -1,8 +1,9 @@
 //! `tracegate audit verify|replay|export|prune|public-key`: the auditor's commands.
 //!
-//! They read the `[audit]` table of the config file themselves, so `verify` and `export` work on a
-//! copied audit directory with only its public key (`--dir`, `--public-key`), without the rest of
-//! the gateway's configuration. `prune` takes the directory's writer lock: run it while the
+//! They read the `[audit]` (and `[state]`) tables of the config file themselves, so `verify` and
+//! `export` work on a copied audit directory with only its public key (`--dir`, `--public-key`),
+//! without the rest of the gateway's configuration. With `[state] url` (or `TRACEGATE_STATE_URL`)
+//! in the config, `verify`, `replay` and `export` read the one PostgreSQL trail of every replica. `prune` takes the directory's writer lock: run it while the
 //! gateway is stopped (the running gateway prunes itself when `retention` is set).
 
 use std::fs::File;
@@ -13,9 +14,7 @@ use std::time::SystemTime;
 
 use anyhow::{bail, Context};
 use serde_json::json;
-use tracegate_audit::{
-    AuditConfig, AuditLog, AuditQuery, BodyDigest, Decision, Kind, PolicyArchive, PublicKey, Record, Timestamp,
-};
+use tracegate_audit::{AuditConfig, AuditLog, AuditQuery, AuditSource, BodyDigest, Decision, Kind, PublicKey, Record, Timestamp};
 use tracegate_core::pipeline::{project_and_mask, Candidate};
 use tracegate_core::project::FieldRequest;
 use tracegate_core::{Policy, PolicyVersion, TraceId};
@@ -108,9 +107,9 @@ pub struct Filter {
 
 pub fn run(cmd: AuditCmd) -> anyhow::Result<ExitCode> {
     match cmd {
-        AuditCmd::Verify { src, json } => verify(&src, json),
+        AuditCmd::Verify { src, json } => super::serve::runtime()?.block_on(verify(&src, json)),
         AuditCmd::Replay { id, config, show } => super::serve::runtime()?.block_on(replay(&id, &config, show)),
-        AuditCmd::Export { src, filter, out } => export(&src, &filter, out.as_deref()),
+        AuditCmd::Export { src, filter, out } => super::serve::runtime()?.block_on(export(&src, &filter, out.as_deref())),
         AuditCmd::Prune { config, older_than, export } => prune(&config, older_than.as_deref(), export),
         AuditCmd::PublicKey { config } => {
             let cfg = audit_config(&config)?;
@@ -134,12 +133,34 @@ pub fn audit_config(config: &Path) -> anyhow::Result<AuditConfig> {
     Ok(audit.resolve(base))
 }
 
-fn locate(src: &Source) -> anyhow::Result<(PathBuf, Vec<PublicKey>)> {
+/// The `[state]` table of a gateway config (empty when absent; `TRACEGATE_STATE_URL` still applies).
+pub fn state_config(config: &Path) -> anyhow::Result<tracegate_state::StateConfig> {
+    let text = std::fs::read_to_string(config).with_context(|| format!("reading `{}`", config.display()))?;
+    let table: toml::Table = toml::from_str(&text).with_context(|| format!("parsing `{}`", config.display()))?;
+    Ok(match table.get("state") {
+        Some(v) => v.clone().try_into().with_context(|| format!("`{}`: [state]", config.display()))?,
+        None => tracegate_state::StateConfig::default(),
+    })
+}
+
+/// The trail a config names: PostgreSQL when it has shared state, else its audit directory. The
+/// schema is checked, never migrated: auditors read.
+async fn source_of(config: &Path, acfg: &AuditConfig) -> anyhow::Result<AuditSource> {
+    let state = state_config(config)?;
+    if state.effective_url().is_none() {
+        return Ok(AuditSource::Dir(acfg.dir.clone()));
+    }
+    let pool = tracegate_state::connect(&state).await?;
+    tracegate_state::check_current(&pool).await?;
+    Ok(AuditSource::Postgres(pool))
+}
+
+async fn locate(src: &Source) -> anyhow::Result<(AuditSource, Vec<PublicKey>)> {
     let cfg = src.config.as_deref().map(audit_config).transpose()?;
-    let dir = match (&src.dir, &cfg) {
-        (Some(d), _) => d.clone(),
-        (None, Some(c)) => c.dir.clone(),
-        (None, None) => bail!("give `--config FILE` or `--dir DIR`"),
+    let source = match (&src.dir, &cfg, &src.config) {
+        (Some(d), _, _) => AuditSource::Dir(d.clone()),
+        (None, Some(c), Some(path)) => source_of(path, c).await?,
+        _ => bail!("give `--config FILE` or `--dir DIR`"),
     };
     let mut paths = src.public_keys.clone();
     if paths.is_empty() {
@@ -152,17 +173,18 @@ fn locate(src: &Source) -> anyhow::Result<(PathBuf, Vec<PublicKey>)> {
         .iter()
         .map(|p| PublicKey::load(p).with_context(|| format!("public key `{}`", p.display())))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok((dir, keys))
+    Ok((source, keys))
 }
 
-fn verify(src: &Source, as_json: bool) -> anyhow::Result<ExitCode> {
-    let (dir, keys) = locate(src)?;
-    let report = tracegate_audit::verify(&dir, &keys)?;
+async fn verify(src: &Source, as_json: bool) -> anyhow::Result<ExitCode> {
+    let (source, keys) = locate(src).await?;
+    let report = source.verify(&keys).await?;
+    let dir = source.describe();
     if as_json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     }
     for p in &report.problems {
-        eprintln!("{}: {:?}: {p}", dir.display(), p.kind);
+        eprintln!("{dir}: {:?}: {p}", p.kind);
     }
     let range = match (report.first_seq, report.last_seq) {
         (Some(a), Some(b)) => format!("seq {a}..={b}"),
@@ -173,8 +195,7 @@ fn verify(src: &Source, as_json: bool) -> anyhow::Result<ExitCode> {
     }
     if report.ok() {
         eprintln!(
-            "{}: ok: {} records ({range}), {} valid checkpoints ({} anchors), {} records after the last checkpoint",
-            dir.display(),
+            "{dir}: ok: {} records ({range}), {} valid checkpoints ({} anchors), {} records after the last checkpoint",
             report.records,
             report.checkpoints,
             report.anchors,
@@ -182,7 +203,7 @@ fn verify(src: &Source, as_json: bool) -> anyhow::Result<ExitCode> {
         );
         Ok(ExitCode::SUCCESS)
     } else {
-        eprintln!("{}: FAILED: {} problem(s); chain intact up to {range}", dir.display(), report.problems.len());
+        eprintln!("{dir}: FAILED: {} problem(s); chain intact up to {range}", report.problems.len());
         Ok(ExitCode::FAILURE)
     }
 }
@@ -205,10 +226,10 @@ fn filter(f: &Filter) -> anyhow::Result<AuditQuery> {
     })
 }
 
-fn export(src: &Source, f: &Filter, out: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let dir = match (&src.dir, &src.config) {
-        (Some(d), _) => d.clone(),
-        (None, Some(c)) => audit_config(c)?.dir,
+async fn export(src: &Source, f: &Filter, out: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let source = match (&src.dir, &src.config) {
+        (Some(d), _) => AuditSource::Dir(d.clone()),
+        (None, Some(c)) => source_of(c, &audit_config(c)?).await?,
         (None, None) => bail!("give `--config FILE` or `--dir DIR`"),
     };
     let q = filter(f)?;
@@ -216,14 +237,13 @@ fn export(src: &Source, f: &Filter, out: Option<&Path>) -> anyhow::Result<ExitCo
         Some(path) => {
             let file = File::options().write(true).create_new(true).open(path).with_context(|| format!("creating `{}`", path.display()))?;
             let mut w = BufWriter::new(file);
-            let n = tracegate_audit::export(&dir, &q, &mut w)?;
+            let n = source.export(&q, &mut w).await?;
             w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
             n
         }
         None => {
-            let stdout = std::io::stdout();
-            let mut lock = stdout.lock();
-            tracegate_audit::export(&dir, &q, &mut lock)?
+            let mut stdout = std::io::stdout();
+            source.export(&q, &mut stdout).await?
         }
     };
     eprintln!("exported {n} records");
@@ -232,6 +252,9 @@ fn export(src: &Source, f: &Filter, out: Option<&Path>) -> anyhow::Result<ExitCo
 
 fn prune(config: &Path, older_than: Option<&str>, export: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let cfg = audit_config(config)?;
+    if state_config(config)?.effective_url().is_some() {
+        bail!("pruning the postgresql audit trail is not supported yet (the config has [state])");
+    }
     let age = match older_than {
         Some(s) => humantime::parse_duration(s).with_context(|| format!("`{s}` is not a duration"))?,
         None => cfg.retention.context("no `--older-than` and no `[audit] retention` configured")?,
@@ -263,7 +286,8 @@ fn prune(config: &Path, older_than: Option<&str>, export: Option<PathBuf>) -> an
 
 async fn replay(id: &str, config: &Path, show: bool) -> anyhow::Result<ExitCode> {
     let acfg = audit_config(config)?;
-    let record = find(&acfg.dir, id)?;
+    let source = source_of(config, &acfg).await?;
+    let record = find(&source, id).await?;
     let e = &record.entry;
     let outcome = |result: &str, detail: String| {
         println!(
@@ -289,7 +313,7 @@ async fn replay(id: &str, config: &Path, show: bool) -> anyhow::Result<ExitCode>
     }
 
     let gw = tracegate_server::GatewayConfig::load(config)?;
-    let text = PolicyArchive::new(&acfg.dir).get(&PolicyVersion(policy_version.clone()))?;
+    let text = source.policy(&PolicyVersion(policy_version.clone())).await?;
     let policy = Policy::parse(policy_version, &text)?;
     let Some(role) = policy.role(role_name) else {
         outcome("not_replayable", format!("role `{role_name}` is not in policy {policy_version}"));
@@ -339,10 +363,12 @@ async fn replay(id: &str, config: &Path, show: bool) -> anyhow::Result<ExitCode>
 }
 
 /// The request record with this request id.
-fn find(dir: &Path, id: &str) -> anyhow::Result<Record> {
+async fn find(source: &AuditSource, id: &str) -> anyhow::Result<Record> {
     let q = AuditQuery { request_id: Some(id.to_owned()), kind: Some(Kind::Request), limit: Some(1), ..AuditQuery::default() };
-    tracegate_audit::query(dir, &q)?
+    source
+        .query(&q)
+        .await?
         .into_iter()
         .next()
-        .with_context(|| format!("no audit record for request `{id}` in `{}`", dir.display()))
+        .with_context(|| format!("no audit record for request `{id}` in `{}`", source.describe()))
 }

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod mask;
+pub mod migrate;
 pub mod policy;
 pub mod quickstart;
 pub mod requests;

@@ -1,0 +1,528 @@
+//! The audit trail in PostgreSQL: one hash chain for every replica, with the record format,
+//! chain hashing ([`crate::chain`]) and checkpoint signatures ([`crate::checkpoint`]) of the file
+//! log, verified by the same [`crate::verify::Verifier`].
+//!
+//! Ordering: one sequence. Each append is one transaction that locks the single `audit_head`
+//! row (`SELECT … FOR UPDATE`), seals its records after that head, inserts them (one statement
+//! for the whole batch), moves the head and commits. Two replicas appending at once queue on that
+//! row lock, so the chain never forks; a seq gap or a second record at a seq is impossible because
+//! `seq` is the primary key and only the head's holder writes. A record is acknowledged only after
+//! `COMMIT` returned, so it is durable (per the server's `synchronous_commit`) before the response
+//! is released. Group commit: each process has one writer task that drains every append queued
+//! while the previous transaction ran into the next, so one round-trip serves many records.
+//!
+//! Fail closed, and recover: when a transaction fails (PostgreSQL unreachable, connections
+//! killed), every record of that batch gets an error (the gateway answers 503) and nothing is
+//! acknowledged. Unlike the file log there is no local state to distrust afterwards — the head is
+//! re-read under the lock by every transaction — so the next batch simply tries again, and the
+//! gateway recovers without a restart once PostgreSQL is back.
+//!
+//! Checkpoints: after a commit that leaves at least `checkpoint_every_records` unsigned records,
+//! or when `checkpoint_interval` has passed, the writer signs the head *it committed* and stores
+//! the checkpoint line in `audit_checkpoints`. Every replica may sign (with the shared key, or
+//! each with its own key given to verifiers): each signs a real (seq, hash) pair of the one chain.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+use tracegate_core::PolicyVersion;
+use tracegate_state::sqlx::{self, QueryBuilder, Row};
+use tracegate_state::PgPool;
+
+use crate::chain::Prepared;
+use crate::checkpoint::{Checkpoint, PublicKey, SigningKey};
+use crate::error::AuditError;
+use crate::log::Head;
+use crate::query::AuditQuery;
+use crate::record::{Entry, Record, Sealed, Timestamp};
+use crate::verify::{Verifier, VerifyReport};
+
+/// Names of the tables, for [`crate::Problem::file`].
+pub const RECORDS_TABLE: &str = "audit_records";
+pub const CHECKPOINTS_TABLE: &str = "audit_checkpoints";
+
+/// Rows read per round-trip by verify and export.
+const PAGE: i64 = 2000;
+
+/// How the PostgreSQL trail runs (the same knobs as the file log's, where they apply).
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    pub checkpoint_every_records: u64,
+    pub checkpoint_interval: Duration,
+    /// Most records in one transaction.
+    pub max_batch: usize,
+}
+
+/// The columns `GET /v1/audit` filters on, copied out of the entry on the caller's task.
+#[derive(Debug)]
+struct Columns {
+    time: String,
+    kind: String,
+    request_id: String,
+    subject: Option<String>,
+    decision: Option<String>,
+    trace_ids: String,
+}
+
+impl Columns {
+    fn of(e: &Entry) -> Columns {
+        let name = |v: Result<Value, serde_json::Error>| v.ok().and_then(|v| v.as_str().map(str::to_owned));
+        Columns {
+            time: e.time.to_string(),
+            kind: name(serde_json::to_value(e.kind)).unwrap_or_default(),
+            request_id: e.request_id.clone(),
+            subject: e.principal.as_ref().map(|p| p.subject.clone()),
+            decision: e.decision.map(|d| d.as_str().to_owned()),
+            trace_ids: serde_json::to_string(&e.request.as_ref().map(|r| r.trace_ids.clone()).unwrap_or_default())
+                .unwrap_or_else(|_| "[]".into()),
+        }
+    }
+}
+
+type Reply<T> = oneshot::Sender<Result<T, AuditError>>;
+
+enum Msg {
+    Append(Prepared, Columns, Reply<Sealed>),
+    Checkpoint(Reply<Option<Checkpoint>>),
+    Shutdown(Reply<()>),
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    /// Why the last transaction failed; cleared by the next one that commits (or a good probe).
+    failure: Mutex<Option<String>>,
+    /// The head this process last committed or saw.
+    head: Mutex<Option<Head>>,
+}
+
+impl Shared {
+    fn set_failure(&self, why: Option<String>) {
+        *self.failure.lock().unwrap_or_else(PoisonError::into_inner) = why;
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.failure.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+}
+
+/// Handle to the PostgreSQL trail of this replica. Cheap to share behind an `Arc`.
+pub struct PgAuditLog {
+    tx: mpsc::Sender<Msg>,
+    shared: Arc<Shared>,
+    pool: PgPool,
+    public_key: PublicKey,
+}
+
+impl std::fmt::Debug for PgAuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgAuditLog").field("head", &self.head()).finish()
+    }
+}
+
+impl PgAuditLog {
+    /// Starts this replica's writer on a migrated pool. Must run inside a tokio runtime.
+    pub async fn open(pool: PgPool, opts: PgOptions, key: SigningKey) -> Result<PgAuditLog, AuditError> {
+        let signed: Option<i64> = sqlx::query_scalar("SELECT max(seq) FROM audit_checkpoints").fetch_one(&pool).await.map_err(db)?;
+        let head = read_head(&pool).await?;
+        let shared = Arc::new(Shared { failure: Mutex::new(None), head: Mutex::new(Some(head)) });
+        let public_key = key.public_key().clone();
+        let (tx, rx) = mpsc::channel(opts.max_batch.max(1) * 4);
+        let writer = Writer {
+            pool: pool.clone(),
+            shared: shared.clone(),
+            key,
+            signed_seq: signed.map_or(0, |s| u64::try_from(s).unwrap_or(0)),
+            last_ckpt: Instant::now(),
+            opts: PgOptions { max_batch: opts.max_batch.max(1), checkpoint_every_records: opts.checkpoint_every_records.max(1), ..opts },
+        };
+        tokio::spawn(writer.run(rx));
+        Ok(PgAuditLog { tx, shared, pool, public_key })
+    }
+
+    /// Appends one record; returns once its transaction committed. Any error means it did not
+    /// (or may not have): fail the request with 503 and release nothing.
+    pub async fn append(&self, entry: &Entry) -> Result<Sealed, AuditError> {
+        let prepared = Prepared::new(entry)?;
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Msg::Append(prepared, Columns::of(entry), reply)).await.map_err(|_| AuditError::Closed)?;
+        rx.await.map_err(|_| AuditError::Closed)?
+    }
+
+    /// Signs a checkpoint of the committed head now. `None` when nothing is unsigned.
+    pub async fn checkpoint(&self) -> Result<Option<Checkpoint>, AuditError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Msg::Checkpoint(reply)).await.map_err(|_| AuditError::Closed)?;
+        rx.await.map_err(|_| AuditError::Closed)?
+    }
+
+    /// Signs a final checkpoint and stops the writer; later appends fail with `Closed`.
+    pub async fn shutdown(&self) -> Result<(), AuditError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Msg::Shutdown(reply)).await.map_err(|_| AuditError::Closed)?;
+        rx.await.map_err(|_| AuditError::Closed)?
+    }
+
+    /// The head this replica last committed or read (another replica may be ahead).
+    pub fn head(&self) -> Head {
+        self.shared.head.lock().unwrap_or_else(PoisonError::into_inner).clone().unwrap_or(Head { seq: 0, hash: crate::GENESIS_HASH.into() })
+    }
+
+    /// Why the last append failed, while it has not been followed by a success.
+    pub fn failure(&self) -> Option<String> {
+        self.shared.failure()
+    }
+
+    /// Probes PostgreSQL (a read of the head) and returns why the trail cannot be written, if it
+    /// cannot. A good probe clears an earlier failure, so `/healthz` recovers with the database
+    /// even while no traffic arrives to prove it.
+    pub async fn probe(&self) -> Result<(), String> {
+        match read_head(&self.pool).await {
+            Ok(_) => {
+                self.shared.set_failure(None);
+                Ok(())
+            }
+            Err(e) => {
+                let why = e.to_string();
+                self.shared.set_failure(Some(why.clone()));
+                Err(why)
+            }
+        }
+    }
+
+    pub fn public_key(&self) -> &PublicKey {
+        &self.public_key
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+struct Writer {
+    pool: PgPool,
+    shared: Arc<Shared>,
+    key: SigningKey,
+    /// Highest seq this replica knows to be signed.
+    signed_seq: u64,
+    last_ckpt: Instant,
+    opts: PgOptions,
+}
+
+impl Writer {
+    async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+        let mut pending: Option<Msg> = None;
+        loop {
+            let msg = match pending.take() {
+                Some(m) => m,
+                None => {
+                    let wait = self.opts.checkpoint_interval.saturating_sub(self.last_ckpt.elapsed()).max(Duration::from_millis(1));
+                    match tokio::time::timeout(wait, rx.recv()).await {
+                        Ok(Some(m)) => m,
+                        Ok(None) => {
+                            let _ = self.checkpoint().await;
+                            return;
+                        }
+                        Err(_) => {
+                            if let Err(e) = self.checkpoint().await {
+                                tracing::error!(error = %e, "audit trail: timed checkpoint failed");
+                            }
+                            self.last_ckpt = Instant::now();
+                            continue;
+                        }
+                    }
+                }
+            };
+            match msg {
+                Msg::Append(p, c, reply) => {
+                    let mut batch = vec![(p, c, reply)];
+                    while batch.len() < self.opts.max_batch {
+                        match rx.try_recv() {
+                            Ok(Msg::Append(p, c, r)) => batch.push((p, c, r)),
+                            Ok(other) => {
+                                pending = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    self.commit(batch).await;
+                }
+                Msg::Checkpoint(reply) => {
+                    let _ = reply.send(self.checkpoint().await);
+                }
+                Msg::Shutdown(reply) => {
+                    let _ = reply.send(self.checkpoint().await.map(|_| ()));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Writes one batch in one transaction and answers every appender of it.
+    async fn commit(&mut self, batch: Vec<(Prepared, Columns, Reply<Sealed>)>) {
+        let (items, replies): (Vec<(Prepared, Columns)>, Vec<Reply<Sealed>>) = batch.into_iter().map(|(p, c, r)| ((p, c), r)).unzip();
+        match self.write(&items).await {
+            Ok((sealed, head)) => {
+                self.shared.set_failure(None);
+                *self.shared.head.lock().unwrap_or_else(PoisonError::into_inner) = Some(head.clone());
+                for (s, r) in sealed.into_iter().zip(replies) {
+                    let _ = r.send(Ok(s));
+                }
+                if head.seq.saturating_sub(self.signed_seq) >= self.opts.checkpoint_every_records
+                    || (head.seq > self.signed_seq && self.last_ckpt.elapsed() >= self.opts.checkpoint_interval)
+                {
+                    if let Err(e) = self.sign(&head).await {
+                        tracing::error!(error = %e, "audit trail: checkpoint failed");
+                    }
+                }
+            }
+            Err(e) => {
+                let why = e.to_string();
+                tracing::error!(error = %why, records = replies.len(), "audit trail: transaction failed; the batch is refused");
+                self.shared.set_failure(Some(why.clone()));
+                for r in replies {
+                    let _ = r.send(Err(AuditError::Database(why.clone())));
+                }
+            }
+        }
+    }
+
+    async fn write(&self, items: &[(Prepared, Columns)]) -> Result<(Vec<Sealed>, Head), AuditError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE").fetch_one(&mut *tx).await.map_err(db)?;
+        let (seq0, mut prev): (i64, String) = (row.try_get(0).map_err(db)?, row.try_get(1).map_err(db)?);
+        let mut seq = u64::try_from(seq0).map_err(|_| AuditError::Database("audit_head.seq is negative".into()))?;
+        let n = items.len();
+        let (mut seqs, mut prevs, mut hashes, mut lines) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+        let mut sealed = Vec::with_capacity(n);
+        for (p, _) in items {
+            seq += 1;
+            let (mut line, hash) = p.seal(seq, &prev);
+            line.pop(); // the trailing '\n' of the file format
+            let line = String::from_utf8(line).map_err(|_| AuditError::Serialize("canonical form is not utf-8".into()))?;
+            seqs.push(i64::try_from(seq).map_err(|_| AuditError::Database("seq overflow".into()))?);
+            prevs.push(std::mem::replace(&mut prev, hash.clone()));
+            hashes.push(hash.clone());
+            lines.push(line);
+            sealed.push(Sealed { seq, hash });
+        }
+        let col = |f: fn(&Columns) -> Option<String>| items.iter().map(|(_, c)| f(c)).collect::<Vec<_>>();
+        sqlx::query(
+            "INSERT INTO audit_records (seq, prev_hash, hash, time, kind, request_id, subject, decision, trace_ids, line)
+             SELECT s, p, h, t::timestamptz, k, r, sub, d, ARRAY(SELECT jsonb_array_elements_text(tids::jsonb)), l
+             FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
+                  AS u(s, p, h, t, k, r, sub, d, tids, l)",
+        )
+        .bind(&seqs)
+        .bind(&prevs)
+        .bind(&hashes)
+        .bind(col(|c| Some(c.time.clone())))
+        .bind(col(|c| Some(c.kind.clone())))
+        .bind(col(|c| Some(c.request_id.clone())))
+        .bind(col(|c| c.subject.clone()))
+        .bind(col(|c| c.decision.clone()))
+        .bind(col(|c| Some(c.trace_ids.clone())))
+        .bind(&lines)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        let head = Head { seq, hash: prev };
+        sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+            .bind(i64::try_from(head.seq).unwrap_or(i64::MAX))
+            .bind(&head.hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok((sealed, head))
+    }
+
+    /// Signs the committed head (read from the database) unless it is already signed.
+    async fn checkpoint(&mut self) -> Result<Option<Checkpoint>, AuditError> {
+        let head = read_head(&self.pool).await?;
+        let signed: Option<i64> = sqlx::query_scalar("SELECT max(seq) FROM audit_checkpoints").fetch_one(&self.pool).await.map_err(db)?;
+        self.signed_seq = self.signed_seq.max(signed.map_or(0, |s| u64::try_from(s).unwrap_or(0)));
+        self.last_ckpt = Instant::now();
+        if head.seq == 0 || head.seq <= self.signed_seq {
+            return Ok(None);
+        }
+        self.sign(&head).await.map(Some)
+    }
+
+    async fn sign(&mut self, head: &Head) -> Result<Checkpoint, AuditError> {
+        let c = self.key.sign(head.seq, &head.hash, Timestamp::now(), None)?;
+        let mut line = c.line()?;
+        line.pop();
+        let line = String::from_utf8(line).map_err(|_| AuditError::Serialize("checkpoint is not utf-8".into()))?;
+        sqlx::query("INSERT INTO audit_checkpoints (seq, key_id, line) VALUES ($1, $2, $3)")
+            .bind(i64::try_from(head.seq).unwrap_or(i64::MAX))
+            .bind(&c.key_id)
+            .bind(&line)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        self.signed_seq = self.signed_seq.max(head.seq);
+        self.last_ckpt = Instant::now();
+        Ok(c)
+    }
+}
+
+async fn read_head(pool: &PgPool) -> Result<Head, AuditError> {
+    let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(pool).await.map_err(db)?;
+    let seq: i64 = row.try_get(0).map_err(db)?;
+    Ok(Head { seq: u64::try_from(seq).unwrap_or(0), hash: row.try_get(1).map_err(db)? })
+}
+
+pub(crate) fn db(e: sqlx::Error) -> AuditError {
+    AuditError::Database(e.to_string())
+}
+
+// ---- reading: query, export, verify, policies ---------------------------------------------
+
+/// `WHERE` clauses for the filters of `q` (only those given, so each can use its index).
+fn push_filters<'a>(b: &mut QueryBuilder<'a, sqlx::Postgres>, q: &'a AuditQuery) {
+    b.push(" WHERE true");
+    if let Some(s) = &q.since {
+        b.push(" AND time >= ").push_bind(s.to_string()).push("::timestamptz");
+    }
+    if let Some(u) = &q.until {
+        b.push(" AND time < ").push_bind(u.to_string()).push("::timestamptz");
+    }
+    if let Some(s) = &q.subject {
+        b.push(" AND subject = ").push_bind(s.as_str());
+    }
+    if let Some(r) = &q.request_id {
+        b.push(" AND request_id = ").push_bind(r.as_str());
+    }
+    if let Some(t) = &q.trace_id {
+        b.push(" AND trace_ids @> ARRAY[").push_bind(t.as_str()).push("::text]");
+    }
+    if let Some(d) = q.decision {
+        b.push(" AND decision = ").push_bind(d.as_str());
+    }
+    if let Some(k) = q.kind {
+        b.push(" AND kind = ").push_bind(match k {
+            crate::Kind::Request => "request",
+            crate::Kind::Approval => "approval",
+            crate::Kind::System => "system",
+        });
+    }
+}
+
+fn parse(seq: i64, line: &str) -> Result<Record, AuditError> {
+    serde_json::from_str(line).map_err(|e| AuditError::Database(format!("audit record seq {seq} is not a record: {e}")))
+}
+
+/// The newest records matching `q`, newest first: an indexed SQL query, then `q.matches` on the
+/// parsed records as a check (a record whose copied columns disagree with its content is left out,
+/// and `verify` reports it).
+pub async fn query(pool: &PgPool, q: &AuditQuery) -> Result<Vec<Record>, AuditError> {
+    let mut b = QueryBuilder::new("SELECT seq, line FROM audit_records");
+    push_filters(&mut b, q);
+    b.push(" ORDER BY seq DESC LIMIT ").push_bind(i64::try_from(q.effective_limit()).unwrap_or(1000));
+    let rows = b.build().fetch_all(pool).await.map_err(db)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let (seq, line): (i64, String) = (row.try_get(0).map_err(db)?, row.try_get(1).map_err(db)?);
+        let r = parse(seq, &line)?;
+        if q.matches(&r) {
+            out.push(r);
+        }
+    }
+    Ok(out)
+}
+
+/// Every matching record, oldest first, verbatim (one canonical JSON line each, as the file log
+/// stores them, so the export verifies as a chain segment). Streams in pages.
+pub async fn export(pool: &PgPool, q: &AuditQuery, out: &mut (dyn Write + Send)) -> Result<u64, AuditError> {
+    let mut after = 0i64;
+    let mut n = 0;
+    loop {
+        let mut b = QueryBuilder::new("SELECT seq, line FROM audit_records");
+        push_filters(&mut b, q);
+        b.push(" AND seq > ").push_bind(after).push(" ORDER BY seq LIMIT ").push_bind(PAGE);
+        let rows = b.build().fetch_all(pool).await.map_err(db)?;
+        if rows.is_empty() {
+            break;
+        }
+        for row in rows {
+            let (seq, line): (i64, String) = (row.try_get(0).map_err(db)?, row.try_get(1).map_err(db)?);
+            after = seq;
+            if !q.matches(&parse(seq, &line)?) {
+                continue;
+            }
+            out.write_all(line.as_bytes()).and_then(|()| out.write_all(b"\n")).map_err(AuditError::io(std::path::Path::new("<export>")))?;
+            n += 1;
+        }
+    }
+    out.flush().map_err(AuditError::io(std::path::Path::new("<export>")))?;
+    Ok(n)
+}
+
+/// Verifies the trail in the database: every checkpoint signature, then the chain in seq order,
+/// by the same rules as the file log. Problems locate records by `seq` (as `line`) and
+/// checkpoints by their row id.
+pub async fn verify(pool: &PgPool, keys: &[PublicKey]) -> Result<VerifyReport, AuditError> {
+    let mut v = Verifier::new(keys, RECORDS_TABLE, CHECKPOINTS_TABLE);
+    let rows = sqlx::query("SELECT id, line FROM audit_checkpoints ORDER BY id").fetch_all(pool).await.map_err(db)?;
+    for row in rows {
+        let (id, line): (i64, String) = (row.try_get(0).map_err(db)?, row.try_get(1).map_err(db)?);
+        v.checkpoint(u64::try_from(id).unwrap_or(0), line.as_bytes());
+    }
+    let mut chain = v.into_chain();
+    let mut after = i64::MIN;
+    'pages: loop {
+        let rows = sqlx::query("SELECT seq, line FROM audit_records WHERE seq > $1 ORDER BY seq LIMIT $2")
+            .bind(after)
+            .bind(PAGE)
+            .fetch_all(pool)
+            .await
+            .map_err(db)?;
+        if rows.is_empty() {
+            break;
+        }
+        for row in rows {
+            let (seq, line): (i64, String) = (row.try_get(0).map_err(db)?, row.try_get(1).map_err(db)?);
+            after = seq;
+            chain.record(u64::try_from(seq).unwrap_or(0), line.as_bytes());
+            if chain.broken() {
+                break 'pages;
+            }
+        }
+    }
+    Ok(chain.finish())
+}
+
+/// Archives a policy text (idempotent) so replay from any replica can re-apply it.
+pub async fn put_policy(pool: &PgPool, text: &str) -> Result<PolicyVersion, AuditError> {
+    let version = PolicyVersion::of(text.as_bytes());
+    sqlx::query("INSERT INTO audit_policies (version, text) VALUES ($1, $2) ON CONFLICT (version) DO NOTHING")
+        .bind(&version.0)
+        .bind(text)
+        .execute(pool)
+        .await
+        .map_err(db)?;
+    // Idempotent, but not blindly: what is stored under the name must still be what it says.
+    get_policy(pool, &version).await?;
+    Ok(version)
+}
+
+/// The text of an archived policy version, checked against its hash.
+pub async fn get_policy(pool: &PgPool, version: &PolicyVersion) -> Result<String, AuditError> {
+    let text: Option<String> =
+        sqlx::query_scalar("SELECT text FROM audit_policies WHERE version = $1").bind(&version.0).fetch_optional(pool).await.map_err(db)?;
+    let text = text.ok_or_else(|| AuditError::PolicyNotFound(version.0.clone()))?;
+    if PolicyVersion::of(text.as_bytes()) != *version {
+        return Err(AuditError::PolicyTampered(version.0.clone()));
+    }
+    Ok(text)
+}
+
+/// Every archived version, sorted.
+pub async fn list_policies(pool: &PgPool) -> Result<Vec<PolicyVersion>, AuditError> {
+    let v: Vec<String> = sqlx::query_scalar("SELECT version FROM audit_policies ORDER BY version").fetch_all(pool).await.map_err(db)?;
+    Ok(v.into_iter().map(PolicyVersion).collect())
+}
