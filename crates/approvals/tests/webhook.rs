@@ -129,7 +129,7 @@ async fn every_state_change_is_posted_signed_and_retried_after_a_500() {
     let notifier = Notifier::spawn(config(&url, Format::Json, 4)).unwrap();
     let (_dir, store) = store_with(&notifier);
     let now = SystemTime::now();
-    let r = store.open_request(shape(), terms(), now, 100, &mut ok).unwrap().request().clone();
+    let r = store.open_request(shape(), terms(), now, 100, &mut ok).await.unwrap().request().clone();
 
     // The first attempt gets a 500 and is retried with the same delivery id.
     let first = next(&mut rx).await;
@@ -145,12 +145,12 @@ async fn every_state_change_is_posted_signed_and_retried_after_a_500() {
     assert_eq!(second.body["url"], format!("https://gate.example/v1/access-requests/{}", r.id));
 
     let sam = Actor { party: Party { subject: "sam".into(), issuer: "iss".into(), person: None }, groups: vec!["security".into()] };
-    store.approve(&r.id, &sam, Some("go"), now, &mut ok).unwrap();
+    store.approve(&r.id, &sam, Some("go"), now, &mut ok).await.unwrap();
     let approved = next(&mut rx).await;
     assert!(approved.verified);
     assert_eq!((approved.event.as_str(), approved.body["by"].as_str(), approved.body["comment"].as_str()), ("access_request.approved", Some("sam"), Some("go")));
     assert_eq!(approved.body["status"], "approved");
-    store.revoke(&r.id, &sam, Some("incident over"), now, &mut ok).unwrap();
+    store.revoke(&r.id, &sam, Some("incident over"), now, &mut ok).await.unwrap();
     assert_eq!(next(&mut rx).await.event, "access_request.revoked");
 
     let c = notifier.counters().clone();
@@ -177,7 +177,7 @@ async fn slack_format_posts_a_text_message() {
     let (url, mut rx) = receiver(0).await;
     let notifier = Notifier::spawn(config(&url, Format::Slack, 2)).unwrap();
     let (_dir, store) = store_with(&notifier);
-    store.open_request(shape(), terms(), SystemTime::now(), 100, &mut ok).unwrap();
+    store.open_request(shape(), terms(), SystemTime::now(), 100, &mut ok).await.unwrap();
     let seen = next(&mut rx).await;
     assert!(seen.verified);
     let text = seen.body["text"].as_str().unwrap();
@@ -194,7 +194,7 @@ async fn a_receiver_that_keeps_failing_is_given_up_on_and_counted() {
     let (_dir, store) = store_with(&notifier);
     // The request path is not held up by delivery: this returns before any attempt is made.
     let started = std::time::Instant::now();
-    store.open_request(shape(), terms(), SystemTime::now(), 100, &mut ok).unwrap();
+    store.open_request(shape(), terms(), SystemTime::now(), 100, &mut ok).await.unwrap();
     assert!(started.elapsed() < Duration::from_secs(1));
     for _ in 0..3 {
         assert_eq!(next(&mut rx).await.status, 500);
@@ -210,7 +210,7 @@ async fn a_receiver_that_keeps_failing_is_given_up_on_and_counted() {
     };
     let n2 = Notifier::spawn(config(&format!("http://{dead}/hook"), Format::Json, 2)).unwrap();
     let (_dir2, store2) = store_with(&n2);
-    store2.open_request(shape(), terms(), SystemTime::now(), 100, &mut ok).unwrap();
+    store2.open_request(shape(), terms(), SystemTime::now(), 100, &mut ok).await.unwrap();
     let c2 = n2.counters().clone();
     eventually("the connection failure to be counted", || c2.failed() == 1).await;
     assert_eq!(c2.retried(), 1);
@@ -228,8 +228,8 @@ async fn hostile_purposes_and_comments_arrive_as_text() {
         let (url, mut rx) = receiver(0).await;
         let notifier = Notifier::spawn(config(&url, format, 2)).unwrap();
         let (_dir, store) = store_with(&notifier);
-        let r = store.open_request(s.clone(), terms(), SystemTime::now(), 100, &mut ok).unwrap().request().clone();
-        store.deny(&r.id, &sam, Some("<!channel> no\nway"), SystemTime::now(), &mut ok).unwrap();
+        let r = store.open_request(s.clone(), terms(), SystemTime::now(), 100, &mut ok).await.unwrap().request().clone();
+        store.deny(&r.id, &sam, Some("<!channel> no\nway"), SystemTime::now(), &mut ok).await.unwrap();
         // Deliveries run concurrently: sort them by event.
         let mut both = [next(&mut rx).await, next(&mut rx).await];
         both.sort_by(|a, b| a.event.cmp(&b.event));

@@ -47,10 +47,6 @@ impl Rng {
 
 /// Prose of about `n` bytes with ordinary numbers, dates, ids and versions, and now and then
 /// (3 tokens in 1000, about one per 2 KB) a planted secret or PII value.
-fn prose(r: &mut Rng, n: usize) -> String {
-    prose_with(r, n, true)
-}
-
 fn prose_with(r: &mut Rng, n: usize, plant: bool) -> String {
     let planted = [
         "alice.smith@example.com", "+1 415 555 2671", "4111 1111 1111 1111", "123-45-6789",
@@ -73,12 +69,6 @@ fn prose_with(r: &mut Rng, n: usize, plant: bool) -> String {
     s
 }
 
-/// An OpenTelemetry-style trace of about `target` bytes: spans whose GenAI attributes carry
-/// message arrays as JSON-encoded strings, plus an agent step list with plain prose.
-fn trace(target: usize) -> Vec<u8> {
-    trace_with(target, true)
-}
-
 /// The realistic kind: corpus traces (OTLP GenAI spans and agent step logs, alternating) in
 /// one `{"traces": [...]}` document of about `target` bytes.
 fn realistic(target: usize) -> Vec<u8> {
@@ -97,6 +87,8 @@ fn realistic(target: usize) -> Vec<u8> {
     serde_json::to_vec(&json!({ "traces": traces })).unwrap_or_default()
 }
 
+/// An OpenTelemetry-style trace of about `target` bytes: spans whose GenAI attributes carry
+/// message arrays as JSON-encoded strings, plus an agent step list with plain prose.
 fn trace_with(target: usize, plant: bool) -> Vec<u8> {
     let mut r = Rng(0x9E37_79B9_7F4A_7C15);
     let mut spans = Vec::new();

@@ -75,13 +75,13 @@ fn bench(c: &mut Criterion) {
         sign_jws(&json!({"alg": signer.alg(), "typ": "at+jwt", "kid": kid}), &claims, signer)
     };
     let accounts = auth.service_accounts().unwrap();
-    let key = accounts
-        .create(
+    let key = rt
+        .block_on(accounts.create(
             &NewAccount { name: "bench".into(), roles: vec!["engineer".into()], ..NewAccount::default() },
             "ops",
             &|_| Ok(()),
             SystemTime::now(),
-        )
+        ))
         .unwrap()
         .key;
 

@@ -276,7 +276,7 @@ impl Authenticator {
         }
         if bearer_token.starts_with(service_accounts::KEY_PREFIX) {
             let accounts = inner.service_accounts.as_ref().ok_or(AuthError::ServiceAccountKey)?;
-            let mut p = accounts.authenticate(bearer_token)?;
+            let mut p = accounts.authenticate(bearer_token).await?;
             p.person = inner.persons.get(&(p.issuer.clone(), p.subject.clone())).cloned();
             return Ok(p);
         }

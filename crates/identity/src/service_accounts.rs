@@ -18,8 +18,12 @@
 //! The approvals store has a log of the same shape, but it is built for one process per
 //! directory (it takes the lock for its lifetime and never re-reads); this one must see other
 //! writers' changes on every request. The two share the format (fsync'd JSON Lines, torn tail
-//! dropped) but not code: they sit in crates that do not know each other, and the planned
-//! PostgreSQL backend replaces both.
+//! dropped) but not code: they sit in crates that do not know each other. With `[state]`, the
+//! PostgreSQL store of `tracegate-state` (an event table read on every request) is injected
+//! instead ([`ServiceAccounts::with_store`]); this crate does not know SQL.
+//!
+//! The store is async: the file store does its file work (including waiting for another
+//! writer's lock) on a blocking thread, never on an async worker.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
@@ -128,8 +132,9 @@ impl Accounts {
     }
 
     /// Applies one recorded change. Events were checked when made; one that no longer fits
-    /// (an unknown account) is ignored, as a replay must never fail half way.
-    fn apply(&mut self, e: &Event) {
+    /// (an unknown account) is ignored, as a replay must never fail half way. Public for stores
+    /// in other crates, which replay the same events.
+    pub fn apply(&mut self, e: &Event) {
         let at = e.at;
         match &e.change {
             Change::Created { account, roles, claims, description, by } => {
@@ -261,27 +266,34 @@ impl ServiceAccountError {
     }
 }
 
+/// Decides a change against the accounts as they stand under the store's write lock: the
+/// events to record, or a refusal.
+pub type Decide = Box<dyn FnMut(&Accounts) -> Result<Vec<Event>, ServiceAccountError> + Send>;
+
 /// Where service accounts are kept. Implementations must make a committed change visible to
 /// every gateway sharing the store on its next [`ServiceAccountStore::snapshot`].
+#[async_trait::async_trait]
 pub trait ServiceAccountStore: Send + Sync {
     /// The accounts as they stand now, changes by other gateways included.
-    fn snapshot(&self) -> Result<Arc<Accounts>, ServiceAccountError>;
+    async fn snapshot(&self) -> Result<Arc<Accounts>, ServiceAccountError>;
 
     /// Decides a change against the latest state and records it durably, atomically with
     /// respect to every other writer; returns the state after it. `decide` may refuse.
-    fn commit(
-        &self,
-        decide: &mut dyn FnMut(&Accounts) -> Result<Vec<Event>, ServiceAccountError>,
-    ) -> Result<Arc<Accounts>, ServiceAccountError>;
+    async fn commit(&self, decide: Decide) -> Result<Arc<Accounts>, ServiceAccountError>;
 
     /// Records a key's use, best effort (not synced; skipped if the store is busy).
-    fn touch(&self, key_id: &str, at: SystemTime);
+    async fn touch(&self, key_id: &str, at: SystemTime);
 }
 
 // ---- the embedded file-backed store ----------------------------------------------------------
 
-/// The embedded store: `service-accounts.jsonl` in a directory gateways may share.
-pub struct FileStore {
+/// The embedded store: `service-accounts.jsonl` in a directory gateways may share. Cheap to
+/// clone (one shared log handle).
+#[derive(Clone)]
+pub struct FileStore(Arc<FileLog>);
+
+/// The log itself; every method is synchronous and runs on a blocking thread.
+struct FileLog {
     path: PathBuf,
     inner: Mutex<FileInner>,
 }
@@ -294,7 +306,7 @@ struct FileInner {
 
 impl std::fmt::Debug for FileStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FileStore").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("FileStore").field("path", &self.0.path).finish_non_exhaustive()
     }
 }
 
@@ -302,13 +314,24 @@ impl FileStore {
     /// Opens (creating if needed) the store in `dir` and reads its log.
     pub fn open(dir: &Path) -> Result<FileStore, ServiceAccountError> {
         let path = dir.join(LOG_FILE);
-        let store = FileStore { path, inner: Mutex::new(FileInner { offset: 0, state: Arc::default() }) };
+        let store = FileLog { path, inner: Mutex::new(FileInner { offset: 0, state: Arc::default() }) };
         std::fs::create_dir_all(dir).map_err(|e| store.err(e))?;
         OpenOptions::new().create(true).append(true).open(&store.path).map_err(|e| store.err(e))?;
         store.catch_up(&mut store.lock())?;
-        Ok(store)
+        Ok(FileStore(Arc::new(store)))
     }
 
+    /// Runs `f` on the log on a blocking thread.
+    async fn run<T: Send + 'static>(&self, f: impl FnOnce(&FileLog) -> Result<T, ServiceAccountError> + Send + 'static) -> Result<T, ServiceAccountError> {
+        let log = self.0.clone();
+        let path = log.path.clone();
+        tokio::task::spawn_blocking(move || f(&log))
+            .await
+            .unwrap_or_else(|e| Err(ServiceAccountError::Store { path, reason: format!("the service-account task failed: {e}") }))
+    }
+}
+
+impl FileLog {
     fn err(&self, e: impl std::fmt::Display) -> ServiceAccountError {
         ServiceAccountError::Store { path: self.path.clone(), reason: e.to_string() }
     }
@@ -397,17 +420,34 @@ impl FileStore {
     }
 }
 
+#[async_trait::async_trait]
 impl ServiceAccountStore for FileStore {
-    fn snapshot(&self) -> Result<Arc<Accounts>, ServiceAccountError> {
-        let mut inner = self.lock();
-        self.catch_up(&mut inner)?;
-        Ok(inner.state.clone())
+    async fn snapshot(&self) -> Result<Arc<Accounts>, ServiceAccountError> {
+        self.run(|log| {
+            let mut inner = log.lock();
+            log.catch_up(&mut inner)?;
+            Ok(inner.state.clone())
+        })
+        .await
     }
 
-    fn commit(
-        &self,
-        decide: &mut dyn FnMut(&Accounts) -> Result<Vec<Event>, ServiceAccountError>,
-    ) -> Result<Arc<Accounts>, ServiceAccountError> {
+    async fn commit(&self, decide: Decide) -> Result<Arc<Accounts>, ServiceAccountError> {
+        self.run(move |log| log.commit(decide)).await
+    }
+
+    async fn touch(&self, key_id: &str, at: SystemTime) {
+        let key_id = key_id.to_owned();
+        let _ = self
+            .run(move |log| {
+                log.touch(&key_id, at);
+                Ok(())
+            })
+            .await;
+    }
+}
+
+impl FileLog {
+    fn commit(&self, mut decide: Decide) -> Result<Arc<Accounts>, ServiceAccountError> {
         let mut inner = self.lock();
         let Some(file) = self.writer(true)? else {
             return Err(self.err("the log is locked"));
@@ -502,9 +542,9 @@ impl ServiceAccounts {
     /// Checks a `tgsa_` key and returns its principal: subject = account name, issuer =
     /// [`ISSUER`], groups = the account's role names (the server resolves them against the
     /// policy), claims = the account's claims plus `service_account_key` (the key id).
-    pub fn authenticate(&self, key: &str) -> Result<Principal, AuthError> {
+    pub async fn authenticate(&self, key: &str) -> Result<Principal, AuthError> {
         let key_id = parse_key(key).ok_or(AuthError::ServiceAccountKey)?;
-        let state = self.store.snapshot().map_err(|e| {
+        let state = self.store.snapshot().await.map_err(|e| {
             tracing::error!(error = %e, "service-account store unreadable; refusing service-account keys");
             AuthError::ServiceAccountsUnavailable
         })?;
@@ -520,7 +560,7 @@ impl ServiceAccounts {
         if now >= record.expires_at.0 {
             return Err(AuthError::ServiceAccountKeyExpired);
         }
-        self.touch(key_id, now);
+        self.touch(key_id, now).await;
         let mut claims = account.claims.clone();
         claims.insert("service_account_key".into(), key_id.to_owned());
         Ok(Principal {
@@ -534,28 +574,29 @@ impl ServiceAccounts {
         })
     }
 
-    fn touch(&self, key_id: &str, now: SystemTime) {
-        let mut touched = self.touched.lock().unwrap_or_else(PoisonError::into_inner);
-        if touched.get(key_id).is_some_and(|t| t.elapsed() < TOUCH_EVERY) {
-            return;
+    async fn touch(&self, key_id: &str, now: SystemTime) {
+        {
+            let mut touched = self.touched.lock().unwrap_or_else(PoisonError::into_inner);
+            if touched.get(key_id).is_some_and(|t| t.elapsed() < TOUCH_EVERY) {
+                return;
+            }
+            touched.insert(key_id.to_owned(), Instant::now());
         }
-        touched.insert(key_id.to_owned(), Instant::now());
-        drop(touched);
-        self.store.touch(key_id, now);
+        self.store.touch(key_id, now).await;
     }
 
     /// Every account, by name.
-    pub fn list(&self) -> Result<Vec<Account>, ServiceAccountError> {
-        Ok(self.store.snapshot()?.iter().cloned().collect())
+    pub async fn list(&self) -> Result<Vec<Account>, ServiceAccountError> {
+        Ok(self.store.snapshot().await?.iter().cloned().collect())
     }
 
     /// Creates an account and its first key. `known_role` says whether a role name exists in
     /// the policy being served.
-    pub fn create(
+    pub async fn create(
         &self,
         req: &NewAccount,
         by: &str,
-        known_role: &dyn Fn(&str) -> Result<(), String>,
+        known_role: &(dyn Fn(&str) -> Result<(), String> + Sync),
         now: SystemTime,
     ) -> Result<Issued, ServiceAccountError> {
         check_name(&req.name)?;
@@ -577,56 +618,61 @@ impl ServiceAccounts {
         let (key_id, key) = generate()?;
         let expires_at = Time(now + ttl);
         let name = req.name.clone();
-        let mut decide = |s: &Accounts| {
+        let events = vec![
+            Event {
+                at: Time(now),
+                change: Change::Created {
+                    account: name.clone(),
+                    roles: req.roles.clone(),
+                    claims: req.claims.clone(),
+                    description: req.description.clone(),
+                    by: by.to_owned(),
+                },
+            },
+            issue_event(&name, &key_id, &key, expires_at, by, now),
+        ];
+        let decide = move |s: &Accounts| {
             if s.get(&name).is_some() {
                 return Err(ServiceAccountError::Exists(name.clone()));
             }
-            Ok(vec![
-                Event {
-                    at: Time(now),
-                    change: Change::Created {
-                        account: name.clone(),
-                        roles: req.roles.clone(),
-                        claims: req.claims.clone(),
-                        description: req.description.clone(),
-                        by: by.to_owned(),
-                    },
-                },
-                issue_event(&name, &key_id, &key, expires_at, by, now),
-            ])
+            Ok(events.clone())
         };
-        let state = self.store.commit(&mut decide)?;
+        let state = self.store.commit(Box::new(decide)).await?;
         let account = state.get(&req.name).cloned().ok_or_else(|| ServiceAccountError::NotFound(req.name.clone()))?;
         Ok(Issued { account, key_id, key, expires_at })
     }
 
     /// Issues a new key for `name`, leaving its other live key working (revoke it once every
     /// caller has the new one). Refused while the account already has [`MAX_LIVE_KEYS`].
-    pub fn rotate(&self, name: &str, ttl: Option<&str>, by: &str, now: SystemTime) -> Result<Issued, ServiceAccountError> {
+    pub async fn rotate(&self, name: &str, ttl: Option<&str>, by: &str, now: SystemTime) -> Result<Issued, ServiceAccountError> {
         let ttl = self.ttl(ttl)?;
         let (key_id, key) = generate()?;
         let expires_at = Time(now + ttl);
-        let mut decide = |s: &Accounts| {
-            let a = s.get(name).ok_or_else(|| ServiceAccountError::NotFound(name.to_owned()))?;
+        let event = issue_event(name, &key_id, &key, expires_at, by, now);
+        let owned = name.to_owned();
+        let decide = move |s: &Accounts| {
+            let a = s.get(&owned).ok_or_else(|| ServiceAccountError::NotFound(owned.clone()))?;
             if a.revoked_at.is_some() {
-                return Err(ServiceAccountError::Revoked(name.to_owned()));
+                return Err(ServiceAccountError::Revoked(owned.clone()));
             }
             if a.live_keys(now) >= MAX_LIVE_KEYS {
-                return Err(ServiceAccountError::TooManyKeys(name.to_owned()));
+                return Err(ServiceAccountError::TooManyKeys(owned.clone()));
             }
-            Ok(vec![issue_event(name, &key_id, &key, expires_at, by, now)])
+            Ok(vec![event.clone()])
         };
-        let state = self.store.commit(&mut decide)?;
+        let state = self.store.commit(Box::new(decide)).await?;
         let account = state.get(name).cloned().ok_or_else(|| ServiceAccountError::NotFound(name.to_owned()))?;
         Ok(Issued { account, key_id, key, expires_at })
     }
 
     /// Revokes one key (`key_id`) or, without one, the whole account. Takes effect on every
     /// gateway sharing the store at its next request.
-    pub fn revoke(&self, name: &str, key_id: Option<&str>, by: &str, now: SystemTime) -> Result<Account, ServiceAccountError> {
-        let mut decide = |s: &Accounts| {
+    pub async fn revoke(&self, name: &str, key_id: Option<&str>, by: &str, now: SystemTime) -> Result<Account, ServiceAccountError> {
+        let (name_owned, key_id, by) = (name.to_owned(), key_id.map(str::to_owned), by.to_owned());
+        let decide = move |s: &Accounts| {
+            let (name, by) = (name_owned.as_str(), by.as_str());
             let a = s.get(name).ok_or_else(|| ServiceAccountError::NotFound(name.to_owned()))?;
-            let change = match key_id {
+            let change = match key_id.as_deref() {
                 Some(id) => {
                     let k = a.keys.iter().find(|k| k.id == id).ok_or_else(|| ServiceAccountError::NoSuchKey {
                         account: name.to_owned(),
@@ -642,7 +688,7 @@ impl ServiceAccounts {
             };
             Ok(vec![Event { at: Time(now), change }])
         };
-        let state = self.store.commit(&mut decide)?;
+        let state = self.store.commit(Box::new(decide)).await?;
         state.get(name).cloned().ok_or_else(|| ServiceAccountError::NotFound(name.to_owned()))
     }
 
@@ -756,13 +802,13 @@ mod tests {
         assert_ne!(generate().unwrap().1, key);
     }
 
-    #[test]
-    fn a_key_works_until_revoked_and_the_log_holds_no_secret() {
+    #[tokio::test]
+    async fn a_key_works_until_revoked_and_the_log_holds_no_secret() {
         let d = dir("life");
         let sa = accounts(&d);
         let now = SystemTime::now();
-        let issued = sa.create(&new("ci-exporter"), "ops", &any_role, now).unwrap();
-        let p = sa.authenticate(&issued.key).unwrap();
+        let issued = sa.create(&new("ci-exporter"), "ops", &any_role, now).await.unwrap();
+        let p = sa.authenticate(&issued.key).await.unwrap();
         assert_eq!((p.subject.as_str(), p.issuer.as_str(), p.auth_method), ("ci-exporter", ISSUER, AuthMethod::ServiceAccount));
         assert_eq!(p.groups, ["engineer"]);
         assert_eq!(p.claim("service_account_key"), Some(issued.key_id.as_str()));
@@ -771,91 +817,91 @@ mod tests {
         let last = wrong.len() - 1;
         wrong[last] = if wrong[last] == b'0' { b'1' } else { b'0' };
         let wrong = String::from_utf8(wrong).unwrap();
-        assert_eq!(sa.authenticate(&wrong).unwrap_err(), AuthError::ServiceAccountKey);
-        assert_eq!(sa.authenticate("tgsa_nonsense").unwrap_err(), AuthError::ServiceAccountKey);
+        assert_eq!(sa.authenticate(&wrong).await.unwrap_err(), AuthError::ServiceAccountKey);
+        assert_eq!(sa.authenticate("tgsa_nonsense").await.unwrap_err(), AuthError::ServiceAccountKey);
         let log = std::fs::read_to_string(d.join(LOG_FILE)).unwrap();
         assert!(!log.contains(&issued.key[issued.key.len() - SECRET_HEX..]), "the secret reached the log");
         assert!(log.contains(&hex::encode(Sha256::digest(issued.key.as_bytes()))));
-        sa.revoke("ci-exporter", Some(&issued.key_id), "ops", now).unwrap();
-        assert_eq!(sa.authenticate(&issued.key).unwrap_err(), AuthError::ServiceAccountKeyRevoked);
+        sa.revoke("ci-exporter", Some(&issued.key_id), "ops", now).await.unwrap();
+        assert_eq!(sa.authenticate(&issued.key).await.unwrap_err(), AuthError::ServiceAccountKeyRevoked);
         std::fs::remove_dir_all(d).unwrap();
     }
 
-    #[test]
-    fn rotation_overlaps_two_keys_and_no_more() {
+    #[tokio::test]
+    async fn rotation_overlaps_two_keys_and_no_more() {
         let d = dir("rotate");
         let sa = accounts(&d);
         let now = SystemTime::now();
-        let first = sa.create(&new("agent"), "ops", &any_role, now).unwrap();
-        let second = sa.rotate("agent", Some("1d"), "ops", now).unwrap();
-        sa.authenticate(&first.key).unwrap();
-        sa.authenticate(&second.key).unwrap();
-        assert!(matches!(sa.rotate("agent", None, "ops", now), Err(ServiceAccountError::TooManyKeys(_))));
-        sa.revoke("agent", Some(&first.key_id), "ops", now).unwrap();
-        let third = sa.rotate("agent", None, "ops", now).unwrap();
-        sa.authenticate(&third.key).unwrap();
+        let first = sa.create(&new("agent"), "ops", &any_role, now).await.unwrap();
+        let second = sa.rotate("agent", Some("1d"), "ops", now).await.unwrap();
+        sa.authenticate(&first.key).await.unwrap();
+        sa.authenticate(&second.key).await.unwrap();
+        assert!(matches!(sa.rotate("agent", None, "ops", now).await, Err(ServiceAccountError::TooManyKeys(_))));
+        sa.revoke("agent", Some(&first.key_id), "ops", now).await.unwrap();
+        let third = sa.rotate("agent", None, "ops", now).await.unwrap();
+        sa.authenticate(&third.key).await.unwrap();
         // Revoking the account ends every key.
-        sa.revoke("agent", None, "ops", now).unwrap();
+        sa.revoke("agent", None, "ops", now).await.unwrap();
         for k in [&second.key, &third.key] {
-            assert_eq!(sa.authenticate(k).unwrap_err(), AuthError::ServiceAccountKeyRevoked);
+            assert_eq!(sa.authenticate(k).await.unwrap_err(), AuthError::ServiceAccountKeyRevoked);
         }
-        assert!(matches!(sa.rotate("agent", None, "ops", now), Err(ServiceAccountError::Revoked(_))));
+        assert!(matches!(sa.rotate("agent", None, "ops", now).await, Err(ServiceAccountError::Revoked(_))));
         std::fs::remove_dir_all(d).unwrap();
     }
 
-    #[test]
-    fn expired_keys_and_bad_requests_are_refused() {
+    #[tokio::test]
+    async fn expired_keys_and_bad_requests_are_refused() {
         let d = dir("expiry");
         let sa = accounts(&d);
         let long_ago = SystemTime::now() - Duration::from_secs(3600);
-        let old = sa.create(&NewAccount { ttl: Some("1m".into()), ..new("old") }, "ops", &any_role, long_ago).unwrap();
-        assert_eq!(sa.authenticate(&old.key).unwrap_err(), AuthError::ServiceAccountKeyExpired);
+        let old = sa.create(&NewAccount { ttl: Some("1m".into()), ..new("old") }, "ops", &any_role, long_ago).await.unwrap();
+        assert_eq!(sa.authenticate(&old.key).await.unwrap_err(), AuthError::ServiceAccountKeyExpired);
         let now = SystemTime::now();
         for bad in ["", "UPPER", "-x", "a b", &"x".repeat(64)] {
-            assert!(matches!(sa.create(&new(bad), "ops", &any_role, now), Err(ServiceAccountError::Invalid(_))), "{bad}");
+            assert!(matches!(sa.create(&new(bad), "ops", &any_role, now).await, Err(ServiceAccountError::Invalid(_))), "{bad}");
         }
-        assert!(matches!(sa.create(&new("old"), "ops", &any_role, now), Err(ServiceAccountError::Exists(_))));
+        assert!(matches!(sa.create(&new("old"), "ops", &any_role, now).await, Err(ServiceAccountError::Exists(_))));
         let too_long = NewAccount { ttl: Some("400d".into()), ..new("x") };
-        assert!(matches!(sa.create(&too_long, "ops", &any_role, now), Err(ServiceAccountError::Invalid(_))));
+        assert!(matches!(sa.create(&too_long, "ops", &any_role, now).await, Err(ServiceAccountError::Invalid(_))));
         let no_role = |r: &str| Err(format!("no role `{r}`"));
-        assert!(matches!(sa.create(&new("y"), "ops", &no_role, now), Err(ServiceAccountError::Invalid(m)) if m.contains("no role")));
+        assert!(matches!(sa.create(&new("y"), "ops", &no_role, now).await, Err(ServiceAccountError::Invalid(m)) if m.contains("no role")));
         let mut reserved = new("z");
         reserved.claims.insert("groups".into(), "sre".into());
-        assert!(matches!(sa.create(&reserved, "ops", &any_role, now), Err(ServiceAccountError::Invalid(_))));
+        assert!(matches!(sa.create(&reserved, "ops", &any_role, now).await, Err(ServiceAccountError::Invalid(_))));
         std::fs::remove_dir_all(d).unwrap();
     }
 
-    #[test]
-    fn two_handles_on_one_directory_see_each_other_and_torn_tails_are_dropped() {
+    #[tokio::test]
+    async fn two_handles_on_one_directory_see_each_other_and_torn_tails_are_dropped() {
         let d = dir("shared");
         let a = accounts(&d);
         let b = accounts(&d);
         let now = SystemTime::now();
-        let issued = a.create(&new("shared"), "ops", &any_role, now).unwrap();
+        let issued = a.create(&new("shared"), "ops", &any_role, now).await.unwrap();
         // Created through `a`, accepted by `b`; revoked through `b`, refused by `a` at once.
-        b.authenticate(&issued.key).unwrap();
-        b.revoke("shared", None, "ops", now).unwrap();
-        assert_eq!(a.authenticate(&issued.key).unwrap_err(), AuthError::ServiceAccountKeyRevoked);
+        b.authenticate(&issued.key).await.unwrap();
+        b.revoke("shared", None, "ops", now).await.unwrap();
+        assert_eq!(a.authenticate(&issued.key).await.unwrap_err(), AuthError::ServiceAccountKeyRevoked);
         // Both writers decide against the log as it stands: a name taken by `b` is taken for `a`.
-        b.create(&new("second"), "ops", &any_role, now).unwrap();
-        assert!(matches!(a.create(&new("second"), "ops", &any_role, now), Err(ServiceAccountError::Exists(_))));
+        b.create(&new("second"), "ops", &any_role, now).await.unwrap();
+        assert!(matches!(a.create(&new("second"), "ops", &any_role, now).await, Err(ServiceAccountError::Exists(_))));
         // A torn write: readers ignore it, the next writer drops it.
         let mut f = OpenOptions::new().append(true).open(d.join(LOG_FILE)).unwrap();
         f.write_all(br#"{"at":"2026-01-01T00:00:00Z","change":"account_rev"#).unwrap();
-        assert_eq!(a.list().unwrap().len(), 2);
-        a.create(&new("third"), "ops", &any_role, now).unwrap();
+        assert_eq!(a.list().await.unwrap().len(), 2);
+        a.create(&new("third"), "ops", &any_role, now).await.unwrap();
         let reopened = accounts(&d);
-        assert_eq!(reopened.list().unwrap().len(), 3);
+        assert_eq!(reopened.list().await.unwrap().len(), 3);
         // A whole line that is not an event: fail closed, 503.
         f.write_all(b"\nnot an event\n").unwrap();
-        let third = b.list();
+        let third = b.list().await;
         assert!(matches!(third, Err(ServiceAccountError::Store { .. })));
-        assert_eq!(b.authenticate(&issued.key).unwrap_err(), AuthError::ServiceAccountsUnavailable);
+        assert_eq!(b.authenticate(&issued.key).await.unwrap_err(), AuthError::ServiceAccountsUnavailable);
         std::fs::remove_dir_all(d).unwrap();
     }
 
-    #[test]
-    fn admins_are_named_groups_and_never_service_accounts() {
+    #[tokio::test]
+    async fn admins_are_named_groups_and_never_service_accounts() {
         let d = dir("admin");
         let sa = accounts(&d);
         let mut p = Principal {

@@ -5,7 +5,7 @@
 //! one noisy caller cannot starve the others and a second token for the same person shares the
 //! same budget. Refusals are `429 rate_limited` with `Retry-After`, recorded like any other
 //! answer. The cap on pending requests is enforced by the approvals store under its lock (see
-//! [`tracegate_approvals::ApprovalStore::open_request`]); this module only carries its number.
+//! `tracegate_approvals::ApprovalStore::open_request`); this module only carries its number.
 
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -49,12 +49,12 @@ impl Limits {
     }
 
     /// Spends one request from `who`'s budget, or says how long to wait.
-    pub fn check_request(&self, who: &Principal) -> Result<(), ApiError> {
+    pub async fn check_request(&self, who: &Principal) -> Result<(), ApiError> {
         check(&self.requests, who, "requests")
     }
 
     /// Spends one new access request from `who`'s budget (joining a pending one is free).
-    pub fn check_open(&self, who: &Principal) -> Result<(), ApiError> {
+    pub async fn check_open(&self, who: &Principal) -> Result<(), ApiError> {
         check(&self.opens, who, "new access requests")
     }
 
@@ -90,8 +90,8 @@ mod tests {
         assert_eq!(retry_after_secs(Duration::from_secs(3)), 3);
     }
 
-    #[test]
-    fn a_burst_is_served_then_refused_per_principal() {
+    #[tokio::test]
+    async fn a_burst_is_served_then_refused_per_principal() {
         let cfg = LimitsSection { requests_per_minute: 1, request_burst: 2, ..LimitsSection::default() };
         let limits = Limits::new(&cfg).unwrap_or_else(|e| unreachable!("{e}"));
         let who = |sub: &str, iss: &str| Principal {
@@ -103,13 +103,13 @@ mod tests {
             person: None,
             credential: Default::default(),
         };
-        assert!(limits.check_request(&who("a", "i")).is_ok());
-        assert!(limits.check_request(&who("a", "i")).is_ok());
-        let refused = limits.check_request(&who("a", "i")).err().unwrap_or_else(|| unreachable!("a third request in a minute"));
+        assert!(limits.check_request(&who("a", "i")).await.is_ok());
+        assert!(limits.check_request(&who("a", "i")).await.is_ok());
+        let refused = limits.check_request(&who("a", "i")).await.err().unwrap_or_else(|| unreachable!("a third request in a minute"));
         assert_eq!((refused.status.as_u16(), refused.code), (429, "rate_limited"));
         assert!(refused.retry_after.is_some_and(|s| (1..=60).contains(&s)));
         // Same subject from another issuer is another person.
-        assert!(limits.check_request(&who("a", "other")).is_ok());
+        assert!(limits.check_request(&who("a", "other")).await.is_ok());
     }
 
     #[test]

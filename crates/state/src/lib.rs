@@ -22,6 +22,8 @@ use sqlx::migrate::{Migrate, MigrateError, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgConnection;
 
+pub mod approvals;
+pub mod service_accounts;
 #[cfg(feature = "test-support")]
 pub mod testing;
 

@@ -124,7 +124,7 @@ fn caller(g: &mut Gen) -> Principal {
     if let Some(p) = g.pick(&[Some("p1"), Some("p2"), None]) {
         claims.insert("project".to_owned(), (*p).to_owned());
     }
-    Principal { subject: "caller".into(), issuer: "test".into(), groups, claims, auth_method: AuthMethod::Dev, person: None }
+    Principal { subject: "caller".into(), issuer: "test".into(), groups, claims, auth_method: AuthMethod::Dev, person: None, credential: Default::default() }
 }
 
 fn query(g: &mut Gen, who: &Principal) -> SearchQuery {

@@ -3,8 +3,9 @@
 //!
 //! Requesters see their own requests; members of a rule's approver groups see the requests of
 //! that rule. A request the caller may not see answers 404, exactly like one that does not exist,
-//! so ids cannot be probed. The rules themselves live in [`tracegate_core::approval`]; store
-//! calls may fsync, so they run on blocking threads.
+//! so ids cannot be probed. The rules themselves live in [`tracegate_core::approval`]; every
+//! store change runs in a task of its own, so a client hanging up cannot cut a change off
+//! between its audit record and its commit.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
@@ -15,7 +16,7 @@ use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{json, Value};
-use tracegate_approvals::{ApprovalStore, Committed, Format, Notifier, Record, StoreError, WebhookConfig};
+use tracegate_approvals::{ApprovalStore, Committed, Format, Notifier, Recorder, StoreError, WebhookConfig};
 use tracegate_audit::{Decision, Entry, PrincipalRecord, Timestamp};
 use tracegate_core::approval::{AccessRequest, Actor, ApprovalError, Change, Status, Terms};
 use tracegate_core::pipeline::Gate;
@@ -46,9 +47,14 @@ impl Approvals {
     /// Opens the store named by `[approvals]` (default `<config dir>/approvals`) and starts the
     /// webhook notifier if one is configured. Must run inside the Tokio runtime.
     pub fn open(cfg: &GatewayConfig) -> Result<Approvals, String> {
+        let dir = cfg.resolve(cfg.approvals.path.as_deref().unwrap_or(std::path::Path::new("approvals")));
+        let store = ApprovalStore::open(&dir).map_err(|e| e.to_string())?;
+        Approvals::with_store(cfg, store)
+    }
+
+    /// Over a store already opened (a shared backend), with the notifier of `[approvals]`.
+    pub fn with_store(cfg: &GatewayConfig, mut store: ApprovalStore) -> Result<Approvals, String> {
         let a = &cfg.approvals;
-        let dir = cfg.resolve(a.path.as_deref().unwrap_or(std::path::Path::new("approvals")));
-        let mut store = ApprovalStore::open(&dir).map_err(|e| e.to_string())?;
         let notifier = match &a.webhook {
             None => None,
             Some(w) => {
@@ -112,7 +118,13 @@ pub fn spawn_sweeper(state: &Arc<AppState>) {
             let Some(state) = weak.upgrade() else { return };
             state.limits.forget_idle();
             // Each expiry is audited before it is logged; one that cannot be is retried next tick.
-            if let Err(e) = change(&state, "", None, |store, record| store.sweep(SystemTime::now(), record)).await {
+            // With a shared backend only one replica sweeps at a time.
+            if let Err(e) = change(&state, "", None, |st, mut rec| async move {
+                let out = st.approvals.store.sweep(SystemTime::now(), &mut rec).await;
+                (out, rec)
+            })
+            .await
+            {
                 tracing::error!(error = %e.message, "recording expiries failed");
             }
         }
@@ -132,24 +144,23 @@ pub enum GateOutcome {
 /// Finds the grant covering exactly `gate.shape`, or opens (or joins) the access request for it.
 pub async fn gate(state: &Arc<AppState>, request_id: &str, who: &Principal, gate: &Gate<'_>, now: SystemTime) -> Result<GateOutcome, ApiError> {
     let fp = gate.shape.fingerprint();
-    let store = state.approvals.store.clone();
-    let found = blocking({
-        let fp = fp.clone();
-        move || Ok::<_, StoreError>(store.find_grant(&fp, now))
-    })
-    .await?;
-    if let Some(grant) = found {
+    let store = &state.approvals.store;
+    if let Some(grant) = store.find_grant(&fp, now).await.map_err(store_error)? {
         return Ok(GateOutcome::Granted(grant));
     }
     // A new request pages a human: it spends the caller's access-request budget (joining one
     // already pending does not), and the store caps how many may wait at once.
-    if state.approvals.store.pending_for(&fp, now).is_none() {
-        state.limits.check_open(who)?;
+    if store.pending_for(&fp, now).await.map_err(store_error)?.is_none() {
+        state.limits.check_open(who).await?;
     }
     let shape = gate.shape.clone();
     let terms = Terms::of(gate.role.rule("approval"), gate.rule);
     let max_pending = state.limits.max_pending;
-    let opened = change(state, request_id, Some(who), move |store, record| store.open_request(shape, terms, now, max_pending, record)).await?;
+    let opened = change(state, request_id, Some(who), move |st, mut rec| async move {
+        let out = st.approvals.store.open_request(shape, terms, now, max_pending, &mut rec).await;
+        (out, rec)
+    })
+    .await?;
     let r = opened.request();
     let url = state.approvals.url(&r.id);
     let body = json!({
@@ -185,7 +196,11 @@ pub async fn consume(
     now: SystemTime,
 ) -> Result<Committed, ApiError> {
     let (id, fp) = (grant.id.clone(), grant.fingerprint.clone());
-    change(state, request_id, Some(who), move |store, record| store.use_grant(&id, &fp, now, record)).await
+    change(state, request_id, Some(who), move |st, mut rec| async move {
+        let out = st.approvals.store.use_grant(&id, &fp, now, &mut rec).await;
+        (out, rec)
+    })
+    .await
 }
 
 // ---- routes ---------------------------------------------------------------------------------
@@ -198,11 +213,11 @@ pub async fn list(
     caller: Result<Caller, ApiError>,
 ) -> Response {
     let mut audit = Audited::begin("GET", "/v1/access-requests", None, Some(client));
-    let outcome = list_requests(&state, &mut audit, q, caller);
+    let outcome = list_requests(&state, &mut audit, q, caller).await;
     finish(&state, audit, outcome).await
 }
 
-fn list_requests(state: &AppState, audit: &mut Audited, q: Option<String>, caller: Result<Caller, ApiError>) -> Result<Reply, ApiError> {
+async fn list_requests(state: &AppState, audit: &mut Audited, q: Option<String>, caller: Result<Caller, ApiError>) -> Result<Reply, ApiError> {
     let Caller(who) = caller?;
     audit.principal(state, &who);
     let mut status = None;
@@ -214,7 +229,7 @@ fn list_requests(state: &AppState, audit: &mut Audited, q: Option<String>, calle
     }
     let actor = Actor::from(&who);
     let now = SystemTime::now();
-    let all = state.approvals.store.list(now);
+    let all = state.approvals.store.list(now).await.map_err(store_error)?;
     let visible: Vec<Value> = all
         .iter()
         .filter(|r| r.visible_to(&actor))
@@ -233,14 +248,15 @@ pub async fn show(
 ) -> Response {
     let mut audit = Audited::begin("GET", "/v1/access-requests/{id}", None, Some(client));
     audit.entry.approval_id = Some(id.clone());
-    let outcome = (|| {
+    let outcome = async {
         let Caller(who) = caller?;
         audit.principal(&state, &who);
         let actor = Actor::from(&who);
         let now = SystemTime::now();
-        let r = visible(&state, &id, &actor, now)?;
+        let r = visible(&state, &id, &actor, now).await?;
         ok(&view(&state, &r, &actor, now))
-    })();
+    }
+    .await;
     finish(&state, audit, outcome).await
 }
 
@@ -257,10 +273,13 @@ pub async fn result(
     // as this route.
     let mut audit = Audited::begin("GET", "/v1/access-requests/{id}/result", None, Some(client));
     audit.entry.approval_id = Some(id.clone());
-    let resolved = caller.and_then(|Caller(who)| {
-        audit.principal(&state, &who);
-        result_request(&state, &id, &who).map(|tq| (who, tq))
-    });
+    let resolved = match caller {
+        Ok(Caller(who)) => {
+            audit.principal(&state, &who);
+            result_request(&state, &id, &who).await.map(|tq| (who, tq))
+        }
+        Err(e) => Err(e),
+    };
     match resolved {
         Ok((who, (trace, query))) => {
             super::read::read(State(state), ConnectInfo(client), Path(trace), RawQuery(query), axum::http::HeaderMap::new(), Ok(Caller(who)))
@@ -271,9 +290,9 @@ pub async fn result(
 }
 
 /// The trace and query string of the read an access request was opened for; the requester's only.
-fn result_request(state: &AppState, id: &str, who: &Principal) -> Result<(String, Option<String>), ApiError> {
+async fn result_request(state: &AppState, id: &str, who: &Principal) -> Result<(String, Option<String>), ApiError> {
     let actor = Actor::from(who);
-    let r = visible(state, id, &actor, SystemTime::now())?;
+    let r = visible(state, id, &actor, SystemTime::now()).await?;
     let not_yours = || ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("access request `{id}` has no read result for you"));
     let [trace] = r.shape.traces.as_slice() else { return Err(not_yours()) };
     if !r.is_requester(&actor) {
@@ -371,29 +390,32 @@ async fn decide(
     };
     let now = SystemTime::now();
     // Only those who may see a request learn that it exists.
-    visible(state, &id, &actor, now)?;
+    visible(state, &id, &actor, now).await?;
     // Decide, audit (tied to this request's record by its id), then commit — atomically in the
     // store: a change whose record cannot be written does not happen.
     let c = change(state, &audit.entry.request_id, Some(&who), {
         let (id, actor) = (id.clone(), actor.clone());
-        move |store, record| {
-            let comment = body.comment.as_deref();
-            match verb {
-                Verb::Approve => store.approve(&id, &actor, comment, now, record),
-                Verb::Deny => store.deny(&id, &actor, comment, now, record),
-                Verb::Revoke => store.revoke(&id, &actor, comment, now, record),
-            }
+        move |st, mut rec| async move {
+            let (store, comment) = (&st.approvals.store, body.comment.as_deref());
+            let out = match verb {
+                Verb::Approve => store.approve(&id, &actor, comment, now, &mut rec).await,
+                Verb::Deny => store.deny(&id, &actor, comment, now, &mut rec).await,
+                Verb::Revoke => store.revoke(&id, &actor, comment, now, &mut rec).await,
+            };
+            (out, rec)
         }
     })
     .await?;
     ok(&view(state, &c.request, &actor, now))
 }
 
-fn visible(state: &AppState, id: &str, actor: &Actor, now: SystemTime) -> Result<AccessRequest, ApiError> {
+async fn visible(state: &AppState, id: &str, actor: &Actor, now: SystemTime) -> Result<AccessRequest, ApiError> {
     state
         .approvals
         .store
         .get(id, now)
+        .await
+        .map_err(store_error)?
         .filter(|r| r.visible_to(actor))
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("access request `{id}` not found")))
 }
@@ -413,51 +435,58 @@ fn ok(body: &Value) -> Result<Reply, ApiError> {
     Ok(Reply::json(StatusCode::OK, bytes))
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, StoreError> + Send + 'static) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|_| ApiError::internal("internal", "the approvals task failed"))?
-        .map_err(store_error)
+/// The gateway's [`Recorder`]: writes each change's `approval` audit record (inside the store's
+/// exclusive section, before the change is made durable), and remembers what it recorded and
+/// why it refused, for [`change`] to answer with.
+pub struct AuditRecorder {
+    state: Arc<AppState>,
+    request_id: String,
+    who: Option<Principal>,
+    refused: Option<ApiError>,
+    last: Option<Committed>,
 }
 
-/// Makes one store change, audit first: `f` runs on a blocking thread with a [`Record`] hook
-/// that writes the change's `approval` audit record (under the store lock, before the change is
-/// logged or applied). If the record cannot be written the change does not happen and the caller
-/// gets that 503; if the store then fails to log a recorded change, a second record says it was
-/// not applied. `request_id` ties the records to the HTTP request (empty for the sweeper).
-async fn change<T: Send + 'static>(
-    state: &Arc<AppState>,
-    request_id: &str,
-    who: Option<&Principal>,
-    f: impl FnOnce(&ApprovalStore, Record<'_>) -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, ApiError> {
-    let (st, rid, who) = (state.clone(), request_id.to_owned(), who.cloned());
-    let handle = tokio::runtime::Handle::current();
-    let joined = tokio::task::spawn_blocking(move || {
-        let mut refused: Option<ApiError> = None;
-        let mut last: Option<Committed> = None;
-        let out = {
-            let mut record = |c: &Committed| -> Result<(), String> {
-                match handle.block_on(audit_change(&st, &rid, c, who.as_ref())) {
-                    Ok(()) => {
-                        last = Some(c.clone());
-                        Ok(())
-                    }
-                    Err(e) => {
-                        let m = e.message.clone();
-                        refused = Some(e);
-                        Err(m)
-                    }
-                }
-            };
-            f(&st.approvals.store, &mut record)
-        };
-        if let (Err(StoreError::Io { .. }), Some(c)) = (&out, &last) {
-            if let Err(e) = handle.block_on(audit_not_applied(&st, &rid, c, who.as_ref())) {
-                tracing::error!(access_request = %c.request.id, error = %e.message, "recording that a change was not applied failed");
+#[async_trait::async_trait]
+impl Recorder for AuditRecorder {
+    async fn record(&mut self, c: &Committed) -> Result<(), String> {
+        match audit_change(&self.state, &self.request_id, c, self.who.as_ref()).await {
+            Ok(()) => {
+                self.last = Some(c.clone());
+                Ok(())
+            }
+            Err(e) => {
+                let m = e.message.clone();
+                self.refused = Some(e);
+                Err(m)
             }
         }
-        (out, refused)
+    }
+}
+
+/// Makes one store change, audit first: `f` gets an [`AuditRecorder`] to pass to the store and
+/// hands it back with the outcome. It runs as a task of its own, so the change finishes (or
+/// is taken back) even if the client goes away. If the record cannot be written the change does
+/// not happen and the caller gets that 503; if the store then fails to make a recorded change
+/// durable, a second record says it was not applied. `request_id` ties the records to the HTTP
+/// request (empty for the sweeper).
+async fn change<T, F, Fut>(state: &Arc<AppState>, request_id: &str, who: Option<&Principal>, f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(Arc<AppState>, AuditRecorder) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = (Result<T, StoreError>, AuditRecorder)> + Send + 'static,
+{
+    let rec = AuditRecorder { state: state.clone(), request_id: request_id.to_owned(), who: who.cloned(), refused: None, last: None };
+    let st = state.clone();
+    let joined = tokio::spawn(async move {
+        let (out, rec) = f(st.clone(), rec).await;
+        if let (Err(e), Some(c)) = (&out, &rec.last) {
+            if e.is_store_failure() {
+                if let Err(e) = audit_not_applied(&st, &rec.request_id, c, rec.who.as_ref()).await {
+                    tracing::error!(access_request = %c.request.id, error = %e.message, "recording that a change was not applied failed");
+                }
+            }
+        }
+        (out, rec.refused)
     })
     .await
     .map_err(|_| ApiError::internal("internal", "the approvals task failed"))?;
@@ -548,7 +577,7 @@ pub(crate) async fn audit_change(state: &AppState, request_id: &str, c: &Committ
 /// trail that it never took effect, so the trail does not claim a change that did not happen.
 async fn audit_not_applied(state: &AppState, request_id: &str, c: &Committed, who: Option<&Principal>) -> Result<(), ApiError> {
     let r = &c.request;
-    let event = json!({ "change": c.event.change.name(), "applied": false, "reason": "the approvals log could not be written" });
+    let event = json!({ "change": c.event.change.name(), "applied": false, "reason": "the approvals store could not make the change durable" });
     let mut entry = Entry::approval(request_id, r.id.clone(), Decision::Error, event);
     if let Some(p) = who {
         let roles = state.policy.roles_for_groups(&p.groups).iter().map(|r| r.name.clone()).collect();

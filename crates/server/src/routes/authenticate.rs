@@ -42,7 +42,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
                 return Err(e);
             }
         }
-        if let Err(mut e) = state.limits.check_request(&principal) {
+        if let Err(mut e) = state.limits.check_request(&principal).await {
             e.who = Some(Box::new(principal));
             return Err(e);
         }

@@ -62,7 +62,7 @@ pub async fn list(State(state): State<Arc<AppState>>, ConnectInfo(client): Conne
     let outcome = async {
         admin(&state, &mut audit, caller)?;
         let auth = state.auth.clone();
-        let accounts = blocking(move || accounts(&auth)?.list()).await?;
+        let accounts = run(async move { accounts(&auth)?.list().await }).await?;
         let now = SystemTime::now();
         let views: Vec<Value> = accounts.iter().map(|a| view(a, now)).collect();
         reply(StatusCode::OK, &json!({ "service_accounts": views }))
@@ -85,9 +85,9 @@ pub async fn create(
         let req: NewAccount = read_json(body).await?;
         audit.entry.event = Some(json!({ "change": "created", "service_account": req.name, "roles": req.roles }));
         let (auth, policy) = (state.auth.clone(), state.policy.clone());
-        let issued = blocking(move || {
+        let issued = run(async move {
             let known = |r: &str| groups_for_roles(&policy, &[r.to_owned()]).map(|_| ());
-            accounts(&auth)?.create(&req, &who.subject, &known, SystemTime::now())
+            accounts(&auth)?.create(&req, &who.subject, &known, SystemTime::now()).await
         })
         .await?;
         record_key(&mut audit, &issued);
@@ -133,11 +133,11 @@ pub async fn action(
         let auth = state.auth.clone();
         let now = SystemTime::now();
         if verb == "rotate" {
-            let issued = blocking(move || accounts(&auth)?.rotate(&name, b.ttl.as_deref(), &who.subject, now)).await?;
+            let issued = run(async move { accounts(&auth)?.rotate(&name, b.ttl.as_deref(), &who.subject, now).await }).await?;
             record_key(&mut audit, &issued);
             reply(StatusCode::OK, &issued_view(&issued))
         } else {
-            let account = blocking(move || accounts(&auth)?.revoke(&name, b.key_id.as_deref(), &who.subject, now)).await?;
+            let account = run(async move { accounts(&auth)?.revoke(&name, b.key_id.as_deref(), &who.subject, now).await }).await?;
             reply(StatusCode::OK, &json!({ "service_account": view(&account, now) }))
         }
     }
@@ -211,8 +211,10 @@ fn reply(status: StatusCode, body: &Value) -> Result<Reply, ApiError> {
     Ok(Reply::json(status, bytes).header("cache-control", "no-store"))
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ServiceAccountError> + Send + 'static) -> Result<T, ApiError> {
-    let result = tokio::task::spawn_blocking(f).await.map_err(|_| ApiError::internal("internal", "the service-accounts task failed"))?;
+/// Runs a store operation as a task of its own, so a client hanging up cannot cut a change off
+/// half way.
+async fn run<T: Send + 'static>(f: impl std::future::Future<Output = Result<T, ServiceAccountError>> + Send + 'static) -> Result<T, ApiError> {
+    let result = tokio::spawn(f).await.map_err(|_| ApiError::internal("internal", "the service-accounts task failed"))?;
     result.map_err(|e| {
         let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
         if status == StatusCode::SERVICE_UNAVAILABLE {
