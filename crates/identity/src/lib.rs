@@ -222,6 +222,17 @@ impl Authenticator {
         })
     }
 
+    /// Keeps `[identity.service_accounts]` in `store` (a shared backend) instead of its embedded
+    /// file. Without that section there are no service accounts, and this changes nothing.
+    /// Called once at start-up, before the authenticator is shared; `false` if it already was.
+    pub fn use_service_account_store(&mut self, store: Box<dyn service_accounts::ServiceAccountStore>) -> bool {
+        let Some(inner) = Arc::get_mut(&mut self.inner) else { return false };
+        if let Some(sa) = inner.service_accounts.take() {
+            inner.service_accounts = Some(sa.over(store));
+        }
+        true
+    }
+
     /// The service accounts, when `[identity.service_accounts]` is configured.
     pub fn service_accounts(&self) -> Option<&ServiceAccounts> {
         self.inner.service_accounts.as_ref()

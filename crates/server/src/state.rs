@@ -76,7 +76,14 @@ impl AppState {
             true => Some(tracegate_state::open(&cfg.state).await?),
             false => None,
         };
-        let auth = Authenticator::new(&cfg.identity, &cfg.base_dir).map_err(|e| StartError::Identity(e.to_string()))?;
+        let mut auth = Authenticator::new(&cfg.identity, &cfg.base_dir).map_err(|e| StartError::Identity(e.to_string()))?;
+        if let Some(pool) = &db {
+            // Keys created, rotated or revoked through any replica hold on every replica's next
+            // request: the accounts live in the shared database, never in a local file.
+            if !auth.use_service_account_store(Box::new(tracegate_state::service_accounts::PgServiceAccounts::new(pool.clone()))) {
+                return Err(StartError::Identity("the service-account store could not be replaced".into()));
+            }
+        }
         let browser = crate::routes::browser::Browser::from_config(&cfg.identity, &auth, &cfg.base_dir)
             .map_err(StartError::Identity)?;
         let store: Arc<dyn TraceStore> = Arc::new(cfg.open_store()?);
@@ -109,7 +116,16 @@ impl AppState {
         if let Some(r) = audit.recovery() {
             tracing::warn!(recovery = ?r, "audit log recovered after an unclean stop");
         }
-        let approvals = crate::routes::approvals::Approvals::open(cfg).map_err(StartError::Approvals)?;
+        let approvals = match &db {
+            // Shared: a grant approved through one replica is honoured by every other, and a
+            // one-time grant is used once across all of them (row locks in one transaction).
+            Some(pool) => crate::routes::approvals::Approvals::with_store(
+                cfg,
+                tracegate_approvals::ApprovalStore::new(Box::new(tracegate_state::approvals::PgApprovals::new(pool.clone()))),
+            ),
+            None => crate::routes::approvals::Approvals::open(cfg),
+        }
+        .map_err(StartError::Approvals)?;
         let mut metrics = Metrics::default();
         if let Some(n) = &approvals.notifier {
             metrics.register_webhook(n.counters());
