@@ -114,3 +114,54 @@ fn quickstart_serves_and_reuses_its_directory() {
     }
     assert!(data.join("policy.toml").exists() && data.join("traces/demo-otlp-1.json").exists());
 }
+
+/// `tracegate mask` with the default plan runs the byte engine; what it prints must be what the
+/// tree walk makes of the same document (compact, pretty and JSON Lines alike), and text that is
+/// not JSON is refused with nothing printed.
+#[test]
+fn mask_command_serves_what_the_walk_masks() {
+    use tracegate_core::mask::{MaskKey, Masker};
+    let dir = tempfile::tempdir().unwrap();
+    let masker = Masker::redact_all().unwrap();
+    let walk = |text: &str| {
+        let mut doc: serde_json::Value = serde_json::from_str(text).unwrap();
+        masker.apply(&mut doc, &MaskKey::default());
+        doc
+    };
+    let run = |args: &[&str], file: &std::path::Path| {
+        let out = Command::new(BIN).arg("mask").args(args).arg(file).env_remove("TRACEGATE_MASK_KEY").output().unwrap();
+        (out.status.success(), String::from_utf8(out.stdout).unwrap(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    // The sample traces, and one with a planted secret inside a JSON-encoded, Go-escaped string.
+    let mut texts: Vec<String> = tracegate::samples::TRACES.iter().map(|(_, t)| (*t).to_owned()).collect();
+    let inner = serde_json::json!({"note": "<b>login</b> with password Maple!River58 & token ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789"}).to_string();
+    let escaped = serde_json::to_string(&inner).unwrap().replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026");
+    texts.push(format!(r#"{{"attributes": {{"gen_ai.input.messages": {escaped}}}, "email": "alice.smith@example.com"}}"#));
+    let mut lines = String::new();
+    for (i, text) in texts.iter().enumerate() {
+        let expected = walk(text);
+        let file = dir.path().join(format!("t{i}.json"));
+        std::fs::write(&file, text).unwrap();
+        for args in [&[][..], &["--pretty"][..]] {
+            let (ok, out, err) = run(args, &file);
+            assert!(ok, "{err}");
+            let got: serde_json::Value = serde_json::from_str(&out).unwrap();
+            assert_eq!(got, expected, "{args:?} {i}");
+        }
+        lines.push_str(&serde_json::to_string(&serde_json::from_str::<serde_json::Value>(text).unwrap()).unwrap());
+        lines.push('\n');
+    }
+    let (ok, out, err) = run(&[], &dir.path().join("t3.json"));
+    assert!(ok && !out.contains("Maple!River58") && !out.contains("ghp_") && !out.contains("alice.smith"), "{out}{err}");
+    let file = dir.path().join("all.jsonl");
+    std::fs::write(&file, &lines).unwrap();
+    let (ok, out, err) = run(&[], &file);
+    assert!(ok, "{err}");
+    let got: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let expected: Vec<serde_json::Value> = texts.iter().map(|t| walk(t)).collect();
+    assert_eq!(got, expected);
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"password": "hunter2", "x": [1, 2"#).unwrap();
+    let (ok, out, err) = run(&[], &bad);
+    assert!(!ok && out.is_empty() && err.contains("not JSON"), "{out}{err}");
+}

@@ -75,6 +75,25 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// Masks one JSON text into `out`. The default plan with compact output runs the byte engine
+    /// (one pass over the text, no document built); a role's view, or pretty output, goes
+    /// through the parsed document. Both mask the same (`core/tests/mask_differential.rs`).
+    fn mask_into(&self, text: &[u8], key: &MaskKey, pretty: bool, out: &mut Vec<u8>, at: &dyn Fn() -> String) -> anyhow::Result<MaskReport> {
+        if let (Plan::Default(m), false) = (self, pretty) {
+            return m.apply_json(text, key, out).with_context(|| format!("{}: not JSON", at()));
+        }
+        let doc: Value = serde_json::from_slice(text).with_context(|| format!("{}: not JSON", at()))?;
+        let (doc, r) = self.apply(doc, key)?;
+        if pretty {
+            serde_json::to_writer_pretty(&mut *out, &doc)?;
+        } else {
+            serde_json::to_writer(&mut *out, &doc)?;
+        }
+        Ok(r)
+    }
+}
+
 pub fn run(args: MaskArgs) -> anyhow::Result<()> {
     let (plan, key) = plan(&args)?;
     if args.files.len() > 1 && args.out.is_none() {
@@ -93,20 +112,12 @@ pub fn run(args: MaskArgs) -> anyhow::Result<()> {
                 if line.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
-                let doc: Value = serde_json::from_slice(line).with_context(|| format!("{}:{}: not JSON", file.display(), i + 1))?;
-                let (doc, r) = plan.apply(doc, &key)?;
-                serde_json::to_writer(&mut out, &doc)?;
+                let r = plan.mask_into(line, &key, false, &mut out, &|| format!("{}:{}", file.display(), i + 1))?;
                 out.push(b'\n');
                 reports.push(r);
             }
         } else {
-            let doc: Value = serde_json::from_slice(&bytes).with_context(|| format!("{}: not JSON", file.display()))?;
-            let (doc, r) = plan.apply(doc, &key)?;
-            if args.pretty {
-                serde_json::to_writer_pretty(&mut out, &doc)?;
-            } else {
-                serde_json::to_writer(&mut out, &doc)?;
-            }
+            let r = plan.mask_into(&bytes, &key, args.pretty, &mut out, &|| file.display().to_string())?;
             out.push(b'\n');
             reports.push(r);
         }
