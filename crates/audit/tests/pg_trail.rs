@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,11 +14,13 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 use tracegate_audit::{
-    AuditError, AuditLog, AuditQuery, AuditSource, AuditTrail, Decision, Entry, Kind, LogOptions, PgAuditLog, PgOptions, PrincipalRecord,
-    ProblemKind, PublicKey, RequestRecord, SigningKey, Timestamp,
+    AuditError, AuditLog, AuditQuery, AuditSource, AuditTrail, Decision, Entry, Kind, LogOptions, PgAuditLog, PgOptions,
+    ProblemKind, PublicKey, SigningKey, Timestamp,
 };
 use tracegate_state::sqlx;
 use tracegate_state::testing::TestDb;
+
+use common::{entry, entry_at};
 
 struct Keys {
     _root: TempDir,
@@ -42,31 +46,6 @@ fn opts(every: u64) -> PgOptions {
     PgOptions { checkpoint_every_records: every, checkpoint_interval: Duration::from_secs(3600), max_batch: 256 }
 }
 
-fn entry(i: u64, subject: &str, decision: Decision, time: Timestamp) -> Entry {
-    let mut e = Entry::request(format!("req-{i}"), time);
-    e.principal = Some(PrincipalRecord {
-        subject: subject.into(),
-        issuer: "https://idp".into(),
-        groups: vec!["support".into()],
-        roles: vec!["support".into()],
-        auth_method: "oidc".into(),
-        credential: None,
-        claims: [("tenant".to_owned(), "acme".to_owned())].into(),
-    });
-    e.request = Some(RequestRecord {
-        method: "GET".into(),
-        route: "/v1/traces/{id}".into(),
-        action: Some("read".into()),
-        trace_ids: vec![format!("t{}", i % 3)],
-        fields: vec![],
-        purpose: None,
-    });
-    e.decision = Some(decision);
-    e.status = Some(200);
-    e.latency_us = Some(i);
-    e
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_replicas_appending_at_once_make_one_chain_that_verifies() {
     let Some(db) = TestDb::create().await else { return };
@@ -79,7 +58,7 @@ async fn two_replicas_appending_at_once_make_one_chain_that_verifies() {
         tasks.push(tokio::spawn(async move {
             let mut seqs = Vec::new();
             for i in 0..20 {
-                seqs.push(log.append(&entry(t * 100 + i, "alice", Decision::Allow, Timestamp::now())).await.unwrap().seq);
+                seqs.push(log.append(&entry(t * 100 + i, "alice", Decision::Allow)).await.unwrap().seq);
             }
             seqs
         }));
@@ -111,7 +90,7 @@ async fn tampered_deleted_and_forged_rows_are_found_by_verify() {
     let keys = Keys::new();
     let log = PgAuditLog::open(db.pool().await, opts(4), keys.signing()).await.unwrap();
     for i in 0..10 {
-        log.append(&entry(i, "alice", Decision::Allow, Timestamp::now())).await.unwrap();
+        log.append(&entry(i, "alice", Decision::Allow)).await.unwrap();
     }
     log.shutdown().await.unwrap();
     let pool = db.raw_pool().await;
@@ -132,7 +111,7 @@ async fn tampered_deleted_and_forged_rows_are_found_by_verify() {
     let db2 = TestDb::create().await.unwrap();
     let log = PgAuditLog::open(db2.pool().await, opts(4), keys.signing()).await.unwrap();
     for i in 0..10 {
-        log.append(&entry(i, "alice", Decision::Allow, Timestamp::now())).await.unwrap();
+        log.append(&entry(i, "alice", Decision::Allow)).await.unwrap();
     }
     log.shutdown().await.unwrap();
     let pool2 = db2.raw_pool().await;
@@ -157,13 +136,13 @@ async fn an_unreachable_database_refuses_appends_and_the_trail_recovers_without_
     let cfg = tracegate_state::StateConfig { acquire_timeout: Some("2s".into()), ..db.config() };
     let pool = tracegate_state::open(&cfg).await.unwrap();
     let trail = AuditTrail::Postgres(PgAuditLog::open(pool, opts(1000), keys.signing()).await.unwrap());
-    trail.append(&entry(1, "alice", Decision::Allow, Timestamp::now())).await.unwrap();
+    trail.append(&entry(1, "alice", Decision::Allow)).await.unwrap();
     assert!(trail.health().await.is_ok());
 
     // PostgreSQL goes away for this database: new connections refused, open ones killed.
     db.allow_connections(false).await;
     db.terminate_connections().await;
-    let err = trail.append(&entry(2, "alice", Decision::Allow, Timestamp::now())).await.unwrap_err();
+    let err = trail.append(&entry(2, "alice", Decision::Allow)).await.unwrap_err();
     assert!(matches!(err, AuditError::Database(_)), "{err}");
     let why = trail.health().await.unwrap_err();
     assert!(!why.is_empty());
@@ -171,7 +150,7 @@ async fn an_unreachable_database_refuses_appends_and_the_trail_recovers_without_
     // It comes back: the same handle works again, and the refused record left no trace.
     db.allow_connections(true).await;
     trail.health().await.unwrap();
-    let s = trail.append(&entry(3, "alice", Decision::Allow, Timestamp::now())).await.unwrap();
+    let s = trail.append(&entry(3, "alice", Decision::Allow)).await.unwrap();
     assert_eq!(s.seq, 2, "the refused record did not take a seq");
     trail.shutdown().await.unwrap();
     let r = trail.source().verify(&[keys.public()]).await.unwrap();
@@ -200,7 +179,7 @@ async fn the_same_entries_give_the_same_chain_queries_and_export_on_both_backend
             1 => ("bob", Decision::Deny),
             _ => ("carol", Decision::Error),
         };
-        let mut e = entry(i, subject, decision, time);
+        let mut e = entry_at(i, subject, decision, time);
         if i % 7 == 0 {
             e = Entry::approval(format!("req-{i}"), format!("ar-{i}"), Decision::Pending, serde_json::json!({"type": "created"}));
             e.time = time;

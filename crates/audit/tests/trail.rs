@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,9 +13,11 @@ use std::time::{Duration, SystemTime};
 use serde_json::json;
 use tempfile::TempDir;
 use tracegate_audit::{
-    export, query, verify, AuditError, AuditLog, AuditQuery, Decision, Entry, Kind, LogOptions, PrincipalRecord, ProblemKind,
-    PublicKey, RequestRecord, SigningKey, Timestamp,
+    export, query, verify, AuditError, AuditLog, AuditQuery, Decision, Entry, Kind, LogOptions, ProblemKind,
+    PublicKey, SigningKey, Timestamp,
 };
+
+use common::entry;
 
 struct Env {
     _root: TempDir,
@@ -57,31 +61,6 @@ impl Env {
     fn write_lines(&self, lines: &[String]) {
         fs::write(self.log(), lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
     }
-}
-
-fn entry(i: u64, subject: &str, decision: Decision) -> Entry {
-    let mut e = Entry::request(format!("req-{i}"), Timestamp::now());
-    e.principal = Some(PrincipalRecord {
-        subject: subject.into(),
-        issuer: "https://idp".into(),
-        groups: vec!["support".into()],
-        roles: vec!["support".into()],
-        auth_method: "oidc".into(),
-        credential: None,
-        claims: [("tenant".to_owned(), "acme".to_owned())].into(),
-    });
-    e.request = Some(RequestRecord {
-        method: "GET".into(),
-        route: "/v1/traces/{id}".into(),
-        action: Some("read".into()),
-        trace_ids: vec![format!("t{}", i % 3)],
-        fields: vec![],
-        purpose: None,
-    });
-    e.decision = Some(decision);
-    e.status = Some(200);
-    e.latency_us = Some(i);
-    e
 }
 
 async fn fill(log: &AuditLog, n: u64) {
