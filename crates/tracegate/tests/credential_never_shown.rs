@@ -75,6 +75,7 @@ async fn store_and_database_credentials_never_appear_in_any_output() {
     let cfg_path = dir.path().join("tracegate.toml");
     let text = std::fs::read_to_string(&cfg_path).unwrap();
     std::fs::write(&cfg_path, bucket_and_state_config(&text, &format!("s3://{BUCKET}/run"), &state_url, "")).unwrap();
+    assert!(std::fs::read_to_string(&cfg_path).unwrap().contains(&pg_password), "the gateway is given the password");
     let config = cfg_path.to_str().unwrap().to_owned();
     let cfg = GatewayConfig::load(&cfg_path).unwrap();
     let issuer = DevIssuer::load(cfg.identity.dev.as_ref().unwrap(), &cfg.base_dir).unwrap();
@@ -178,7 +179,7 @@ async fn store_and_database_credentials_never_appear_in_any_output() {
     .fetch_all(&pool)
     .await
     .unwrap();
-    assert!(rows.len() > 20, "the trail holds the run: {} rows", rows.len());
+    assert!(rows.len() > 10, "the trail holds the run: {} rows", rows.len());
     out.add("audit rows", &rows.join("\n"));
     pool.close().await;
     drop(gw);
