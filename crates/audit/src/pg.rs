@@ -473,14 +473,18 @@ pub async fn verify(pool: &PgPool, keys: &[PublicKey]) -> Result<VerifyReport, A
         v.checkpoint(u64::try_from(id).unwrap_or(0), line.as_bytes());
     }
     let mut chain = v.into_chain();
+    let mut columns: Vec<crate::verify::Problem> = Vec::new();
     let mut after = i64::MIN;
     'pages: loop {
-        let rows = sqlx::query("SELECT seq, line FROM audit_records WHERE seq > $1 ORDER BY seq LIMIT $2")
-            .bind(after)
-            .bind(PAGE)
-            .fetch_all(pool)
-            .await
-            .map_err(db)?;
+        let rows = sqlx::query(
+            "SELECT seq, line, prev_hash, hash, (extract(epoch FROM time) * 1000)::bigint, kind, request_id, subject, decision, trace_ids
+             FROM audit_records WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(after)
+        .bind(PAGE)
+        .fetch_all(pool)
+        .await
+        .map_err(db)?;
         if rows.is_empty() {
             break;
         }
@@ -491,9 +495,54 @@ pub async fn verify(pool: &PgPool, keys: &[PublicKey]) -> Result<VerifyReport, A
             if chain.broken() {
                 break 'pages;
             }
+            if let Some(what) = columns_differ(&row, &line)? {
+                let seq = u64::try_from(seq).unwrap_or(0);
+                columns.push(crate::verify::Problem {
+                    kind: crate::ProblemKind::ColumnMismatch,
+                    file: RECORDS_TABLE,
+                    line: seq,
+                    seq: Some(seq),
+                    detail: format!("the `{what}` column does not match the hashed record"),
+                });
+            }
         }
     }
-    Ok(chain.finish())
+    let mut report = chain.finish();
+    // A record already reported (edited, out of place) is not also blamed for its columns.
+    columns.retain(|c| !report.problems.iter().any(|p| p.seq == c.seq));
+    report.problems.extend(columns);
+    Ok(report)
+}
+
+/// Which copied column of a row (hashed and linked already) says something other than its line,
+/// if any. The line is the truth: the columns only serve `GET /v1/audit`'s filters.
+fn columns_differ(row: &sqlx::postgres::PgRow, line: &str) -> Result<Option<&'static str>, AuditError> {
+    let Ok(v) = serde_json::from_str::<Value>(line) else { return Ok(None) };
+    let text = |i: usize| -> Result<Option<String>, AuditError> { row.try_get(i).map_err(db) };
+    let field = |path: &[&str]| path.iter().try_fold(&v, |at, k| at.get(k)).and_then(Value::as_str).map(str::to_owned);
+    let time_ms: Option<i64> = row.try_get(4).map_err(db)?;
+    let line_ms = field(&["time"])
+        .and_then(|t| Timestamp::parse(&t).ok())
+        .and_then(|t| t.system().duration_since(std::time::UNIX_EPOCH).ok())
+        .and_then(|d| i64::try_from(d.as_millis()).ok());
+    let ids: Vec<String> = row.try_get(9).map_err(db)?;
+    let line_ids: Vec<String> = v
+        .get("request")
+        .and_then(|r| r.get("trace_ids"))
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    let checks: [(&'static str, bool); 8] = [
+        ("prev_hash", text(2)? != field(&["prev_hash"])),
+        ("hash", text(3)? != field(&["hash"])),
+        ("time", time_ms != line_ms),
+        ("kind", text(5)? != field(&["kind"])),
+        ("request_id", text(6)? != field(&["request_id"])),
+        ("subject", text(7)? != field(&["principal", "subject"])),
+        ("decision", text(8)? != field(&["decision"])),
+        ("trace_ids", ids != line_ids),
+    ];
+    Ok(checks.into_iter().find(|(_, differs)| *differs).map(|(name, _)| name))
 }
 
 /// Archives a policy text (idempotent) so replay from any replica can re-apply it.

@@ -128,6 +128,31 @@ async fn tampered_deleted_and_forged_rows_are_found_by_verify() {
     assert_eq!((r.problems[0].kind, r.problems[0].seq, r.problems[0].file), (ProblemKind::HashMismatch, Some(5), "audit_records"));
     assert_eq!(r.last_seq, Some(4), "intact up to the record before");
 
+    // Columns copied for the `GET /v1/audit` filters that no longer say what the hashed line
+    // says: the chain is intact, yet verify names the row and the column.
+    let db3 = TestDb::create().await.unwrap();
+    let log = PgAuditLog::open(db3.pool().await, opts(4), keys.signing()).await.unwrap();
+    for i in 0..10 {
+        log.append(&entry(i, "alice", Decision::Allow, Timestamp::now())).await.unwrap();
+    }
+    log.shutdown().await.unwrap();
+    let pool3 = db3.raw_pool().await;
+    let src3 = AuditSource::Postgres(pool3.clone());
+    assert!(src3.verify(&[keys.public()]).await.unwrap().ok(), "columns as written match their lines");
+    for (seq, edit, column) in [
+        (3, "UPDATE audit_records SET subject = 'mallory' WHERE seq = 3", "subject"),
+        (6, "UPDATE audit_records SET trace_ids = '{}' WHERE seq = 6", "trace_ids"),
+        (8, "UPDATE audit_records SET decision = 'deny' WHERE seq = 8", "decision"),
+        (9, "UPDATE audit_records SET time = time - interval '1 day' WHERE seq = 9", "time"),
+    ] {
+        sqlx::query(edit).execute(&pool3).await.unwrap();
+        let r = src3.verify(&[keys.public()]).await.unwrap();
+        let found = r.problems.iter().find(|p| p.seq == Some(seq)).unwrap_or_else(|| panic!("seq {seq} not reported: {:?}", r.problems));
+        assert_eq!(found.kind, ProblemKind::ColumnMismatch, "{found:?}");
+        assert!(found.detail.contains(column), "{found:?}");
+        assert_eq!(r.last_seq, Some(10), "the chain itself is intact");
+    }
+
     // Put it back, then delete a record: a gap.
     let db2 = TestDb::create().await.unwrap();
     let log = PgAuditLog::open(db2.pool().await, opts(4), keys.signing()).await.unwrap();

@@ -47,9 +47,18 @@ struct Rate {
 
 impl Rate {
     /// `count` per `per` sustained (`quota` is the same for `governor`), `burst` at once.
-    fn new(name: &'static str, what: &'static str, quota: Quota, per: Duration, count: NonZeroU32, burst: NonZeroU32) -> Rate {
+    fn new(
+        name: &'static str,
+        what: &'static str,
+        quota: Quota,
+        per: Duration,
+        count: NonZeroU32,
+        burst: NonZeroU32,
+    ) -> Rate {
         let quota = quota.allow_burst(burst);
-        let interval_us = i64::try_from(per.as_micros() / u128::from(count.get())).unwrap_or(i64::MAX).max(1);
+        let interval_us = i64::try_from(per.as_micros() / u128::from(count.get()))
+            .unwrap_or(i64::MAX)
+            .max(1);
         Rate {
             name,
             what,
@@ -71,7 +80,10 @@ pub struct Limits {
 
 impl std::fmt::Debug for Limits {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Limits").field("max_pending", &self.max_pending).field("shared", &self.shared.is_some()).finish_non_exhaustive()
+        f.debug_struct("Limits")
+            .field("max_pending", &self.max_pending)
+            .field("shared", &self.shared.is_some())
+            .finish_non_exhaustive()
     }
 }
 
@@ -79,7 +91,8 @@ impl std::fmt::Debug for Limits {
 /// clock is the database's. A new cell starts at `now + interval` (allowed: the tolerance is at
 /// least one interval). An existing one moves to `max(tat, now) + interval` if that is within
 /// the tolerance of now, and otherwise stays, refused; `SET` expressions all read the old row.
-const GCRA_STEP: &str = "WITH clock AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS now_us)
+const GCRA_STEP: &str =
+    "WITH clock AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS now_us)
 INSERT INTO rate_limits AS r (name, issuer, subject, tat_us, allowed, seen_us)
 SELECT $1, $2, $3, now_us + $4, true, now_us FROM clock
 ON CONFLICT (name, issuer, subject) DO UPDATE SET
@@ -94,7 +107,8 @@ impl Limits {
     /// nothing would refuse everyone — say a large number to mean "practically unlimited").
     pub fn new(cfg: &LimitsSection) -> Result<Limits, ConfigError> {
         let nz = |v: u32, what: &str| {
-            NonZeroU32::new(v).ok_or_else(|| ConfigError::Invalid(format!("`limits.{what}` must be at least 1")))
+            NonZeroU32::new(v)
+                .ok_or_else(|| ConfigError::Invalid(format!("`limits.{what}` must be at least 1")))
         };
         let per_minute = nz(cfg.requests_per_minute, "requests_per_minute")?;
         let requests = Rate::new(
@@ -114,8 +128,17 @@ impl Limits {
             per_hour,
             nz(cfg.access_request_burst, "access_request_burst")?,
         );
-        let max_pending = nz(cfg.max_pending_access_requests, "max_pending_access_requests")?.get() as usize;
-        Ok(Limits { requests, opens, shared: None, max_pending })
+        let max_pending = nz(
+            cfg.max_pending_access_requests,
+            "max_pending_access_requests",
+        )?
+        .get() as usize;
+        Ok(Limits {
+            requests,
+            opens,
+            shared: None,
+            max_pending,
+        })
     }
 
     /// The same limits, counted in the shared database (every replica spends from one budget).
@@ -135,10 +158,17 @@ impl Limits {
     }
 
     async fn check(&self, rate: &Rate, who: &Principal) -> Result<(), ApiError> {
-        let refused = |wait: Duration| ApiError::too_many(format!("too many {} from `{}`; retry later", rate.what, who.subject), wait);
+        let refused = |wait: Duration| {
+            ApiError::too_many(
+                format!("too many {} from `{}`; retry later", rate.what, who.subject),
+                wait,
+            )
+        };
         let Some(pool) = &self.shared else {
             let key = (who.issuer.clone(), who.subject.clone());
-            return rate.local.check_key(&key).map_err(|not_until| refused(not_until.wait_time_from(DefaultClock::default().now())));
+            return rate.local.check_key(&key).map_err(|not_until| {
+                refused(not_until.wait_time_from(DefaultClock::default().now()))
+            });
         };
         let row: (bool, i64, i64) = sqlx::query_as(GCRA_STEP)
             .bind(rate.name)
@@ -155,8 +185,13 @@ impl Limits {
         match row {
             (true, _, _) => Ok(()),
             (false, tat_us, now_us) => {
-                let wait = tat_us.saturating_add(rate.interval_us).saturating_sub(rate.tolerance_us).saturating_sub(now_us);
-                Err(refused(Duration::from_micros(u64::try_from(wait).unwrap_or(0))))
+                let wait = tat_us
+                    .saturating_add(rate.interval_us)
+                    .saturating_sub(rate.tolerance_us)
+                    .saturating_sub(now_us);
+                Err(refused(Duration::from_micros(
+                    u64::try_from(wait).unwrap_or(0),
+                )))
             }
         }
     }
@@ -194,7 +229,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_burst_is_served_then_refused_per_principal() {
-        let cfg = LimitsSection { requests_per_minute: 1, request_burst: 2, ..LimitsSection::default() };
+        let cfg = LimitsSection {
+            requests_per_minute: 1,
+            request_burst: 2,
+            ..LimitsSection::default()
+        };
         let limits = Limits::new(&cfg).unwrap_or_else(|e| unreachable!("{e}"));
         let who = |sub: &str, iss: &str| Principal {
             subject: sub.into(),
@@ -207,8 +246,15 @@ mod tests {
         };
         assert!(limits.check_request(&who("a", "i")).await.is_ok());
         assert!(limits.check_request(&who("a", "i")).await.is_ok());
-        let refused = limits.check_request(&who("a", "i")).await.err().unwrap_or_else(|| unreachable!("a third request in a minute"));
-        assert_eq!((refused.status.as_u16(), refused.code), (429, "rate_limited"));
+        let refused = limits
+            .check_request(&who("a", "i"))
+            .await
+            .err()
+            .unwrap_or_else(|| unreachable!("a third request in a minute"));
+        assert_eq!(
+            (refused.status.as_u16(), refused.code),
+            (429, "rate_limited")
+        );
         assert!(refused.retry_after.is_some_and(|s| (1..=60).contains(&s)));
         // Same subject from another issuer is another person.
         assert!(limits.check_request(&who("a", "other")).await.is_ok());
@@ -217,8 +263,14 @@ mod tests {
     #[test]
     fn zero_is_refused() {
         for cfg in [
-            LimitsSection { request_burst: 0, ..LimitsSection::default() },
-            LimitsSection { max_pending_access_requests: 0, ..LimitsSection::default() },
+            LimitsSection {
+                request_burst: 0,
+                ..LimitsSection::default()
+            },
+            LimitsSection {
+                max_pending_access_requests: 0,
+                ..LimitsSection::default()
+            },
         ] {
             assert!(Limits::new(&cfg).is_err());
         }

@@ -63,7 +63,13 @@ impl Case {
     async fn searches(&self) -> Vec<Value> {
         let mut out = Vec::new();
         for q in QUERIES {
-            let r = self.http.get(format!("{}/v1/traces?{q}", self.gw.url)).bearer_auth(&self.erin).send().await.unwrap();
+            let r = self
+                .http
+                .get(format!("{}/v1/traces?{q}", self.gw.url))
+                .bearer_auth(&self.erin)
+                .send()
+                .await
+                .unwrap();
             assert_eq!(r.status().as_u16(), 200, "{q}");
             out.push(r.json().await.unwrap());
         }
@@ -84,7 +90,10 @@ impl Case {
 
     async fn rows(&self) -> i64 {
         let pool = self.db.raw_pool().await;
-        let n = sqlx::query_scalar("SELECT count(*) FROM trace_index").fetch_one(&pool).await.unwrap();
+        let n = sqlx::query_scalar("SELECT count(*) FROM trace_index")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
         pool.close().await;
         n
     }
@@ -92,7 +101,12 @@ impl Case {
 
 /// Lays out a gateway over `db` whose `[store]` is `store_url` (`None`: the quickstart's local
 /// directory), seeds the store with `seed`, and serves it.
-async fn start(db: TestDb, store_url: Option<&str>, env: Vec<(&'static str, String)>, dir: &Path) -> Case {
+async fn start(
+    db: TestDb,
+    store_url: Option<&str>,
+    env: Vec<(&'static str, String)>,
+    dir: &Path,
+) -> Case {
     tracegate::commands::quickstart::lay_out(dir).unwrap();
     let cfg_path = dir.join("tracegate.toml");
     let text = std::fs::read_to_string(&cfg_path).unwrap();
@@ -103,11 +117,30 @@ async fn start(db: TestDb, store_url: Option<&str>, env: Vec<(&'static str, Stri
     std::fs::write(&cfg_path, text).unwrap();
     let cfg = GatewayConfig::load(&cfg_path).unwrap();
     let issuer = DevIssuer::load(cfg.identity.dev.as_ref().unwrap(), &cfg.base_dir).unwrap();
-    let erin = issuer.mint("erin", &["eng".to_owned()], Default::default(), Duration::from_secs(600)).unwrap();
+    let erin = issuer
+        .mint(
+            "erin",
+            &["eng".to_owned()],
+            Default::default(),
+            Duration::from_secs(600),
+        )
+        .unwrap();
     let (p, e, logs) = (cfg_path.clone(), env.clone(), dir.to_owned());
-    let gw = tokio::task::spawn_blocking(move || Served::start(&p, &e, &logs)).await.unwrap();
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
-    Case { db, gw, config: cfg_path.to_str().unwrap().to_owned(), env, erin, http }
+    let gw = tokio::task::spawn_blocking(move || Served::start(&p, &e, &logs))
+        .await
+        .unwrap();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    Case {
+        db,
+        gw,
+        config: cfg_path.to_str().unwrap().to_owned(),
+        env,
+        erin,
+        http,
+    }
 }
 
 /// The whole story, the same for every backend. `keys` is every trace id of the store.
@@ -116,15 +149,31 @@ async fn rebuild_story(case: &Case, mut keys: Vec<String>) {
     assert_eq!(case.rows().await, 0);
     let (ok, said) = case.rebuild(&[]);
     assert!(ok, "{said}");
-    assert!(said.contains(&format!("metadata index rebuilt: {} traces", keys.len())), "{said}");
-    assert!(said.contains("indexed 500 traces, through"), "progress after each batch: {said}");
+    assert!(
+        said.contains(&format!("metadata index rebuilt: {} traces", keys.len())),
+        "{said}"
+    );
+    assert!(
+        said.contains("indexed 500 traces, through"),
+        "progress after each batch: {said}"
+    );
     let before = case.searches().await;
-    assert!(before.iter().all(|r| !r["traces"].as_array().unwrap().is_empty()), "every query finds something: {before:?}");
+    assert!(
+        before
+            .iter()
+            .all(|r| !r["traces"].as_array().unwrap().is_empty()),
+        "every query finds something: {before:?}"
+    );
 
     // The rows gone: nothing is found.
     case.sql("DELETE FROM trace_index").await;
     let emptied = case.searches().await;
-    assert!(emptied.iter().all(|r| r["traces"].as_array().unwrap().is_empty()), "{emptied:?}");
+    assert!(
+        emptied
+            .iter()
+            .all(|r| r["traces"].as_array().unwrap().is_empty()),
+        "{emptied:?}"
+    );
 
     // A rebuild that fails in its second batch: the first batch stays committed, and so does
     // where it got to.
@@ -138,33 +187,61 @@ async fn rebuild_story(case: &Case, mut keys: Vec<String>) {
     .await;
     let (ok, said) = case.rebuild(&[]);
     assert!(!ok, "{said}");
-    assert!(said.contains("indexed 500 traces, through") && !said.contains("indexed 1000"), "{said}");
+    assert!(
+        said.contains("indexed 500 traces, through") && !said.contains("indexed 1000"),
+        "{said}"
+    );
     assert_eq!(case.rows().await, 500);
-    case.sql("DROP TRIGGER refuse_one ON trace_index; DROP FUNCTION refuse_one();").await;
+    case.sql("DROP TRIGGER refuse_one ON trace_index; DROP FUNCTION refuse_one();")
+        .await;
 
     // Run again: it resumes after the last committed key, and ends where a full rebuild would.
     let (ok, said) = case.rebuild(&[]);
     assert!(ok, "{said}");
-    let first = said.lines().find(|l| l.starts_with("indexed ")).unwrap_or("");
-    assert!(first.starts_with("indexed 1000 traces (resumed), through"), "resumed after the first batch: {said}");
-    assert!(said.contains(&format!("metadata index rebuilt: {} traces (resumed)", keys.len())), "{said}");
+    let first = said
+        .lines()
+        .find(|l| l.starts_with("indexed "))
+        .unwrap_or("");
+    assert!(
+        first.starts_with("indexed 1000 traces (resumed), through"),
+        "resumed after the first batch: {said}"
+    );
+    assert!(
+        said.contains(&format!(
+            "metadata index rebuilt: {} traces (resumed)",
+            keys.len()
+        )),
+        "{said}"
+    );
     assert_eq!(case.searches().await, before);
 
     // `--fresh` starts over; a row of a trace the store no longer has is removed.
-    case.sql("INSERT INTO trace_index (trace_id, tenant, started_ns) VALUES ('gone-trace', 'acme', 1)").await;
+    case.sql(
+        "INSERT INTO trace_index (trace_id, tenant, started_ns) VALUES ('gone-trace', 'acme', 1)",
+    )
+    .await;
     let (ok, said) = case.rebuild(&["--fresh"]);
     assert!(ok, "{said}");
-    assert!(said.contains("indexed 500 traces, through") && said.contains("1 rows of traces no longer in the store removed"), "{said}");
+    assert!(
+        said.contains("indexed 500 traces, through")
+            && said.contains("1 rows of traces no longer in the store removed"),
+        "{said}"
+    );
     assert_eq!(case.rows().await, keys.len() as i64);
     assert_eq!(case.searches().await, before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rebuild_from_a_directory_store_equals_the_index_it_replaces_and_resumes() {
-    let Some(db) = TestDb::create().await else { return };
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let case = start(db, None, Vec::new(), dir.path()).await;
-    let mut keys: Vec<String> = tracegate::samples::TRACES.iter().map(|(id, _)| (*id).to_owned()).collect();
+    let mut keys: Vec<String> = tracegate::samples::TRACES
+        .iter()
+        .map(|(id, _)| (*id).to_owned())
+        .collect();
     for i in 0..TRACES {
         let (id, bytes) = trace(i);
         std::fs::write(dir.path().join("traces").join(format!("{id}.json")), bytes).unwrap();
@@ -175,8 +252,12 @@ async fn rebuild_from_a_directory_store_equals_the_index_it_replaces_and_resumes
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rebuild_from_a_bucket_streams_the_listing_and_resumes() {
-    let Some(db) = TestDb::create().await else { return };
-    let Some(moto) = Moto::start(BUCKET).await else { return };
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let Some(moto) = Moto::start(BUCKET).await else {
+        return;
+    };
     let endpoint = format!("http://{}", moto.addr);
     // Straight into the bucket (moto takes unsigned requests), with a version kept under
     // `versions/` as the gateway keeps them: the listing must skip that folder.
@@ -184,18 +265,36 @@ async fn rebuild_from_a_bucket_streams_the_listing_and_resumes() {
     let mut keys = Vec::new();
     for i in 0..TRACES {
         let (id, bytes) = trace(i);
-        let r = http.put(format!("{endpoint}/{BUCKET}/run/{id}.json")).body(bytes).send().await.unwrap();
+        let r = http
+            .put(format!("{endpoint}/{BUCKET}/run/{id}.json"))
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status().as_u16(), 200);
         keys.push(id);
     }
     for v in 0..3 {
-        let r = http.put(format!("{endpoint}/{BUCKET}/run/versions/t0000{v}/{}.json", "0".repeat(64))).body("{}").send().await.unwrap();
+        let r = http
+            .put(format!(
+                "{endpoint}/{BUCKET}/run/versions/t0000{v}/{}.json",
+                "0".repeat(64)
+            ))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status().as_u16(), 200);
     }
     // Keys after the `versions/` folder in the listing are still found.
     for id in ["x-after-versions-1", "x-after-versions-2"] {
         let (_, bytes) = trace(keys.len());
-        let r = http.put(format!("{endpoint}/{BUCKET}/run/{id}.json")).body(bytes).send().await.unwrap();
+        let r = http
+            .put(format!("{endpoint}/{BUCKET}/run/{id}.json"))
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status().as_u16(), 200);
         keys.push(id.to_owned());
     }

@@ -31,12 +31,18 @@ fn who(sub: &str) -> Principal {
 
 /// One access request per hour with a burst of `BURST`: nothing refills during the test.
 fn hourly() -> LimitsSection {
-    LimitsSection { access_requests_per_hour: 1, access_request_burst: BURST as u32, ..LimitsSection::default() }
+    LimitsSection {
+        access_requests_per_hour: 1,
+        access_request_burst: BURST as u32,
+        ..LimitsSection::default()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_over_http_spend_one_budget_per_principal() {
-    let Some(db) = TestDb::create().await else { return };
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
     let url = db.config().url.unwrap();
     // One request per minute sustained, a burst of five: within the test, five at most.
     let a = Gateway::start_with(|t| format!("{t}\n[state]\nurl = {url:?}\n\n[limits]\nrequests_per_minute = 1\nrequest_burst = {BURST}\n")).await;
@@ -53,11 +59,21 @@ async fn two_replicas_over_http_spend_one_budget_per_principal() {
     let erin = a.token("erin", &["eng"], &[]);
     let mut calls = Vec::new();
     for n in 0..12 {
-        let url = if n % 2 == 0 { a.url("/v1/whoami") } else { format!("{b_url}/v1/whoami") };
+        let url = if n % 2 == 0 {
+            a.url("/v1/whoami")
+        } else {
+            format!("{b_url}/v1/whoami")
+        };
         let (client, token) = (a.client.clone(), erin.clone());
         calls.push(tokio::spawn(async move {
             let r = client.get(url).bearer_auth(token).send().await.unwrap();
-            (r.status().as_u16(), r.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned))
+            (
+                r.status().as_u16(),
+                r.headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
+            )
         }));
     }
     let mut allowed = 0;
@@ -74,23 +90,33 @@ async fn two_replicas_over_http_spend_one_budget_per_principal() {
         }
     }
     // Per-replica buckets would have let ten through (five each).
-    assert!(allowed <= BURST, "{allowed} allowed across both replicas; the shared burst is {BURST}");
-    assert!(allowed >= 1 && allowed + refused == 12, "{allowed} allowed, {refused} refused");
+    assert!(
+        allowed <= BURST,
+        "{allowed} allowed across both replicas; the shared burst is {BURST}"
+    );
+    assert!(
+        allowed >= 1 && allowed + refused == 12,
+        "{allowed} allowed, {refused} refused"
+    );
     // Another principal has a budget of its own, on either replica.
     let (s, body) = a.get("/v1/whoami", &a.token("frank", &["eng"], &[])).await;
     assert_eq!(s, 200, "{body}");
     // The refusals are on the one trail, as refusals.
     let pool = db.raw_pool().await;
-    let denied: i64 = tracegate_state::sqlx::query_scalar("SELECT count(*) FROM audit_records WHERE subject = 'erin' AND decision = 'deny'")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let denied: i64 = tracegate_state::sqlx::query_scalar(
+        "SELECT count(*) FROM audit_records WHERE subject = 'erin' AND decision = 'deny'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     assert_eq!(denied, refused as i64);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_shared_budget_is_exact_across_pools_and_concurrent_checks() {
-    let Some(db) = TestDb::create().await else { return };
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
     let (p1, p2) = (db.pool().await, db.pool().await);
     let one = Arc::new(Limits::new(&hourly()).unwrap().shared(p1));
     let two = Arc::new(Limits::new(&hourly()).unwrap().shared(p2));
@@ -98,7 +124,9 @@ async fn the_shared_budget_is_exact_across_pools_and_concurrent_checks() {
     let mut tasks = Vec::new();
     for n in 0..40 {
         let l = if n % 2 == 0 { one.clone() } else { two.clone() };
-        tasks.push(tokio::spawn(async move { l.check_open(&who("mallory")).await }));
+        tasks.push(tokio::spawn(
+            async move { l.check_open(&who("mallory")).await },
+        ));
     }
     let mut allowed = 0;
     for t in tasks {
@@ -122,15 +150,22 @@ async fn the_shared_budget_is_exact_across_pools_and_concurrent_checks() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_database_refuses_rather_than_allows() {
-    let Some(db) = TestDb::create().await else { return };
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
     let mut state = db.config();
     state.acquire_timeout = Some("1s".into());
-    let limits = Limits::new(&hourly()).unwrap().shared(tracegate_state::open(&state).await.unwrap());
+    let limits = Limits::new(&hourly())
+        .unwrap()
+        .shared(tracegate_state::open(&state).await.unwrap());
     assert!(limits.check_open(&who("eve")).await.is_ok());
     db.allow_connections(false).await;
     db.terminate_connections().await;
     for _ in 0..3 {
-        let e = limits.check_open(&who("eve")).await.expect_err("no database, no allowance");
+        let e = limits
+            .check_open(&who("eve"))
+            .await
+            .expect_err("no database, no allowance");
         assert_eq!((e.status.as_u16(), e.code), (503, "rate_limit_unavailable"));
     }
     db.allow_connections(true).await;

@@ -41,13 +41,20 @@ fn rebuild(args: RebuildArgs) -> anyhow::Result<ExitCode> {
     }
     let store = cfg.open_store().context("opening the store")?;
     super::serve::runtime()?.block_on(async {
-        let pool = tracegate_state::open(&cfg.state).await.context("opening the shared-state database")?;
+        let pool = tracegate_state::open(&cfg.state)
+            .await
+            .context("opening the shared-state database")?;
         let index = PgTraceIndex::new(pool);
         let started = std::time::Instant::now();
         let report = index
             .rebuild(&store, args.fresh, |p| {
                 let resumed = if p.resumed { " (resumed)" } else { "" };
-                eprintln!("indexed {} traces{resumed}, through `{}`, {:.1}s", p.indexed, p.last, started.elapsed().as_secs_f64());
+                eprintln!(
+                    "indexed {} traces{resumed}, through `{}`, {:.1}s",
+                    p.indexed,
+                    p.last,
+                    started.elapsed().as_secs_f64()
+                );
             })
             .await
             .context("rebuilding the metadata index (run it again to resume where it stopped)")?;

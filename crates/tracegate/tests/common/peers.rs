@@ -30,7 +30,11 @@ impl Drop for Moto {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Moto {
@@ -44,17 +48,26 @@ impl Moto {
             .spawn()
         {
             Ok(c) => c,
-            Err(e) if std::env::var_os("TRACEGATE_REQUIRE_PEERS").is_some() => panic!("moto_server is required: {e}"),
+            Err(e) if std::env::var_os("TRACEGATE_REQUIRE_PEERS").is_some() => {
+                panic!("moto_server is required: {e}")
+            }
             Err(e) => {
                 eprintln!("skipping: moto_server is not available ({e})");
                 return None;
             }
         };
-        let moto = Moto { child, addr: SocketAddr::from(([127, 0, 0, 1], port)) };
+        let moto = Moto {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        };
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Ok(r) = client.put(format!("http://{}/{bucket}", moto.addr)).send().await {
+            if let Ok(r) = client
+                .put(format!("http://{}/{bucket}", moto.addr))
+                .send()
+                .await
+            {
                 if r.status().is_success() {
                     return Some(moto);
                 }
@@ -89,7 +102,9 @@ impl Relay {
                 }
                 let mut cut_rx = cuts.subscribe();
                 tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(target).await else { return };
+                    let Ok(mut outbound) = TcpStream::connect(target).await else {
+                        return;
+                    };
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
                         _ = cut_rx.changed() => {}
@@ -135,15 +150,25 @@ impl Served {
         let out = std::fs::File::create(logs.join("serve.out")).unwrap();
         let err = std::fs::File::create(logs.join("serve.err")).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tracegate"));
-        cmd.args(["serve", "--config"]).arg(config).args(["--listen", &format!("127.0.0.1:{port}")]);
+        cmd.args(["serve", "--config"])
+            .arg(config)
+            .args(["--listen", &format!("127.0.0.1:{port}")]);
         for (k, v) in env {
             cmd.env(k, v);
         }
         let child = cmd.stdout(out).stderr(err).spawn().unwrap();
-        let mut served = Served { child, url: format!("http://127.0.0.1:{port}"), logs: logs.to_owned() };
+        let mut served = Served {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            logs: logs.to_owned(),
+        };
         let client = reqwest::blocking::Client::new();
         for _ in 0..600 {
-            if client.get(format!("{}/healthz", served.url)).send().is_ok_and(|r| r.status().is_success()) {
+            if client
+                .get(format!("{}/healthz", served.url))
+                .send()
+                .is_ok_and(|r| r.status().is_success())
+            {
                 return served;
             }
             if let Ok(Some(status)) = served.child.try_wait() {
@@ -169,7 +194,14 @@ pub fn cli(args: &[&str], env: &[(&str, String)]) -> (bool, String) {
         cmd.env(k, v);
     }
     let out = cmd.output().unwrap();
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }
 
 /// The environment that points the gateway's `s3://` store at `endpoint` with this key pair.
@@ -184,9 +216,17 @@ pub fn s3_env(endpoint: &str, key_id: &str, secret: &str) -> Vec<(&'static str, 
 }
 
 /// Replaces the quickstart's local `[store]` with `url` and adds `[state]` (and `extra` after it).
-pub fn bucket_and_state_config(quickstart: &str, store_url: &str, state_url: &str, extra: &str) -> String {
+pub fn bucket_and_state_config(
+    quickstart: &str,
+    store_url: &str,
+    state_url: &str,
+    extra: &str,
+) -> String {
     let local = "[store]\nkind = \"local\"\npath = \"traces\"\n";
-    assert!(quickstart.contains(local), "the quickstart config changed its [store]");
+    assert!(
+        quickstart.contains(local),
+        "the quickstart config changed its [store]"
+    );
     let text = quickstart.replace(local, &format!("[store]\nurl = {store_url:?}\n"));
     format!("{text}\n[state]\nurl = {state_url:?}\nacquire_timeout = \"1s\"\n{extra}")
 }
