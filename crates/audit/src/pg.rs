@@ -35,7 +35,7 @@ use tracegate_state::PgPool;
 use crate::chain::Prepared;
 use crate::checkpoint::{Checkpoint, PublicKey, SigningKey};
 use crate::error::AuditError;
-use crate::log::Head;
+use crate::log::{Head, PruneReport};
 use crate::query::AuditQuery;
 use crate::record::{Entry, Record, Sealed, Timestamp};
 use crate::verify::{Verifier, VerifyReport};
@@ -86,6 +86,7 @@ type Reply<T> = oneshot::Sender<Result<T, AuditError>>;
 
 enum Msg {
     Append(Prepared, Columns, Reply<Sealed>),
+    Prune(std::time::SystemTime, std::path::PathBuf, Reply<PruneReport>),
     Checkpoint(Reply<Option<Checkpoint>>),
     Shutdown(Reply<()>),
 }
@@ -156,6 +157,27 @@ impl PgAuditLog {
         let (reply, rx) = oneshot::channel();
         self.tx.send(Msg::Checkpoint(reply)).await.map_err(|_| AuditError::Closed)?;
         rx.await.map_err(|_| AuditError::Closed)?
+    }
+
+    /// Exports records older than `before` (always keeping the newest) verbatim to `export`
+    /// (which must not exist), then in one transaction — holding the chain head, so appends from
+    /// every replica wait — signs an anchor naming the first kept record and the export's
+    /// SHA-256, and deletes what was exported; the shortened chain verifies from the anchor, as
+    /// the file log's does. Then records the prune on the trail itself.
+    pub async fn prune(&self, before: std::time::SystemTime, export: std::path::PathBuf) -> Result<PruneReport, AuditError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Msg::Prune(before, export, reply)).await.map_err(|_| AuditError::Closed)?;
+        let report = rx.await.map_err(|_| AuditError::Closed)??;
+        if report.pruned > 0 {
+            let entry = Entry::system(serde_json::json!({
+                "type": "pruned",
+                "pruned": report.pruned,
+                "first_seq": report.first_seq,
+                "export_file": report.anchor.as_ref().and_then(|a| a.anchor.as_ref()).map(|a| a.export_file.clone()),
+            }));
+            self.append(&entry).await?;
+        }
+        Ok(report)
     }
 
     /// Signs a final checkpoint and stops the writer; later appends fail with `Closed`.
@@ -253,6 +275,9 @@ impl Writer {
                 Msg::Checkpoint(reply) => {
                     let _ = reply.send(self.checkpoint().await);
                 }
+                Msg::Prune(before, export, reply) => {
+                    let _ = reply.send(self.prune(before, &export).await);
+                }
                 Msg::Shutdown(reply) => {
                     let _ = reply.send(self.checkpoint().await.map(|_| ()));
                     return;
@@ -338,6 +363,82 @@ impl Writer {
             .map_err(db)?;
         tx.commit().await.map_err(db)?;
         Ok((sealed, head))
+    }
+
+    async fn prune(&mut self, before: std::time::SystemTime, export: &std::path::Path) -> Result<PruneReport, AuditError> {
+        use sha2::Digest;
+        let before_ms = before.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE").fetch_one(&mut *tx).await.map_err(db)?;
+        let head = Head { seq: u64::try_from(row.try_get::<i64, _>(0).map_err(db)?).unwrap_or(0), hash: row.try_get(1).map_err(db)? };
+        // The first record kept: the oldest not older than `before`, or else the newest.
+        let first: Option<(i64, String)> = sqlx::query_as(
+            "SELECT seq, prev_hash FROM audit_records WHERE seq = (SELECT COALESCE(
+                 min(seq) FILTER (WHERE time >= to_timestamp($1::double precision / 1000)), max(seq)) FROM audit_records)",
+        )
+        .bind(before_ms)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        let none = PruneReport { pruned: 0, first_seq: None, export: None, anchor: None };
+        let Some((first_seq, prev_hash)) = first else { return Ok(none) };
+        let pruned: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM audit_records WHERE seq < $1").bind(first_seq).fetch_one(&mut *tx).await.map_err(db)?;
+        if pruned == 0 {
+            return Ok(none);
+        }
+        // 1. The export, durable before anything is removed.
+        let io = |source: std::io::Error| AuditError::Io { path: export.to_owned(), source };
+        let mut out = std::fs::OpenOptions::new().write(true).create_new(true).open(export).map_err(io)?;
+        let mut hasher = sha2::Sha256::new();
+        let mut after = i64::MIN;
+        loop {
+            let rows = sqlx::query("SELECT seq, line FROM audit_records WHERE seq < $1 AND seq > $2 ORDER BY seq LIMIT $3")
+                .bind(first_seq)
+                .bind(after)
+                .bind(PAGE)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
+            if rows.is_empty() {
+                break;
+            }
+            for row in rows {
+                let (seq, line): (i64, String) = (row.try_get(0).map_err(db)?, row.try_get(1).map_err(db)?);
+                after = seq;
+                for part in [line.as_bytes(), b"\n"] {
+                    hasher.update(part);
+                    out.write_all(part).map_err(io)?;
+                }
+            }
+        }
+        out.sync_all().map_err(io)?;
+        if let Some(parent) = export.parent().filter(|p| !p.as_os_str().is_empty()) {
+            crate::log::sync_dir(parent)?;
+        }
+        // 2. The signed anchor and the cut, in the transaction that holds the head.
+        let info = crate::checkpoint::AnchorInfo {
+            first_seq: u64::try_from(first_seq).unwrap_or(0),
+            prev_hash,
+            pruned: u64::try_from(pruned).unwrap_or(0),
+            export_file: export.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            export_sha256: hex::encode(hasher.finalize()),
+        };
+        let c = self.key.sign(head.seq, &head.hash, Timestamp::now(), Some(info))?;
+        let mut line = c.line()?;
+        line.pop();
+        let line = String::from_utf8(line).map_err(|_| AuditError::Serialize("checkpoint is not utf-8".into()))?;
+        sqlx::query("INSERT INTO audit_checkpoints (seq, key_id, line) VALUES ($1, $2, $3)")
+            .bind(i64::try_from(head.seq).unwrap_or(i64::MAX))
+            .bind(&c.key_id)
+            .bind(&line)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        sqlx::query("DELETE FROM audit_records WHERE seq < $1").bind(first_seq).execute(&mut *tx).await.map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        self.signed_seq = self.signed_seq.max(head.seq);
+        Ok(PruneReport { pruned: u64::try_from(pruned).unwrap_or(0), first_seq: u64::try_from(first_seq).ok(), export: Some(export.to_owned()), anchor: Some(c) })
     }
 
     /// Signs the committed head (read from the database) unless it is already signed.
