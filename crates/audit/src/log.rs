@@ -870,7 +870,7 @@ fn offset_of_seq(f: &mut File, path: &Path, len: u64, seq: u64) -> Result<Option
 }
 
 /// Makes a file creation or rename in `dir` durable.
-fn sync_dir(dir: &Path) -> Result<(), AuditError> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), AuditError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(AuditError::io(dir))
 }
 

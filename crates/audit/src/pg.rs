@@ -35,7 +35,7 @@ use tracegate_state::PgPool;
 use crate::chain::Prepared;
 use crate::checkpoint::{Checkpoint, PublicKey, SigningKey};
 use crate::error::AuditError;
-use crate::log::Head;
+use crate::log::{Head, PruneReport};
 use crate::query::AuditQuery;
 use crate::record::{Entry, Record, Sealed, Timestamp};
 use crate::verify::{Verifier, VerifyReport};
@@ -86,6 +86,7 @@ type Reply<T> = oneshot::Sender<Result<T, AuditError>>;
 
 enum Msg {
     Append(Prepared, Columns, Reply<Sealed>),
+    Prune(std::time::SystemTime, std::path::PathBuf, Reply<PruneReport>),
     Checkpoint(Reply<Option<Checkpoint>>),
     Shutdown(Reply<()>),
 }
@@ -156,6 +157,27 @@ impl PgAuditLog {
         let (reply, rx) = oneshot::channel();
         self.tx.send(Msg::Checkpoint(reply)).await.map_err(|_| AuditError::Closed)?;
         rx.await.map_err(|_| AuditError::Closed)?
+    }
+
+    /// Exports records older than `before` (always keeping the newest) verbatim to `export`
+    /// (which must not exist), then in one transaction — holding the chain head, so appends from
+    /// every replica wait — signs an anchor naming the first kept record and the export's
+    /// SHA-256, and deletes what was exported; the shortened chain verifies from the anchor, as
+    /// the file log's does. Then records the prune on the trail itself.
+    pub async fn prune(&self, before: std::time::SystemTime, export: std::path::PathBuf) -> Result<PruneReport, AuditError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Msg::Prune(before, export, reply)).await.map_err(|_| AuditError::Closed)?;
+        let report = rx.await.map_err(|_| AuditError::Closed)??;
+        if report.pruned > 0 {
+            let entry = Entry::system(serde_json::json!({
+                "type": "pruned",
+                "pruned": report.pruned,
+                "first_seq": report.first_seq,
+                "export_file": report.anchor.as_ref().and_then(|a| a.anchor.as_ref()).map(|a| a.export_file.clone()),
+            }));
+            self.append(&entry).await?;
+        }
+        Ok(report)
     }
 
     /// Signs a final checkpoint and stops the writer; later appends fail with `Closed`.
@@ -253,6 +275,9 @@ impl Writer {
                 Msg::Checkpoint(reply) => {
                     let _ = reply.send(self.checkpoint().await);
                 }
+                Msg::Prune(before, export, reply) => {
+                    let _ = reply.send(self.prune(before, &export).await);
+                }
                 Msg::Shutdown(reply) => {
                     let _ = reply.send(self.checkpoint().await.map(|_| ()));
                     return;
@@ -338,6 +363,82 @@ impl Writer {
             .map_err(db)?;
         tx.commit().await.map_err(db)?;
         Ok((sealed, head))
+    }
+
+    async fn prune(&mut self, before: std::time::SystemTime, export: &std::path::Path) -> Result<PruneReport, AuditError> {
+        use sha2::Digest;
+        let before_ms = before.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE").fetch_one(&mut *tx).await.map_err(db)?;
+        let head = Head { seq: u64::try_from(row.try_get::<i64, _>(0).map_err(db)?).unwrap_or(0), hash: row.try_get(1).map_err(db)? };
+        // The first record kept: the oldest not older than `before`, or else the newest.
+        let first: Option<(i64, String)> = sqlx::query_as(
+            "SELECT seq, prev_hash FROM audit_records WHERE seq = (SELECT COALESCE(
+                 min(seq) FILTER (WHERE time >= to_timestamp($1::double precision / 1000)), max(seq)) FROM audit_records)",
+        )
+        .bind(before_ms)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        let none = PruneReport { pruned: 0, first_seq: None, export: None, anchor: None };
+        let Some((first_seq, prev_hash)) = first else { return Ok(none) };
+        let pruned: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM audit_records WHERE seq < $1").bind(first_seq).fetch_one(&mut *tx).await.map_err(db)?;
+        if pruned == 0 {
+            return Ok(none);
+        }
+        // 1. The export, durable before anything is removed.
+        let io = |source: std::io::Error| AuditError::Io { path: export.to_owned(), source };
+        let mut out = std::fs::OpenOptions::new().write(true).create_new(true).open(export).map_err(io)?;
+        let mut hasher = sha2::Sha256::new();
+        let mut after = i64::MIN;
+        loop {
+            let rows = sqlx::query("SELECT seq, line FROM audit_records WHERE seq < $1 AND seq > $2 ORDER BY seq LIMIT $3")
+                .bind(first_seq)
+                .bind(after)
+                .bind(PAGE)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
+            if rows.is_empty() {
+                break;
+            }
+            for row in rows {
+                let (seq, line): (i64, String) = (row.try_get(0).map_err(db)?, row.try_get(1).map_err(db)?);
+                after = seq;
+                for part in [line.as_bytes(), b"\n"] {
+                    hasher.update(part);
+                    out.write_all(part).map_err(io)?;
+                }
+            }
+        }
+        out.sync_all().map_err(io)?;
+        if let Some(parent) = export.parent().filter(|p| !p.as_os_str().is_empty()) {
+            crate::log::sync_dir(parent)?;
+        }
+        // 2. The signed anchor and the cut, in the transaction that holds the head.
+        let info = crate::checkpoint::AnchorInfo {
+            first_seq: u64::try_from(first_seq).unwrap_or(0),
+            prev_hash,
+            pruned: u64::try_from(pruned).unwrap_or(0),
+            export_file: export.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            export_sha256: hex::encode(hasher.finalize()),
+        };
+        let c = self.key.sign(head.seq, &head.hash, Timestamp::now(), Some(info))?;
+        let mut line = c.line()?;
+        line.pop();
+        let line = String::from_utf8(line).map_err(|_| AuditError::Serialize("checkpoint is not utf-8".into()))?;
+        sqlx::query("INSERT INTO audit_checkpoints (seq, key_id, line) VALUES ($1, $2, $3)")
+            .bind(i64::try_from(head.seq).unwrap_or(i64::MAX))
+            .bind(&c.key_id)
+            .bind(&line)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        sqlx::query("DELETE FROM audit_records WHERE seq < $1").bind(first_seq).execute(&mut *tx).await.map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        self.signed_seq = self.signed_seq.max(head.seq);
+        Ok(PruneReport { pruned: u64::try_from(pruned).unwrap_or(0), first_seq: u64::try_from(first_seq).ok(), export: Some(export.to_owned()), anchor: Some(c) })
     }
 
     /// Signs the committed head (read from the database) unless it is already signed.
@@ -473,14 +574,18 @@ pub async fn verify(pool: &PgPool, keys: &[PublicKey]) -> Result<VerifyReport, A
         v.checkpoint(u64::try_from(id).unwrap_or(0), line.as_bytes());
     }
     let mut chain = v.into_chain();
+    let mut columns: Vec<crate::verify::Problem> = Vec::new();
     let mut after = i64::MIN;
     'pages: loop {
-        let rows = sqlx::query("SELECT seq, line FROM audit_records WHERE seq > $1 ORDER BY seq LIMIT $2")
-            .bind(after)
-            .bind(PAGE)
-            .fetch_all(pool)
-            .await
-            .map_err(db)?;
+        let rows = sqlx::query(
+            "SELECT seq, line, prev_hash, hash, (extract(epoch FROM time) * 1000)::bigint, kind, request_id, subject, decision, trace_ids
+             FROM audit_records WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(after)
+        .bind(PAGE)
+        .fetch_all(pool)
+        .await
+        .map_err(db)?;
         if rows.is_empty() {
             break;
         }
@@ -491,9 +596,54 @@ pub async fn verify(pool: &PgPool, keys: &[PublicKey]) -> Result<VerifyReport, A
             if chain.broken() {
                 break 'pages;
             }
+            if let Some(what) = columns_differ(&row, &line)? {
+                let seq = u64::try_from(seq).unwrap_or(0);
+                columns.push(crate::verify::Problem {
+                    kind: crate::ProblemKind::ColumnMismatch,
+                    file: RECORDS_TABLE,
+                    line: seq,
+                    seq: Some(seq),
+                    detail: format!("the `{what}` column does not match the hashed record"),
+                });
+            }
         }
     }
-    Ok(chain.finish())
+    let mut report = chain.finish();
+    // A record already reported (edited, out of place) is not also blamed for its columns.
+    columns.retain(|c| !report.problems.iter().any(|p| p.seq == c.seq));
+    report.problems.extend(columns);
+    Ok(report)
+}
+
+/// Which copied column of a row (hashed and linked already) says something other than its line,
+/// if any. The line is the truth: the columns only serve `GET /v1/audit`'s filters.
+fn columns_differ(row: &sqlx::postgres::PgRow, line: &str) -> Result<Option<&'static str>, AuditError> {
+    let Ok(v) = serde_json::from_str::<Value>(line) else { return Ok(None) };
+    let text = |i: usize| -> Result<Option<String>, AuditError> { row.try_get(i).map_err(db) };
+    let field = |path: &[&str]| path.iter().try_fold(&v, |at, k| at.get(k)).and_then(Value::as_str).map(str::to_owned);
+    let time_ms: Option<i64> = row.try_get(4).map_err(db)?;
+    let line_ms = field(&["time"])
+        .and_then(|t| Timestamp::parse(&t).ok())
+        .and_then(|t| t.system().duration_since(std::time::UNIX_EPOCH).ok())
+        .and_then(|d| i64::try_from(d.as_millis()).ok());
+    let ids: Vec<String> = row.try_get(9).map_err(db)?;
+    let line_ids: Vec<String> = v
+        .get("request")
+        .and_then(|r| r.get("trace_ids"))
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    let checks: [(&'static str, bool); 8] = [
+        ("prev_hash", text(2)? != field(&["prev_hash"])),
+        ("hash", text(3)? != field(&["hash"])),
+        ("time", time_ms != line_ms),
+        ("kind", text(5)? != field(&["kind"])),
+        ("request_id", text(6)? != field(&["request_id"])),
+        ("subject", text(7)? != field(&["principal", "subject"])),
+        ("decision", text(8)? != field(&["decision"])),
+        ("trace_ids", ids != line_ids),
+    ];
+    Ok(checks.into_iter().find(|(_, differs)| *differs).map(|(name, _)| name))
 }
 
 /// Archives a policy text (idempotent) so replay from any replica can re-apply it.

@@ -63,7 +63,7 @@ impl AuditTrail {
     pub async fn prune(&self, before: SystemTime, export: PathBuf) -> Result<PruneReport, AuditError> {
         match self {
             AuditTrail::File(l) => l.prune(before, export).await,
-            AuditTrail::Postgres(_) => Err(AuditError::Invalid("pruning the postgresql audit trail is not supported yet".into())),
+            AuditTrail::Postgres(l) => l.prune(before, export).await,
         }
     }
 

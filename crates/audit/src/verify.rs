@@ -54,6 +54,9 @@ pub enum ProblemKind {
     CheckpointSignatureInvalid,
     /// A signed checkpoint names a seq beyond the end of the log: records were cut off the tail.
     Truncated,
+    /// A PostgreSQL row's filter columns (`subject`, `decision`, `trace_ids`, …) say something
+    /// other than its hashed line: `GET /v1/audit` filters would find or hide it wrongly.
+    ColumnMismatch,
 }
 
 /// One break, located.

@@ -107,6 +107,31 @@ async fn tampered_deleted_and_forged_rows_are_found_by_verify() {
     assert_eq!((r.problems[0].kind, r.problems[0].seq, r.problems[0].file), (ProblemKind::HashMismatch, Some(5), "audit_records"));
     assert_eq!(r.last_seq, Some(4), "intact up to the record before");
 
+    // Columns copied for the `GET /v1/audit` filters that no longer say what the hashed line
+    // says: the chain is intact, yet verify names the row and the column.
+    let db3 = TestDb::create().await.unwrap();
+    let log = PgAuditLog::open(db3.pool().await, opts(4), keys.signing()).await.unwrap();
+    for i in 0..10 {
+        log.append(&entry(i, "alice", Decision::Allow, Timestamp::now())).await.unwrap();
+    }
+    log.shutdown().await.unwrap();
+    let pool3 = db3.raw_pool().await;
+    let src3 = AuditSource::Postgres(pool3.clone());
+    assert!(src3.verify(&[keys.public()]).await.unwrap().ok(), "columns as written match their lines");
+    for (seq, edit, column) in [
+        (3, "UPDATE audit_records SET subject = 'mallory' WHERE seq = 3", "subject"),
+        (6, "UPDATE audit_records SET trace_ids = '{}' WHERE seq = 6", "trace_ids"),
+        (8, "UPDATE audit_records SET decision = 'deny' WHERE seq = 8", "decision"),
+        (9, "UPDATE audit_records SET time = time - interval '1 day' WHERE seq = 9", "time"),
+    ] {
+        sqlx::query(edit).execute(&pool3).await.unwrap();
+        let r = src3.verify(&[keys.public()]).await.unwrap();
+        let found = r.problems.iter().find(|p| p.seq == Some(seq)).unwrap_or_else(|| panic!("seq {seq} not reported: {:?}", r.problems));
+        assert_eq!(found.kind, ProblemKind::ColumnMismatch, "{found:?}");
+        assert!(found.detail.contains(column), "{found:?}");
+        assert_eq!(r.last_seq, Some(10), "the chain itself is intact");
+    }
+
     // Put it back, then delete a record: a gap.
     let db2 = TestDb::create().await.unwrap();
     let log = PgAuditLog::open(db2.pool().await, opts(4), keys.signing()).await.unwrap();
@@ -227,4 +252,59 @@ async fn the_policy_archive_in_postgresql_detects_edits() {
     assert!(matches!(src.policy(&v).await, Err(AuditError::PolicyTampered(_))));
     assert!(matches!(src.put_policy("x = 1\n").await, Err(AuditError::PolicyTampered(_))));
     assert!(matches!(src.policy(&tracegate_core::PolicyVersion::of(b"nope")).await, Err(AuditError::PolicyNotFound(_))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_exports_anchors_and_the_rest_still_verifies_while_another_replica_appends() {
+    let Some(db) = TestDb::create().await else { return };
+    let keys = Keys::new();
+    let (a, b) = (
+        PgAuditLog::open(db.pool().await, opts(4), keys.signing()).await.unwrap(),
+        Arc::new(PgAuditLog::open(db.pool().await, opts(4), keys.signing()).await.unwrap()),
+    );
+    let old = Timestamp::parse("2020-01-01T00:00:00Z").unwrap();
+    for i in 0..12 {
+        a.append(&entry(i, "alice", Decision::Allow, old)).await.unwrap();
+    }
+    for i in 12..15 {
+        a.append(&entry(i, "bob", Decision::Allow, Timestamp::now())).await.unwrap();
+    }
+    // Replica B keeps appending while A prunes.
+    let appender = {
+        let b = b.clone();
+        tokio::spawn(async move {
+            for i in 100..140 {
+                b.append(&entry(i, "carol", Decision::Deny, Timestamp::now())).await.unwrap();
+            }
+        })
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("pruned.jsonl");
+    let cut = std::time::SystemTime::now() - Duration::from_secs(86400);
+    let report = a.prune(cut, export.clone()).await.unwrap();
+    appender.await.unwrap();
+    assert_eq!((report.pruned, report.first_seq), (12, Some(13)));
+    let exported = std::fs::read_to_string(&export).unwrap();
+    assert_eq!(exported.lines().count(), 12);
+    assert!(exported.contains("alice") && !exported.contains("bob"));
+    let anchor = report.anchor.unwrap().anchor.unwrap();
+    assert_eq!(anchor.export_sha256, hex::encode(<sha2::Sha256 as sha2::Digest>::digest(exported.as_bytes())));
+
+    // What remains verifies from the anchor; the export verifies as the chain's first segment.
+    let pool = db.raw_pool().await;
+    let src = AuditSource::Postgres(pool.clone());
+    let r = src.verify(&[keys.public()]).await.unwrap();
+    assert!(r.ok(), "{:?}", r.problems);
+    assert_eq!(r.first_seq, Some(13));
+    assert_eq!(r.records, 3 + 40 + 1, "bob's, carol's, and the prune's own record");
+    let remaining: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_records WHERE subject = 'alice'").fetch_one(&pool).await.unwrap();
+    assert_eq!(remaining, 0);
+    // Nothing is old enough now: a second prune removes nothing and writes no file.
+    let again = a.prune(cut, dir.path().join("again.jsonl")).await.unwrap();
+    assert_eq!(again.pruned, 0);
+    assert!(!dir.path().join("again.jsonl").exists());
+    // Deleting a kept record is still found (the anchor does not excuse later gaps).
+    sqlx::query("DELETE FROM audit_records WHERE seq = 20").execute(&pool).await.unwrap();
+    let r = src.verify(&[keys.public()]).await.unwrap();
+    assert!(r.problems.iter().any(|p| p.kind == ProblemKind::SeqGap), "{:?}", r.problems);
 }

@@ -1,11 +1,22 @@
 //! Abuse bounds per principal: how fast one identity may send requests, how fast it may open
 //! access requests (each pages a human), and how many of its access requests may wait at once.
 //!
-//! Rates are GCRA token buckets from `governor`, keyed by the principal's issuer and subject, so
-//! one noisy caller cannot starve the others and a second token for the same person shares the
-//! same budget. Refusals are `429 rate_limited` with `Retry-After`, recorded like any other
-//! answer. The cap on pending requests is enforced by the approvals store under its lock (see
+//! Rates are GCRA token buckets keyed by the principal's issuer and subject, so one noisy caller
+//! cannot starve the others and a second token for the same person shares the same budget.
+//! Refusals are `429 rate_limited` with `Retry-After`, recorded like any other answer. The cap on
+//! pending requests is enforced by the approvals store under its lock (see
 //! `tracegate_approvals::ApprovalStore::open_request`); this module only carries its number.
+//!
+//! Where the buckets live:
+//! - embedded (no `[state]`): in memory, `governor`, per process;
+//! - with `[state]`: in PostgreSQL (`rate_limits`, migration 0203), so every replica spends from
+//!   one budget and a caller gains nothing by spreading requests over replicas. A check is one
+//!   statement — an `INSERT … ON CONFLICT DO UPDATE … RETURNING` that applies the GCRA step
+//!   under the row's lock, on the database's clock (replicas' clocks may disagree), and returns
+//!   the verdict and, when refused, what `Retry-After` needs: one round trip per request.
+//!   When PostgreSQL cannot answer, the check fails closed (`503 rate_limit_unavailable`): a
+//!   limiter that cannot count does not allow. (The audit record of such a request cannot be
+//!   written either, so in practice the caller sees `503 audit_unavailable`.)
 
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -13,6 +24,7 @@ use std::time::Duration;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use tracegate_core::Principal;
+use tracegate_state::{sqlx, PgPool};
 
 use crate::config::{ConfigError, LimitsSection};
 use crate::error::ApiError;
@@ -20,57 +32,182 @@ use crate::error::ApiError;
 /// Who a budget belongs to: subject within issuer.
 type Key = (String, String);
 
+/// One limit: its in-process bucket and its GCRA parameters for the shared one.
+struct Rate {
+    /// The `name` column of its shared cells.
+    name: &'static str,
+    /// What the 429 says is too many.
+    what: &'static str,
+    local: DefaultKeyedRateLimiter<Key>,
+    /// Microseconds between two requests at the sustained rate (GCRA's emission interval).
+    interval_us: i64,
+    /// `burst × interval`: how far ahead of now a cell's arrival time may run.
+    tolerance_us: i64,
+}
+
+impl Rate {
+    /// `count` per `per` sustained (`quota` is the same for `governor`), `burst` at once.
+    fn new(
+        name: &'static str,
+        what: &'static str,
+        quota: Quota,
+        per: Duration,
+        count: NonZeroU32,
+        burst: NonZeroU32,
+    ) -> Rate {
+        let quota = quota.allow_burst(burst);
+        let interval_us = i64::try_from(per.as_micros() / u128::from(count.get()))
+            .unwrap_or(i64::MAX)
+            .max(1);
+        Rate {
+            name,
+            what,
+            local: governor::RateLimiter::keyed(quota),
+            interval_us,
+            tolerance_us: interval_us.saturating_mul(i64::from(burst.get())),
+        }
+    }
+}
+
 pub struct Limits {
-    requests: DefaultKeyedRateLimiter<Key>,
-    opens: DefaultKeyedRateLimiter<Key>,
+    requests: Rate,
+    opens: Rate,
+    /// The `[state]` pool when the buckets are shared.
+    shared: Option<PgPool>,
     /// Pending access requests one requester may have at once.
     pub max_pending: usize,
 }
 
 impl std::fmt::Debug for Limits {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Limits").field("max_pending", &self.max_pending).finish_non_exhaustive()
+        f.debug_struct("Limits")
+            .field("max_pending", &self.max_pending)
+            .field("shared", &self.shared.is_some())
+            .finish_non_exhaustive()
     }
 }
+
+/// The GCRA step on one shared cell. `$4` is the emission interval, `$5` the tolerance; the
+/// clock is the database's. A new cell starts at `now + interval` (allowed: the tolerance is at
+/// least one interval). An existing one moves to `max(tat, now) + interval` if that is within
+/// the tolerance of now, and otherwise stays, refused; `SET` expressions all read the old row.
+const GCRA_STEP: &str =
+    "WITH clock AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS now_us)
+INSERT INTO rate_limits AS r (name, issuer, subject, tat_us, allowed, seen_us)
+SELECT $1, $2, $3, now_us + $4, true, now_us FROM clock
+ON CONFLICT (name, issuer, subject) DO UPDATE SET
+    allowed = GREATEST(r.tat_us, EXCLUDED.seen_us) + $4 - EXCLUDED.seen_us <= $5,
+    tat_us = CASE WHEN GREATEST(r.tat_us, EXCLUDED.seen_us) + $4 - EXCLUDED.seen_us <= $5
+                  THEN GREATEST(r.tat_us, EXCLUDED.seen_us) + $4 ELSE r.tat_us END,
+    seen_us = EXCLUDED.seen_us
+RETURNING allowed, tat_us, seen_us";
 
 impl Limits {
     /// Builds the limiters from `[limits]`; zero anywhere is a configuration error (a limit of
     /// nothing would refuse everyone — say a large number to mean "practically unlimited").
     pub fn new(cfg: &LimitsSection) -> Result<Limits, ConfigError> {
         let nz = |v: u32, what: &str| {
-            NonZeroU32::new(v).ok_or_else(|| ConfigError::Invalid(format!("`limits.{what}` must be at least 1")))
+            NonZeroU32::new(v)
+                .ok_or_else(|| ConfigError::Invalid(format!("`limits.{what}` must be at least 1")))
         };
-        let requests = Quota::per_minute(nz(cfg.requests_per_minute, "requests_per_minute")?)
-            .allow_burst(nz(cfg.request_burst, "request_burst")?);
-        let opens = Quota::per_hour(nz(cfg.access_requests_per_hour, "access_requests_per_hour")?)
-            .allow_burst(nz(cfg.access_request_burst, "access_request_burst")?);
-        let max_pending = nz(cfg.max_pending_access_requests, "max_pending_access_requests")?.get() as usize;
-        Ok(Limits { requests: governor::RateLimiter::keyed(requests), opens: governor::RateLimiter::keyed(opens), max_pending })
+        let per_minute = nz(cfg.requests_per_minute, "requests_per_minute")?;
+        let requests = Rate::new(
+            "requests",
+            "requests",
+            Quota::per_minute(per_minute),
+            Duration::from_secs(60),
+            per_minute,
+            nz(cfg.request_burst, "request_burst")?,
+        );
+        let per_hour = nz(cfg.access_requests_per_hour, "access_requests_per_hour")?;
+        let opens = Rate::new(
+            "access_requests",
+            "new access requests",
+            Quota::per_hour(per_hour),
+            Duration::from_secs(3600),
+            per_hour,
+            nz(cfg.access_request_burst, "access_request_burst")?,
+        );
+        let max_pending = nz(
+            cfg.max_pending_access_requests,
+            "max_pending_access_requests",
+        )?
+        .get() as usize;
+        Ok(Limits {
+            requests,
+            opens,
+            shared: None,
+            max_pending,
+        })
+    }
+
+    /// The same limits, counted in the shared database (every replica spends from one budget).
+    pub fn shared(mut self, pool: PgPool) -> Limits {
+        self.shared = Some(pool);
+        self
     }
 
     /// Spends one request from `who`'s budget, or says how long to wait.
     pub async fn check_request(&self, who: &Principal) -> Result<(), ApiError> {
-        check(&self.requests, who, "requests")
+        self.check(&self.requests, who).await
     }
 
     /// Spends one new access request from `who`'s budget (joining a pending one is free).
     pub async fn check_open(&self, who: &Principal) -> Result<(), ApiError> {
-        check(&self.opens, who, "new access requests")
+        self.check(&self.opens, who).await
     }
 
-    /// Forgets principals whose buckets are full again, so the maps hold only recent callers.
-    pub fn forget_idle(&self) {
-        self.requests.retain_recent();
-        self.opens.retain_recent();
+    async fn check(&self, rate: &Rate, who: &Principal) -> Result<(), ApiError> {
+        let refused = |wait: Duration| {
+            ApiError::too_many(
+                format!("too many {} from `{}`; retry later", rate.what, who.subject),
+                wait,
+            )
+        };
+        let Some(pool) = &self.shared else {
+            let key = (who.issuer.clone(), who.subject.clone());
+            return rate.local.check_key(&key).map_err(|not_until| {
+                refused(not_until.wait_time_from(DefaultClock::default().now()))
+            });
+        };
+        let row: (bool, i64, i64) = sqlx::query_as(GCRA_STEP)
+            .bind(rate.name)
+            .bind(&who.issuer)
+            .bind(&who.subject)
+            .bind(rate.interval_us)
+            .bind(rate.tolerance_us)
+            .fetch_one(pool)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, limit = rate.name, "shared rate limit could not be checked; refusing the request");
+                ApiError::unavailable("rate_limit_unavailable", "the rate limit could not be checked, so the request was refused")
+            })?;
+        match row {
+            (true, _, _) => Ok(()),
+            (false, tat_us, now_us) => {
+                let wait = tat_us
+                    .saturating_add(rate.interval_us)
+                    .saturating_sub(rate.tolerance_us)
+                    .saturating_sub(now_us);
+                Err(refused(Duration::from_micros(
+                    u64::try_from(wait).unwrap_or(0),
+                )))
+            }
+        }
     }
-}
 
-fn check(limiter: &DefaultKeyedRateLimiter<Key>, who: &Principal, what: &str) -> Result<(), ApiError> {
-    let key = (who.issuer.clone(), who.subject.clone());
-    limiter.check_key(&key).map_err(|not_until| {
-        let wait = not_until.wait_time_from(DefaultClock::default().now());
-        ApiError::too_many(format!("too many {what} from `{}`; retry later", who.subject), wait)
-    })
+    /// Forgets principals whose buckets are full again, so memory (or the shared table) holds
+    /// only recent callers. A failure is logged: it only delays the cleanup.
+    pub async fn forget_idle(&self) {
+        self.requests.local.retain_recent();
+        self.opens.local.retain_recent();
+        if let Some(pool) = &self.shared {
+            let idle = "DELETE FROM rate_limits WHERE tat_us < (extract(epoch FROM clock_timestamp()) * 1000000)::bigint";
+            if let Err(e) = sqlx::query(idle).execute(pool).await {
+                tracing::warn!(error = %e, "forgetting idle rate-limit cells failed");
+            }
+        }
+    }
 }
 
 /// `Retry-After` in whole seconds, rounded up, at least 1 (0 would invite an immediate retry).
@@ -92,7 +229,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_burst_is_served_then_refused_per_principal() {
-        let cfg = LimitsSection { requests_per_minute: 1, request_burst: 2, ..LimitsSection::default() };
+        let cfg = LimitsSection {
+            requests_per_minute: 1,
+            request_burst: 2,
+            ..LimitsSection::default()
+        };
         let limits = Limits::new(&cfg).unwrap_or_else(|e| unreachable!("{e}"));
         let who = |sub: &str, iss: &str| Principal {
             subject: sub.into(),
@@ -105,8 +246,15 @@ mod tests {
         };
         assert!(limits.check_request(&who("a", "i")).await.is_ok());
         assert!(limits.check_request(&who("a", "i")).await.is_ok());
-        let refused = limits.check_request(&who("a", "i")).await.err().unwrap_or_else(|| unreachable!("a third request in a minute"));
-        assert_eq!((refused.status.as_u16(), refused.code), (429, "rate_limited"));
+        let refused = limits
+            .check_request(&who("a", "i"))
+            .await
+            .err()
+            .unwrap_or_else(|| unreachable!("a third request in a minute"));
+        assert_eq!(
+            (refused.status.as_u16(), refused.code),
+            (429, "rate_limited")
+        );
         assert!(refused.retry_after.is_some_and(|s| (1..=60).contains(&s)));
         // Same subject from another issuer is another person.
         assert!(limits.check_request(&who("a", "other")).await.is_ok());
@@ -115,8 +263,14 @@ mod tests {
     #[test]
     fn zero_is_refused() {
         for cfg in [
-            LimitsSection { request_burst: 0, ..LimitsSection::default() },
-            LimitsSection { max_pending_access_requests: 0, ..LimitsSection::default() },
+            LimitsSection {
+                request_burst: 0,
+                ..LimitsSection::default()
+            },
+            LimitsSection {
+                max_pending_access_requests: 0,
+                ..LimitsSection::default()
+            },
         ] {
             assert!(Limits::new(&cfg).is_err());
         }

@@ -76,6 +76,11 @@ impl AppState {
             true => Some(tracegate_state::open(&cfg.state).await?),
             false => None,
         };
+        // With shared state every replica spends from one budget per principal.
+        let limits = match &db {
+            Some(pool) => limits.shared(pool.clone()),
+            None => limits,
+        };
         let mut auth = Authenticator::new(&cfg.identity, &cfg.base_dir).map_err(|e| StartError::Identity(e.to_string()))?;
         if let Some(pool) = &db {
             // Keys created, rotated or revoked through any replica hold on every replica's next

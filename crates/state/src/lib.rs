@@ -41,7 +41,7 @@ pub const URL_ENV: &str = "TRACEGATE_STATE_URL";
 /// [state]
 /// url = "postgres://tracegate@db.internal/tracegate"
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateConfig {
     /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=verify-full…]`. Prefer giving the
@@ -55,6 +55,28 @@ pub struct StateConfig {
     /// Run pending migrations at start-up. Default `true`; set `false` when migrations are applied
     /// by `tracegate migrate` from a deploy job, and replicas then refuse a schema they do not match.
     pub migrate_on_start: Option<bool>,
+}
+
+/// Shows the URL without its password, so a config printed while debugging leaks nothing.
+impl std::fmt::Debug for StateConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateConfig")
+            .field("url", &self.url.as_deref().map(redact_url))
+            .field("max_connections", &self.max_connections)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .field("migrate_on_start", &self.migrate_on_start)
+            .finish()
+    }
+}
+
+/// `scheme://user:PASSWORD@host/…` → `scheme://user:***@host/…`; anything else unchanged.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else { return url.to_owned() };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
 }
 
 impl StateConfig {
@@ -247,6 +269,14 @@ mod tests {
         assert!(serde_json::from_str::<StateConfig>(r#"{"urll":"postgres://x"}"#).is_err());
         let bad = StateConfig { acquire_timeout: Some("soon".into()), ..StateConfig::default() };
         assert!(bad.acquire_timeout().is_err());
+    }
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        let c = StateConfig { url: Some("postgres://tg:s3cr%40t@db:5432/tracegate".into()), ..StateConfig::default() };
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("s3cr") && shown.contains("postgres://tg:***@db:5432/tracegate"), "{shown}");
+        assert_eq!(redact_url("postgres://tg@db/x"), "postgres://tg@db/x");
     }
 
     #[test]

@@ -9,12 +9,13 @@ pub mod pg_index;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use tracegate_core::TraceId;
 
 pub use index::TraceIndex;
 pub use object::ObjectTraceStore;
-pub use pg_index::{MetaIndex, PgTraceIndex};
+pub use pg_index::{MetaIndex, PgTraceIndex, RebuildProgress, RebuildReport};
 
 /// A trace's bytes and the version they are, so audit can name exactly what was served.
 #[derive(Debug, Clone)]
@@ -34,6 +35,31 @@ impl StoredTrace {
 /// The content version of a trace: `sha256:<hex>` of its bytes.
 pub fn content_version(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// The object key of a trace's current version: the order [`TraceStore::list_after`] walks in.
+pub fn object_key(id: &TraceId) -> String {
+    format!("{id}{}", object::SUFFIX)
+}
+
+/// [`TraceStore::list_after`] by sorting [`TraceStore::list`]: for stores that cannot list in
+/// key order (a local directory). Holds every name, never a trace's bytes.
+pub(crate) fn sorted_list_after<'a, S: TraceStore + ?Sized>(
+    store: &'a S,
+    after: Option<&TraceId>,
+) -> futures::stream::BoxStream<'a, Result<TraceId, StoreError>> {
+    let after = after.map(object_key);
+    Box::pin(futures::stream::once(store.list()).flat_map(move |listed| {
+        let items: Vec<Result<TraceId, StoreError>> = match listed {
+            Ok(mut ids) => {
+                ids.retain(|id| after.as_ref().is_none_or(|a| object_key(id) > *a));
+                ids.sort_by_cached_key(object_key);
+                ids.into_iter().map(Ok).collect()
+            }
+            Err(e) => vec![Err(e)],
+        };
+        futures::stream::iter(items)
+    }))
 }
 
 /// A store failure. `NotFound` and `Precondition` are the caller's (404, 412); the rest are
@@ -78,6 +104,13 @@ pub trait TraceStore: Send + Sync + 'static {
     async fn put(&self, id: &TraceId, bytes: Bytes, cond: &WriteCondition) -> Result<String, StoreError>;
     /// Every trace id in the store (for rebuilding the index).
     async fn list(&self) -> Result<Vec<TraceId>, StoreError>;
+    /// Trace ids in the order of their object keys (`<id>.json`), strictly after `after`'s key,
+    /// as the listing yields them: what `tracegate index rebuild` walks, and where an interrupted
+    /// one resumes. This default sorts [`TraceStore::list`]; buckets override it to stream the
+    /// listing page by page from `after` on, never holding the whole store's names.
+    fn list_after<'a>(&'a self, after: Option<&TraceId>) -> futures::stream::BoxStream<'a, Result<TraceId, StoreError>> {
+        sorted_list_after(self, after)
+    }
     /// A short name for logs and `/healthz`, e.g. `local:/var/lib/tracegate/traces`.
     fn describe(&self) -> String;
 }

@@ -21,6 +21,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::StreamExt;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
@@ -30,7 +32,7 @@ use tracegate_core::TraceId;
 
 use crate::{content_version, StoreError, StoredTrace, TraceStore, WriteCondition};
 
-const SUFFIX: &str = ".json";
+pub(crate) const SUFFIX: &str = ".json";
 const VERSIONS: &str = "versions";
 /// Locks striped over trace ids: writes to one trace are serialised, writes to others rarely wait.
 const LOCK_STRIPES: usize = 64;
@@ -81,10 +83,13 @@ impl ObjectTraceStore {
                     retry_timeout: std::time::Duration::from_secs(10),
                     ..object_store::RetryConfig::default()
                 };
+                // The connect timeout goes in as one config key: `with_client_options` would
+                // replace the client options read from the environment (`AWS_ALLOW_HTTP`,
+                // proxies, timeouts) with defaults.
                 let mut b = object_store::aws::AmazonS3Builder::from_env()
                     .with_bucket_name(&bucket)
                     .with_retry(retry)
-                    .with_client_options(object_store::ClientOptions::new().with_connect_timeout(std::time::Duration::from_secs(3)));
+                    .with_config(object_store::aws::AmazonS3ConfigKey::Client(object_store::ClientConfigKey::ConnectTimeout), "3s");
                 for (k, v) in settings {
                     let key = k.parse::<object_store::aws::AmazonS3ConfigKey>().map_err(backend)?;
                     b = b.with_config(key, *v);
@@ -110,7 +115,7 @@ impl ObjectTraceStore {
     }
 
     fn key(id: &TraceId) -> Path {
-        Path::from(format!("{id}{SUFFIX}"))
+        Path::from(crate::object_key(id))
     }
 
     /// `None` when `version` is not a `sha256:` content version (so no path is built from it).
@@ -237,9 +242,59 @@ impl TraceStore for ObjectTraceStore {
         Ok(ids)
     }
 
+    fn list_after<'a>(&'a self, after: Option<&TraceId>) -> BoxStream<'a, Result<TraceId, StoreError>> {
+        if !self.conditional {
+            // A local directory has no order to list in: read its names, then sort (the default).
+            return crate::sorted_list_after(self, after);
+        }
+        // Buckets list in key order from an offset (S3 `start-after`), a page at a time. A key
+        // under a folder (`versions/…`) means the whole folder is next in the listing: it is
+        // skipped by listing again from just past it (`<folder>0`, '0' being the byte after '/').
+        let walk = Walk { inner: self.inner.clone(), listing: None, offset: after.map(crate::object_key), failed: false };
+        Box::pin(futures::stream::unfold(walk, |mut w| async move {
+            if w.failed {
+                return None;
+            }
+            loop {
+                let listing = w.listing.get_or_insert_with(|| match &w.offset {
+                    Some(o) => w.inner.list_with_offset(None, &Path::from(o.as_str())),
+                    None => w.inner.list(None),
+                });
+                match listing.next().await? {
+                    Err(e) => {
+                        w.failed = true;
+                        return Some((Err(backend(e)), w));
+                    }
+                    Ok(meta) => {
+                        let key = meta.location.as_ref().to_owned();
+                        if let Some((folder, _)) = key.split_once('/') {
+                            w.offset = Some(format!("{folder}0"));
+                            w.listing = None;
+                            continue;
+                        }
+                        let id = key.strip_suffix(SUFFIX).and_then(|s| TraceId::parse(s).ok());
+                        w.offset = Some(key);
+                        if let Some(id) = id {
+                            return Some((Ok(id), w));
+                        }
+                    }
+                }
+            }
+        }))
+    }
+
     fn describe(&self) -> String {
         self.name.clone()
     }
+}
+
+/// Where a bucket listing has got to.
+struct Walk {
+    inner: Arc<dyn ObjectStore>,
+    listing: Option<BoxStream<'static, object_store::Result<object_store::ObjectMeta>>>,
+    /// The last key seen: a new listing starts after it.
+    offset: Option<String>,
+    failed: bool,
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use futures::StreamExt;
 use tracegate_core::pipeline::SearchScope;
 use tracegate_core::{TraceId, TraceMeta};
 use tracegate_state::sqlx::{self, QueryBuilder, Row};
@@ -20,6 +21,8 @@ use crate::{StoreError, TraceIndex, TraceStore};
 
 /// Rows per upsert statement when rebuilding.
 pub const REBUILD_BATCH: usize = 500;
+/// Objects fetched at once when rebuilding (bucket reads are latency-bound).
+pub const REBUILD_FETCHES: usize = 16;
 
 /// The index a gateway searches.
 pub enum MetaIndex {
@@ -91,18 +94,25 @@ impl PgTraceIndex {
 
     /// Upserts rows in one statement.
     pub async fn upsert_batch(&self, metas: &[TraceMeta]) -> Result<(), StoreError> {
+        self.upsert_rows(metas, false).await
+    }
+
+    /// Upserts rows in one statement; `rebuilding` leaves alone rows indexed (by a gateway
+    /// write) since the current rebuild started.
+    async fn upsert_rows(&self, metas: &[TraceMeta], rebuilding: bool) -> Result<(), StoreError> {
         if metas.is_empty() {
             return Ok(());
         }
         let field = |k: &str| metas.iter().map(|m| m.field(k).map(str::to_owned)).collect::<Vec<_>>();
         let ids: Vec<String> = metas.iter().map(|m| m.trace_id.to_string()).collect();
         let started: Vec<Option<i64>> = metas.iter().map(|m| m.started_at.map(to_ns)).collect();
-        sqlx::query(
+        let guard = if rebuilding { " WHERE trace_index.indexed_at < (SELECT started FROM trace_index_rebuild WHERE id = 1)" } else { "" };
+        sqlx::query(&format!(
             "INSERT INTO trace_index (trace_id, tenant, project, agent, \"user\", started_ns)
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[])
              ON CONFLICT (trace_id) DO UPDATE SET tenant = EXCLUDED.tenant, project = EXCLUDED.project,
-                 agent = EXCLUDED.agent, \"user\" = EXCLUDED.\"user\", started_ns = EXCLUDED.started_ns, indexed_at = now()",
-        )
+                 agent = EXCLUDED.agent, \"user\" = EXCLUDED.\"user\", started_ns = EXCLUDED.started_ns, indexed_at = now(){guard}"
+        ))
         .bind(&ids)
         .bind(field("tenant"))
         .bind(field("project"))
@@ -153,10 +163,16 @@ impl PgTraceIndex {
         rows.iter().map(meta_of).collect()
     }
 
-    /// Re-indexes every trace of `store`, in id order and batches of [`REBUILD_BATCH`],
-    /// committing after each batch where it got to, so an interrupted rebuild resumes after the
-    /// last committed key (`fresh` starts over). `progress(indexed so far, total)` after each batch.
-    pub async fn rebuild(&self, store: &dyn TraceStore, fresh: bool, mut progress: impl FnMut(u64, u64)) -> Result<u64, StoreError> {
+    /// Re-indexes every trace of `store`, walking its listing in key order
+    /// ([`TraceStore::list_after`]: streamed page by page from a bucket, never the whole store at
+    /// once) in batches of [`REBUILD_BATCH`], fetched [`REBUILD_FETCHES`] at a time. After each
+    /// batch it commits where it got to, so an interrupted rebuild resumes after the last
+    /// committed key, listing from there (`fresh` starts over). `progress` is told after each batch.
+    ///
+    /// Concurrent gateway writes win: a row indexed after this rebuild started is newer than
+    /// anything the rebuild read, and is left alone. A rebuild that completes then removes the
+    /// rows it neither indexed nor saw written since it started — traces no longer in the store.
+    pub async fn rebuild(&self, store: &dyn TraceStore, fresh: bool, mut progress: impl FnMut(&RebuildProgress)) -> Result<RebuildReport, StoreError> {
         if fresh {
             sqlx::query("DELETE FROM trace_index_rebuild").execute(&self.pool).await.map_err(db)?;
         }
@@ -164,41 +180,79 @@ impl PgTraceIndex {
             .fetch_optional(&self.pool)
             .await
             .map_err(db)?;
-        let (last, mut done) = resume.map_or((None, 0u64), |(k, n)| (Some(k), u64::try_from(n).unwrap_or(0)));
-        let mut ids = store.list().await?;
-        ids.sort();
-        let total = ids.len() as u64;
-        let todo: Vec<TraceId> = ids.into_iter().filter(|id| last.as_deref().is_none_or(|l| id.as_str() > l)).collect();
-        for chunk in todo.chunks(REBUILD_BATCH) {
-            let mut metas = Vec::with_capacity(chunk.len());
-            for id in chunk {
-                let stored = match store.get(id).await {
-                    Ok(s) => s,
-                    // Deleted since the listing: nothing to index.
-                    Err(StoreError::NotFound(_)) => continue,
-                    Err(e) => return Err(e),
-                };
-                metas.push(crate::index::meta_of_bytes(id.clone(), &stored.bytes));
+        let (after, mut done) = match resume {
+            Some((key, n)) => (Some(key).filter(|k| !k.is_empty()), u64::try_from(n).unwrap_or(0)),
+            None => {
+                // Started now: the guard for concurrent writes and for the final clean-up.
+                sqlx::query("INSERT INTO trace_index_rebuild (id, last_key, indexed) VALUES (1, '', 0)")
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db)?;
+                (None, 0)
             }
-            self.upsert_batch(&metas).await?;
-            done += chunk.len() as u64;
-            if let Some(last) = chunk.last() {
-                sqlx::query(
-                    "INSERT INTO trace_index_rebuild (id, last_key, indexed) VALUES (1, $1, $2)
-                     ON CONFLICT (id) DO UPDATE SET last_key = EXCLUDED.last_key, indexed = EXCLUDED.indexed, updated = now()",
-                )
+        };
+        let resumed = after.is_some();
+        let after = match after {
+            Some(k) => Some(TraceId::parse(&k).map_err(|e| StoreError::Backend(format!("rebuild resume point is not a trace id: {e}")))?),
+            None => None,
+        };
+        let mut listing = store.list_after(after.as_ref()).chunks(REBUILD_BATCH);
+        while let Some(chunk) = listing.next().await {
+            let ids = chunk.into_iter().collect::<Result<Vec<TraceId>, StoreError>>()?;
+            let Some(last) = ids.last().cloned() else { continue };
+            let fetched: Vec<Result<Option<TraceMeta>, StoreError>> = futures::stream::iter(ids.iter().cloned())
+                .map(|id| async move {
+                    match store.get(&id).await {
+                        Ok(stored) => Ok(Some(crate::index::meta_of_bytes(id, &stored.bytes))),
+                        // Deleted since the listing: nothing to index.
+                        Err(StoreError::NotFound(_)) => Ok(None),
+                        Err(e) => Err(e),
+                    }
+                })
+                .buffered(REBUILD_FETCHES)
+                .collect()
+                .await;
+            let metas = fetched.into_iter().filter_map(Result::transpose).collect::<Result<Vec<_>, _>>()?;
+            self.upsert_rows(&metas, true).await?;
+            done += ids.len() as u64;
+            sqlx::query("UPDATE trace_index_rebuild SET last_key = $1, indexed = $2, updated = now() WHERE id = 1")
                 .bind(last.as_str())
                 .bind(i64::try_from(done).unwrap_or(i64::MAX))
                 .execute(&self.pool)
                 .await
                 .map_err(db)?;
-            }
-            progress(done, total);
+            progress(&RebuildProgress { indexed: done, last: last.clone(), resumed });
         }
-        // Finished: the next rebuild starts from the beginning.
+        // Complete: rows neither re-indexed nor written since the start name traces the store no
+        // longer has. Then the next rebuild starts from the beginning.
+        let removed = sqlx::query("DELETE FROM trace_index WHERE indexed_at < (SELECT started FROM trace_index_rebuild WHERE id = 1)")
+            .execute(&self.pool)
+            .await
+            .map_err(db)?
+            .rows_affected();
         sqlx::query("DELETE FROM trace_index_rebuild").execute(&self.pool).await.map_err(db)?;
-        Ok(done)
+        Ok(RebuildReport { indexed: done, removed, resumed })
     }
+}
+
+/// Where a rebuild is, after each committed batch.
+#[derive(Debug, Clone)]
+pub struct RebuildProgress {
+    /// Traces listed and indexed so far, including before a resume.
+    pub indexed: u64,
+    /// The last trace of the committed batch (where a resume would start after).
+    pub last: TraceId,
+    /// This run resumed an interrupted one.
+    pub resumed: bool,
+}
+
+/// What a completed rebuild did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RebuildReport {
+    pub indexed: u64,
+    /// Rows removed because their trace is no longer in the store.
+    pub removed: u64,
+    pub resumed: bool,
 }
 
 fn meta_of(r: &sqlx::postgres::PgRow) -> Result<TraceMeta, StoreError> {

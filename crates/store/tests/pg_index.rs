@@ -215,12 +215,13 @@ async fn upsert_replaces_and_rebuild_resumes_after_the_last_committed_key() {
         .await
         .unwrap();
     let mut progress = Vec::new();
-    let n = pg.rebuild(&store, false, |done, total| progress.push((done, total))).await.unwrap();
-    assert_eq!(n, 1200);
-    assert_eq!(progress, vec![(1000, 1200), (1200, 1200)], "resumed after t00499 in batches of 500");
+    let n = pg.rebuild(&store, false, |p| progress.push((p.indexed, p.last.to_string(), p.resumed))).await.unwrap();
+    assert_eq!((n.indexed, n.removed, n.resumed), (1200, 0, true));
+    let want = vec![(1000, "t00999".to_owned(), true), (1200, "t01199".to_owned(), true)];
+    assert_eq!(progress, want, "resumed after t00499 in batches of 500");
     assert_eq!(pg.count().await.unwrap(), 700, "only the keys after the resume point were read");
-    let n = pg.rebuild(&store, true, |_, _| {}).await.unwrap();
-    assert_eq!(n, 1200);
+    let n = pg.rebuild(&store, true, |_| {}).await.unwrap();
+    assert_eq!((n.indexed, n.resumed), (1200, false));
     assert_eq!(pg.count().await.unwrap(), 1200);
     let id = TraceId::parse("t00001").unwrap();
     assert_eq!(pg.get(&id).await.unwrap().unwrap().field("tenant"), Some("globex"));

@@ -116,7 +116,7 @@ pub fn spawn_sweeper(state: &Arc<AppState>) {
         loop {
             tick.tick().await;
             let Some(state) = weak.upgrade() else { return };
-            state.limits.forget_idle();
+            state.limits.forget_idle().await;
             // Each expiry is audited before it is logged; one that cannot be is retried next tick.
             // With a shared backend only one replica sweeps at a time.
             if let Err(e) = change(&state, "", None, |st, mut rec| async move {

@@ -52,7 +52,8 @@ pub enum AuditCmd {
         out: Option<PathBuf>,
     },
     /// Export and remove records older than the retention age, anchoring the cut with a signed
-    /// checkpoint so what remains still verifies. Run while the gateway is stopped.
+    /// checkpoint so what remains still verifies. Run while the gateway is stopped (with
+    /// `[state]`, the shared trail may be pruned while replicas run).
     Prune {
         /// The gateway config file (`tracegate.toml`).
         #[arg(long)]
@@ -252,9 +253,7 @@ async fn export(src: &Source, f: &Filter, out: Option<&Path>) -> anyhow::Result<
 
 fn prune(config: &Path, older_than: Option<&str>, export: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let cfg = audit_config(config)?;
-    if state_config(config)?.effective_url().is_some() {
-        bail!("pruning the postgresql audit trail is not supported yet (the config has [state])");
-    }
+    let state = state_config(config)?;
     let age = match older_than {
         Some(s) => humantime::parse_duration(s).with_context(|| format!("`{s}` is not a duration"))?,
         None => cfg.retention.context("no `--older-than` and no `[audit] retention` configured")?,
@@ -272,10 +271,20 @@ fn prune(config: &Path, older_than: Option<&str>, export: Option<PathBuf>) -> an
     let key = cfg.load_signing_key()?;
     let rt = super::serve::runtime()?;
     let report = rt.block_on(async {
+        // With [state], the one trail of every replica, pruned while they run (the cut holds the
+        // chain head, so their appends wait for it); else the audit directory (gateway stopped).
+        if state.effective_url().is_some() {
+            let pool = tracegate_state::connect(&state).await?;
+            tracegate_state::check_current(&pool).await?;
+            let log = tracegate_audit::PgAuditLog::open(pool, cfg.pg_options(), key).await?;
+            let r = log.prune(before, export.clone()).await;
+            log.shutdown().await?;
+            return anyhow::Ok(r?);
+        }
         let log = AuditLog::open(cfg.log_options(), key)?;
         let r = log.prune(before, export.clone()).await;
         log.shutdown().await?;
-        r
+        anyhow::Ok(r?)
     })?;
     match report.first_seq {
         Some(first) => eprintln!("pruned {} records to `{}`; the log now starts at seq {first}", report.pruned, export.display()),

@@ -1,6 +1,9 @@
 //! `tracegate index rebuild`: fill the shared PostgreSQL metadata index (`[state]`) from the
-//! bucket, in batches, resumable after the last committed key, with progress on stderr. The
-//! embedded in-memory index needs no command: it is rebuilt at every start-up.
+//! store. The listing is streamed (a bucket page by page, in key order), traces are indexed in
+//! committed batches, and an interrupted rebuild resumes after the last committed key; progress
+//! goes to stderr after each batch. Safe to run while gateways serve: a trace they write during
+//! the rebuild keeps the row they wrote. The embedded in-memory index needs no command: it is
+//! rebuilt at every start-up.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,13 +41,29 @@ fn rebuild(args: RebuildArgs) -> anyhow::Result<ExitCode> {
     }
     let store = cfg.open_store().context("opening the store")?;
     super::serve::runtime()?.block_on(async {
-        let pool = tracegate_state::open(&cfg.state).await.context("opening the shared-state database")?;
-        let index = PgTraceIndex::new(pool);
-        let n = index
-            .rebuild(&store, args.fresh, |done, total| eprintln!("indexed {done}/{total}"))
+        let pool = tracegate_state::open(&cfg.state)
             .await
-            .context("rebuilding the metadata index")?;
-        println!("metadata index rebuilt: {n} traces");
+            .context("opening the shared-state database")?;
+        let index = PgTraceIndex::new(pool);
+        let started = std::time::Instant::now();
+        let report = index
+            .rebuild(&store, args.fresh, |p| {
+                let resumed = if p.resumed { " (resumed)" } else { "" };
+                eprintln!(
+                    "indexed {} traces{resumed}, through `{}`, {:.1}s",
+                    p.indexed,
+                    p.last,
+                    started.elapsed().as_secs_f64()
+                );
+            })
+            .await
+            .context("rebuilding the metadata index (run it again to resume where it stopped)")?;
+        println!(
+            "metadata index rebuilt: {} traces{}; {} rows of traces no longer in the store removed",
+            report.indexed,
+            if report.resumed { " (resumed)" } else { "" },
+            report.removed
+        );
         Ok(ExitCode::SUCCESS)
     })
 }

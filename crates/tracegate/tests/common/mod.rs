@@ -2,6 +2,8 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod peers;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
