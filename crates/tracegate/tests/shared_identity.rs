@@ -92,6 +92,7 @@ impl Setup {
                  [[identity.oidc]]\nissuer = \"http://127.0.0.1:9/oidc\"\naudience = \"tracegate\"\n\n\
                  [identity.browser]\nissuer = \"http://127.0.0.1:9/oidc\"\nclient_id = \"tracegate\"\nclient_secret_file = {secret:?}\n\
                  redirect_url = \"http://127.0.0.1:9/auth/callback\"\nafter_login = \"/console/\"\n\n\
+                 [identity.service_accounts]\nadmin_groups = [\"admins\"]\npath = \"service-accounts\"\n\n\
                  [state]\nurl = {url:?}\nacquire_timeout = \"1s\"\n"
             )
         })
@@ -196,6 +197,10 @@ async fn json(r: reqwest::Response) -> (u16, Value) {
 async fn a_saml_response_is_good_once_across_replicas() {
     let Some(s) = Setup::new().await else { return };
     let (a, b) = (s.a.url(""), s.b.url.clone());
+
+    // The shared service-account store is passed in at construction: with `[state]`, the
+    // embedded file named by `[identity.service_accounts] path` is never opened (or created).
+    assert!(!s.a.data_dir().join("service-accounts").exists(), "the embedded service-account log was opened");
 
     // Issued by A, answered at B: accepted (B knows A's AuthnRequest).
     let (response, _) = s.sign_in_at(&a, false, "erin@example.com", &["eng"]).await;
