@@ -2,7 +2,7 @@
 //! against one configured `[[identity.oidc]]` issuer, for people in a browser.
 //!
 //! [`BrowserSignIn::begin`] makes a fresh `state`, `nonce` and PKCE verifier, keeps them server
-//! side (in memory, keyed by a hash of `state`, for `login_timeout`) together with the hash of a
+//! side (in a [`SignInStore`], keyed by a hash of `state`, for `login_timeout`) together with the hash of a
 //! random *binding* value that the gateway sets as a short-lived cookie, and returns the URL of
 //! the issuer's authorization endpoint (from its discovery document). [`BrowserSignIn::complete`]
 //! takes the callback's parameters and the binding cookie: the `state` must name a pending
@@ -16,16 +16,17 @@
 //! What comes out is a [`Principal`]; starting a session for it is the caller's business (see
 //! [`crate::sessions`]), so another sign-in (SAML) can end in the same session code.
 //!
-//! Pending sign-ins live in this process: behind a load balancer, the callback must reach the
-//! replica that started the sign-in (or the pending state moves to the shared store with
-//! issue 10). The client secret is read once at start-up and never appears in a response, a log
+//! Pending sign-ins live in this process ([`MemorySignIns`]) in the embedded default; with
+//! `[state]` they are in PostgreSQL (`tracegate-state`), so the callback may reach any replica,
+//! and a `state` is still consumed exactly once across all of them. The client secret is read once at start-up and never appears in a response, a log
 //! line or a `Debug` output.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
+use async_trait::async_trait;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -38,7 +39,7 @@ use crate::Authenticator;
 
 /// At most this many sign-ins may be pending at once: a flood of `/auth/login` requests costs
 /// bounded memory (and is refused with 503 past it) instead of exhausting the gateway.
-const MAX_PENDING: usize = 10_000;
+pub const MAX_PENDING: usize = 10_000;
 /// Largest token-endpoint answer read.
 const MAX_TOKEN_RESPONSE_BYTES: usize = 256 * 1024;
 
@@ -200,13 +201,60 @@ impl std::fmt::Debug for ClientSecret {
     }
 }
 
-/// A sign-in started and not yet finished.
-struct Pending {
-    nonce: String,
-    verifier: String,
+/// A sign-in started and not yet finished, as kept server side (keyed by SHA-256 of `state`).
+/// The nonce and PKCE verifier are secrets of the sign-in: a shared store keeps them only until
+/// the callback (or `expires`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct PendingSignIn {
+    pub nonce: String,
+    pub verifier: String,
     /// SHA-256 of the binding cookie's value.
-    binding: [u8; 32],
-    started: Instant,
+    pub binding: [u8; 32],
+    /// `started + login_timeout`: the callback is refused from then on.
+    pub expires: SystemTime,
+}
+
+impl std::fmt::Debug for PendingSignIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingSignIn").field("expires", &self.expires).finish_non_exhaustive()
+    }
+}
+
+/// Where pending sign-ins are kept. Both calls are atomic across every gateway sharing the
+/// store: a `state` is taken at most once.
+#[async_trait]
+pub trait SignInStore: Send + Sync {
+    /// Adds a pending sign-in; `Ok(false)` when too many are pending.
+    async fn insert(&self, key: [u8; 32], pending: PendingSignIn) -> Result<bool, SignInError>;
+    /// Removes and returns the sign-in `key` names, if any (expired or not: the caller says why
+    /// it is refused).
+    async fn take(&self, key: &[u8; 32]) -> Result<Option<PendingSignIn>, SignInError>;
+}
+
+/// The embedded store: pending sign-ins in this process, at most [`MAX_PENDING`].
+#[derive(Debug, Default)]
+pub struct MemorySignIns {
+    pending: Mutex<HashMap<[u8; 32], PendingSignIn>>,
+}
+
+#[async_trait]
+impl SignInStore for MemorySignIns {
+    async fn insert(&self, key: [u8; 32], pending: PendingSignIn) -> Result<bool, SignInError> {
+        let mut map = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= MAX_PENDING {
+            let now = SystemTime::now();
+            map.retain(|_, p| p.expires > now);
+        }
+        if map.len() >= MAX_PENDING {
+            return Ok(false);
+        }
+        map.insert(key, pending);
+        Ok(true)
+    }
+
+    async fn take(&self, key: &[u8; 32]) -> Result<Option<PendingSignIn>, SignInError> {
+        Ok(self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(key))
+    }
 }
 
 /// What [`BrowserSignIn::begin`] hands the HTTP edge.
@@ -257,6 +305,9 @@ pub enum SignInError {
     TokenEndpoint,
     #[error("too many sign-ins are in progress; try again shortly")]
     Busy,
+    /// The store of pending sign-ins cannot be read or written: refused (fail closed).
+    #[error("the store of pending sign-ins is unavailable")]
+    StoreUnavailable,
     /// The ID token did not verify.
     #[error("the ID token is refused: {0}")]
     IdToken(AuthError),
@@ -268,7 +319,7 @@ impl SignInError {
     pub fn status(&self) -> u16 {
         match self {
             SignInError::TokenEndpoint => 502,
-            SignInError::Busy => 503,
+            SignInError::Busy | SignInError::StoreUnavailable => 503,
             SignInError::IdToken(e) => e.status(),
             SignInError::Refused(_) | SignInError::CodeRejected(_) => 401,
             _ => 400,
@@ -288,6 +339,7 @@ impl SignInError {
             SignInError::CodeRejected(_) => "code_rejected",
             SignInError::TokenEndpoint => "token_endpoint_unavailable",
             SignInError::Busy => "too_many_sign_ins",
+            SignInError::StoreUnavailable => "sign_in_store_unavailable",
             SignInError::IdToken(e) => e.code(),
         }
     }
@@ -298,7 +350,7 @@ pub struct BrowserSignIn {
     cfg: BrowserConfig,
     secret: ClientSecret,
     auth: Authenticator,
-    pending: Mutex<HashMap<[u8; 32], Pending>>,
+    pending: Arc<dyn SignInStore>,
 }
 
 impl std::fmt::Debug for BrowserSignIn {
@@ -310,7 +362,13 @@ impl std::fmt::Debug for BrowserSignIn {
 impl BrowserSignIn {
     /// Reads the client secret (from `client_secret_env`, else `client_secret_file` relative to
     /// `base_dir`). No network: endpoints come from discovery when the first sign-in starts.
-    pub fn new(cfg: &BrowserConfig, auth: Authenticator, base_dir: &Path) -> Result<BrowserSignIn, IdentityError> {
+    /// `pending` keeps started sign-ins ([`MemorySignIns`], or a shared store).
+    pub fn new(
+        cfg: &BrowserConfig,
+        auth: Authenticator,
+        base_dir: &Path,
+        pending: Arc<dyn SignInStore>,
+    ) -> Result<BrowserSignIn, IdentityError> {
         let bad = |f: &str, reason: String| IdentityError::Config { field: format!("identity.browser.{f}"), reason };
         let secret = match (&cfg.client_secret_env, &cfg.client_secret_file) {
             (Some(var), _) => std::env::var(var).map_err(|_| bad("client_secret_env", format!("`{var}` is not set")))?,
@@ -325,7 +383,7 @@ impl BrowserSignIn {
         if secret.is_empty() {
             return Err(bad("client_secret_file", "the client secret is empty".into()));
         }
-        Ok(BrowserSignIn { cfg: cfg.clone(), secret: ClientSecret(secret), auth, pending: Mutex::new(HashMap::new()) })
+        Ok(BrowserSignIn { cfg: cfg.clone(), secret: ClientSecret(secret), auth, pending })
     }
 
     pub fn config(&self) -> &BrowserConfig {
@@ -340,19 +398,14 @@ impl BrowserSignIn {
         let verifier = random_token()?;
         let binding = random_token()?;
         let challenge = b64(&Sha256::digest(verifier.as_bytes()));
-        {
-            let mut pending = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if pending.len() >= MAX_PENDING {
-                let timeout = self.cfg.login_timeout;
-                pending.retain(|_, p| p.started.elapsed() < timeout);
-            }
-            if pending.len() >= MAX_PENDING {
-                return Err(SignInError::Busy);
-            }
-            pending.insert(
-                sha256(&state),
-                Pending { nonce: nonce.clone(), verifier, binding: sha256(&binding), started: Instant::now() },
-            );
+        let pending = PendingSignIn {
+            nonce: nonce.clone(),
+            verifier,
+            binding: sha256(&binding),
+            expires: SystemTime::now() + self.cfg.login_timeout,
+        };
+        if !self.pending.insert(sha256(&state), pending).await? {
+            return Err(SignInError::Busy);
         }
         let mut url = endpoints.authorization;
         url.query_pairs_mut()
@@ -371,17 +424,12 @@ impl BrowserSignIn {
     pub async fn complete(&self, cb: &Callback, binding: Option<&str>) -> Result<Principal, SignInError> {
         let state = cb.state.as_deref().filter(|s| !s.is_empty()).ok_or(SignInError::MissingState)?;
         // Consumed whatever happens next: a state is good for one attempt.
-        let pending = self
-            .pending
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&sha256(state))
-            .ok_or(SignInError::UnknownState)?;
-        let bound = binding.is_some_and(|b| crate::constant_time_eq(&sha256(b), &pending.binding));
+        let pending = self.pending.take(&sha256(state)).await?.ok_or(SignInError::UnknownState)?;
+        let bound = binding.is_some_and(|b| binding_matches(&pending.binding, b));
         if !bound {
             return Err(SignInError::BrowserMismatch);
         }
-        if pending.started.elapsed() >= self.cfg.login_timeout {
+        if SystemTime::now() >= pending.expires {
             return Err(SignInError::LoginTimedOut);
         }
         if let Some(error) = &cb.error {
@@ -449,7 +497,7 @@ impl BrowserSignIn {
 
 /// 32 random bytes, base64url: a `state`, `nonce`, PKCE verifier (43 characters, RFC 7636 §4.1),
 /// binding, session id or CSRF token.
-pub(crate) fn random_token() -> Result<String, SignInError> {
+pub fn random_token() -> Result<String, SignInError> {
     use aws_lc_rs::rand::SecureRandom as _;
     let mut bytes = [0u8; 32];
     aws_lc_rs::rand::SystemRandom::new().fill(&mut bytes).map_err(|_| SignInError::Busy)?;
@@ -460,8 +508,14 @@ fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-pub(crate) fn sha256(text: &str) -> [u8; 32] {
+pub fn sha256(text: &str) -> [u8; 32] {
     Sha256::digest(text.as_bytes()).into()
+}
+
+/// Whether a binding cookie's value is the one whose SHA-256 a started sign-in kept, compared
+/// in constant time.
+pub fn binding_matches(expected: &[u8; 32], presented: &str) -> bool {
+    crate::constant_time_eq(&sha256(presented), expected)
 }
 
 /// An IdP-provided error code, made safe to echo (OAuth error codes are short ASCII words).

@@ -136,6 +136,28 @@ impl Issuer {
     }
 }
 
+/// Where the authenticator keeps what replicas must share. [`Backends::default`] is the embedded
+/// default: service accounts in their `[identity.service_accounts] path` file, SAML one-time-use
+/// state in this process. With `[state]` the server passes the PostgreSQL stores of
+/// `tracegate-state`, so no local copy is ever opened.
+#[derive(Default)]
+pub struct Backends {
+    /// The service-account store; `None`: the embedded file named by the config.
+    pub service_accounts: Option<Box<dyn service_accounts::ServiceAccountStore>>,
+    /// Redeemed SAML assertion ids; `None`: in this process.
+    #[cfg(feature = "saml")]
+    pub saml_replay: Option<Arc<dyn saml::ReplayCache>>,
+    /// Pending SAML AuthnRequests; `None`: in this process.
+    #[cfg(feature = "saml")]
+    pub saml_requests: Option<Arc<dyn saml::RequestStore>>,
+}
+
+impl std::fmt::Debug for Backends {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backends").field("service_accounts", &self.service_accounts.is_some()).finish_non_exhaustive()
+    }
+}
+
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let issuers: Vec<&str> = self.issuers().collect();
@@ -149,6 +171,13 @@ impl Authenticator {
     /// document and keys are fetched when its first token arrives, so the gateway starts even
     /// while the IdP is down (and refuses its tokens with 503 until it is back).
     pub fn new(cfg: &IdentityConfig, base_dir: &Path) -> Result<Authenticator, IdentityError> {
+        Authenticator::with_backends(cfg, base_dir, Backends::default())
+    }
+
+    /// [`Authenticator::new`] over the given stores (see [`Backends`]): what a replica sharing
+    /// `[state]` uses, so every replica sees one set of service accounts and one SAML
+    /// replay cache.
+    pub fn with_backends(cfg: &IdentityConfig, base_dir: &Path, backends: Backends) -> Result<Authenticator, IdentityError> {
         cfg.validate()?;
         let mut issuers = Vec::new();
         for o in &cfg.oidc {
@@ -177,7 +206,9 @@ impl Authenticator {
         #[cfg(feature = "saml")]
         let saml = match &cfg.saml {
             Some(s) => {
-                let sp = saml::ServiceProvider::load(s, base_dir, &cfg.groups_claim, Arc::new(saml::MemoryReplayCache::default()))?;
+                let replay = backends.saml_replay.unwrap_or_else(|| Arc::new(saml::MemoryReplayCache::default()));
+                let requests = backends.saml_requests.unwrap_or_else(|| Arc::new(saml::MemoryRequests::default()));
+                let sp = saml::ServiceProvider::load(s, base_dir, &cfg.groups_claim, replay, requests)?;
                 issuers.push(Issuer {
                     issuer: s.idp_entity_id.clone(),
                     audience: s.sp_entity_id.clone(),
@@ -190,9 +221,10 @@ impl Authenticator {
             }
             None => None,
         };
-        let service_accounts = match &cfg.service_accounts {
-            Some(sa) => Some(ServiceAccounts::open(sa, base_dir)?),
-            None => None,
+        let service_accounts = match (&cfg.service_accounts, backends.service_accounts) {
+            (Some(sa), Some(store)) => Some(ServiceAccounts::with_store(sa.clone(), store)),
+            (Some(sa), None) => Some(ServiceAccounts::open(sa, base_dir)?),
+            (None, _) => None,
         };
         if issuers.is_empty() && service_accounts.is_none() {
             return Err(IdentityError::Config {
@@ -220,17 +252,6 @@ impl Authenticator {
                 saml,
             }),
         })
-    }
-
-    /// Keeps `[identity.service_accounts]` in `store` (a shared backend) instead of its embedded
-    /// file. Without that section there are no service accounts, and this changes nothing.
-    /// Called once at start-up, before the authenticator is shared; `false` if it already was.
-    pub fn use_service_account_store(&mut self, store: Box<dyn service_accounts::ServiceAccountStore>) -> bool {
-        let Some(inner) = Arc::get_mut(&mut self.inner) else { return false };
-        if let Some(sa) = inner.service_accounts.take() {
-            inner.service_accounts = Some(sa.over(store));
-        }
-        true
     }
 
     /// The service accounts, when `[identity.service_accounts]` is configured.

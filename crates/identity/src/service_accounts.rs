@@ -533,11 +533,6 @@ impl ServiceAccounts {
         ServiceAccounts { store, cfg, touched: Mutex::new(HashMap::new()) }
     }
 
-    /// The same accounts configuration over another store (the shared one, when configured).
-    pub fn over(self, store: Box<dyn ServiceAccountStore>) -> ServiceAccounts {
-        ServiceAccounts::with_store(self.cfg, store)
-    }
-
     /// May `p` manage service accounts? Members of `admin_groups` only, and never a service
     /// account (a key must not be able to mint keys).
     pub fn is_admin(&self, p: &Principal) -> bool {

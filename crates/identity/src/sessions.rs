@@ -7,15 +7,17 @@
 //! ends at `session_lifetime` after sign-in, after `idle_timeout` without use, or at logout
 //! ([`Sessions::revoke`]); an ended session is removed and its cookie refused from then on.
 //!
-//! [`SessionStore`] is deliberately small (insert, get, touch, remove) so a PostgreSQL store can
-//! follow (issue 10). The embedded [`MemoryStore`] keeps sessions in this process: they do not
-//! survive a restart (everyone signs in again, which fails safe) and are not shared between
-//! replicas.
+//! [`SessionStore`] is deliberately small (insert, get, touch, remove). With `[state]` the
+//! gateway uses the PostgreSQL store of `tracegate-state`, so a session started through one
+//! replica authenticates on every replica and a logout through any of them ends it everywhere
+//! at once. The embedded [`MemoryStore`] keeps sessions in this process: they do not survive a
+//! restart (everyone signs in again, which fails safe) and are not shared between replicas.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use async_trait::async_trait;
 use tracegate_core::{Credential, Principal};
 
 use crate::browser::{random_token, sha256};
@@ -28,7 +30,7 @@ pub const MAX_SESSIONS: usize = 100_000;
 pub type SessionKey = [u8; 32];
 
 /// One session, server side.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SessionRecord {
     /// Who signed in, exactly as the sign-in produced it.
     pub principal: Principal,
@@ -78,16 +80,18 @@ impl SessionError {
     }
 }
 
-/// Where sessions are kept. Every method is one atomic step with respect to other callers.
+/// Where sessions are kept. Every method is one atomic step with respect to other callers
+/// (other replicas included, for a shared store).
+#[async_trait]
 pub trait SessionStore: Send + Sync {
     /// Adds a session; [`SessionError::Full`] when the store is at capacity.
-    fn insert(&self, key: SessionKey, record: SessionRecord) -> Result<(), SessionError>;
+    async fn insert(&self, key: SessionKey, record: SessionRecord) -> Result<(), SessionError>;
     /// The session, if it exists.
-    fn get(&self, key: &SessionKey) -> Result<Option<SessionRecord>, SessionError>;
-    /// Records a use at `at`.
-    fn touch(&self, key: &SessionKey, at: SystemTime) -> Result<(), SessionError>;
+    async fn get(&self, key: &SessionKey) -> Result<Option<SessionRecord>, SessionError>;
+    /// Records a use at `at` (never moving `last_seen` backwards).
+    async fn touch(&self, key: &SessionKey, at: SystemTime) -> Result<(), SessionError>;
     /// Ends a session; whether it existed.
-    fn remove(&self, key: &SessionKey) -> Result<bool, SessionError>;
+    async fn remove(&self, key: &SessionKey) -> Result<bool, SessionError>;
 }
 
 /// The embedded store: in this process's memory (see the module header).
@@ -96,8 +100,9 @@ pub struct MemoryStore {
     sessions: Mutex<HashMap<SessionKey, SessionRecord>>,
 }
 
+#[async_trait]
 impl SessionStore for MemoryStore {
-    fn insert(&self, key: SessionKey, record: SessionRecord) -> Result<(), SessionError> {
+    async fn insert(&self, key: SessionKey, record: SessionRecord) -> Result<(), SessionError> {
         let mut map = self.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if map.len() >= MAX_SESSIONS {
             let now = SystemTime::now();
@@ -110,18 +115,18 @@ impl SessionStore for MemoryStore {
         Ok(())
     }
 
-    fn get(&self, key: &SessionKey) -> Result<Option<SessionRecord>, SessionError> {
+    async fn get(&self, key: &SessionKey) -> Result<Option<SessionRecord>, SessionError> {
         Ok(self.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(key).cloned())
     }
 
-    fn touch(&self, key: &SessionKey, at: SystemTime) -> Result<(), SessionError> {
+    async fn touch(&self, key: &SessionKey, at: SystemTime) -> Result<(), SessionError> {
         if let Some(r) = self.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_mut(key) {
             r.last_seen = r.last_seen.max(at);
         }
         Ok(())
     }
 
-    fn remove(&self, key: &SessionKey) -> Result<bool, SessionError> {
+    async fn remove(&self, key: &SessionKey) -> Result<bool, SessionError> {
         Ok(self.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(key).is_some())
     }
 }
@@ -165,7 +170,7 @@ impl Sessions {
     /// Starts a session for `principal`, however it signed in (the one seam every interactive
     /// sign-in ends in). The principal is kept as is; on every use it comes back marked
     /// `credential: session`.
-    pub fn start(&self, mut principal: Principal) -> Result<Started, SessionError> {
+    pub async fn start(&self, mut principal: Principal) -> Result<Started, SessionError> {
         let id = format!("tgs_{}", random_token().map_err(|_| SessionError::Unavailable)?);
         let csrf_token = random_token().map_err(|_| SessionError::Unavailable)?;
         principal.credential = Credential::Bearer;
@@ -177,19 +182,19 @@ impl Sessions {
             expires: now + self.lifetime,
             csrf_token: csrf_token.clone(),
         };
-        self.store.insert(sha256(&id), record)?;
+        self.store.insert(sha256(&id), record).await?;
         Ok(Started { id, csrf_token, max_age_secs: self.lifetime.as_secs() })
     }
 
     /// The session a cookie names, if it is still good; records the use. An ended session is
     /// removed on the spot.
-    pub fn authenticate(&self, id: &str) -> Result<Active, SessionError> {
+    pub async fn authenticate(&self, id: &str) -> Result<Active, SessionError> {
         // Not one of ours (or absurdly long): no lookup at all.
         if !id.starts_with("tgs_") || id.len() > 100 {
             return Err(SessionError::Unknown);
         }
         let key = sha256(id);
-        let record = self.store.get(&key)?.ok_or(SessionError::Unknown)?;
+        let record = self.store.get(&key).await?.ok_or(SessionError::Unknown)?;
         let now = SystemTime::now();
         let ended = if now >= record.expires {
             Some(SessionError::Expired)
@@ -199,18 +204,18 @@ impl Sessions {
             None
         };
         if let Some(why) = ended {
-            self.store.remove(&key)?;
+            self.store.remove(&key).await?;
             return Err(why);
         }
-        self.store.touch(&key, now)?;
+        self.store.touch(&key, now).await?;
         let mut principal = record.principal;
         principal.credential = Credential::Session;
         Ok(Active { principal, csrf_token: record.csrf_token })
     }
 
     /// Ends the session (logout). Whether it existed.
-    pub fn revoke(&self, id: &str) -> Result<bool, SessionError> {
-        self.store.remove(&sha256(id))
+    pub async fn revoke(&self, id: &str) -> Result<bool, SessionError> {
+        self.store.remove(&sha256(id)).await
     }
 }
 
@@ -236,39 +241,43 @@ mod tests {
         }
     }
 
+    fn block<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+    }
+
     #[test]
     fn only_a_hash_of_the_id_is_stored_and_uses_are_marked_session() {
         let store = Arc::new(MemoryStore::default());
         let s = Sessions::new(store.clone(), Duration::from_secs(60), Duration::from_secs(30));
-        let started = s.start(who()).unwrap();
+        let started = block(s.start(who())).unwrap();
         let keys: Vec<SessionKey> = store.sessions.lock().unwrap().keys().copied().collect();
         assert_eq!(keys, vec![sha256(&started.id)]);
         assert!(!format!("{:?}", store.sessions.lock().unwrap()).contains(&started.id));
-        let active = s.authenticate(&started.id).unwrap();
+        let active = block(s.authenticate(&started.id)).unwrap();
         assert_eq!(active.principal.credential, Credential::Session);
         assert_eq!(active.principal.subject, "sam");
         assert_eq!(active.csrf_token, started.csrf_token);
-        assert_eq!(s.authenticate("tgs_forged").unwrap_err(), SessionError::Unknown);
-        assert_eq!(s.authenticate(&started.id[..started.id.len() - 1]).unwrap_err(), SessionError::Unknown);
+        assert_eq!(block(s.authenticate("tgs_forged")).unwrap_err(), SessionError::Unknown);
+        assert_eq!(block(s.authenticate(&started.id[..started.id.len() - 1])).unwrap_err(), SessionError::Unknown);
     }
 
     #[test]
     fn lifetime_idle_and_revocation_end_a_session() {
         let store = Arc::new(MemoryStore::default());
         let s = Sessions::new(store.clone(), Duration::from_secs(60), Duration::from_secs(30));
-        let a = s.start(who()).unwrap();
+        let a = block(s.start(who())).unwrap();
         let key = sha256(&a.id);
         // Idle: last seen 31 s ago.
         store.sessions.lock().unwrap().get_mut(&key).unwrap().last_seen -= Duration::from_secs(31);
-        assert_eq!(s.authenticate(&a.id).unwrap_err(), SessionError::Idle);
-        assert_eq!(s.authenticate(&a.id).unwrap_err(), SessionError::Unknown, "an idle session is gone");
+        assert_eq!(block(s.authenticate(&a.id)).unwrap_err(), SessionError::Idle);
+        assert_eq!(block(s.authenticate(&a.id)).unwrap_err(), SessionError::Unknown, "an idle session is gone");
         // Absolute: in use, but past its expiry.
-        let b = s.start(who()).unwrap();
+        let b = block(s.start(who())).unwrap();
         store.sessions.lock().unwrap().get_mut(&sha256(&b.id)).unwrap().expires = SystemTime::now();
-        assert_eq!(s.authenticate(&b.id).unwrap_err(), SessionError::Expired);
-        let c = s.start(who()).unwrap();
-        assert!(s.revoke(&c.id).unwrap());
-        assert_eq!(s.authenticate(&c.id).unwrap_err(), SessionError::Unknown);
-        assert!(!s.revoke(&c.id).unwrap());
+        assert_eq!(block(s.authenticate(&b.id)).unwrap_err(), SessionError::Expired);
+        let c = block(s.start(who())).unwrap();
+        assert!(block(s.revoke(&c.id)).unwrap());
+        assert_eq!(block(s.authenticate(&c.id)).unwrap_err(), SessionError::Unknown);
+        assert!(!block(s.revoke(&c.id)).unwrap());
     }
 }

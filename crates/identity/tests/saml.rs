@@ -47,7 +47,7 @@ impl Fixture {
 
     /// A valid issue for a fresh SP-initiated request.
     fn solicited(&self, subject: &str, groups: &[&str]) -> Issue {
-        let login = self.sp().begin_login("").unwrap();
+        let login = run(self.sp().begin_login("", None)).unwrap();
         Issue { in_response_to: Some(login.request_id), ..Issue::new(SP, ACS, subject, groups) }
     }
 
@@ -61,11 +61,16 @@ impl Fixture {
     }
 
     fn refuse(&self, b64: &str) -> SamlError {
-        match self.sp().consume(b64) {
+        match run(self.sp().consume(b64)) {
             Ok(v) => panic!("accepted: {v:?}"),
             Err(e) => e,
         }
     }
+}
+
+/// Runs one future of the service provider to completion (these tests are synchronous).
+fn run<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
 }
 
 fn between<'a>(xml: &'a str, start: &str, end: &str) -> &'a str {
@@ -103,7 +108,7 @@ fn evil_assertion(xml: &str) -> String {
 fn sp_initiated_sign_in_yields_the_principal_and_a_gateway_token_for_it() {
     let f = Fixture::new(|_| {});
     let issue = f.solicited("alice@example.com", &["eng", "sre"]);
-    let v = f.sp().consume(&f.issue(&issue)).unwrap();
+    let v = run(f.sp().consume(&f.issue(&issue))).unwrap();
     assert_eq!((v.subject.as_str(), v.issuer.as_str()), ("alice@example.com", IDP));
     assert_eq!(v.groups, ["eng", "sre"]);
     assert_eq!(v.in_response_to, issue.in_response_to);
@@ -117,7 +122,7 @@ fn sp_initiated_sign_in_yields_the_principal_and_a_gateway_token_for_it() {
     assert_eq!(via_token, p);
     // A token of another gateway key is refused.
     let other = Fixture::new(|_| {});
-    let foreign = other.sp().mint(&other.sp().consume(&other.issue(&other.solicited("alice@example.com", &["eng"]))).unwrap()).unwrap();
+    let foreign = other.sp().mint(&run(other.sp().consume(&other.issue(&other.solicited("alice@example.com", &["eng"])))).unwrap()).unwrap();
     assert!(rt.block_on(f.auth.authenticate(&foreign.access_token)).is_err());
 }
 
@@ -125,11 +130,11 @@ fn sp_initiated_sign_in_yields_the_principal_and_a_gateway_token_for_it() {
 fn an_assertion_signed_alone_or_a_response_signed_alone_is_accepted_as_configured() {
     let f = Fixture::new(|_| {});
     let issue = Issue { sign_response: false, ..f.solicited("alice@example.com", &["eng"]) };
-    assert_eq!(f.sp().consume(&f.issue(&issue)).unwrap().subject, "alice@example.com");
+    assert_eq!(run(f.sp().consume(&f.issue(&issue))).unwrap().subject, "alice@example.com");
     // Signed response, unsigned assertion: only when the config does not require the assertion signed.
     let lax = Fixture::new(|c| c.require_signed_assertion = false);
     let issue = Issue { sign_assertion: false, ..lax.solicited("bob@example.com", &[]) };
-    assert_eq!(lax.sp().consume(&lax.issue(&issue)).unwrap().subject, "bob@example.com");
+    assert_eq!(run(lax.sp().consume(&lax.issue(&issue))).unwrap().subject, "bob@example.com");
 }
 
 #[test]
@@ -138,7 +143,7 @@ fn idp_initiated_is_accepted_only_when_configured() {
     let unsolicited = Issue::new(SP, ACS, "alice@example.com", &["eng"]);
     assert_eq!(strict.refuse(&strict.issue(&unsolicited)), SamlError::IdpInitiatedNotAllowed);
     let open = Fixture::new(|c| c.allow_idp_initiated = true);
-    let v = open.sp().consume(&open.issue(&unsolicited)).unwrap();
+    let v = run(open.sp().consume(&open.issue(&unsolicited))).unwrap();
     assert_eq!((v.subject.as_str(), v.in_response_to.as_deref()), ("alice@example.com", None));
 }
 
@@ -148,9 +153,9 @@ fn any_configured_certificate_verifies_during_a_rotation() {
     let old = Idp::new(&dir.path().join("old"), IDP);
     let f = Fixture::new(|c| c.idp_certificates = vec![old.cert.clone(), c.idp_certificates[0].clone()]);
     let new_key = f.issue(&f.solicited("alice@example.com", &[]));
-    f.sp().consume(&new_key).unwrap();
+    run(f.sp().consume(&new_key)).unwrap();
     let old_key = old.response(&f.metadata, &f.solicited("alice@example.com", &[]));
-    f.sp().consume(&old_key).unwrap();
+    run(f.sp().consume(&old_key)).unwrap();
 }
 
 #[test]
@@ -161,7 +166,7 @@ fn metadata_names_the_entity_and_the_post_acs() {
     assert!(m.contains("urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"));
     assert!(m.contains(&format!("Location=\"{ACS}\"")));
     assert!(m.contains("WantAssertionsSigned=\"true\""));
-    let login = f.sp().begin_login("back").unwrap();
+    let login = run(f.sp().begin_login("back", None)).unwrap();
     assert!(login.redirect_url.starts_with(&format!("{IDP}/sso?SAMLRequest=")), "{}", login.redirect_url);
     assert!(login.request_id.starts_with("tg-") && login.request_id.len() == 35);
 }
@@ -312,12 +317,12 @@ fn assertions_and_requests_are_redeemed_once() {
     // A replayed assertion id (IdP-initiated, so only the replay cache stands in the way).
     let f = Fixture::new(|c| c.allow_idp_initiated = true);
     let once = f.issue(&Issue::new(SP, ACS, "alice@example.com", &[]));
-    f.sp().consume(&once).unwrap();
+    run(f.sp().consume(&once)).unwrap();
     assert_eq!(f.refuse(&once), SamlError::Replayed);
     // A replayed SP-initiated response: the assertion id is spent.
     let issue = f.solicited("alice@example.com", &[]);
     let first = f.issue(&issue);
-    f.sp().consume(&first).unwrap();
+    run(f.sp().consume(&first)).unwrap();
     assert_eq!(f.refuse(&first), SamlError::Replayed);
     // A fresh assertion for a request already answered.
     assert_eq!(f.refuse(&f.issue(&issue)), SamlError::UnknownRequest);
@@ -365,7 +370,7 @@ fn sha1_is_refused_unless_configured() {
     assert!(matches!(f.refuse(&f.issue(&sha1)), SamlError::WeakAlgorithm { .. }));
     let legacy = Fixture::new(|c| c.allow_sha1 = true);
     let sha1 = Issue { sha1: true, ..legacy.solicited("alice@example.com", &[]) };
-    legacy.sp().consume(&legacy.issue(&sha1)).unwrap();
+    run(legacy.sp().consume(&legacy.issue(&sha1))).unwrap();
 }
 
 #[test]

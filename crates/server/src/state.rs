@@ -81,15 +81,9 @@ impl AppState {
             Some(pool) => limits.shared(pool.clone()),
             None => limits,
         };
-        let mut auth = Authenticator::new(&cfg.identity, &cfg.base_dir).map_err(|e| StartError::Identity(e.to_string()))?;
-        if let Some(pool) = &db {
-            // Keys created, rotated or revoked through any replica hold on every replica's next
-            // request: the accounts live in the shared database, never in a local file.
-            if !auth.use_service_account_store(Box::new(tracegate_state::service_accounts::PgServiceAccounts::new(pool.clone()))) {
-                return Err(StartError::Identity("the service-account store could not be replaced".into()));
-            }
-        }
-        let browser = crate::routes::browser::Browser::from_config(&cfg.identity, &auth, &cfg.base_dir)
+        let auth = Authenticator::with_backends(&cfg.identity, &cfg.base_dir, identity_backends(db.as_ref()))
+            .map_err(|e| StartError::Identity(e.to_string()))?;
+        let browser = crate::routes::browser::Browser::from_config(&cfg.identity, &auth, &cfg.base_dir, db.as_ref())
             .map_err(StartError::Identity)?;
         let store: Arc<dyn TraceStore> = Arc::new(cfg.open_store()?);
         let index = match &db {
@@ -156,5 +150,20 @@ impl AppState {
             browser,
             db,
         })
+    }
+}
+
+/// The identity stores: with `[state]`, every one in the shared database, so what one replica
+/// redeems, revokes or starts holds on every replica's next request (service-account keys
+/// created, rotated or revoked; SAML assertions and AuthnRequests used once across all
+/// replicas). Without it, the embedded defaults.
+fn identity_backends(db: Option<&tracegate_state::PgPool>) -> tracegate_identity::Backends {
+    let Some(pool) = db else { return tracegate_identity::Backends::default() };
+    tracegate_identity::Backends {
+        service_accounts: Some(Box::new(tracegate_state::service_accounts::PgServiceAccounts::new(pool.clone()))),
+        #[cfg(feature = "saml")]
+        saml_replay: Some(Arc::new(tracegate_state::saml::PgReplayCache::new(pool.clone()))),
+        #[cfg(feature = "saml")]
+        saml_requests: Some(Arc::new(tracegate_state::saml::PgRequests::new(pool.clone()))),
     }
 }

@@ -19,6 +19,8 @@ use sqlx::{Acquire, PgPool, Postgres, Row, Transaction};
 use tracegate_approvals::{Backend, Scope, StoreError, Txn};
 use tracegate_core::approval::{AccessRequest, Event, Fingerprint, Party, Status};
 
+use crate::expiry::ns;
+
 /// The advisory-lock class of approvals (`pg_advisory_xact_lock(LOCK_CLASS, key)`).
 pub const LOCK_CLASS: i32 = 0x7467_0200;
 /// The key, within [`LOCK_CLASS`], of the expiry sweep.
@@ -45,10 +47,6 @@ fn corrupt(id: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend { backend: "postgresql".into(), reason: format!("access request `{id}` is not readable: {e}") }
 }
 
-/// Nanoseconds since the epoch (saturating: the schema cannot hold times past 2262).
-fn ns(t: SystemTime) -> i64 {
-    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-}
 
 /// When time alone would close `r`, as the state machine judges it; `None` once closed.
 fn due_at(r: &AccessRequest) -> Option<i64> {

@@ -2,15 +2,15 @@
 //! connection pool, and the embedded schema migrations every replica and `tracegate migrate` run.
 //!
 //! **Architecture Invariant:** only this crate and the backends built on it (the audit trail, the
-//! metadata index, approvals) speak SQL; the core stays pure. With no `[state]` section nothing
+//! metadata index, approvals, service accounts, SAML one-time use, browser sessions) speak SQL; the core stays pure. With no `[state]` section nothing
 //! here is used and the gateway keeps its embedded files, exactly as before.
 //!
 //! **API Boundary:** [`StateConfig`], [`connect`], [`migrate`], [`StateError`], and the re-exported
 //! [`sqlx`] (so every crate uses the same version and the same pool type, [`PgPool`]).
 //!
 //! Migrations live in `crates/state/migrations`, one file per version; versions 0100–0199 belong
-//! to the audit trail and the metadata index, 0200–0299 to approvals, service accounts and rate
-//! limits. Queries are built at run time (`sqlx::query`), never checked against a database at
+//! to the audit trail and the metadata index, 0200–0299 to approvals, service accounts, identity
+//! (0202: SAML one-time use, pending sign-ins, sessions) and rate limits. Queries are built at run time (`sqlx::query`), never checked against a database at
 //! build time, so building needs no PostgreSQL.
 
 use std::time::Duration;
@@ -23,7 +23,11 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgConnection;
 
 pub mod approvals;
+mod expiry;
+#[cfg(feature = "saml")]
+pub mod saml;
 pub mod service_accounts;
+pub mod sessions;
 #[cfg(feature = "test-support")]
 pub mod testing;
 

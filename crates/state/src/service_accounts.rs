@@ -17,8 +17,11 @@ use sqlx::{PgPool, Postgres, Row};
 use tokio::sync::Mutex;
 use tracegate_identity::service_accounts::{Accounts, Change, Decide, Event, ServiceAccountError, ServiceAccountStore, Time};
 
-/// Advisory-lock class and key of service-account writers.
-const LOCK: (i32, i32) = (0x7467_0201, 0);
+/// Advisory-lock class and key of service-account writers. A class of its own: approvals use
+/// [`LOCK_CLASS`](crate::approvals::LOCK_CLASS) for the sweep and `LOCK_CLASS + 1` for openings
+/// per requester (keyed by a hash that can be any `i32`, 0 included), so sharing either class
+/// would make some requester's openings and key changes wait on each other.
+const LOCK: (i32, i32) = (crate::approvals::LOCK_CLASS + 2, 0);
 
 /// The shared store over a migrated pool.
 #[derive(Debug)]
@@ -111,5 +114,16 @@ impl ServiceAccountStore for PgServiceAccounts {
         if let Err(e) = done {
             tracing::debug!(error = %e, "recording a service-account key's use failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_writer_lock_has_a_class_no_approval_lock_uses() {
+        let approvals = [crate::approvals::LOCK_CLASS, crate::approvals::LOCK_CLASS + 1];
+        assert!(!approvals.contains(&LOCK.0));
     }
 }

@@ -97,3 +97,78 @@ fn saml_sign_in_reaches_a_read_under_the_mapped_role_and_is_audited() {
     let read = records.iter().find(|r| r["request_id"] == read_id.as_str()).unwrap();
     assert_eq!((read["decision"].as_str(), read["role"].as_str()), (Some("allow"), Some("engineer")), "{read}");
 }
+
+/// With `[identity.browser]`, a sign-in started with `/saml/login?browser=1` ends in a session
+/// cookie and a 303 to `after_login` (here the default, `/v1/whoami`), through the real
+/// `tracegate serve` and the real IdP; the landing is reached even though the redirect chain
+/// through the IdP marks it `cross-site`; the cookie then reads like the SAML token would.
+#[test]
+fn saml_browser_sign_in_ends_in_a_session_cookie() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    tracegate::commands::quickstart::lay_out(data).unwrap();
+    let idp = Idp::new(&data.join("idp"), IDP);
+    std::fs::write(data.join("saml-token.pem"), tracegate_identity::dev::generate_key_pem().unwrap()).unwrap();
+    std::fs::write(data.join("oidc-secret"), "unused").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let acs = format!("http://127.0.0.1:{port}/saml/acs");
+    let cfg_path = data.join("tracegate.toml");
+    let mut cfg = std::fs::read_to_string(&cfg_path).unwrap();
+    // The OIDC issuer is required by `[identity.browser]` and never reached here.
+    cfg.push_str(&format!(
+        "\n[identity.saml]\nidp_entity_id = \"{IDP}\"\nidp_sso_url = \"{IDP}/sso\"\nidp_certificates = [\"idp/idp.crt\"]\n\
+         sp_entity_id = \"{SP}\"\nacs_url = \"{acs}\"\ntoken_key_file = \"saml-token.pem\"\n\n\
+         [[identity.oidc]]\nissuer = \"http://127.0.0.1:9/oidc\"\naudience = \"tracegate\"\n\n\
+         [identity.browser]\nissuer = \"http://127.0.0.1:9/oidc\"\nclient_id = \"tracegate\"\nclient_secret_file = \"oidc-secret\"\n\
+         redirect_url = \"http://127.0.0.1:{port}/auth/callback\"\n"
+    ));
+    std::fs::write(&cfg_path, cfg).unwrap();
+    let (child, url) = spawn_serve_on(data, "", port);
+    let _stop = Stop(child);
+    let http = reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let metadata = data.join("sp-metadata.xml");
+    std::fs::write(&metadata, http.get(format!("{url}/saml/metadata")).send().unwrap().text().unwrap()).unwrap();
+
+    let r = http.get(format!("{url}/saml/login?browser=1")).send().unwrap();
+    assert_eq!(r.status(), 303);
+    let binding = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|v| v.starts_with("tracegate_session_saml="))
+        .expect("the SAML binding cookie");
+    assert!(binding.contains("Path=/saml/acs") && binding.contains("HttpOnly"), "{binding}");
+    let location = reqwest::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    let saml_request = location.query_pairs().find(|(k, _)| k == "SAMLRequest").unwrap().1.into_owned();
+    let issue = Issue { authn_request: Some(saml_request), ..Issue::new(SP, &acs, "erin@example.com", &["eng"]) };
+    let saml_response = idp.response(&metadata, &issue);
+
+    let r = http
+        .post(format!("{url}/saml/acs"))
+        .header("cookie", binding.split(';').next().unwrap())
+        .form(&[("SAMLResponse", saml_response.as_str())])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/v1/whoami");
+    let cookies: Vec<String> = r.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+    let session = cookies.iter().find(|c| c.starts_with("tracegate_session=tgs_")).unwrap_or_else(|| panic!("{cookies:?}"));
+    assert!(session.contains("HttpOnly") && session.contains("SameSite=Lax") && !session.contains("Secure"), "{session}");
+    assert!(cookies.iter().any(|c| c.starts_with("tracegate_session_saml=;") && c.contains("Max-Age=0")), "{cookies:?}");
+    assert!(!r.text().unwrap().contains("access_token"), "a browser sign-in gets no bearer token");
+
+    // The landing, as the browser reaches it after the IdP: `Sec-Fetch-Site: cross-site`.
+    let pair = session.split(';').next().unwrap();
+    let r = http.get(format!("{url}/v1/whoami")).header("cookie", pair).header("sec-fetch-site", "cross-site").send().unwrap();
+    assert_eq!(r.status(), 200);
+    let who: serde_json::Value = r.json().unwrap();
+    assert_eq!(who["principal"]["credential"], "session", "{who}");
+    assert_eq!(who["principal"]["auth_method"], "saml", "{who}");
+    assert_eq!(who["roles"], serde_json::json!(["engineer"]), "{who}");
+    // Any other API route from another site is refused; from the gateway's own page it reads.
+    let r = http.get(format!("{url}/v1/traces/demo-agent-1")).header("cookie", pair).header("sec-fetch-site", "cross-site").send().unwrap();
+    assert_eq!(r.status(), 403);
+    let r = http.get(format!("{url}/v1/traces/demo-agent-1")).header("cookie", pair).header("sec-fetch-site", "same-origin").send().unwrap();
+    assert_eq!(r.status(), 200);
+}

@@ -15,7 +15,8 @@
 //!    element the signature covers is the element read), an AudienceRestriction naming this SP
 //!    is present, the subject confirmation answers the same request;
 //! 6. one-time use: the assertion id is remembered until it expires ([`ReplayCache`]) and the
-//!    AuthnRequest id is redeemed.
+//!    AuthnRequest id is redeemed ([`RequestStore`]). Both stores are shared by every replica
+//!    when `[state]` is configured, so a response is good once across all of them.
 //!
 //! The result is a [`Verified`] assertion. **Seam:** [`Verified::principal`] is the one way from
 //! it to a [`Principal`] (for a browser session), and [`ServiceProvider::mint`] exchanges it for a
@@ -42,17 +43,16 @@ use serde_json::Map;
 use tracegate_core::{AuthMethod, Principal};
 
 pub use config::{SamlConfig, MAX_RESPONSE_BYTES};
-pub use replay::{MemoryReplayCache, ReplayCache, ReplayCacheError};
+pub use replay::{MemoryReplayCache, MemoryRequests, PendingRequest, ReplayCache, ReplayCacheError, RequestStore};
 
 use crate::config::DevIssuerConfig;
 use crate::dev::DevIssuer;
 use crate::error::IdentityError;
 use crate::keys::KeySet;
-use replay::PendingRequests;
 use scan::Signed;
 
 /// Most AuthnRequests pending at once; more are refused until some are answered or expire.
-const MAX_PENDING_REQUESTS: usize = 10_000;
+pub const MAX_PENDING_REQUESTS: usize = 10_000;
 
 /// Why a SAML response was refused. Every variant is a 401 except
 /// [`SamlError::ReplayCacheUnavailable`] (503). Messages never echo document content beyond a
@@ -126,13 +126,17 @@ pub enum SamlError {
     TooManyPending,
     #[error("the assertion replay cache is unavailable")]
     ReplayCacheUnavailable,
+    /// The store of pending AuthnRequests cannot be read or written: no sign-in starts or
+    /// completes (fail closed).
+    #[error("the store of pending SAML requests is unavailable")]
+    RequestStoreUnavailable,
 }
 
 impl SamlError {
     /// The HTTP status this refusal becomes.
     pub fn status(&self) -> u16 {
         match self {
-            SamlError::ReplayCacheUnavailable | SamlError::TooManyPending => 503,
+            SamlError::ReplayCacheUnavailable | SamlError::RequestStoreUnavailable | SamlError::TooManyPending => 503,
             SamlError::NoSsoUrl => 404,
             SamlError::TooLarge { .. } => 413,
             _ => 401,
@@ -171,6 +175,7 @@ impl SamlError {
             SamlError::NoSsoUrl => "saml_no_sso_url",
             SamlError::TooManyPending => "saml_too_many_pending",
             SamlError::ReplayCacheUnavailable => "saml_replay_cache_unavailable",
+            SamlError::RequestStoreUnavailable => "saml_request_store_unavailable",
         }
     }
 }
@@ -191,6 +196,9 @@ pub struct Verified {
     pub not_on_or_after: SystemTime,
     /// This SP's entity id (the audience the assertion was restricted to).
     pub audience: String,
+    /// SHA-256 of the browser-binding cookie the answered AuthnRequest was started with, when
+    /// it was started for a browser session (see [`ServiceProvider::begin_login`]).
+    pub browser_binding: Option<[u8; 32]>,
 }
 
 impl Verified {
@@ -239,7 +247,7 @@ pub struct ServiceProvider {
     solicited: SamaelSp,
     /// samael, for unsolicited responses (used only when `allow_idp_initiated`).
     unsolicited: SamaelSp,
-    pending: PendingRequests,
+    pending: Arc<dyn RequestStore>,
     replay: Arc<dyn ReplayCache>,
     signer: DevIssuer,
     random: SystemRandom,
@@ -254,11 +262,13 @@ impl std::fmt::Debug for ServiceProvider {
 impl ServiceProvider {
     /// Reads the IdP certificates and the token key named by `cfg` (relative to `base_dir`).
     /// `groups_claim` is `[identity] groups_claim`: where minted tokens carry the groups.
+    /// `replay` and `pending` are the one-time-use stores (shared ones behind several replicas).
     pub fn load(
         cfg: &SamlConfig,
         base_dir: &Path,
         groups_claim: &str,
         replay: Arc<dyn ReplayCache>,
+        pending: Arc<dyn RequestStore>,
     ) -> Result<ServiceProvider, IdentityError> {
         cfg.validate()?;
         let mut certs = Vec::new();
@@ -316,7 +326,7 @@ impl ServiceProvider {
             cfg: cfg.clone(),
             solicited,
             unsolicited,
-            pending: PendingRequests::new(MAX_PENDING_REQUESTS),
+            pending,
             replay,
             signer,
             random: SystemRandom::new(),
@@ -351,8 +361,10 @@ impl ServiceProvider {
     }
 
     /// Starts an SP-initiated sign-in: a fresh AuthnRequest id (128 random bits), remembered
-    /// for `request_ttl` and redeemable once.
-    pub fn begin_login(&self, relay_state: &str) -> Result<Login, SamlError> {
+    /// for `request_ttl` and redeemable once. `browser_binding` is the SHA-256 of a cookie set on
+    /// the browser that starts a browser-session sign-in: the response then starts a session
+    /// only for that same browser (login CSRF defence), and the verified assertion carries it.
+    pub async fn begin_login(&self, relay_state: &str, browser_binding: Option<[u8; 32]>) -> Result<Login, SamlError> {
         let sso = self.cfg.idp_sso_url.as_deref().ok_or(SamlError::NoSsoUrl)?;
         let mut bytes = [0u8; 16];
         self.random.fill(&mut bytes).map_err(|_| SamlError::TooManyPending)?;
@@ -360,15 +372,21 @@ impl ServiceProvider {
         let mut request = self.solicited.make_authentication_request(sso).map_err(|_| SamlError::NoSsoUrl)?;
         request.id = request_id.clone();
         let url = request.redirect(relay_state).ok().flatten().ok_or(SamlError::NoSsoUrl)?;
-        if !self.pending.insert(&request_id, SystemTime::now() + self.cfg.request_ttl) {
-            return Err(SamlError::TooManyPending);
+        let pending = PendingRequest { until: SystemTime::now() + self.cfg.request_ttl, binding: browser_binding };
+        match self.pending.insert(&request_id, pending).await {
+            Ok(true) => {}
+            Ok(false) => return Err(SamlError::TooManyPending),
+            Err(e) => {
+                tracing::error!(error = %e, "the pending SAML request store is unavailable");
+                return Err(SamlError::RequestStoreUnavailable);
+            }
         }
         Ok(Login { request_id, redirect_url: url.to_string() })
     }
 
     /// Verifies a `SAMLResponse` form value (base64) and redeems it. See the module docs for the
     /// order of checks.
-    pub fn consume(&self, saml_response: &str) -> Result<Verified, SamlError> {
+    pub async fn consume(&self, saml_response: &str) -> Result<Verified, SamlError> {
         let cfg = &self.cfg;
         // 1. Size, before parsing.
         let limit = cfg.max_response_bytes;
@@ -405,17 +423,25 @@ impl ServiceProvider {
         }
         .map_err(refusal)?;
         // 5. Cross-checks on the verified assertion.
-        let verified = self.cross_check(&assertion, &shape)?;
+        let mut verified = self.cross_check(&assertion, &shape)?;
         // 6. One-time use.
         let remember_until = verified.not_on_or_after + cfg.clock_skew;
-        match self.replay.check_and_remember(&format!("{}\u{0}{}", verified.issuer, verified.assertion_id), remember_until) {
+        match self.replay.check_and_remember(&format!("{}\u{0}{}", verified.issuer, verified.assertion_id), remember_until).await {
             Ok(true) => {}
             Ok(false) => return Err(SamlError::Replayed),
-            Err(_) => return Err(SamlError::ReplayCacheUnavailable),
+            Err(e) => {
+                tracing::error!(error = %e, "the SAML replay cache is unavailable");
+                return Err(SamlError::ReplayCacheUnavailable);
+            }
         }
         if let Some(id) = &verified.in_response_to {
-            if !self.pending.take(id) {
-                return Err(SamlError::UnknownRequest);
+            match self.pending.take(id).await {
+                Ok(Some(request)) => verified.browser_binding = request.binding,
+                Ok(None) => return Err(SamlError::UnknownRequest),
+                Err(e) => {
+                    tracing::error!(error = %e, "the pending SAML request store is unavailable");
+                    return Err(SamlError::RequestStoreUnavailable);
+                }
             }
         }
         Ok(verified)
@@ -471,6 +497,7 @@ impl ServiceProvider {
             in_response_to: shape.in_response_to.clone(),
             not_on_or_after,
             audience: cfg.sp_entity_id.clone(),
+            browser_binding: None,
         })
     }
 

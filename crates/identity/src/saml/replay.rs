@@ -1,14 +1,18 @@
 //! One-time use: assertion ids already redeemed ([`ReplayCache`]) and AuthnRequest ids still
-//! waiting for their response ([`PendingRequests`]).
+//! waiting for their response ([`RequestStore`]).
 //!
-//! The trait is kept to one call so a shared implementation (PostgreSQL, issue 10) is an
-//! `INSERT … ON CONFLICT DO NOTHING` away; the embedded one serves a single gateway.
+//! Both are traits so replicas can share them: a replay cache kept per process fails open the
+//! moment a captured response is posted to a second replica, so with `[state]` the gateway uses
+//! the PostgreSQL implementations in `tracegate-state` (insert-if-absent with expiry, one-time
+//! take with `DELETE … RETURNING`). The embedded ones here serve a single gateway.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-/// The replay cache could not answer; the assertion is refused (fail closed).
+use async_trait::async_trait;
+
+/// A one-time-use store could not answer; the sign-in is refused (fail closed).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReplayCacheError {
     #[error("the replay cache is full")]
@@ -18,11 +22,33 @@ pub enum ReplayCacheError {
 }
 
 /// Where redeemed assertion ids are remembered until they expire.
+#[async_trait]
 pub trait ReplayCache: Send + Sync {
     /// Remembers `id` until `not_on_or_after`. `Ok(true)` the first time an id is seen, `Ok(false)`
-    /// when it was already redeemed and has not expired. Must be atomic: of two concurrent calls
-    /// with one id, exactly one gets `Ok(true)`.
-    fn check_and_remember(&self, id: &str, not_on_or_after: SystemTime) -> Result<bool, ReplayCacheError>;
+    /// when it was already redeemed and has not expired. Must be atomic across every gateway
+    /// sharing the cache: of two concurrent calls with one id, exactly one gets `Ok(true)`.
+    async fn check_and_remember(&self, id: &str, not_on_or_after: SystemTime) -> Result<bool, ReplayCacheError>;
+}
+
+/// An AuthnRequest this gateway issued, as remembered until its response comes back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingRequest {
+    /// Past this, the request is no longer redeemable.
+    pub until: SystemTime,
+    /// SHA-256 of the browser-binding cookie when the sign-in was started for a browser session
+    /// (`/saml/login?browser=1`); `None` for a sign-in that ends in a gateway token.
+    pub binding: Option<[u8; 32]>,
+}
+
+/// AuthnRequest ids issued and not yet answered. Each is redeemable once, until it expires, by
+/// whichever gateway sharing the store receives the response.
+#[async_trait]
+pub trait RequestStore: Send + Sync {
+    /// Records a new request id; `Ok(false)` if too many requests are pending (a flood of logins).
+    async fn insert(&self, id: &str, request: PendingRequest) -> Result<bool, ReplayCacheError>;
+    /// Redeems `id`: `Some` exactly once (across every gateway sharing the store), for a pending,
+    /// unexpired id.
+    async fn take(&self, id: &str) -> Result<Option<PendingRequest>, ReplayCacheError>;
 }
 
 /// In-process replay cache, bounded: expired ids are dropped when it fills, and when it is full
@@ -45,8 +71,9 @@ impl MemoryReplayCache {
     }
 }
 
+#[async_trait]
 impl ReplayCache for MemoryReplayCache {
-    fn check_and_remember(&self, id: &str, not_on_or_after: SystemTime) -> Result<bool, ReplayCacheError> {
+    async fn check_and_remember(&self, id: &str, not_on_or_after: SystemTime) -> Result<bool, ReplayCacheError> {
         let mut ids = self.ids.lock().map_err(|_| ReplayCacheError::Unavailable("lock poisoned".into()))?;
         let now = SystemTime::now();
         if let Some(until) = ids.get(id) {
@@ -65,36 +92,43 @@ impl ReplayCache for MemoryReplayCache {
     }
 }
 
-/// AuthnRequest ids this gateway issued and has not yet seen answered. Each is redeemable once,
-/// until it expires.
+/// In-process pending AuthnRequests, bounded like [`MemoryReplayCache`].
 #[derive(Debug)]
-pub(crate) struct PendingRequests {
-    ids: Mutex<HashMap<String, SystemTime>>,
+pub struct MemoryRequests {
+    ids: Mutex<HashMap<String, PendingRequest>>,
     max_entries: usize,
 }
 
-impl PendingRequests {
-    pub(crate) fn new(max_entries: usize) -> PendingRequests {
-        PendingRequests { ids: Mutex::new(HashMap::new()), max_entries }
+impl Default for MemoryRequests {
+    fn default() -> Self {
+        MemoryRequests::new(super::MAX_PENDING_REQUESTS)
     }
+}
 
-    /// Records a new request id; `false` if too many requests are pending (a flood of logins).
-    pub(crate) fn insert(&self, id: &str, until: SystemTime) -> bool {
-        let Ok(mut ids) = self.ids.lock() else { return false };
+impl MemoryRequests {
+    pub fn new(max_entries: usize) -> MemoryRequests {
+        MemoryRequests { ids: Mutex::new(HashMap::new()), max_entries }
+    }
+}
+
+#[async_trait]
+impl RequestStore for MemoryRequests {
+    async fn insert(&self, id: &str, request: PendingRequest) -> Result<bool, ReplayCacheError> {
+        let mut ids = self.ids.lock().map_err(|_| ReplayCacheError::Unavailable("lock poisoned".into()))?;
         if ids.len() >= self.max_entries {
             let now = SystemTime::now();
-            ids.retain(|_, t| *t > now);
+            ids.retain(|_, r| r.until > now);
             if ids.len() >= self.max_entries {
-                return false;
+                return Ok(false);
             }
         }
-        ids.insert(id.to_owned(), until);
-        true
+        ids.insert(id.to_owned(), request);
+        Ok(true)
     }
 
-    /// Redeems `id`: `true` exactly once, for a pending, unexpired id.
-    pub(crate) fn take(&self, id: &str) -> bool {
-        self.ids.lock().is_ok_and(|mut ids| ids.remove(id).is_some_and(|t| t > SystemTime::now()))
+    async fn take(&self, id: &str) -> Result<Option<PendingRequest>, ReplayCacheError> {
+        let mut ids = self.ids.lock().map_err(|_| ReplayCacheError::Unavailable("lock poisoned".into()))?;
+        Ok(ids.remove(id).filter(|r| r.until > SystemTime::now()))
     }
 }
 
@@ -105,38 +139,43 @@ mod tests {
 
     use super::*;
 
+    fn block<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+    }
+
     #[test]
     fn an_id_is_redeemed_once_until_it_expires() {
         let c = MemoryReplayCache::default();
         let later = SystemTime::now() + Duration::from_secs(60);
-        assert!(c.check_and_remember("a", later).unwrap());
-        assert!(!c.check_and_remember("a", later).unwrap());
-        assert!(c.check_and_remember("b", later).unwrap());
+        assert!(block(c.check_and_remember("a", later)).unwrap());
+        assert!(!block(c.check_and_remember("a", later)).unwrap());
+        assert!(block(c.check_and_remember("b", later)).unwrap());
         // An expired entry no longer blocks (the assertion itself is expired by then).
-        assert!(c.check_and_remember("old", SystemTime::now() - Duration::from_secs(1)).unwrap());
-        assert!(c.check_and_remember("old", later).unwrap());
+        assert!(block(c.check_and_remember("old", SystemTime::now() - Duration::from_secs(1))).unwrap());
+        assert!(block(c.check_and_remember("old", later)).unwrap());
     }
 
     #[test]
     fn a_full_cache_refuses_instead_of_forgetting() {
         let c = MemoryReplayCache::with_capacity(2);
         let later = SystemTime::now() + Duration::from_secs(60);
-        assert!(c.check_and_remember("a", later).unwrap());
-        assert!(c.check_and_remember("b", later).unwrap());
-        assert_eq!(c.check_and_remember("c", later), Err(ReplayCacheError::Full));
-        assert!(!c.check_and_remember("a", later).unwrap());
+        assert!(block(c.check_and_remember("a", later)).unwrap());
+        assert!(block(c.check_and_remember("b", later)).unwrap());
+        assert_eq!(block(c.check_and_remember("c", later)), Err(ReplayCacheError::Full));
+        assert!(!block(c.check_and_remember("a", later)).unwrap());
     }
 
     #[test]
     fn pending_requests_are_taken_once() {
-        let p = PendingRequests::new(2);
-        let later = SystemTime::now() + Duration::from_secs(60);
-        assert!(p.insert("r1", later));
-        assert!(p.take("r1"));
-        assert!(!p.take("r1"));
-        assert!(p.insert("r2", SystemTime::now() - Duration::from_secs(1)));
-        assert!(!p.take("r2"), "an expired request is not redeemable");
-        assert!(p.insert("a", later) && p.insert("b", later));
-        assert!(!p.insert("c", later), "a full table refuses new requests");
+        let p = MemoryRequests::new(2);
+        let later = PendingRequest { until: SystemTime::now() + Duration::from_secs(60), binding: None };
+        let past = PendingRequest { until: SystemTime::now() - Duration::from_secs(1), binding: Some([7; 32]) };
+        assert!(block(p.insert("r1", later.clone())).unwrap());
+        assert_eq!(block(p.take("r1")).unwrap(), Some(later.clone()));
+        assert_eq!(block(p.take("r1")).unwrap(), None);
+        assert!(block(p.insert("r2", past)).unwrap());
+        assert_eq!(block(p.take("r2")).unwrap(), None, "an expired request is not redeemable");
+        assert!(block(p.insert("a", later.clone())).unwrap() && block(p.insert("b", later.clone())).unwrap());
+        assert!(!block(p.insert("c", later)).unwrap(), "a full table refuses new requests");
     }
 }

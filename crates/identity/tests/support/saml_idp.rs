@@ -17,9 +17,15 @@ fn script() -> PathBuf {
 }
 
 fn require_peers() {
-    let ok = Command::new("python3").args(["-c", "import saml2"]).output().is_ok_and(|o| o.status.success());
+    let ok = Command::new("python3")
+        .args(["-c", "import saml2"])
+        .output()
+        .is_ok_and(|o| o.status.success());
     assert!(ok, "python3 with pysaml2 is needed by the SAML tests (scripts/test.sh installs it: pip install pysaml2)");
-    let ok = Command::new("xmlsec1").arg("--version").output().is_ok_and(|o| o.status.success());
+    let ok = Command::new("xmlsec1")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     assert!(ok, "the `xmlsec1` binary is needed by the SAML tests (scripts/test.sh installs it: apt-get install xmlsec1)");
 }
 
@@ -76,19 +82,49 @@ impl Idp {
     pub fn new(dir: &Path, entity_id: &str) -> Idp {
         require_peers();
         std::fs::create_dir_all(dir).unwrap();
-        let out = Command::new("python3").arg(script()).arg("keygen").arg(dir).output().unwrap();
-        assert!(out.status.success(), "saml-idp.py keygen failed: {}", String::from_utf8_lossy(&out.stderr));
-        Idp { entity_id: entity_id.into(), key: dir.join("idp.key"), cert: dir.join("idp.crt") }
+        let out = Command::new("python3")
+            .arg(script())
+            .arg("keygen")
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "saml-idp.py keygen failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Idp {
+            entity_id: entity_id.into(),
+            key: dir.join("idp.key"),
+            cert: dir.join("idp.crt"),
+        }
     }
 
     /// A base64 SAMLResponse (HTTP-POST form value) for the SP whose metadata is `sp_metadata`.
     pub fn response(&self, sp_metadata: &Path, issue: &Issue) -> String {
         let mut cmd = Command::new("python3");
         cmd.arg(script()).arg("response");
-        cmd.arg("--key").arg(&self.key).arg("--cert").arg(&self.cert).arg("--entity-id").arg(&self.entity_id);
+        cmd.arg("--key")
+            .arg(&self.key)
+            .arg("--cert")
+            .arg(&self.cert)
+            .arg("--entity-id")
+            .arg(&self.entity_id);
         cmd.arg("--sp-metadata").arg(sp_metadata);
-        cmd.args(["--sp-entity-id", &issue.sp_entity_id, "--acs-url", &issue.acs_url, "--subject", &issue.subject]);
-        cmd.args(["--groups", &issue.groups.join(","), "--shift", &issue.shift.to_string()]);
+        cmd.args([
+            "--sp-entity-id",
+            &issue.sp_entity_id,
+            "--acs-url",
+            &issue.acs_url,
+            "--subject",
+            &issue.subject,
+        ]);
+        cmd.args([
+            "--groups",
+            &issue.groups.join(","),
+            "--shift",
+            &issue.shift.to_string(),
+        ]);
         for (flag, value) in [
             ("--in-response-to", &issue.in_response_to),
             ("--authn-request", &issue.authn_request),
@@ -100,13 +136,21 @@ impl Idp {
                 cmd.args([flag, v]);
             }
         }
-        for (flag, on) in [("--sign-response", issue.sign_response), ("--sign-assertion", issue.sign_assertion), ("--sha1", issue.sha1)] {
+        for (flag, on) in [
+            ("--sign-response", issue.sign_response),
+            ("--sign-assertion", issue.sign_assertion),
+            ("--sha1", issue.sha1),
+        ] {
             if on {
                 cmd.arg(flag);
             }
         }
         let out = cmd.output().unwrap();
-        assert!(out.status.success(), "saml-idp.py response failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "saml-idp.py response failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     }
 }

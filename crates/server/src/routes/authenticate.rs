@@ -9,6 +9,16 @@
 //! cookie on its own: every state-changing request (anything but `GET`/`HEAD`/`OPTIONS`) made
 //! with a cookie must carry the session's `X-CSRF-Token`, and must not come from another site
 //! (`Origin`, when sent, is the gateway's own; `Sec-Fetch-Site`, when sent, is `same-origin`).
+//! And any request to the API (`/v1/…`, every method, `GET` included) made with a cookie and
+//! `Sec-Fetch-Site: cross-site` is refused (403 `cross_site_request`): `SameSite=Lax` still sends
+//! the cookie on a top-level cross-site `GET` navigation, so without this a link an attacker gets
+//! a signed-in approver to click could open an access request in their name or spend their
+//! one-time grant (the attacker never sees the body, but the side effect happens). Only `/v1`
+//! is covered, so the console's HTML stays reachable from a link; and a `GET` of `after_login`
+//! itself is exempt, because the browser arrives there at the end of a redirect chain through
+//! the IdP, which makes it `cross-site` too (the default, `/v1/whoami`, only reads). A request without `Sec-Fetch-Site` (browsers before 2020–2023, curl,
+//! SDKs) keeps the rules above: the header cannot be forged by a page, only omitted by an old
+//! browser, and refusing its absence would lock out every non-browser cookie client.
 //! A request with both an `Authorization` header and the session cookie is refused (400
 //! `ambiguous_credentials`) rather than one silently winning: the two may name different
 //! principals, and whichever one the gateway chose, the caller or the audit trail could be
@@ -37,7 +47,9 @@ impl FromRequestParts<Arc<AppState>> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
         let (principal, csrf) = identify(&parts.headers, state).await?;
         if let Some(expected) = csrf {
-            if let Err(mut e) = check_csrf(&parts.method, &parts.headers, state, &expected) {
+            let checked = check_cross_site(&parts.method, parts.uri.path(), &parts.headers, state)
+                .and_then(|()| check_csrf(&parts.method, &parts.headers, state, &expected));
+            if let Err(mut e) = checked {
                 e.who = Some(Box::new(principal));
                 return Err(e);
             }
@@ -75,7 +87,7 @@ async fn identify(headers: &HeaderMap, state: &AppState) -> Result<(Principal, O
             ))
         }
         (None, Some((browser, id))) => {
-            let active = browser.sessions.authenticate(id)?;
+            let active = browser.sessions.authenticate(id).await?;
             return Ok((active.principal, Some(active.csrf_token)));
         }
         (Some(v), None) => v,
@@ -96,6 +108,22 @@ async fn identify(headers: &HeaderMap, state: &AppState) -> Result<(Principal, O
         return super::service_accounts::scope(&state.policy, principal).map(|p| (p, None));
     }
     Ok((principal, None))
+}
+
+/// The cross-site rule for an API request made with a session cookie (see the module header).
+fn check_cross_site(method: &Method, path: &str, headers: &HeaderMap, state: &AppState) -> Result<(), ApiError> {
+    let landing = matches!(*method, Method::GET | Method::HEAD)
+        && state.browser.as_ref().is_some_and(|b| b.signin.config().after_login.split('?').next() == Some(path));
+    let api = (path == "/v1" || path.starts_with("/v1/")) && !landing;
+    let cross_site = headers.get_all("sec-fetch-site").iter().any(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"));
+    if api && cross_site {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "cross_site_request",
+            "an API request made with a session cookie must not come from another site",
+        ));
+    }
+    Ok(())
 }
 
 /// The CSRF rule for a request made with a session cookie (see the module header).

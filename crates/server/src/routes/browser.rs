@@ -16,8 +16,8 @@ use std::sync::Arc;
 use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
-use tracegate_identity::browser::{BrowserSignIn, Callback, SignInError};
-use tracegate_identity::sessions::{MemoryStore, SessionError, Sessions};
+use tracegate_identity::browser::{BrowserSignIn, Callback, MemorySignIns, SignInError, SignInStore};
+use tracegate_identity::sessions::{MemoryStore, SessionError, SessionStore, Sessions};
 use tracegate_identity::{Authenticator, IdentityConfig};
 
 use super::Caller;
@@ -34,32 +34,60 @@ pub struct Browser {
     pub cookie: String,
     /// The login-binding cookie's name.
     pub login_cookie: String,
+    /// The SAML sign-in's binding cookie's name (`/saml/login?browser=1` to `/saml/acs`).
+    pub saml_cookie: String,
     pub secure: bool,
     /// The gateway's own origin, as browsers send it in `Origin`.
     pub origin: String,
 }
 
 impl Browser {
-    /// `None` without `[identity.browser]`. Sessions are kept in memory (see
-    /// `tracegate_identity::sessions`).
-    pub fn from_config(cfg: &IdentityConfig, auth: &Authenticator, base_dir: &std::path::Path) -> Result<Option<Browser>, String> {
+    /// `None` without `[identity.browser]`. Sessions and pending sign-ins are in the shared
+    /// database with `[state]` (`db`), so any replica serves any step; in this process without.
+    pub fn from_config(
+        cfg: &IdentityConfig,
+        auth: &Authenticator,
+        base_dir: &std::path::Path,
+        db: Option<&tracegate_state::PgPool>,
+    ) -> Result<Option<Browser>, String> {
         let Some(b) = &cfg.browser else { return Ok(None) };
-        let signin = BrowserSignIn::new(b, auth.clone(), base_dir).map_err(|e| e.to_string())?;
-        let sessions = Sessions::new(Arc::new(MemoryStore::default()), b.session_lifetime, b.idle_timeout);
+        let (pending, store): (Arc<dyn SignInStore>, Arc<dyn SessionStore>) = match db {
+            Some(pool) => (
+                Arc::new(tracegate_state::sessions::PgSignIns::new(pool.clone())),
+                Arc::new(tracegate_state::sessions::PgSessions::new(pool.clone())),
+            ),
+            None => (Arc::new(MemorySignIns::default()), Arc::new(MemoryStore::default())),
+        };
+        let signin = BrowserSignIn::new(b, auth.clone(), base_dir, pending).map_err(|e| e.to_string())?;
+        let sessions = Sessions::new(store, b.session_lifetime, b.idle_timeout);
         Ok(Some(Browser {
             signin,
             sessions,
             cookie: b.cookie_name.clone(),
             login_cookie: format!("{}_login", b.cookie_name.trim_start_matches("__Host-")),
+            saml_cookie: format!("{}_saml", b.cookie_name.trim_start_matches("__Host-")),
             secure: b.secure(),
             origin: b.origin(),
         }))
     }
 
     /// A `Set-Cookie` value. Cookie values here are base64url tokens: nothing to escape.
-    fn cookie_header(&self, name: &str, value: &str, path: &str, max_age: u64) -> String {
+    pub(crate) fn cookie_header(&self, name: &str, value: &str, path: &str, max_age: u64) -> String {
         let secure = if self.secure { "; Secure" } else { "" };
         format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}")
+    }
+
+    /// The SAML sign-in's binding cookie. The IdP returns the browser with a cross-site form
+    /// POST, on which `SameSite=Lax` cookies are not sent, so this one is `SameSite=None`
+    /// (which browsers accept only with `Secure`). On a plain-http loopback try-out it stays
+    /// `Lax`: that works when the IdP is on the same site (e.g. also on localhost).
+    pub(crate) fn saml_binding_header(&self, value: &str, max_age: u64) -> String {
+        let name = &self.saml_cookie;
+        if self.secure {
+            format!("{name}={value}; Path=/saml/acs; Max-Age={max_age}; HttpOnly; SameSite=None; Secure")
+        } else {
+            format!("{name}={value}; Path=/saml/acs; Max-Age={max_age}; HttpOnly; SameSite=Lax")
+        }
     }
 }
 
@@ -99,10 +127,10 @@ pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'
 }
 
 /// The CSRF token of the session the request's cookie names (`None` without one).
-pub(crate) fn session_csrf(state: &AppState, headers: &HeaderMap) -> Option<String> {
+pub(crate) async fn session_csrf(state: &AppState, headers: &HeaderMap) -> Option<String> {
     let browser = state.browser.as_ref()?;
     let id = cookie(headers, &browser.cookie).ok().flatten()?;
-    browser.sessions.authenticate(id).ok().map(|a| a.csrf_token)
+    browser.sessions.authenticate(id).await.ok().map(|a| a.csrf_token)
 }
 
 fn not_configured() -> ApiError {
@@ -163,14 +191,23 @@ async fn complete(state: &AppState, audit: &mut Audited, query: Option<&str>, he
     // The principal is recorded as it signed in, before the session exists: a session that
     // could not be stored still leaves the sign-in on the trail.
     audit.principal(state, &principal);
-    let started = browser.sessions.start(principal)?;
-    let session = browser.cookie_header(&browser.cookie, &started.id, "/", started.max_age_secs);
     let clear = browser.cookie_header(&browser.login_cookie, "", "/auth/callback", 0);
-    Ok(Reply::json(StatusCode::SEE_OTHER, b"{}".to_vec())
-        .header("location", &browser.signin.config().after_login)
-        .header("set-cookie", &session)
-        .header("set-cookie", &clear)
-        .header("cache-control", "no-store"))
+    browser.signed_in(principal, &clear).await
+}
+
+impl Browser {
+    /// The end of every interactive sign-in (OIDC callback, SAML ACS): a session for
+    /// `principal`, its cookie, and a 303 to `after_login`. `clear` removes the sign-in's own
+    /// binding cookie.
+    pub(crate) async fn signed_in(&self, principal: tracegate_core::Principal, clear: &str) -> Result<Reply, ApiError> {
+        let started = self.sessions.start(principal).await?;
+        let session = self.cookie_header(&self.cookie, &started.id, "/", started.max_age_secs);
+        Ok(Reply::json(StatusCode::SEE_OTHER, b"{}".to_vec())
+            .header("location", &self.signin.config().after_login)
+            .header("set-cookie", &session)
+            .header("set-cookie", clear)
+            .header("cache-control", "no-store"))
+    }
 }
 
 /// `POST /auth/logout`: ends the caller's session (CSRF-checked like every state change made
@@ -182,11 +219,11 @@ pub async fn logout(
     caller: Result<Caller, ApiError>,
 ) -> Response {
     let mut audit = Audited::begin("POST", "/auth/logout", None, Some(client));
-    let outcome = end(&state, &mut audit, &headers, caller);
+    let outcome = end(&state, &mut audit, &headers, caller).await;
     finish(&state, audit, outcome).await
 }
 
-fn end(state: &AppState, audit: &mut Audited, headers: &HeaderMap, caller: Result<Caller, ApiError>) -> Result<Reply, ApiError> {
+async fn end(state: &AppState, audit: &mut Audited, headers: &HeaderMap, caller: Result<Caller, ApiError>) -> Result<Reply, ApiError> {
     let browser = state.browser.as_ref().ok_or_else(not_configured)?;
     let Caller(who) = caller?;
     audit.principal(state, &who);
@@ -194,7 +231,7 @@ fn end(state: &AppState, audit: &mut Audited, headers: &HeaderMap, caller: Resul
         Ok(Some(id)) if who.credential == tracegate_core::Credential::Session => id,
         _ => return Err(ApiError::bad_request("not_a_session", "only a browser session can sign out; revoke tokens at the IdP")),
     };
-    browser.sessions.revoke(id)?;
+    browser.sessions.revoke(id).await?;
     let clear = browser.cookie_header(&browser.cookie, "", "/", 0);
     Ok(Reply::json(StatusCode::OK, br#"{"signed_out":true}"#.to_vec()).header("set-cookie", &clear))
 }

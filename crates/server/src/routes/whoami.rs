@@ -23,11 +23,11 @@ pub async fn whoami(
     caller: Result<Caller, ApiError>,
 ) -> Response {
     let mut audit = Audited::begin("GET", "/v1/whoami", None, Some(client));
-    let outcome = describe(&state, &mut audit, &headers, caller);
+    let outcome = describe(&state, &mut audit, &headers, caller).await;
     finish(&state, audit, outcome).await
 }
 
-fn describe(
+async fn describe(
     state: &AppState,
     audit: &mut Audited,
     headers: &axum::http::HeaderMap,
@@ -40,7 +40,7 @@ fn describe(
     let roles: Vec<&str> = state.policy.roles_for_groups(&who.groups).iter().map(|r| r.name.as_str()).collect();
     let mut body = serde_json::json!({ "principal": who, "roles": roles, "policy_version": state.policy.version });
     if who.credential == tracegate_core::Credential::Session {
-        body["csrf_token"] = super::browser::session_csrf(state, headers).into();
+        body["csrf_token"] = super::browser::session_csrf(state, headers).await.into();
     }
     let bytes = serde_json::to_vec(&body).map_err(|_| ApiError::internal("internal", "serialising the response failed"))?;
     Ok(Reply::json(StatusCode::OK, bytes))

@@ -37,8 +37,17 @@ impl Gateway {
         tokio::spawn(tracegate_server::serve(state, listener, async {
             let _ = rx.await;
         }));
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-        Gateway { addr, dir, client, issuer, shutdown: Some(tx) }
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        Gateway {
+            addr,
+            dir,
+            client,
+            issuer,
+            shutdown: Some(tx),
+        }
     }
 
     pub async fn start() -> Gateway {
@@ -60,21 +69,42 @@ impl Gateway {
         for (k, v) in claims {
             extra.insert((*k).to_owned(), serde_json::Value::String((*v).to_owned()));
         }
-        self.issuer.mint(sub, &groups, extra, Duration::from_secs(300)).unwrap()
+        self.issuer
+            .mint(sub, &groups, extra, Duration::from_secs(300))
+            .unwrap()
     }
 
     pub async fn get(&self, path: &str, token: &str) -> (u16, serde_json::Value) {
-        let r = self.client.get(self.url(path)).bearer_auth(token).send().await.unwrap();
+        let r = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
         let status = r.status().as_u16();
         let body = r.bytes().await.unwrap();
-        (status, serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null))
+        (
+            status,
+            serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+        )
     }
 
     pub async fn put(&self, path: &str, token: &str, body: Vec<u8>) -> (u16, serde_json::Value) {
-        let r = self.client.put(self.url(path)).bearer_auth(token).body(body).send().await.unwrap();
+        let r = self
+            .client
+            .put(self.url(path))
+            .bearer_auth(token)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
         let status = r.status().as_u16();
         let body = r.bytes().await.unwrap();
-        (status, serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null))
+        (
+            status,
+            serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+        )
     }
 }
 
@@ -94,21 +124,36 @@ pub fn code(body: &serde_json::Value) -> &str {
 pub fn rules(body: &serde_json::Value) -> Vec<String> {
     body["error"]["rules"]
         .as_array()
-        .map(|a| a.iter().filter_map(|r| r.as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| r.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 /// Spawns `tracegate serve` for the data directory `data` on a free loopback port, waiting until
 /// it answers; `prefix` runs before it in `sh` (e.g. `ulimit -f` to make the audit log fail).
 pub fn spawn_serve(data: &std::path::Path, prefix: &str) -> (std::process::Child, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     spawn_serve_on(data, prefix, port)
 }
 
 /// [`spawn_serve`] on a port chosen beforehand (e.g. one already registered at an IdP).
-pub fn spawn_serve_on(data: &std::path::Path, prefix: &str, port: u16) -> (std::process::Child, String) {
+pub fn spawn_serve_on(
+    data: &std::path::Path,
+    prefix: &str,
+    port: u16,
+) -> (std::process::Child, String) {
     let bin = env!("CARGO_BIN_EXE_tracegate");
-    let cmd = format!("{prefix} exec '{bin}' serve --config '{}' --listen 127.0.0.1:{port}", data.join("tracegate.toml").display());
+    let cmd = format!(
+        "{prefix} exec '{bin}' serve --config '{}' --listen 127.0.0.1:{port}",
+        data.join("tracegate.toml").display()
+    );
     let mut child = std::process::Command::new("sh")
         .arg("-c")
         .arg(cmd)
@@ -119,7 +164,11 @@ pub fn spawn_serve_on(data: &std::path::Path, prefix: &str, port: u16) -> (std::
     let url = format!("http://127.0.0.1:{port}");
     let client = reqwest::blocking::Client::new();
     for _ in 0..200 {
-        if client.get(format!("{url}/healthz")).send().is_ok_and(|r| r.status().is_success()) {
+        if client
+            .get(format!("{url}/healthz"))
+            .send()
+            .is_ok_and(|r| r.status().is_success())
+        {
             return (child, url);
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -152,7 +201,11 @@ pub fn replay(data: &std::path::Path, id: &str) -> (bool, serde_json::Value, Str
     // With --show the reproduced body comes first, then the outcome object.
     let outcome_start = stdout.rfind("{\n").unwrap_or(0);
     let outcome = serde_json::from_str(&stdout[outcome_start..]).unwrap_or(serde_json::Value::Null);
-    (out.status.success(), outcome, stdout[..outcome_start].trim().to_owned())
+    (
+        out.status.success(),
+        outcome,
+        stdout[..outcome_start].trim().to_owned(),
+    )
 }
 
 /// The real OpenID Provider (npm `oidc-provider`) started by `scripts/start-oidc.sh` with
@@ -166,18 +219,25 @@ pub struct Provider {
 
 impl Drop for Provider {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("kill").arg(self.pid.to_string()).status();
+        let _ = std::process::Command::new("kill")
+            .arg(self.pid.to_string())
+            .status();
     }
 }
 
 /// Starts the provider on a free loopback port. Never skipped: without node/npm this fails
 /// saying what to install.
 pub fn start_provider(config: &serde_json::Value) -> Provider {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let dir = tempfile::tempdir().unwrap();
     let config_path = dir.path().join("provider.json");
     std::fs::write(&config_path, config.to_string()).unwrap();
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/start-oidc.sh");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/start-oidc.sh");
     let out = std::process::Command::new("bash")
         .arg(script)
         .arg(port.to_string())
@@ -189,7 +249,15 @@ pub fn start_provider(config: &serde_json::Value) -> Provider {
         .arg(std::process::id().to_string())
         .output()
         .expect("running scripts/start-oidc.sh (needs Node.js >= 20 and npm; scripts/test.sh installs them)");
-    assert!(out.status.success(), "scripts/start-oidc.sh failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "scripts/start-oidc.sh failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let pid = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
-    Provider { issuer: format!("http://127.0.0.1:{port}"), pid, _dir: dir }
+    Provider {
+        issuer: format!("http://127.0.0.1:{port}"),
+        pid,
+        _dir: dir,
+    }
 }
