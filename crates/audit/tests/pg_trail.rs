@@ -112,7 +112,7 @@ async fn tampered_deleted_and_forged_rows_are_found_by_verify() {
     let db3 = TestDb::create().await.unwrap();
     let log = PgAuditLog::open(db3.pool().await, opts(4), keys.signing()).await.unwrap();
     for i in 0..10 {
-        log.append(&entry(i, "alice", Decision::Allow, Timestamp::now())).await.unwrap();
+        log.append(&entry(i, "alice", Decision::Allow)).await.unwrap();
     }
     log.shutdown().await.unwrap();
     let pool3 = db3.raw_pool().await;
@@ -264,17 +264,17 @@ async fn prune_exports_anchors_and_the_rest_still_verifies_while_another_replica
     );
     let old = Timestamp::parse("2020-01-01T00:00:00Z").unwrap();
     for i in 0..12 {
-        a.append(&entry(i, "alice", Decision::Allow, old)).await.unwrap();
+        a.append(&entry_at(i, "alice", Decision::Allow, old)).await.unwrap();
     }
     for i in 12..15 {
-        a.append(&entry(i, "bob", Decision::Allow, Timestamp::now())).await.unwrap();
+        a.append(&entry(i, "bob", Decision::Allow)).await.unwrap();
     }
     // Replica B keeps appending while A prunes.
     let appender = {
         let b = b.clone();
         tokio::spawn(async move {
             for i in 100..140 {
-                b.append(&entry(i, "carol", Decision::Deny, Timestamp::now())).await.unwrap();
+                b.append(&entry(i, "carol", Decision::Deny)).await.unwrap();
             }
         })
     };
