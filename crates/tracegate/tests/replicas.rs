@@ -284,8 +284,7 @@ async fn search_answers_the_same_through_either(d: &Deployment) {
         assert_eq!(s, 200, "{found}");
         answers.push(found["traces"].clone());
     }
-    let ids: BTreeSet<String> =
-        answers[0].as_array().unwrap().iter().filter_map(|t| t["trace_id"].as_str().map(str::to_owned)).collect();
+    let ids: BTreeSet<String> = answers[0].as_array().unwrap().iter().filter_map(|t| t["trace_id"].as_str().map(str::to_owned)).collect();
     assert_eq!(ids, BTreeSet::from(["rep-1".to_owned(), "rep-2".to_owned()]), "{}", answers[0]);
     assert!(answers.iter().all(|a| a == &answers[0]), "{answers:?}");
 }
@@ -296,7 +295,9 @@ struct Seen {
     acked: Vec<String>,
     failed_before_kill: usize,
     failed_after_kill: usize,
-    /// The first few failures, to say what went wrong.
+    /// The first few failures, to say what went wrong. In the kill window these are `502`s and
+    /// `409 write_conflict`: nginx passes a `PUT` that A took but never answered to B, and A's
+    /// store write, already sent, lands first — the conditional write refuses the second.
     samples: Vec<String>,
 }
 
@@ -323,8 +324,10 @@ async fn kill_a_replica_under_load(d: &Deployment) {
                         _ => client.get(format!("{lb}/v1/traces?agent=replica-agent")).bearer_auth(&erin),
                     };
                     n += 1;
-                    let after = killed.load(Ordering::SeqCst);
                     let outcome = send(req).await;
+                    // Read after the answer: a request in flight when the kill began belongs to
+                    // the kill window.
+                    let after = killed.load(Ordering::SeqCst);
                     let mut seen = seen.lock().unwrap();
                     match outcome {
                         Ok((s, Some(id), _)) if (200..300).contains(&s) => {
@@ -350,12 +353,12 @@ async fn kill_a_replica_under_load(d: &Deployment) {
     // Kill A once the load is well under way (counted in acknowledged responses, not time).
     wait_for(&acked, 400, &seen).await;
     let pid = d.env["A_PID"].clone();
+    killed.store(true, Ordering::SeqCst);
+    let at_kill = acked.load(Ordering::SeqCst);
     assert!(Command::new("kill").args(["-9", &pid]).status().unwrap().success());
     while process_alive(&pid) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    killed.store(true, Ordering::SeqCst);
-    let at_kill = acked.load(Ordering::SeqCst);
     // Keep the load on the survivor for as long again.
     wait_for(&acked, at_kill + 400, &seen).await;
     stop.store(true, Ordering::SeqCst);
@@ -386,7 +389,7 @@ async fn kill_a_replica_under_load(d: &Deployment) {
         (s.failed_before_kill, s.failed_after_kill, s.samples.clone())
     };
     assert_eq!(before, 0, "requests failed before any replica was killed: {samples:?}");
-    eprintln!("load: {} acknowledged ({at_kill} before the kill), {during} failed in the kill window", acked_ids.len());
+    eprintln!("load: {} acknowledged ({at_kill} before the kill), {during} failed in the kill window: {samples:?}", acked_ids.len());
 
     // Every acknowledged request has its record in PostgreSQL: acknowledged means committed.
     let pool = tracegate_state::sqlx::PgPool::connect(&d.env["STATE_URL"]).await.unwrap();
