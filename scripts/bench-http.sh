@@ -15,8 +15,11 @@ BASE_PORT=${BASE_PORT:-18080}
 if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light >/dev/null
 fi
-cargo build --release -p tracegate -q
-BIN=target/release/tracegate
+# BIN=path runs an already built binary (say which build in the figures); default: release.
+if [ -z "${BIN:-}" ]; then
+  cargo build --release -p tracegate -q
+  BIN=target/release/tracegate
+fi
 WORK=$(mktemp -d)
 DATA=$WORK/data
 pids=()
