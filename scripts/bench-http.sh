@@ -2,7 +2,11 @@
 # Bounded loopback load run: tracegate beside an nginx proxy hop serving the same trace files,
 # measured in the same run with wrk. Prints a Markdown table (req/s, p50, p99).
 #   DURATION=10s CONNECTIONS=32 bash scripts/bench-http.sh
-# Needs wrk and nginx (Debian packages wrk, nginx-light); installs them if missing.
+# Then the scaled-out deployment (SCALE=0 skips it): traces in a moto S3 bucket, state in a
+# fresh PostgreSQL database, started by scripts/start-replicas.sh — one replica directly and
+# behind nginx, two behind nginx — beside moto read directly and through an nginx proxy hop.
+# Needs wrk and nginx (Debian packages wrk, nginx-light); installs them if missing; the S3 rows
+# also need moto_server and PostgreSQL at 127.0.0.1:5432 (see scripts/start-replicas.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
@@ -11,12 +15,20 @@ BASE_PORT=${BASE_PORT:-18080}
 if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light >/dev/null
 fi
-cargo build --release -p tracegate -q
-BIN=target/release/tracegate
+# BIN=path runs an already built binary (say which build in the figures); default: release.
+if [ -z "${BIN:-}" ]; then
+  cargo build --release -p tracegate -q
+  BIN=target/release/tracegate
+fi
 WORK=$(mktemp -d)
 DATA=$WORK/data
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; nginx -c "$WORK/nginx.conf" -s stop 2>/dev/null || true; rm -rf "$WORK"; }
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  nginx -c "$WORK/nginx.conf" -s stop 2>/dev/null || true
+  rm -rf "$WORK"
+}
 trap cleanup EXIT
 
 wait_http() { for _ in $(seq 1 100); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
@@ -72,3 +84,46 @@ for t in 2k 100k; do
   run "tracegate engineer (all fields), $t" http://127.0.0.1:$BASE_PORT/v1/traces/bench-$t "$ENG"
   run "tracegate support (projected), $t"   http://127.0.0.1:$BASE_PORT/v1/traces/bench-$t "$SUP"
 done
+
+[ "${SCALE:-1}" = 0 ] && exit 0
+
+# The embedded gateway and its nginx stop first: the S3 rows get the machine to themselves.
+for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+pids=()
+nginx -c "$WORK/nginx.conf" -s stop 2>/dev/null || true
+
+# The scaled-out deployment, on a second quickstart layout (its own keys and policy copy).
+SDATA=$WORK/scale-data
+$BIN quickstart --listen 127.0.0.1:$BASE_PORT --data "$SDATA" >/dev/null 2>&1 & qs=$!
+wait_http http://127.0.0.1:$BASE_PORT/healthz
+kill "$qs"; wait "$qs" 2>/dev/null || true
+printf '\n[limits]\nrequests_per_minute = 100000000\nrequest_burst = 1000000\n' >> "$SDATA/tracegate.toml"
+bash scripts/start-replicas.sh --bin "$BIN" --work "$WORK/scale" --data "$SDATA" --parent-pid $$ 2>"$WORK/replicas.log" & pids+=($!)
+until [ -f "$WORK/scale/replicas.env" ]; do
+  kill -0 "${pids[-1]}" 2>/dev/null || { cat "$WORK/replicas.log" >&2; echo "start-replicas.sh failed" >&2; exit 1; }
+  sleep 0.2
+done
+# shellcheck disable=SC1091
+. "$WORK/scale/replicas.env"
+SCFG=$SDATA/tracegate.toml
+WRITER=$($BIN token --config "$SCFG" --sub bench-writer --groups agents --claim tenant=acme --ttl 1h)
+SENG=$($BIN token --config "$SCFG" --sub bench --groups eng --ttl 1h)
+for t in 2k 100k; do
+  # Written through the gateway, as agents write: the writer role masks secrets before storing.
+  curl -sf -o /dev/null -X PUT -H "Authorization: Bearer $WRITER" --data-binary "@$DATA/traces/bench-$t.json" "$A_URL/v1/traces/bench-$t"
+done
+bucket_path=${STORE_URL#s3://}
+
+echo
+echo "S3 (moto) + PostgreSQL: $BIN, engineer role; the stored trace is what the writer role stored"
+echo
+echo "| target | req/s | p50 | p99 |"
+echo "|---|---|---|---|"
+for t in 2k 100k; do
+  run "moto S3 GET, direct, $t"                 "$MOTO_URL/$bucket_path/bench-$t.json" x
+  run "nginx proxy hop to moto S3, $t"          "$S3_HOP_URL/$bucket_path/bench-$t.json" x
+  run "tracegate S3+PG, 1 replica, $t"          "$A_URL/v1/traces/bench-$t" "$SENG"
+  run "tracegate S3+PG, 1 replica behind nginx, $t" "$NGINX_A_URL/v1/traces/bench-$t" "$SENG"
+  run "tracegate S3+PG, 2 replicas behind nginx, $t" "$NGINX_URL/v1/traces/bench-$t" "$SENG"
+done
+run "tracegate S3+PG search (PostgreSQL index), 2 replicas behind nginx" "$NGINX_URL/v1/traces?agent=bench-agent" "$SENG"

@@ -83,13 +83,13 @@ impl ObjectTraceStore {
                     retry_timeout: std::time::Duration::from_secs(10),
                     ..object_store::RetryConfig::default()
                 };
-                // The connect timeout goes in as one config key: `with_client_options` would
-                // replace the client options read from the environment (`AWS_ALLOW_HTTP`,
-                // proxies, timeouts) with defaults.
-                let mut b = object_store::aws::AmazonS3Builder::from_env()
-                    .with_bucket_name(&bucket)
-                    .with_retry(retry)
-                    .with_config(object_store::aws::AmazonS3ConfigKey::Client(object_store::ClientConfigKey::ConnectTimeout), "3s");
+                let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(&bucket).with_retry(retry);
+                // Set as one key, not as a whole `ClientOptions`, which would replace the client
+                // settings read from the environment (`AWS_ALLOW_HTTP` among them).
+                let connect = object_store::aws::AmazonS3ConfigKey::Client(object_store::ClientConfigKey::ConnectTimeout);
+                if b.get_config_value(&connect).is_none() {
+                    b = b.with_config(connect, "3s");
+                }
                 for (k, v) in settings {
                     let key = k.parse::<object_store::aws::AmazonS3ConfigKey>().map_err(backend)?;
                     b = b.with_config(key, *v);

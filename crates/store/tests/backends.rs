@@ -1,9 +1,11 @@
-//! One storage test suite, run against every backend: a local directory, and an S3-compatible
-//! bucket (a real `moto` server started here). Buckets are also tested with two store
+//! One storage test suite, run against every backend: a local directory, and S3-compatible
+//! buckets — a real `moto` server, and `s3s-fs`, which checks SigV4 signatures, so the signing
+//! path is exercised and a wrong secret must be refused. Buckets are also tested with two store
 //! instances over one bucket — two gateway replicas — racing conditional writes.
 //!
-//! Without `moto_server` on the PATH the S3 half is skipped, unless `TRACEGATE_REQUIRE_PEERS`
-//! is set (as the test suite sets it), when a missing peer fails the run.
+//! Without `moto_server` or `s3s-fs` on the PATH that half is skipped, unless
+//! `TRACEGATE_REQUIRE_PEERS` is set (as the test suite sets it), when a missing peer fails the
+//! run. `scripts/test.sh` installs both.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -19,9 +21,19 @@ fn id(s: &str) -> TraceId {
     TraceId::parse(s).unwrap()
 }
 
+/// Whether the server under test makes conditional puts atomic. Real S3, moto and our local
+/// lock do; `s3s-fs` 0.14 checks `If-Match`/`If-None-Match` and then writes, with no lock in
+/// between (`put_object` in its `s3.rs`), so two racing writers can both win there. Every other
+/// assertion holds on it.
+#[derive(PartialEq)]
+enum Conditional {
+    Atomic,
+    CheckThenWrite,
+}
+
 /// The assertions every backend must pass. `twin` is a second handle on the same storage when
 /// the backend supports several writers (buckets).
-async fn suite(store: &dyn TraceStore, twin: Option<&dyn TraceStore>) {
+async fn suite(store: &dyn TraceStore, twin: Option<&dyn TraceStore>, conditional: Conditional) {
     let a = id("suite-a");
     assert!(matches!(store.get(&a).await, Err(StoreError::NotFound(_))));
     let v1 = store.put(&a, Bytes::from_static(b"{\"n\":1}"), &WriteCondition::Absent).await.unwrap();
@@ -41,6 +53,9 @@ async fn suite(store: &dyn TraceStore, twin: Option<&dyn TraceStore>) {
     assert!(listed.contains(&a) && listed.contains(&id("suite-b")), "{listed:?}");
     assert_eq!(listed.iter().filter(|i| i.as_str().starts_with("suite-")).count(), 2, "versions are not listed as traces");
 
+    if conditional == Conditional::CheckThenWrite {
+        return;
+    }
     // Racing conditional writers on one version: exactly one wins, across handles too.
     let r = id("suite-race");
     let v0 = store.put(&r, Bytes::from_static(b"{}"), &WriteCondition::Any).await.unwrap();
@@ -64,12 +79,13 @@ async fn suite(store: &dyn TraceStore, twin: Option<&dyn TraceStore>) {
 async fn local_directory() {
     let dir = tempfile::tempdir().unwrap();
     let s = ObjectTraceStore::local(dir.path()).unwrap();
-    suite(&s, None).await;
+    suite(&s, None, Conditional::Atomic).await;
 }
 
-struct Moto(Child);
+/// A server process started by a test, killed when dropped.
+struct Peer(Child);
 
-impl Drop for Moto {
+impl Drop for Peer {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
@@ -80,14 +96,21 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-async fn start_moto() -> Option<(Moto, String)> {
+/// Spawns `program`, or `None` when it is not installed and peers are not required.
+fn spawn_peer(program: &str, args: &[&str]) -> Option<Peer> {
+    match Command::new(program).args(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn() {
+        Ok(c) => Some(Peer(c)),
+        Err(e) if std::env::var_os("TRACEGATE_REQUIRE_PEERS").is_some() => panic!("{program} is required: {e}"),
+        Err(e) => {
+            eprintln!("skipping: {program}: {e}");
+            None
+        }
+    }
+}
+
+async fn start_moto() -> Option<(Peer, String)> {
     let port = free_port();
-    let child = match Command::new("moto_server").args(["-H", "127.0.0.1", "-p", &port.to_string()]).stdout(Stdio::null()).stderr(Stdio::null()).spawn() {
-        Ok(c) => c,
-        Err(e) if std::env::var_os("TRACEGATE_REQUIRE_PEERS").is_some() => panic!("moto_server is required: {e}"),
-        Err(_) => return None,
-    };
-    let moto = Moto(child);
+    let moto = spawn_peer("moto_server", &["-H", "127.0.0.1", "-p", &port.to_string()])?;
     let endpoint = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -105,17 +128,66 @@ async fn start_moto() -> Option<(Moto, String)> {
 }
 
 fn s3(endpoint: &str) -> ObjectTraceStore {
+    s3_as(endpoint, "test-key-id", "test-secret-never-shown")
+}
+
+fn s3_as(endpoint: &str, key: &str, secret: &str) -> ObjectTraceStore {
     ObjectTraceStore::open_with(
         "s3://tracegate-test/run",
         &[
             ("aws_endpoint", endpoint),
             ("aws_allow_http", "true"),
-            ("aws_access_key_id", "test-key-id"),
-            ("aws_secret_access_key", "test-secret-never-shown"),
+            ("aws_access_key_id", key),
+            ("aws_secret_access_key", secret),
             ("aws_region", "us-east-1"),
         ],
     )
     .unwrap()
+}
+
+/// `s3s-fs` over a fresh directory holding the bucket, with one access key; waits until it
+/// answers (any HTTP status: unsigned requests are refused, which is the point).
+async fn start_s3s_fs(key: &str, secret: &str) -> Option<(Peer, String, tempfile::TempDir)> {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir(root.path().join("tracegate-test")).unwrap();
+    let port = free_port();
+    let dir = root.path().to_str().unwrap().to_owned();
+    let peer = spawn_peer(
+        "s3s-fs",
+        &["--host", "127.0.0.1", "--port", &port.to_string(), "--access-key", key, "--secret-key", secret, &dir],
+    )?;
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client.get(&endpoint).send().await.is_err() {
+        assert!(Instant::now() < deadline, "s3s-fs did not come up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Some((peer, endpoint, root))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_signed_requests_and_two_replicas() {
+    let secret = "s3s-secret-never-shown";
+    let Some((_peer, endpoint, _root)) = start_s3s_fs("s3s-key-id", secret).await else { return };
+    let (a, b) = (s3_as(&endpoint, "s3s-key-id", secret), s3_as(&endpoint, "s3s-key-id", secret));
+    suite(&a, Some(&b), Conditional::CheckThenWrite).await;
+    let t = id("suite-shared");
+    let v = a.put(&t, Bytes::from_static(b"{\"x\":1}"), &WriteCondition::Any).await.unwrap();
+    assert_eq!(b.get(&t).await.unwrap().version, v);
+
+    // The server checks every signature: a wrong secret or an unknown key reads and writes
+    // nothing, and is an error (never a 404 that would look like a missing trace).
+    for (key, wrong) in [("s3s-key-id", "not-the-secret"), ("someone-else", secret)] {
+        let bad = s3_as(&endpoint, key, wrong);
+        match bad.get(&t).await {
+            Err(StoreError::Backend(m)) => assert!(!m.contains(secret) && !m.contains(wrong), "{m}"),
+            other => panic!("a request signed with a wrong credential was not refused: {other:?}"),
+        }
+        let put = bad.put(&id("suite-forged"), Bytes::from_static(b"{}"), &WriteCondition::Any).await;
+        assert!(matches!(put, Err(StoreError::Backend(_))), "{put:?}");
+    }
+    assert!(matches!(a.get(&id("suite-forged")).await, Err(StoreError::NotFound(_))));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,7 +195,7 @@ async fn s3_bucket_and_two_replicas() {
     let Some((_moto, endpoint)) = start_moto().await else { return };
     let (a, b) = (s3(&endpoint), s3(&endpoint));
     assert!(!a.describe().contains("test-secret"), "{}", a.describe());
-    suite(&a, Some(&b)).await;
+    suite(&a, Some(&b), Conditional::Atomic).await;
     // The bucket is the shared truth: written through one handle, read through the other.
     let t = id("suite-shared");
     let v = a.put(&t, Bytes::from_static(b"{\"x\":1}"), &WriteCondition::Any).await.unwrap();
