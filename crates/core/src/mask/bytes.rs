@@ -18,8 +18,10 @@
 //! Semantics follow the walk rule for rule (credential-like keys mask everything under them,
 //! OpenTelemetry `{"key": …, "value": …}` attributes, masked keys, `drop`, the nesting and
 //! layer limits); `tests/mask_differential.rs` checks it against the walk on generated
-//! documents. Where it differs it masks more, never less: numbers are scanned as written
-//! (not as re-printed floats).
+//! documents and requires the same document and the same counts. Numbers are scanned as
+//! `serde_json` prints them, as the walk scans them. A text in which some object repeats a key
+//! is masked by the walk instead ([`Engine::repeated_key`]): its parser keeps only the last
+//! member of a name, so it serves (and counts) fewer values than the text holds.
 
 use std::borrow::Cow;
 
@@ -69,11 +71,18 @@ enum Mode {
 pub(super) struct Scratch {
     strs: Vec<String>,
     outs: Vec<Vec<u8>>,
+    /// Hashes of the keys of the objects being read, innermost last ([`Engine::seen_key`]).
+    keys: Vec<u64>,
 }
 
 pub(super) struct Engine<'c, 'm> {
     cx: &'c mut Cx<'m>,
     scratch: Scratch,
+    /// Some object repeats a key (or two keys' hashes collide). The walk's parser keeps the
+    /// last member of each name, so its document, and what it counts, differ from what this
+    /// engine reads; [`Masker::apply_json`](super::Masker::apply_json) then masks the text
+    /// with the walk instead. Rare, and never wrong: the walk is the oracle.
+    pub(super) repeated_key: bool,
 }
 
 /// A cursor over one JSON text (the document, or a document found in a string).
@@ -306,7 +315,7 @@ struct At {
 
 impl<'c, 'm> Engine<'c, 'm> {
     pub(super) fn new(cx: &'c mut Cx<'m>) -> Self {
-        Engine { cx, scratch: Scratch::default() }
+        Engine { cx, scratch: Scratch::default(), repeated_key: false }
     }
 
     /// Masks the whole text `input` into `out`.
@@ -383,7 +392,26 @@ impl<'c, 'm> Engine<'c, 'm> {
                 let (s, e) = p.number()?;
                 let raw = p.b.get(s..e).unwrap_or_default();
                 // Number tokens are ASCII.
-                let text = std::str::from_utf8(raw).unwrap_or_default();
+                let written = std::str::from_utf8(raw).unwrap_or_default();
+                // The walk scans a number as `serde_json` prints it, so this engine scans that
+                // text too: a float or a big integer is printed differently from how it is
+                // written (`4111111111111111e0` is `4.111111111111111e15`). An integer that fits
+                // 64 bits prints as written.
+                let printed;
+                let text = if plain_integer(written) {
+                    written
+                } else {
+                    match written.parse::<serde_json::Number>() {
+                        Ok(n) => {
+                            printed = n.to_string();
+                            printed.as_str()
+                        }
+                        Err(_) => {
+                            p.pos = s;
+                            return p.bad("number out of range");
+                        }
+                    }
+                };
                 match mode {
                     Mode::Whole(op) => {
                         self.whole_scalar(op, text, out, path);
@@ -555,6 +583,27 @@ impl<'c, 'm> Engine<'c, 'm> {
             out.push(b'}');
             return Ok(());
         }
+        let mut kbuf = String::new();
+        let keys_base = self.scratch.keys.len();
+        let r = self.members(p, out, path, at, mode, obj_start, out_start, &mut kbuf, keys_base);
+        self.scratch.keys.truncate(keys_base);
+        r
+    }
+
+    /// The members of the object opened at `obj_start` (its `{` read, not `}`).
+    #[allow(clippy::too_many_arguments)]
+    fn members(
+        &mut self,
+        p: &mut In<'_>,
+        out: &mut Vec<u8>,
+        path: &Path<'_>,
+        at: At,
+        mode: Mode,
+        obj_start: usize,
+        out_start: usize,
+        kbuf: &mut String,
+        keys_base: usize,
+    ) -> R<()> {
         let masker = self.cx.masker();
         let key_op = masker.key_op;
         // Output ranges of the keys written so far, kept from the first renamed key on, so
@@ -564,7 +613,8 @@ impl<'c, 'm> Engine<'c, 'm> {
         // OpenTelemetry attributes: whether the sibling `key` names a credential (and the
         // object is attribute-sized). Decided when the `value` member is reached.
         let mut attr: Option<bool> = None;
-        let mut kbuf = String::new();
+        // The key hashes of an object with many members, for [`Engine::seen_key`].
+        let mut big: Option<std::collections::HashSet<u64>> = None;
         loop {
             p.ws();
             if p.peek() != Some(b'"') {
@@ -575,14 +625,15 @@ impl<'c, 'm> Engine<'c, 'm> {
             let kraw = p.b.get(ks..ke).unwrap_or_default();
             let ktok = p.b.get(ktok_start..ke + 1).unwrap_or_default();
             let key: &str = if kesc {
-                if let Err(what) = unescape(kraw, &mut kbuf) {
+                if let Err(what) = unescape(kraw, kbuf) {
                     p.pos = ks;
                     return p.bad(what);
                 }
-                &kbuf
+                kbuf
             } else {
                 std::str::from_utf8(kraw).unwrap_or_default()
             };
+            self.seen_key(key, keys_base, &mut big);
             p.eat(b':', "expected `:`")?;
             p.ws();
             let member_start = out.len();
@@ -679,6 +730,28 @@ impl<'c, 'm> Engine<'c, 'm> {
                 out.push(b'}');
                 return Ok(());
             }
+        }
+    }
+
+    /// Notes the key `key` of the object whose keys start at `base` in the key stack, and sets
+    /// [`Engine::repeated_key`] when the object already had it. Hashes, not strings, so nothing
+    /// is allocated per key; a collision only sends the text to the walk. Small objects are
+    /// searched linearly, large ones through a set.
+    fn seen_key(&mut self, key: &str, base: usize, big: &mut Option<std::collections::HashSet<u64>>) {
+        const LINEAR: usize = 32;
+        let h = fnv1a(key.as_bytes());
+        if let Some(set) = big.as_mut() {
+            self.repeated_key |= !set.insert(h);
+            return;
+        }
+        let mine = self.scratch.keys.get(base..).unwrap_or_default();
+        self.repeated_key |= mine.contains(&h);
+        if mine.len() >= LINEAR {
+            let mut set: std::collections::HashSet<u64> = mine.iter().copied().collect();
+            set.insert(h);
+            *big = Some(set);
+        } else {
+            self.scratch.keys.push(h);
         }
     }
 
@@ -833,6 +906,24 @@ fn earlier_keys(out: &[u8], open: usize, until: usize) -> Vec<(usize, usize)> {
         k += 1;
     }
     ranges
+}
+
+/// 64-bit FNV-1a: a cheap hash for object keys (duplicates only need noticing).
+fn fnv1a(b: &[u8]) -> u64 {
+    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &c| (h ^ u64::from(c)).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+/// True when the number token `t` is an integer `serde_json` keeps as an integer (fits `u64`,
+/// or `i64` when negative), so it prints as written.
+fn plain_integer(t: &str) -> bool {
+    if t.bytes().any(|c| matches!(c, b'.' | b'e' | b'E')) {
+        return false;
+    }
+    if t.starts_with('-') {
+        t.parse::<i64>().is_ok() && t != "-0"
+    } else {
+        t.parse::<u64>().is_ok()
+    }
 }
 
 /// Skips one value without looking inside (brackets and strings only): for [`Engine::survey`].
