@@ -85,13 +85,26 @@ pub(super) struct Engine<'c, 'm> {
     pub(super) repeated_key: bool,
 }
 
-/// A cursor over one JSON text (the document, or a document found in a string).
+/// A cursor over one JSON text (the document, or a document found in a string). The text is a
+/// `str`, so a token between ASCII delimiters is sliced out of it as a `str` without checking
+/// its UTF-8 again ([`In::text`]).
 struct In<'i> {
+    s: &'i str,
     b: &'i [u8],
     pos: usize,
 }
 
 impl<'i> In<'i> {
+    fn new(s: &'i str, pos: usize) -> In<'i> {
+        In { s, b: s.as_bytes(), pos }
+    }
+
+    /// The text from `start` to `end`, both at ASCII delimiters (quotes, number bounds).
+    #[inline]
+    fn text(&self, start: usize, end: usize) -> &'i str {
+        self.s.get(start..end).unwrap_or_default()
+    }
+
     fn bad<T>(&self, what: &'static str) -> R<T> {
         Err(Bad { what, at: self.pos })
     }
@@ -277,31 +290,55 @@ fn unescape(raw: &[u8], out: &mut String) -> Result<(), &'static str> {
 pub(super) fn quote(s: &[u8], out: &mut Vec<u8>) {
     out.push(b'"');
     let mut from = 0;
-    for (i, &c) in s.iter().enumerate() {
-        let esc: &[u8] = match c {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            0..=0x1f => b"",
-            _ => continue,
-        };
-        out.extend_from_slice(s.get(from..i).unwrap_or_default());
-        if esc.is_empty() {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            out.extend_from_slice(b"\\u00");
-            out.push(HEX[usize::from(c >> 4)]);
-            out.push(HEX[usize::from(c & 15)]);
-        } else {
-            out.extend_from_slice(esc);
+    let mut i = 0;
+    while i < s.len() {
+        // Eight bytes at a time past those that need no escape: most text needs none.
+        while s.get(i..i + 8).is_some_and(|c| !needs_escape8(c)) {
+            i += 8;
         }
-        from = i + 1;
+        let stop = (i + 8).min(s.len());
+        for (j, &c) in s.iter().enumerate().take(stop).skip(i) {
+            let esc: &[u8] = match c {
+                b'"' => b"\\\"",
+                b'\\' => b"\\\\",
+                b'\n' => b"\\n",
+                b'\r' => b"\\r",
+                b'\t' => b"\\t",
+                0x08 => b"\\b",
+                0x0c => b"\\f",
+                0..=0x1f => b"",
+                _ => continue,
+            };
+            out.extend_from_slice(s.get(from..j).unwrap_or_default());
+            if esc.is_empty() {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(c >> 4)]);
+                out.push(HEX[usize::from(c & 15)]);
+            } else {
+                out.extend_from_slice(esc);
+            }
+            from = j + 1;
+        }
+        i = stop;
     }
     out.extend_from_slice(s.get(from..).unwrap_or_default());
     out.push(b'"');
+}
+
+/// Whether any of 8 bytes is `"`, `\\` or a control character (below 0x20): the usual
+/// bit tricks on one `u64` (a byte is zero after the XOR exactly when it equals the target).
+#[inline]
+fn needs_escape8(chunk: &[u8]) -> bool {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let mut w = [0u8; 8];
+    w.copy_from_slice(chunk);
+    let v = u64::from_le_bytes(w);
+    let zero = |x: u64| x.wrapping_sub(LO) & !x & HI;
+    // Bytes below 0x20 (ASCII only: bytes of 0x80 and up are masked off by `!v`).
+    let below = v.wrapping_sub(LO * 0x20) & !v & HI;
+    (zero(v ^ (LO * u64::from(b'"'))) | zero(v ^ (LO * u64::from(b'\\'))) | below) != 0
 }
 
 /// Where a value sits: JSON-in-string layers above it and containers around it (across
@@ -320,7 +357,7 @@ impl<'c, 'm> Engine<'c, 'm> {
 
     /// Masks the whole text `input` into `out`.
     pub(super) fn document(&mut self, input: &str, out: &mut Vec<u8>) -> Result<(), MaskError> {
-        let mut p = In { b: input.as_bytes(), pos: 0 };
+        let mut p = In::new(input, 0);
         let at = At { layers: 0, nest: 0, depth: 0 };
         let res = self.text_doc(&mut p, out, &Path::root(), at, Mode::Scan);
         res.map_err(|b| MaskError::NotJson { what: b.what, at: b.at })
@@ -392,7 +429,7 @@ impl<'c, 'm> Engine<'c, 'm> {
                 let (s, e) = p.number()?;
                 let raw = p.b.get(s..e).unwrap_or_default();
                 // Number tokens are ASCII.
-                let written = std::str::from_utf8(raw).unwrap_or_default();
+                let written = p.text(s, e);
                 // The walk scans a number as `serde_json` prints it, so this engine scans that
                 // text too: a float or a big integer is printed differently from how it is
                 // written (`4111111111111111e0` is `4.111111111111111e15`). An integer that fits
@@ -465,7 +502,7 @@ impl<'c, 'm> Engine<'c, 'm> {
             &buf
         } else {
             // The input is a `str` and the token starts and ends at ASCII quotes.
-            std::str::from_utf8(raw).unwrap_or_default()
+            p.text(s, e)
         };
         let fate = self.string_value(text, tok, out, path, at, mode);
         self.put_str(slot, buf);
@@ -517,7 +554,7 @@ impl<'c, 'm> Engine<'c, 'm> {
         let before = self.cx.changes();
         let slot = usize::from(at.layers);
         let mut buf = self.take_out(slot);
-        let mut p = In { b: inner.as_bytes(), pos: 0 };
+        let mut p = In::new(inner, 0);
         let inner_at = At { layers: at.layers + layers, nest: at.nest, depth: 0 };
         let ok = self.text_doc(&mut p, &mut buf, path, inner_at, mode).is_ok();
         if !ok {
@@ -631,7 +668,7 @@ impl<'c, 'm> Engine<'c, 'm> {
                 }
                 kbuf
             } else {
-                std::str::from_utf8(kraw).unwrap_or_default()
+                p.text(ks, ke)
             };
             self.seen_key(key, keys_base, &mut big);
             p.eat(b':', "expected `:`")?;
@@ -700,7 +737,7 @@ impl<'c, 'm> Engine<'c, 'm> {
                         attr = Some(false);
                     }
                 } else if !secret && key == "value" {
-                    let a = *attr.get_or_insert_with(|| self.survey(p.b, obj_start));
+                    let a = *attr.get_or_insert_with(|| self.survey(p.s, obj_start));
                     secret = a;
                 }
             }
@@ -788,7 +825,7 @@ impl<'c, 'm> Engine<'c, 'm> {
         if p.peek() != Some(b'"') {
             return false;
         }
-        let mut q = In { b: p.b, pos: p.pos };
+        let mut q = In::new(p.s, p.pos);
         let Ok((s, e, esc)) = q.string() else { return false };
         let raw = q.b.get(s..e).unwrap_or_default();
         let mut buf = String::new();
@@ -798,7 +835,7 @@ impl<'c, 'm> Engine<'c, 'm> {
             }
             &buf
         } else {
-            std::str::from_utf8(raw).unwrap_or_default()
+            q.text(s, e)
         };
         let is_doc = v.len() >= 2 && !matches!(peel(v, MAX_LAYERS), Peeled::Text);
         !is_doc && self.cx.masker().key_names.matches(v)
@@ -807,8 +844,8 @@ impl<'c, 'm> Engine<'c, 'm> {
     /// Whether the object at `obj_start` (its `{`) is an attribute naming a credential: at
     /// most four members, one of them `key` with a credential-like name. Read without masking;
     /// false when it is not well formed (the real pass reports that).
-    fn survey(&self, b: &[u8], obj_start: usize) -> bool {
-        let mut q = In { b, pos: obj_start + 1 };
+    fn survey(&self, s: &str, obj_start: usize) -> bool {
+        let mut q = In::new(s, obj_start + 1);
         let mut count = 0usize;
         let mut secret = false;
         q.ws();

@@ -263,3 +263,19 @@ fn numbers_are_scanned_as_the_walk_prints_them() {
         assert_eq!(bytes, walk, "{text}");
     }
 }
+
+#[test]
+fn quote_escapes_as_serde_json_does() {
+    // Every length around the eight-byte steps, with the bytes that need escapes at every offset.
+    let specials = ["\"", "\\", "\n", "\u{1}", "\u{1f}", "é", "\u{7f}", "a"];
+    for len in 0..20 {
+        for sp in specials {
+            for at in 0..=len {
+                let text = format!("{}{sp}{}", "x".repeat(at), "y".repeat(len - at));
+                let mut out = Vec::new();
+                super::bytes::quote(text.as_bytes(), &mut out);
+                assert_eq!(String::from_utf8_lossy(&out), Value::String(text.clone()).to_string(), "{text:?}");
+            }
+        }
+    }
+}
