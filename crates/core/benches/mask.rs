@@ -254,8 +254,41 @@ fn ratio_only() -> bool {
     true
 }
 
+/// `MASK_PROFILE=KIND:SIZE:ROUNDS` (e.g. `realistic:100KB:200`): the byte engine alone on one
+/// input, `ROUNDS` times, for a profiler (`valgrind --tool=callgrind`, `perf record`) to see
+/// the masking rather than the input generation or the other rows.
+fn profile_only() -> bool {
+    let Ok(spec) = std::env::var("MASK_PROFILE") else { return false };
+    let mut parts = spec.split(':');
+    let (Some(kind), Some(size), rounds) = (parts.next(), parts.next(), parts.next()) else { return true };
+    let rounds: usize = rounds.and_then(|r| r.parse().ok()).unwrap_or(100);
+    let Ok(policy) = Policy::parse("bench", POLICY) else { return true };
+    let key = MaskKey(b"benchmark-key-0123456789abcdef".to_vec());
+    let n = match size {
+        "2KB" => 2_000,
+        "100KB" => 100_000,
+        "10MB" => 10_000_000,
+        _ => {
+            eprintln!("no size {size}");
+            return true;
+        }
+    };
+    let bytes = match kind {
+        "realistic" => realistic(n),
+        "sparse" => trace_with(n, true),
+        _ => trace_with(n, false),
+    };
+    let t = std::time::Instant::now();
+    for _ in 0..rounds {
+        black_box(bytes_engine(black_box(&bytes), &policy, &key));
+    }
+    let secs = t.elapsed().as_secs_f64();
+    eprintln!("{kind} {size}: {rounds} rounds, {:.0} MB/s", (bytes.len() * rounds) as f64 / secs / 1e6);
+    true
+}
+
 fn main() {
-    if rss_only() || ratio_only() {
+    if rss_only() || ratio_only() || profile_only() {
         return;
     }
     benches();

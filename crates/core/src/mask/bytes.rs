@@ -18,8 +18,10 @@
 //! Semantics follow the walk rule for rule (credential-like keys mask everything under them,
 //! OpenTelemetry `{"key": …, "value": …}` attributes, masked keys, `drop`, the nesting and
 //! layer limits); `tests/mask_differential.rs` checks it against the walk on generated
-//! documents. Where it differs it masks more, never less: numbers are scanned as written
-//! (not as re-printed floats).
+//! documents and requires the same document and the same counts. Numbers are scanned as
+//! `serde_json` prints them, as the walk scans them. A text in which some object repeats a key
+//! is masked by the walk instead ([`Engine::repeated_key`]): its parser keeps only the last
+//! member of a name, so it serves (and counts) fewer values than the text holds.
 
 use std::borrow::Cow;
 
@@ -69,20 +71,40 @@ enum Mode {
 pub(super) struct Scratch {
     strs: Vec<String>,
     outs: Vec<Vec<u8>>,
+    /// Hashes of the keys of the objects being read, innermost last ([`Engine::seen_key`]).
+    keys: Vec<u64>,
 }
 
 pub(super) struct Engine<'c, 'm> {
     cx: &'c mut Cx<'m>,
     scratch: Scratch,
+    /// Some object repeats a key (or two keys' hashes collide). The walk's parser keeps the
+    /// last member of each name, so its document, and what it counts, differ from what this
+    /// engine reads; [`Masker::apply_json`](super::Masker::apply_json) then masks the text
+    /// with the walk instead. Rare, and never wrong: the walk is the oracle.
+    pub(super) repeated_key: bool,
 }
 
-/// A cursor over one JSON text (the document, or a document found in a string).
+/// A cursor over one JSON text (the document, or a document found in a string). The text is a
+/// `str`, so a token between ASCII delimiters is sliced out of it as a `str` without checking
+/// its UTF-8 again ([`In::text`]).
 struct In<'i> {
+    s: &'i str,
     b: &'i [u8],
     pos: usize,
 }
 
 impl<'i> In<'i> {
+    fn new(s: &'i str, pos: usize) -> In<'i> {
+        In { s, b: s.as_bytes(), pos }
+    }
+
+    /// The text from `start` to `end`, both at ASCII delimiters (quotes, number bounds).
+    #[inline]
+    fn text(&self, start: usize, end: usize) -> &'i str {
+        self.s.get(start..end).unwrap_or_default()
+    }
+
     fn bad<T>(&self, what: &'static str) -> R<T> {
         Err(Bad { what, at: self.pos })
     }
@@ -268,31 +290,55 @@ fn unescape(raw: &[u8], out: &mut String) -> Result<(), &'static str> {
 pub(super) fn quote(s: &[u8], out: &mut Vec<u8>) {
     out.push(b'"');
     let mut from = 0;
-    for (i, &c) in s.iter().enumerate() {
-        let esc: &[u8] = match c {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            0..=0x1f => b"",
-            _ => continue,
-        };
-        out.extend_from_slice(s.get(from..i).unwrap_or_default());
-        if esc.is_empty() {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            out.extend_from_slice(b"\\u00");
-            out.push(HEX[usize::from(c >> 4)]);
-            out.push(HEX[usize::from(c & 15)]);
-        } else {
-            out.extend_from_slice(esc);
+    let mut i = 0;
+    while i < s.len() {
+        // Eight bytes at a time past those that need no escape: most text needs none.
+        while s.get(i..i + 8).is_some_and(|c| !needs_escape8(c)) {
+            i += 8;
         }
-        from = i + 1;
+        let stop = (i + 8).min(s.len());
+        for (j, &c) in s.iter().enumerate().take(stop).skip(i) {
+            let esc: &[u8] = match c {
+                b'"' => b"\\\"",
+                b'\\' => b"\\\\",
+                b'\n' => b"\\n",
+                b'\r' => b"\\r",
+                b'\t' => b"\\t",
+                0x08 => b"\\b",
+                0x0c => b"\\f",
+                0..=0x1f => b"",
+                _ => continue,
+            };
+            out.extend_from_slice(s.get(from..j).unwrap_or_default());
+            if esc.is_empty() {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(c >> 4)]);
+                out.push(HEX[usize::from(c & 15)]);
+            } else {
+                out.extend_from_slice(esc);
+            }
+            from = j + 1;
+        }
+        i = stop;
     }
     out.extend_from_slice(s.get(from..).unwrap_or_default());
     out.push(b'"');
+}
+
+/// Whether any of 8 bytes is `"`, `\\` or a control character (below 0x20): the usual
+/// bit tricks on one `u64` (a byte is zero after the XOR exactly when it equals the target).
+#[inline]
+fn needs_escape8(chunk: &[u8]) -> bool {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let mut w = [0u8; 8];
+    w.copy_from_slice(chunk);
+    let v = u64::from_le_bytes(w);
+    let zero = |x: u64| x.wrapping_sub(LO) & !x & HI;
+    // Bytes below 0x20 (ASCII only: bytes of 0x80 and up are masked off by `!v`).
+    let below = v.wrapping_sub(LO * 0x20) & !v & HI;
+    (zero(v ^ (LO * u64::from(b'"'))) | zero(v ^ (LO * u64::from(b'\\'))) | below) != 0
 }
 
 /// Where a value sits: JSON-in-string layers above it and containers around it (across
@@ -306,12 +352,12 @@ struct At {
 
 impl<'c, 'm> Engine<'c, 'm> {
     pub(super) fn new(cx: &'c mut Cx<'m>) -> Self {
-        Engine { cx, scratch: Scratch::default() }
+        Engine { cx, scratch: Scratch::default(), repeated_key: false }
     }
 
     /// Masks the whole text `input` into `out`.
     pub(super) fn document(&mut self, input: &str, out: &mut Vec<u8>) -> Result<(), MaskError> {
-        let mut p = In { b: input.as_bytes(), pos: 0 };
+        let mut p = In::new(input, 0);
         let at = At { layers: 0, nest: 0, depth: 0 };
         let res = self.text_doc(&mut p, out, &Path::root(), at, Mode::Scan);
         res.map_err(|b| MaskError::NotJson { what: b.what, at: b.at })
@@ -383,7 +429,26 @@ impl<'c, 'm> Engine<'c, 'm> {
                 let (s, e) = p.number()?;
                 let raw = p.b.get(s..e).unwrap_or_default();
                 // Number tokens are ASCII.
-                let text = std::str::from_utf8(raw).unwrap_or_default();
+                let written = p.text(s, e);
+                // The walk scans a number as `serde_json` prints it, so this engine scans that
+                // text too: a float or a big integer is printed differently from how it is
+                // written (`4111111111111111e0` is `4.111111111111111e15`). An integer that fits
+                // 64 bits prints as written.
+                let printed;
+                let text = if plain_integer(written) {
+                    written
+                } else {
+                    match written.parse::<serde_json::Number>() {
+                        Ok(n) => {
+                            printed = n.to_string();
+                            printed.as_str()
+                        }
+                        Err(_) => {
+                            p.pos = s;
+                            return p.bad("number out of range");
+                        }
+                    }
+                };
                 match mode {
                     Mode::Whole(op) => {
                         self.whole_scalar(op, text, out, path);
@@ -437,7 +502,7 @@ impl<'c, 'm> Engine<'c, 'm> {
             &buf
         } else {
             // The input is a `str` and the token starts and ends at ASCII quotes.
-            std::str::from_utf8(raw).unwrap_or_default()
+            p.text(s, e)
         };
         let fate = self.string_value(text, tok, out, path, at, mode);
         self.put_str(slot, buf);
@@ -489,7 +554,7 @@ impl<'c, 'm> Engine<'c, 'm> {
         let before = self.cx.changes();
         let slot = usize::from(at.layers);
         let mut buf = self.take_out(slot);
-        let mut p = In { b: inner.as_bytes(), pos: 0 };
+        let mut p = In::new(inner, 0);
         let inner_at = At { layers: at.layers + layers, nest: at.nest, depth: 0 };
         let ok = self.text_doc(&mut p, &mut buf, path, inner_at, mode).is_ok();
         if !ok {
@@ -555,6 +620,27 @@ impl<'c, 'm> Engine<'c, 'm> {
             out.push(b'}');
             return Ok(());
         }
+        let mut kbuf = String::new();
+        let keys_base = self.scratch.keys.len();
+        let r = self.members(p, out, path, at, mode, obj_start, out_start, &mut kbuf, keys_base);
+        self.scratch.keys.truncate(keys_base);
+        r
+    }
+
+    /// The members of the object opened at `obj_start` (its `{` read, not `}`).
+    #[allow(clippy::too_many_arguments)]
+    fn members(
+        &mut self,
+        p: &mut In<'_>,
+        out: &mut Vec<u8>,
+        path: &Path<'_>,
+        at: At,
+        mode: Mode,
+        obj_start: usize,
+        out_start: usize,
+        kbuf: &mut String,
+        keys_base: usize,
+    ) -> R<()> {
         let masker = self.cx.masker();
         let key_op = masker.key_op;
         // Output ranges of the keys written so far, kept from the first renamed key on, so
@@ -564,7 +650,8 @@ impl<'c, 'm> Engine<'c, 'm> {
         // OpenTelemetry attributes: whether the sibling `key` names a credential (and the
         // object is attribute-sized). Decided when the `value` member is reached.
         let mut attr: Option<bool> = None;
-        let mut kbuf = String::new();
+        // The key hashes of an object with many members, for [`Engine::seen_key`].
+        let mut big: Option<std::collections::HashSet<u64>> = None;
         loop {
             p.ws();
             if p.peek() != Some(b'"') {
@@ -575,14 +662,15 @@ impl<'c, 'm> Engine<'c, 'm> {
             let kraw = p.b.get(ks..ke).unwrap_or_default();
             let ktok = p.b.get(ktok_start..ke + 1).unwrap_or_default();
             let key: &str = if kesc {
-                if let Err(what) = unescape(kraw, &mut kbuf) {
+                if let Err(what) = unescape(kraw, kbuf) {
                     p.pos = ks;
                     return p.bad(what);
                 }
-                &kbuf
+                kbuf
             } else {
-                std::str::from_utf8(kraw).unwrap_or_default()
+                p.text(ks, ke)
             };
+            self.seen_key(key, keys_base, &mut big);
             p.eat(b':', "expected `:`")?;
             p.ws();
             let member_start = out.len();
@@ -649,7 +737,7 @@ impl<'c, 'm> Engine<'c, 'm> {
                         attr = Some(false);
                     }
                 } else if !secret && key == "value" {
-                    let a = *attr.get_or_insert_with(|| self.survey(p.b, obj_start));
+                    let a = *attr.get_or_insert_with(|| self.survey(p.s, obj_start));
                     secret = a;
                 }
             }
@@ -679,6 +767,28 @@ impl<'c, 'm> Engine<'c, 'm> {
                 out.push(b'}');
                 return Ok(());
             }
+        }
+    }
+
+    /// Notes the key `key` of the object whose keys start at `base` in the key stack, and sets
+    /// [`Engine::repeated_key`] when the object already had it. Hashes, not strings, so nothing
+    /// is allocated per key; a collision only sends the text to the walk. Small objects are
+    /// searched linearly, large ones through a set.
+    fn seen_key(&mut self, key: &str, base: usize, big: &mut Option<std::collections::HashSet<u64>>) {
+        const LINEAR: usize = 32;
+        let h = fnv1a(key.as_bytes());
+        if let Some(set) = big.as_mut() {
+            self.repeated_key |= !set.insert(h);
+            return;
+        }
+        let mine = self.scratch.keys.get(base..).unwrap_or_default();
+        self.repeated_key |= mine.contains(&h);
+        if mine.len() >= LINEAR {
+            let mut set: std::collections::HashSet<u64> = mine.iter().copied().collect();
+            set.insert(h);
+            *big = Some(set);
+        } else {
+            self.scratch.keys.push(h);
         }
     }
 
@@ -715,7 +825,7 @@ impl<'c, 'm> Engine<'c, 'm> {
         if p.peek() != Some(b'"') {
             return false;
         }
-        let mut q = In { b: p.b, pos: p.pos };
+        let mut q = In::new(p.s, p.pos);
         let Ok((s, e, esc)) = q.string() else { return false };
         let raw = q.b.get(s..e).unwrap_or_default();
         let mut buf = String::new();
@@ -725,7 +835,7 @@ impl<'c, 'm> Engine<'c, 'm> {
             }
             &buf
         } else {
-            std::str::from_utf8(raw).unwrap_or_default()
+            q.text(s, e)
         };
         let is_doc = v.len() >= 2 && !matches!(peel(v, MAX_LAYERS), Peeled::Text);
         !is_doc && self.cx.masker().key_names.matches(v)
@@ -734,8 +844,8 @@ impl<'c, 'm> Engine<'c, 'm> {
     /// Whether the object at `obj_start` (its `{`) is an attribute naming a credential: at
     /// most four members, one of them `key` with a credential-like name. Read without masking;
     /// false when it is not well formed (the real pass reports that).
-    fn survey(&self, b: &[u8], obj_start: usize) -> bool {
-        let mut q = In { b, pos: obj_start + 1 };
+    fn survey(&self, s: &str, obj_start: usize) -> bool {
+        let mut q = In::new(s, obj_start + 1);
         let mut count = 0usize;
         let mut secret = false;
         q.ws();
@@ -833,6 +943,24 @@ fn earlier_keys(out: &[u8], open: usize, until: usize) -> Vec<(usize, usize)> {
         k += 1;
     }
     ranges
+}
+
+/// 64-bit FNV-1a: a cheap hash for object keys (duplicates only need noticing).
+fn fnv1a(b: &[u8]) -> u64 {
+    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &c| (h ^ u64::from(c)).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+/// True when the number token `t` is an integer `serde_json` keeps as an integer (fits `u64`,
+/// or `i64` when negative), so it prints as written.
+fn plain_integer(t: &str) -> bool {
+    if t.bytes().any(|c| matches!(c, b'.' | b'e' | b'E')) {
+        return false;
+    }
+    if t.starts_with('-') {
+        t.parse::<i64>().is_ok() && t != "-0"
+    } else {
+        t.parse::<u64>().is_ok()
+    }
 }
 
 /// Skips one value without looking inside (brackets and strings only): for [`Engine::survey`].

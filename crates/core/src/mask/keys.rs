@@ -61,11 +61,8 @@ impl KeyNames {
     pub fn matches(&self, key: &str) -> bool {
         let kb = key.as_bytes();
         let Some(&last) = kb.iter().rev().find(|&&b| !skip(b)) else { return false };
-        let candidates = self.by_last[usize::from(last.to_ascii_lowercase())];
-        self.names.iter().enumerate().any(|(i, (_, norm))| {
-            if i < 64 && candidates & (1 << i) == 0 {
-                return false;
-            }
+        let mut candidates = self.by_last[usize::from(last.to_ascii_lowercase())];
+        let ends_with = |norm: &[u8]| {
             let mut k = kb.len();
             for &want in norm.iter().rev() {
                 while k > 0 && skip(kb[k - 1]) {
@@ -77,7 +74,16 @@ impl KeyNames {
                 k -= 1;
             }
             true
-        })
+        };
+        // Only the names ending in the key's last byte, then any past the 64th.
+        while candidates != 0 {
+            let i = candidates.trailing_zeros() as usize;
+            candidates &= candidates - 1;
+            if self.names.get(i).is_some_and(|(_, norm)| ends_with(norm)) {
+                return true;
+            }
+        }
+        self.names.iter().skip(64).any(|(_, norm)| ends_with(norm))
     }
 }
 

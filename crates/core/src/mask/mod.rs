@@ -106,18 +106,35 @@ impl Masker {
             .map_err(|e| MaskError::NotJson { what: "invalid UTF-8", at: e.valid_up_to() })?;
         let start = out.len();
         let mut cx = walk::Cx::new(self, &self.engine, operators::Operators::new(key));
-        let res = if self.is_off() {
+        if self.is_off() {
             // Nothing to mask: check the text is JSON and serve it as it is.
-            serde_json::from_str::<serde::de::IgnoredAny>(text)
-                .map(|_| out.extend_from_slice(input))
-                .map_err(|e| MaskError::NotJson { what: "invalid JSON", at: e.column() })
-        } else {
-            bytes::Engine::new(&mut cx).document(text, out)
-        };
+            return serde_json::from_str::<serde::de::IgnoredAny>(text)
+                .map(|_| {
+                    out.extend_from_slice(input);
+                    MaskReport::default()
+                })
+                .map_err(|e| MaskError::NotJson { what: "invalid JSON", at: e.column() });
+        }
+        let mut engine = bytes::Engine::new(&mut cx);
+        let res = engine.document(text, out);
+        let repeated = engine.repeated_key;
         if res.is_err() {
             out.truncate(start);
         }
-        res.map(|()| cx.report())
+        res?;
+        if !repeated {
+            return Ok(cx.report());
+        }
+        // An object repeats a key: serve what the walk serves (the last member of each name),
+        // so both engines show and count the same values. The text was validated above.
+        out.truncate(start);
+        let mut doc: Value = serde_json::from_str(text).map_err(|_| MaskError::NotJson { what: "invalid JSON", at: 0 })?;
+        let report = self.apply(&mut doc, key);
+        if serde_json::to_writer(&mut *out, &doc).is_err() {
+            out.truncate(start);
+            return Err(MaskError::NotJson { what: "unserializable", at: 0 });
+        }
+        Ok(report)
     }
 
     /// Masks a projected view (already decoded) in place, before the caller's own queries

@@ -413,11 +413,14 @@ impl<'m> Cx<'m> {
         if self.spans.is_empty() {
             return TextFate::Keep;
         }
-        merge(&mut self.spans);
+        // Labels first, merge second: a detection cut short at a label must not take with it
+        // the detections it was merged with beyond the label (an email after a label inside an
+        // unterminated private key block was lost that way, and found only by a second pass).
         drop_inside_labels(src, &mut self.spans);
         if self.spans.is_empty() {
             return TextFate::Keep;
         }
+        merge(&mut self.spans);
         let mut drop = false;
         for sp in &self.spans {
             let op = self.ops.effective(self.m.op(sp.detector));
@@ -502,16 +505,25 @@ pub fn decode_escapes(s: &str) -> Option<String> {
 /// "password was"): a span that starts inside a label is forgotten, and one that runs into a
 /// label stops before it. Masking masked output must not relabel, nest or extend what it masked
 /// before, so a trace masked on write and again on read reports only what was really found.
+///
+/// Only what the `redact` operator writes is a label: `[REDACTED:NAME]` with the label of a
+/// detector ([`label_end`]). Anything looser would let a text shield whatever follows it from
+/// every detector by writing `[REDACTED` in front of it (`[REDACTED note: password is …]`).
+/// Runs on the detections as found, before [`merge`].
 fn drop_inside_labels(src: &str, spans: &mut Vec<super::detectors::Span>) {
-    const OPEN: &[u8] = b"[REDACTED";
+    const OPEN: &[u8] = b"[REDACTED:";
     let b = src.as_bytes();
     let mut labels = Vec::new();
     let mut from = 0;
     while let Some(i) = memchr::memmem::find(b.get(from..).unwrap_or_default(), OPEN) {
         let start = from + i;
-        let Some(close) = memchr::memchr(b']', b.get(start..).unwrap_or_default()) else { break };
-        labels.push((start, start + close + 1));
-        from = start + close + 1;
+        match label_end(b, start) {
+            Some(end) => {
+                labels.push((start, end));
+                from = end;
+            }
+            None => from = start + 1,
+        }
     }
     if labels.is_empty() {
         return;
@@ -527,15 +539,33 @@ fn drop_inside_labels(src: &str, spans: &mut Vec<super::detectors::Span>) {
     });
 }
 
+/// The end of the label `[REDACTED:NAME]` starting at `start` in `b`, when NAME is a
+/// detector's label (what [`super::operators::Operators::apply`] writes for `redact`).
+fn label_end(b: &[u8], start: usize) -> Option<usize> {
+    const OPEN: &[u8] = b"[REDACTED:";
+    let rest = b.get(start..)?.strip_prefix(OPEN)?;
+    // Detector names are at most 40 bytes; a longer run is no label.
+    let len = rest.iter().take(41).take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || **c == b'_').count();
+    if rest.get(len) != Some(&b']') {
+        return None;
+    }
+    let name = std::str::from_utf8(rest.get(..len)?).ok()?;
+    Detector::from_label(name)?;
+    Some(start + OPEN.len() + len + 1)
+}
+
 /// True when `s` is exactly what an operator wrote: `[REDACTED:NAME]` or a pseudonym
-/// `NAME_<12 hex>`. Masking it again under a credential key would only relabel or re-hash it.
+/// `NAME_<12 hex>`, NAME a detector's label. Masking it again under a credential key would only
+/// relabel or re-hash it. Any other NAME is masked like any value: a password shaped like a
+/// pseudonym (`HUNTER_0123456789ab`) is still a password.
 pub(super) fn is_masked(s: &str) -> bool {
-    let name = |n: &str| !n.is_empty() && n.bytes().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_');
-    if let Some(inner) = s.strip_prefix("[REDACTED:").and_then(|r| r.strip_suffix(']')) {
-        return name(inner);
+    if s.starts_with("[REDACTED:") {
+        return label_end(s.as_bytes(), 0) == Some(s.len());
     }
     match s.rsplit_once('_') {
-        Some((label, hex)) => hex.len() == 12 && hex.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()) && name(label),
+        Some((label, hex)) => {
+            hex.len() == 12 && hex.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()) && Detector::from_label(label).is_some()
+        }
         None => false,
     }
 }

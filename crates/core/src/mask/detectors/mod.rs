@@ -216,6 +216,15 @@ impl Detector {
     pub fn parse(name: &str) -> Option<Detector> {
         Detector::ALL.iter().copied().find(|d| d.name() == name)
     }
+
+    /// The detector whose [`Detector::label`] is `label` (capitals only): how masked output is
+    /// recognised, so masking it again neither relabels it nor lets look-alikes through.
+    pub fn from_label(label: &str) -> Option<Detector> {
+        if !label.bytes().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_') {
+            return None;
+        }
+        Detector::ALL.iter().copied().find(|d| d.name().eq_ignore_ascii_case(label))
+    }
 }
 
 /// A fixed-size bit set: detectors ([`DetSet`]) and secret rules (which rules a trigger wakes).
