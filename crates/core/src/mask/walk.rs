@@ -107,6 +107,10 @@ pub(super) enum TextFate {
     Drop,
 }
 
+/// How many times [`Cx::text`] rescans a text it masked; each rescan that finds something
+/// shortens what is left to find, and no input seen needs more than one.
+const MAX_RESCANS: usize = 3;
+
 pub struct Cx<'m> {
     m: &'m Masker,
     engine: &'m Engine,
@@ -402,7 +406,25 @@ impl<'m> Cx<'m> {
     }
 
     /// Detects and masks inside one piece of text, queueing its hits in `pending`.
+    ///
+    /// Masking changes what surrounds the values a scan rejected: a card number glued to the
+    /// password in front of it, an address glued to a token, stand alone once the password or
+    /// token is a label. So the masked text is scanned again until a scan finds nothing new
+    /// (at most [`MAX_RESCANS`] more times): what a second masking pass would find is masked by
+    /// the first, and masking masked text changes nothing.
     pub(super) fn text(&mut self, s: &str) -> TextFate {
+        let mut fate = self.scan_once(s);
+        for _ in 0..MAX_RESCANS {
+            let TextFate::Replace(masked) = &fate else { break };
+            match self.scan_once(masked) {
+                TextFate::Keep => break,
+                next => fate = next,
+            }
+        }
+        fate
+    }
+
+    fn scan_once(&mut self, s: &str) -> TextFate {
         if s.len() < MIN_SCAN_LEN || self.m.enabled.is_empty() {
             return TextFate::Keep;
         }

@@ -158,8 +158,18 @@ fn numbers(b: &[u8], enabled: DetSet, out: &mut Vec<Span>) {
         }
         let left_ok = lead == 0 || !(word(b[lead - 1]) || b[lead - 1] == b'.');
         let right_ok = chunk_end == b.len() || !word(b[chunk_end]);
-        if left_ok && right_ok {
-            classify(b, &groups, lead, enabled, out);
+        // A chunk glued to a word (`hunter4111-…`, `…1234abc`) loses only the groups up to its
+        // first (after its last) blank separator: what follows a space is a number of its own,
+        // exactly as it is once the glued part has been masked, so a second pass finds nothing
+        // the first one did not.
+        let blank = |g: &Group| b[g.sep_start..g.start].iter().all(|&c| c == b' ');
+        let lo = if left_ok { Some(0) } else { (1..groups.len()).find(|&s| blank(&groups[s])) };
+        let hi = if right_ok { Some(groups.len()) } else { (1..groups.len()).rev().find(|&e| blank(&groups[e])) };
+        if let (Some(lo), Some(hi)) = (lo, hi) {
+            if lo < hi {
+                let lead = if lo == 0 { lead } else { groups[lo].start };
+                classify(b, &groups[lo..hi], lead, enabled, out);
+            }
         }
         i = chunk_end.max(i + 1);
     }
