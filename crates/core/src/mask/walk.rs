@@ -186,11 +186,13 @@ impl<'m> Cx<'m> {
     }
 
     pub fn report(self) -> MaskReport {
+        // Paths are kept distinct, not only unlike their predecessor: the two engines log a
+        // masked key and its members in different orders, and the report must not depend on it.
         let mut acc: BTreeMap<(Detector, Op), (u64, Vec<String>)> = BTreeMap::new();
         for (d, op, rendered) in self.log {
             let e = acc.entry((d, op)).or_insert((0, Vec::new()));
             e.0 += 1;
-            if e.1.len() < MAX_REPORT_PATHS && e.1.last().map(String::as_str) != Some(&*rendered) {
+            if e.1.len() < MAX_REPORT_PATHS && !e.1.iter().any(|p| **p == *rendered) {
                 e.1.push(rendered.to_string());
             }
         }
