@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine of this project's kind. Installs and starts what the
-# tests need (Node.js for the real OIDC provider; pysaml2 + xmlsec1 for the real SAML IdP; the provider itself is started by the tests
+# tests need (Node.js for the real OIDC provider and the console's browser tests, chromium; pysaml2 + xmlsec1 for the real SAML IdP; the provider itself is started by the tests
 # through scripts/start-oidc.sh), then runs every test in the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,6 +44,13 @@ if [ ${#scale_debs[@]} -gt 0 ]; then
 fi
 # Install the OIDC provider's packages once, before tests run in parallel.
 bash scripts/start-oidc.sh --install-only
+# The web console's browser tests (crates/tracegate/tests/console.rs): Debian chromium, driven
+# headless by playwright-core from console-tests/ (its own package-lock; no browser download).
+if [ ! -x /usr/bin/chromium ]; then
+  echo "test.sh: installing chromium (the console's real-browser tests)"
+  apt-get update -qq && apt-get install -y -qq chromium
+fi
+(cd console-tests && npm ci --no-audit --no-fund --loglevel=error)
 
 export TRACEGATE_REQUIRE_PEERS=1   # a missing peer fails the run instead of skipping a test
 cargo build --workspace --all-targets --locked

@@ -7,8 +7,9 @@
 //! what it released with [`Recorded`]; the [`record_unrecorded`] layer around every route records
 //! (through the same `finish`) any response without that mark — unknown routes, wrong methods,
 //! extractor rejections — so a route or a failure mode nobody thought of cannot go unrecorded.
-//! Only `GET /healthz` and `GET /metrics` are exempt: they name no trace and no principal, and a
-//! load balancer or scraper polling them would otherwise fill the trail with noise.
+//! Only `GET /healthz`, `GET /metrics` and the console's static files (`GET /console/…`) are
+//! exempt: they name no trace and no principal, and a load balancer or scraper polling them (or
+//! every page load) would otherwise fill the trail with noise.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -185,7 +186,9 @@ const MAX_UNRECORDED_BODY: usize = 64 * 1024;
 /// 405, extractor rejections), so it is on the trail with its status, caller (when the token is
 /// good) and body digest, and fails closed (503) when the record cannot be written.
 pub async fn record_unrecorded(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    if (req.method() == Method::GET || req.method() == Method::HEAD) && UNRECORDED.contains(&req.uri().path()) {
+    let path = req.uri().path();
+    let console = path == crate::routes::console::PREFIX || path.starts_with("/console/");
+    if (req.method() == Method::GET || req.method() == Method::HEAD) && (UNRECORDED.contains(&path) || console) {
         return next.run(req).await;
     }
     let method = req.method().as_str().to_owned();

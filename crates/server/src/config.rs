@@ -34,9 +34,23 @@ pub struct GatewayConfig {
     /// `TRACEGATE_STATE_URL` environment variable. Absent: everything stays in local files.
     #[serde(default)]
     pub state: tracegate_state::StateConfig,
+    /// The web console at `/console/` (always served; it signs in like any browser).
+    #[serde(default)]
+    pub console: ConsoleSection,
     /// The directory holding the config file; relative paths are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
+}
+
+/// `[console]`: the web console's settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleSection {
+    /// Sample identities offered by the development sign-in at `/console/dev-login`
+    /// (`[[console.dev_identities]]`). Needs `[identity.dev]` without `allow_non_loopback`;
+    /// the gateway refuses to start otherwise. Empty (the default): no development sign-in.
+    #[serde(default)]
+    pub dev_identities: Vec<crate::routes::dev_login::DevIdentity>,
 }
 
 #[derive(Debug, Deserialize)]

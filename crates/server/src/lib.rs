@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod limits;
 pub mod metrics;
+pub mod replay;
 pub mod routes;
 pub mod state;
 

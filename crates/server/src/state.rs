@@ -37,7 +37,8 @@ pub struct AppState {
     pub approvals: crate::routes::approvals::Approvals,
     /// Per-principal request and access-request limits (`[limits]`).
     pub limits: crate::limits::Limits,
-    /// Browser sign-in and sessions (`[identity.browser]`), if configured.
+    /// Browser sign-in and sessions (`[identity.browser]`, or the console's development
+    /// sign-in), if configured.
     pub browser: Option<crate::routes::browser::Browser>,
     /// The PostgreSQL pool of `[state]`, migrated; `None` in the embedded default.
     pub db: Option<tracegate_state::PgPool>,
@@ -83,7 +84,8 @@ impl AppState {
         };
         let auth = Authenticator::with_backends(&cfg.identity, &cfg.base_dir, identity_backends(db.as_ref()))
             .map_err(|e| StartError::Identity(e.to_string()))?;
-        let browser = crate::routes::browser::Browser::from_config(&cfg.identity, &auth, &cfg.base_dir, db.as_ref())
+        let dev_sign_in = crate::routes::dev_login::DevSignIn::from_config(cfg).map_err(StartError::Identity)?;
+        let browser = crate::routes::browser::Browser::from_config(&cfg.identity, &auth, &cfg.base_dir, db.as_ref(), dev_sign_in)
             .map_err(StartError::Identity)?;
         let store: Arc<dyn TraceStore> = Arc::new(cfg.open_store()?);
         let index = match &db {

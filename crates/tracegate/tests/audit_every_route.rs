@@ -46,6 +46,7 @@ async fn every_route_and_shape_leaves_exactly_one_record() {
         ("search", Method::GET, "/v1/traces?agent=refund-agent", Some(erin.as_str()), vec![], 200),
         ("search with a bad query", Method::GET, "/v1/traces?agnt=refund-agent", Some(erin.as_str()), vec![], 400),
         ("audit trail refused", Method::GET, "/v1/audit", Some(erin.as_str()), vec![], 403),
+        ("audit replay refused", Method::GET, "/v1/audit/some-request/replay", Some(erin.as_str()), vec![], 403),
         ("access requests", Method::GET, "/v1/access-requests", Some(sec.as_str()), vec![], 200),
         ("unknown route", Method::GET, "/v1/nothing-here", Some(erin.as_str()), vec![], 404),
         ("unknown route, no token", Method::GET, "/nope", None, vec![], 404),

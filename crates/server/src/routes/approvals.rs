@@ -409,7 +409,8 @@ async fn decide(
     ok(&view(state, &c.request, &actor, now))
 }
 
-async fn visible(state: &AppState, id: &str, actor: &Actor, now: SystemTime) -> Result<AccessRequest, ApiError> {
+/// The request `id` if `actor` may see it; 404 otherwise, exactly as for one that does not exist.
+pub(crate) async fn visible(state: &AppState, id: &str, actor: &Actor, now: SystemTime) -> Result<AccessRequest, ApiError> {
     state
         .approvals
         .store

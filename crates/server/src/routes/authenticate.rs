@@ -113,7 +113,7 @@ async fn identify(headers: &HeaderMap, state: &AppState) -> Result<(Principal, O
 /// The cross-site rule for an API request made with a session cookie (see the module header).
 fn check_cross_site(method: &Method, path: &str, headers: &HeaderMap, state: &AppState) -> Result<(), ApiError> {
     let landing = matches!(*method, Method::GET | Method::HEAD)
-        && state.browser.as_ref().is_some_and(|b| b.signin.config().after_login.split('?').next() == Some(path));
+        && state.browser.as_ref().is_some_and(|b| b.after_login.split('?').next() == Some(path));
     let api = (path == "/v1" || path.starts_with("/v1/")) && !landing;
     let cross_site = headers.get_all("sec-fetch-site").iter().any(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"));
     if api && cross_site {
@@ -132,7 +132,7 @@ fn check_csrf(method: &Method, headers: &HeaderMap, state: &AppState, expected: 
         return Ok(());
     }
     let refuse = |msg: &str| ApiError::new(StatusCode::FORBIDDEN, "csrf_failed", msg.to_owned());
-    let origin = state.browser.as_ref().map_or("", |b| b.origin.as_str());
+    let origin = state.browser.as_ref().and_then(|b| b.expected_origin(headers)).unwrap_or_default();
     if let Some(sent) = headers.get(header::ORIGIN) {
         if sent.as_bytes() != origin.as_bytes() {
             return Err(refuse("the request comes from another origin"));

@@ -25,10 +25,12 @@ use crate::audit::{finish, Audited, Reply};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Browser sign-in and its sessions, when `[identity.browser]` is configured.
+/// Browser sign-in and its sessions, when `[identity.browser]` or the console's development
+/// sign-in (`[console] dev_identities`, see [`super::dev_login`]) is configured.
 #[derive(Debug)]
 pub struct Browser {
-    pub signin: BrowserSignIn,
+    /// The OIDC code flow; `None` when only the development sign-in starts sessions.
+    pub signin: Option<BrowserSignIn>,
     pub sessions: Sessions,
     /// The session cookie's name.
     pub cookie: String,
@@ -37,20 +39,34 @@ pub struct Browser {
     /// The SAML sign-in's binding cookie's name (`/saml/login?browser=1` to `/saml/acs`).
     pub saml_cookie: String,
     pub secure: bool,
-    /// The gateway's own origin, as browsers send it in `Origin`.
-    pub origin: String,
+    /// The gateway's own origin, as browsers send it in `Origin`. `None` with the development
+    /// sign-in alone: the gateway then only answers on loopback, and its origin is the loopback
+    /// `Host` the request names ([`super::dev_login::loopback_origin`]).
+    pub origin: Option<String>,
+    /// Where a signed-in browser is sent: `[identity.browser] after_login`, or the console
+    /// when only the development sign-in starts sessions.
+    pub after_login: String,
+    /// The development sign-in, when configured.
+    pub dev: Option<super::dev_login::DevSignIn>,
 }
 
+/// Session lifetime and idle timeout when only the development sign-in starts sessions.
+const DEV_SESSION_LIFETIME: std::time::Duration = std::time::Duration::from_secs(8 * 3600);
+const DEV_SESSION_IDLE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+/// Where the development sign-in alone sends a signed-in browser.
+const DEV_AFTER_LOGIN: &str = "/console/";
+
 impl Browser {
-    /// `None` without `[identity.browser]`. Sessions and pending sign-ins are in the shared
-    /// database with `[state]` (`db`), so any replica serves any step; in this process without.
+    /// `None` with neither `[identity.browser]` nor a development sign-in. Sessions and pending
+    /// sign-ins are in the shared database with `[state]` (`db`), so any replica serves any
+    /// step; in this process without. The development sign-in alone makes the same choice.
     pub fn from_config(
         cfg: &IdentityConfig,
         auth: &Authenticator,
         base_dir: &std::path::Path,
         db: Option<&tracegate_state::PgPool>,
+        dev: Option<super::dev_login::DevSignIn>,
     ) -> Result<Option<Browser>, String> {
-        let Some(b) = &cfg.browser else { return Ok(None) };
         let (pending, store): (Arc<dyn SignInStore>, Arc<dyn SessionStore>) = match db {
             Some(pool) => (
                 Arc::new(tracegate_state::sessions::PgSignIns::new(pool.clone())),
@@ -58,17 +74,37 @@ impl Browser {
             ),
             None => (Arc::new(MemorySignIns::default()), Arc::new(MemoryStore::default())),
         };
+        let Some(b) = &cfg.browser else {
+            return Ok(dev.map(|dev| Browser {
+                signin: None,
+                sessions: Sessions::new(store, DEV_SESSION_LIFETIME, DEV_SESSION_IDLE),
+                cookie: "tracegate_session".into(),
+                login_cookie: "tracegate_session_login".into(),
+                saml_cookie: "tracegate_session_saml".into(),
+                secure: false,
+                origin: None,
+                after_login: DEV_AFTER_LOGIN.into(),
+                dev: Some(dev),
+            }));
+        };
         let signin = BrowserSignIn::new(b, auth.clone(), base_dir, pending).map_err(|e| e.to_string())?;
         let sessions = Sessions::new(store, b.session_lifetime, b.idle_timeout);
         Ok(Some(Browser {
-            signin,
+            signin: Some(signin),
             sessions,
             cookie: b.cookie_name.clone(),
             login_cookie: format!("{}_login", b.cookie_name.trim_start_matches("__Host-")),
             saml_cookie: format!("{}_saml", b.cookie_name.trim_start_matches("__Host-")),
             secure: b.secure(),
-            origin: b.origin(),
+            origin: Some(b.origin()),
+            after_login: b.after_login.clone(),
+            dev,
         }))
+    }
+
+    /// The origin a same-site request to this gateway carries (see [`Browser::origin`]).
+    pub(crate) fn expected_origin(&self, headers: &HeaderMap) -> Option<String> {
+        self.origin.clone().or_else(|| super::dev_login::loopback_origin(headers))
     }
 
     /// A `Set-Cookie` value. Cookie values here are base64url tokens: nothing to escape.
@@ -146,8 +182,9 @@ pub async fn login(State(state): State<Arc<AppState>>, ConnectInfo(client): Conn
 
 async fn start(state: &AppState) -> Result<Reply, ApiError> {
     let browser = state.browser.as_ref().ok_or_else(not_configured)?;
-    let begun = browser.signin.begin().await?;
-    let max_age = browser.signin.config().login_timeout.as_secs().max(1);
+    let signin = browser.signin.as_ref().ok_or_else(not_configured)?;
+    let begun = signin.begin().await?;
+    let max_age = signin.config().login_timeout.as_secs().max(1);
     let binding = browser.cookie_header(&browser.login_cookie, &begun.binding, "/auth/callback", max_age);
     Ok(Reply::json(StatusCode::SEE_OTHER, b"{}".to_vec())
         .header("location", &begun.location)
@@ -170,6 +207,7 @@ pub async fn callback(
 
 async fn complete(state: &AppState, audit: &mut Audited, query: Option<&str>, headers: &HeaderMap) -> Result<Reply, ApiError> {
     let browser = state.browser.as_ref().ok_or_else(not_configured)?;
+    let signin = browser.signin.as_ref().ok_or_else(not_configured)?;
     let mut cb = Callback::default();
     let allowed = ["code", "state", "iss", "error", "error_description", "error_uri", "session_state"];
     for (k, v) in super::query_pairs(query, &allowed)? {
@@ -187,26 +225,29 @@ async fn complete(state: &AppState, audit: &mut Audited, query: Option<&str>, he
     let binding = cookie(headers, &browser.login_cookie).map_err(|()| {
         ApiError::bad_request("login_browser_mismatch", "the login cookie is sent more than once")
     })?;
-    let principal = browser.signin.complete(&cb, binding).await?;
+    let principal = signin.complete(&cb, binding).await?;
     // The principal is recorded as it signed in, before the session exists: a session that
     // could not be stored still leaves the sign-in on the trail.
     audit.principal(state, &principal);
     let clear = browser.cookie_header(&browser.login_cookie, "", "/auth/callback", 0);
-    browser.signed_in(principal, &clear).await
+    browser.signed_in(principal, Some(&clear)).await
 }
 
 impl Browser {
-    /// The end of every interactive sign-in (OIDC callback, SAML ACS): a session for
-    /// `principal`, its cookie, and a 303 to `after_login`. `clear` removes the sign-in's own
-    /// binding cookie.
-    pub(crate) async fn signed_in(&self, principal: tracegate_core::Principal, clear: &str) -> Result<Reply, ApiError> {
+    /// The end of every interactive sign-in (OIDC callback, SAML ACS, development sign-in): a
+    /// session for `principal`, its cookie, and a 303 to `after_login`. `clear` removes the
+    /// sign-in's own binding cookie, if it has one.
+    pub(crate) async fn signed_in(&self, principal: tracegate_core::Principal, clear: Option<&str>) -> Result<Reply, ApiError> {
         let started = self.sessions.start(principal).await?;
         let session = self.cookie_header(&self.cookie, &started.id, "/", started.max_age_secs);
-        Ok(Reply::json(StatusCode::SEE_OTHER, b"{}".to_vec())
-            .header("location", &self.signin.config().after_login)
+        let reply = Reply::json(StatusCode::SEE_OTHER, b"{}".to_vec())
+            .header("location", &self.after_login)
             .header("set-cookie", &session)
-            .header("set-cookie", clear)
-            .header("cache-control", "no-store"))
+            .header("cache-control", "no-store");
+        Ok(match clear {
+            Some(clear) => reply.header("set-cookie", clear),
+            None => reply,
+        })
     }
 }
 

@@ -2,10 +2,13 @@
 //! response except `GET /healthz` and `GET /metrics` is recorded: by its handler through
 //! [`crate::audit::finish`], or else by the [`crate::audit::record_unrecorded`] layer.
 
+mod access_preview;
 pub mod approvals;
 mod audit_trail;
 pub(crate) mod authenticate;
 pub mod browser;
+pub(crate) mod console;
+pub mod dev_login;
 mod read;
 #[cfg(feature = "saml")]
 mod saml;
@@ -37,12 +40,20 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/auth/login", get(browser::login))
         .route("/auth/callback", get(browser::callback))
         .route("/auth/logout", axum::routing::post(browser::logout))
+        .route("/auth/methods", get(dev_login::methods))
+        .route("/auth/dev-login", get(dev_login::identities).post(dev_login::sign_in))
+        .route("/console", get(console::redirect))
+        .route("/console/", get(console::index))
+        .route("/console/{*path}", get(console::file))
         .route("/v1/traces", get(search::search))
         .route("/v1/audit", get(audit_trail::list))
+        .route("/v1/audit/verify", get(audit_trail::verify))
+        .route("/v1/audit/{request_id}/replay", get(audit_trail::replay))
         .route("/v1/traces/{id}", get(read::read).put(write::write))
         .route("/v1/access-requests", get(approvals::list))
         .route("/v1/access-requests/{id}", get(approvals::show))
         .route("/v1/access-requests/{id}/result", get(approvals::result))
+        .route("/v1/access-requests/{id}/reveals", get(access_preview::reveals))
         .route("/v1/access-requests/{id}/{verb}", axum::routing::post(approvals::decision))
         .route("/v1/service-accounts", get(service_accounts::list).post(service_accounts::create))
         .route("/v1/service-accounts/{name}/{verb}", axum::routing::post(service_accounts::action));

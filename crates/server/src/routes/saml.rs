@@ -71,7 +71,9 @@ async fn begin(state: &AppState, query: Option<&str>) -> Result<Reply, ApiError>
     let binding = match for_browser {
         false => None,
         true => {
-            let browser = state.browser.as_ref().ok_or_else(|| {
+            // Browser sessions from SAML need `[identity.browser]`'s cookie settings, never the
+            // development sign-in's loopback-only ones.
+            let browser = state.browser.as_ref().filter(|b| b.signin.is_some()).ok_or_else(|| {
                 ApiError::new(StatusCode::NOT_FOUND, "no_route", "browser sign-in is not configured (`[identity.browser]`)")
             })?;
             let value = random_token().map_err(ApiError::from)?;
@@ -129,7 +131,7 @@ async fn consume(state: &AppState, audit: &mut Audited, headers: &HeaderMap, bod
             return Err(SignInError::BrowserMismatch.into());
         }
         let clear = browser.saml_binding_header("", 0);
-        return browser.signed_in(principal, &clear).await;
+        return browser.signed_in(principal, Some(&clear)).await;
     }
     // Respond: the gateway token, checked on every later request like any bearer token.
     let token = sp.mint(&verified).map_err(|e| {

@@ -14,10 +14,7 @@ use std::time::SystemTime;
 
 use anyhow::{bail, Context};
 use serde_json::json;
-use tracegate_audit::{AuditConfig, AuditLog, AuditQuery, AuditSource, BodyDigest, Decision, Kind, PublicKey, Record, Timestamp};
-use tracegate_core::pipeline::{project_and_mask, Candidate};
-use tracegate_core::project::FieldRequest;
-use tracegate_core::{Policy, PolicyVersion, TraceId};
+use tracegate_audit::{AuditConfig, AuditLog, AuditQuery, AuditSource, Decision, PublicKey, Timestamp};
 
 #[derive(clap::Subcommand)]
 pub enum AuditCmd {
@@ -296,88 +293,24 @@ fn prune(config: &Path, older_than: Option<&str>, export: Option<PathBuf>) -> an
 async fn replay(id: &str, config: &Path, show: bool) -> anyhow::Result<ExitCode> {
     let acfg = audit_config(config)?;
     let source = source_of(config, &acfg).await?;
-    let record = find(&source, id).await?;
-    let e = &record.entry;
-    let outcome = |result: &str, detail: String| {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "seq": record.seq, "request_id": e.request_id, "result": result, "detail": detail,
-            }))
-            .unwrap_or_default()
-        );
-    };
-    let readable = e.kind == Kind::Request
-        && e.decision == Some(Decision::Allow)
-        && e.request.as_ref().and_then(|r| r.action.as_deref()) == Some("read");
-    let (Some(req), Some(policy_version), Some(role_name), Some(object_version), Some(recorded_digest)) =
-        (&e.request, &e.policy_version, &e.role, &e.object_version, &e.body_sha256)
-    else {
-        outcome("not_replayable", "the record lacks the request, policy version, role, object version or digest".into());
-        return Ok(ExitCode::FAILURE);
-    };
-    if !readable || req.trace_ids.len() != 1 {
-        outcome("not_replayable", "only allowed reads of one trace are replayed".into());
-        return Ok(ExitCode::FAILURE);
-    }
-
+    let record = tracegate_server::replay::find(&source, id)
+        .await?
+        .with_context(|| format!("no audit record for request `{id}` in `{}`", source.describe()))?;
     let gw = tracegate_server::GatewayConfig::load(config)?;
-    let text = source.policy(&PolicyVersion(policy_version.clone())).await?;
-    let policy = Policy::parse(policy_version, &text)?;
-    let Some(role) = policy.role(role_name) else {
-        outcome("not_replayable", format!("role `{role_name}` is not in policy {policy_version}"));
-        return Ok(ExitCode::FAILURE);
-    };
-    let tid = TraceId::parse(&req.trace_ids[0])?;
     let store = gw.open_store()?;
-    // Exactly the version that was served: every write keeps its versions, so an overwrite
-    // since does not stop a replay.
-    let stored = match tracegate_store::TraceStore::get_version(&store, &tid, object_version).await {
-        Ok(s) => s,
-        Err(tracegate_store::StoreError::NotFound(_)) => {
-            let now = tracegate_store::TraceStore::get(&store, &tid).await;
-            if let Ok(cur) = now {
-                outcome(
-                    "object_changed",
-                    format!("trace `{tid}` is now version {} and {object_version}, which was served, is no longer kept; what was shown cannot be reproduced", cur.version),
-                );
-            } else {
-                outcome("object_deleted", format!("trace `{tid}` no longer exists; what was shown cannot be reproduced"));
-            }
-            return Ok(ExitCode::FAILURE);
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let doc = serde_json::from_slice(&stored.bytes)?;
-    let fields = if req.fields.is_empty() { None } else { Some(FieldRequest::parse_all(req.fields.iter().map(String::as_str))?) };
     let key = tracegate_core::mask::MaskKey(gw.mask_key()?.unwrap_or_default());
-    let served = project_and_mask(&[Candidate { role, rules: Vec::new() }], doc, fields.as_deref(), &key).map_err(|e| match e {
-        tracegate_core::pipeline::ServeError::Denied(d) => anyhow::anyhow!("re-applying the policy refused the read: {}", d.message),
-        tracegate_core::pipeline::ServeError::TooCostly(e) => anyhow::anyhow!("re-applying the policy refused the read: {e}"),
-    })?;
-    let body = serde_json::to_vec(&served.body)?;
-    let (_, digest) = BodyDigest::of(&body);
-    if show {
+    // The operator holds the store's credential already: the CLI shows the body as replayed.
+    let r = tracegate_server::replay::replay(&record, &source, &store, &key).await?;
+    if let (true, Some(body)) = (show, &r.body) {
         let mut out = std::io::stdout().lock();
-        out.write_all(&body)?;
+        serde_json::to_writer(&mut out, body)?;
         out.write_all(b"\n")?;
     }
-    if &digest == recorded_digest {
-        outcome("reproduced", format!("sha256 {digest} matches the record: this is exactly what was shown"));
-        Ok(ExitCode::SUCCESS)
-    } else {
-        outcome("digest_mismatch", format!("replayed sha256 {digest} differs from the recorded {recorded_digest}"));
-        Ok(ExitCode::FAILURE)
-    }
+    let outcome = json!({ "seq": record.seq, "request_id": record.entry.request_id, "result": r.outcome.code(), "detail": r.detail });
+    println!("{}", serde_json::to_string_pretty(&outcome)?);
+    Ok(match r.outcome {
+        tracegate_server::replay::Outcome::Reproduced => ExitCode::SUCCESS,
+        _ => ExitCode::FAILURE,
+    })
 }
 
-/// The request record with this request id.
-async fn find(source: &AuditSource, id: &str) -> anyhow::Result<Record> {
-    let q = AuditQuery { request_id: Some(id.to_owned()), kind: Some(Kind::Request), limit: Some(1), ..AuditQuery::default() };
-    source
-        .query(&q)
-        .await?
-        .into_iter()
-        .next()
-        .with_context(|| format!("no audit record for request `{id}` in `{}`", source.describe()))
-}

@@ -79,9 +79,56 @@ key_file = "dev-signing-key.pem"
 # algorithms = ["RS256", "ES256"]
 # token_types = ["at+jwt"]      # RFC 9068 access tokens; add "JWT" if your IdP types them so
 
+# Browser sign-in through that identity provider (the console's production sign-in):
+# [identity.browser]
+# issuer = "https://idp.example.com/realms/main"
+# client_id = "tracegate-console"
+# client_secret_file = "oidc-client-secret"
+# redirect_url = "https://tracegate.example.com/auth/callback"
+# after_login = "/console/"
+
 [masking]
 # The key behind keyed pseudonyms (hash operator). Keep it secret.
 key_file = "mask.key"
+
+# The web console is at /console/. Its development sign-in (/console/dev-login) signs a browser
+# in as one of these sample identities with no password: it needs [identity.dev] above and works
+# only on loopback. Remove these tables in production and configure [identity.browser].
+[[console.dev_identities]]
+subject = "sam"
+groups = ["support"]
+claims = { tenant = "acme" }
+note = "support engineer, tenant acme: metadata and final outputs, masked"
+
+[[console.dev_identities]]
+subject = "erin"
+groups = ["eng"]
+note = "engineer: every field, secrets redacted, PII pseudonymised"
+
+[[console.dev_identities]]
+subject = "sid"
+groups = ["sre"]
+note = "SRE: everything unmasked, after a security approval"
+
+[[console.dev_identities]]
+subject = "sec-lead"
+groups = ["security"]
+note = "security approver"
+
+[[console.dev_identities]]
+subject = "sec-two"
+groups = ["security"]
+note = "a second security approver"
+
+[[console.dev_identities]]
+subject = "ava"
+groups = ["audit"]
+note = "auditor: the audit trail; replays say whether a read is reproduced, never show its body"
+
+[[console.dev_identities]]
+subject = "ivy"
+groups = ["audit", "eng"]
+note = "auditor who also reads as an engineer: replays show what her own view covers"
 "#;
 
 fn write_new(path: &Path, text: &str) -> anyhow::Result<()> {
@@ -111,6 +158,8 @@ fn print_tour(exe: &str, config: &Path, addr: std::net::SocketAddr, created: boo
     println!(
         r#"
 tracegate is listening on {url}  ({} {})
+
+The web console: {url}/console/  (development sign-in with the sample identities)
 
 Try it (in another shell):
 
