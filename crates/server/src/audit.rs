@@ -7,7 +7,7 @@
 //! what it released with [`Recorded`]; the [`record_unrecorded`] layer around every route records
 //! (through the same `finish`) any response without that mark — unknown routes, wrong methods,
 //! extractor rejections — so a route or a failure mode nobody thought of cannot go unrecorded.
-//! Only `GET /healthz` and `GET /metrics` are exempt: they name no trace and no principal, and a
+//! Only `GET /healthz`, `GET /readyz` and `GET /metrics` are exempt: they name no trace and no principal, and a
 //! load balancer or scraper polling them would otherwise fill the trail with noise.
 
 use std::net::SocketAddr;
@@ -174,7 +174,7 @@ pub struct Recorded;
 
 /// Routes whose `GET` is not recorded: liveness and metrics. They carry no trace data and no
 /// principal, and are polled constantly.
-pub const UNRECORDED: [&str; 2] = ["/healthz", "/metrics"];
+pub const UNRECORDED: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 
 /// Largest body of a response the layer records itself. Such bodies are the router's and the
 /// extractors' own short error texts; anything larger is not one of those and fails closed.
