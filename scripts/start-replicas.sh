@@ -112,7 +112,7 @@ export RUST_LOG="${RUST_LOG:-warn}"
 start_replica() { # name -> sets port_<name>, pid_<name>
   local port; port=$(free_port)
   "$bin" serve --config "$config" --listen "127.0.0.1:$port" >"$work/replica-$1.log" 2>&1 & pids+=($!)
-  wait_http "http://127.0.0.1:$port/healthz" "${pids[-1]}" "$work/replica-$1.log"
+  wait_http "http://127.0.0.1:$port/readyz" "${pids[-1]}" "$work/replica-$1.log"
   printf -v "port_$1" '%s' "$port"
   printf -v "pid_$1" '%s' "${pids[-1]}"
 }

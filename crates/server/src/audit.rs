@@ -7,9 +7,9 @@
 //! what it released with [`Recorded`]; the [`record_unrecorded`] layer around every route records
 //! (through the same `finish`) any response without that mark — unknown routes, wrong methods,
 //! extractor rejections — so a route or a failure mode nobody thought of cannot go unrecorded.
-//! Only `GET /healthz`, `GET /metrics` and the console's static files (`GET /console/…`) are
-//! exempt: they name no trace and no principal, and a load balancer or scraper polling them (or
-//! every page load) would otherwise fill the trail with noise.
+//! Only `GET /healthz`, `GET /readyz`, `GET /metrics` and the console's static files
+//! (`GET /console/…`) are exempt: they name no trace and no principal, and a load balancer or
+//! scraper polling them (or every page load) would otherwise fill the trail with noise.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -175,7 +175,7 @@ pub struct Recorded;
 
 /// Routes whose `GET` is not recorded: liveness and metrics. They carry no trace data and no
 /// principal, and are polled constantly.
-pub const UNRECORDED: [&str; 2] = ["/healthz", "/metrics"];
+pub const UNRECORDED: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 
 /// Largest body of a response the layer records itself. Such bodies are the router's and the
 /// extractors' own short error texts; anything larger is not one of those and fails closed.

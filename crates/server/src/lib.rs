@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod config;
 pub mod error;
+pub mod health;
 pub mod limits;
 pub mod metrics;
 pub mod replay;

@@ -42,6 +42,8 @@ pub struct AppState {
     pub browser: Option<crate::routes::browser::Browser>,
     /// The PostgreSQL pool of `[state]`, migrated; `None` in the embedded default.
     pub db: Option<tracegate_state::PgPool>,
+    /// The last `/healthz`/`/readyz` probes, shared so they run at most once a second.
+    pub health: crate::health::Health,
 }
 
 /// Why the gateway could not start. It never starts half-configured.
@@ -151,6 +153,7 @@ impl AppState {
             limits,
             browser,
             db,
+            health: crate::health::Health::default(),
         })
     }
 }

@@ -113,4 +113,7 @@ pub trait TraceStore: Send + Sync + 'static {
     }
     /// A short name for logs and `/healthz`, e.g. `local:/var/lib/tracegate/traces`.
     fn describe(&self) -> String;
+    /// One cheap request that needs the backend to answer with the gateway's credential (a
+    /// metadata read of a key that need not exist), for readiness: `Ok` if it answered.
+    async fn probe(&self) -> Result<(), StoreError>;
 }

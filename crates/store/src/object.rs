@@ -36,6 +36,9 @@ pub(crate) const SUFFIX: &str = ".json";
 const VERSIONS: &str = "versions";
 /// Locks striped over trace ids: writes to one trace are serialised, writes to others rarely wait.
 const LOCK_STRIPES: usize = 64;
+/// The key `probe` asks about. Never written: "not found" is the answer of a healthy bucket, and
+/// the name cannot collide with a trace (`.` starts no trace id) or a version.
+const PROBE_KEY: &str = ".tracegate-probe";
 
 pub struct ObjectTraceStore {
     inner: Arc<dyn ObjectStore>,
@@ -285,6 +288,13 @@ impl TraceStore for ObjectTraceStore {
 
     fn describe(&self) -> String {
         self.name.clone()
+    }
+
+    async fn probe(&self) -> Result<(), StoreError> {
+        match self.inner.head(&Path::from(PROBE_KEY)).await {
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(backend(e)),
+        }
     }
 }
 

@@ -34,6 +34,8 @@ enum Conditional {
 /// The assertions every backend must pass. `twin` is a second handle on the same storage when
 /// the backend supports several writers (buckets).
 async fn suite(store: &dyn TraceStore, twin: Option<&dyn TraceStore>, conditional: Conditional) {
+    // Readiness: the probe answers on an empty store (the key it asks about is never written).
+    store.probe().await.unwrap();
     let a = id("suite-a");
     assert!(matches!(store.get(&a).await, Err(StoreError::NotFound(_))));
     let v1 = store.put(&a, Bytes::from_static(b"{\"n\":1}"), &WriteCondition::Absent).await.unwrap();
@@ -186,6 +188,8 @@ async fn s3_signed_requests_and_two_replicas() {
         }
         let put = bad.put(&id("suite-forged"), Bytes::from_static(b"{}"), &WriteCondition::Any).await;
         assert!(matches!(put, Err(StoreError::Backend(_))), "{put:?}");
+        // Not ready either: the probe is signed like every other request.
+        assert!(matches!(bad.probe().await, Err(StoreError::Backend(_))));
     }
     assert!(matches!(a.get(&id("suite-forged")).await, Err(StoreError::NotFound(_))));
 }

@@ -9,9 +9,18 @@
 //! under 64 clients through nginx loses no acknowledged request: every 2xx's `x-request-id` has
 //! its audit record in PostgreSQL, the one chain verifies, and nginx serves on through B.
 //!
-//! Missing moto, nginx or PostgreSQL fails the test (the script never skips).
+//! Before the kill, the same peers are attacked as a hostile caller would across replicas: one
+//! SAML response raced to both replicas through nginx and directly (exactly one sign-in wins);
+//! an access-request budget spent through nginx and both replicas at once (the 2xx never exceed
+//! it); a session signed out on one replica refused on the other at once, and cookies planted
+//! before a sign-in never becoming the signed-in session; a grant used through both replicas,
+//! then refused by both once it expired.
+//!
+//! Missing moto, nginx, PostgreSQL or the SAML IdP fails the test (the script never skips).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -20,6 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::saml::{self, Saml, SESSION};
 use serde_json::{json, Value};
 use tracegate_identity::dev::DevIssuer;
 use tracegate_server::GatewayConfig;
@@ -39,7 +49,28 @@ approvals = 1
 pending_ttl = "1h"
 grant_ttl = "1h"
 one_time = true
+
+[roles.brief]
+groups = ["brief"]
+actions = ["read"]
+
+[roles.brief.fields]
+allow = ["$"]
+
+[roles.brief.approval]
+approvers = ["security"]
+approvals = 1
+pending_ttl = "1h"
+grant_ttl = "3s"
 "#;
+
+/// New access requests one principal may open: one an hour sustained, this many at once, so
+/// nothing refills while the test runs. The other sections open at most two per principal.
+const OPEN_BURST: usize = 4;
+
+/// The public ACS URL both replicas stand behind (nginx's, in production a hostname): every
+/// response names it as its destination, whichever replica it is posted to.
+const ACS: &str = "https://tracegate.test/saml/acs";
 
 /// Clients of the load section, as the issue asks.
 const CLIENTS: usize = 64;
@@ -49,8 +80,11 @@ struct Deployment {
     script: Child,
     env: HashMap<String, String>,
     issuer: DevIssuer,
+    saml: Saml,
     work: tempfile::TempDir,
     client: reqwest::Client,
+    /// For SAML and browser sessions: redirects are looked at, not followed.
+    browser: reqwest::Client,
 }
 
 impl Deployment {
@@ -64,7 +98,14 @@ impl Deployment {
         // 64 clients share a handful of principals: lift the per-principal request budget.
         let cfg = data.join("tracegate.toml");
         let text = std::fs::read_to_string(&cfg).unwrap();
-        std::fs::write(&cfg, format!("{text}\n[limits]\nrequests_per_minute = 100000000\nrequest_burst = 1000000\n")).unwrap();
+        // The access-request budget stays small, for the budget section (nothing refills in an hour).
+        let saml = Saml::new(&work.path().join("saml"), ACS);
+        let limits = format!(
+            "\n[limits]\nrequests_per_minute = 100000000\nrequest_burst = 1000000\n\
+             access_requests_per_hour = 1\naccess_request_burst = {OPEN_BURST}\nmax_pending_access_requests = 100\n"
+        );
+        let sections = format!("{}{}", saml.config("5m"), saml.browser_config("/v1/whoami"));
+        std::fs::write(&cfg, format!("{text}{sections}{limits}")).unwrap();
 
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/start-replicas.sh");
         let log = std::fs::File::create(work.path().join("script.log")).unwrap();
@@ -97,7 +138,8 @@ impl Deployment {
         let cfg = GatewayConfig::load(Path::new(&env["CONFIG"])).unwrap();
         let issuer = DevIssuer::load(cfg.identity.dev.as_ref().unwrap(), &cfg.base_dir).unwrap();
         let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).pool_max_idle_per_host(CLIENTS).build().unwrap();
-        Deployment { script: child, env, issuer, work, client }
+        let browser = reqwest::Client::builder().timeout(Duration::from_secs(60)).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        Deployment { script: child, env, issuer, saml, work, client, browser }
     }
 
     fn url(&self, which: &str) -> &str {
@@ -105,9 +147,7 @@ impl Deployment {
     }
 
     fn token(&self, sub: &str, groups: &[&str], claims: &[(&str, &str)]) -> String {
-        let groups: Vec<String> = groups.iter().map(|g| (*g).to_owned()).collect();
-        let extra = claims.iter().map(|(k, v)| ((*k).to_owned(), Value::String((*v).to_owned()))).collect();
-        self.issuer.mint(sub, &groups, extra, Duration::from_secs(3600)).unwrap()
+        common::mint(&self.issuer, sub, groups, claims, Duration::from_secs(3600))
     }
 
     /// `tracegate audit verify` on the shared config, with the replicas' environment.
@@ -190,6 +230,12 @@ async fn two_replicas_behind_nginx_on_s3_and_postgres() {
     approve_through_b_serve_through_a(&d).await;
     one_time_grant_is_served_once_across_replicas(&d).await;
     search_answers_the_same_through_either(&d).await;
+    d.saml.fetch_metadata(&d.browser, d.url("NGINX_URL")).await;
+    one_saml_response_raced_to_every_replica_signs_in_once(&d).await;
+    an_access_request_budget_is_one_across_replicas(&d).await;
+    sign_out_on_one_replica_ends_the_session_on_all(&d).await;
+    cookies_planted_before_sign_in_never_become_the_session(&d).await;
+    a_grant_serves_through_both_replicas_until_it_expires_on_both(&d).await;
     kill_a_replica_under_load(&d).await;
 
     // The store credential reaches the replicas through the environment only: it is in no log.
@@ -287,6 +333,224 @@ async fn search_answers_the_same_through_either(d: &Deployment) {
     let ids: BTreeSet<String> = answers[0].as_array().unwrap().iter().filter_map(|t| t["trace_id"].as_str().map(str::to_owned)).collect();
     assert_eq!(ids, BTreeSet::from(["rep-1".to_owned(), "rep-2".to_owned()]), "{}", answers[0]);
     assert!(answers.iter().all(|a| a == &answers[0]), "{answers:?}");
+}
+
+/// Where the attack sections send each of their concurrent requests: round robin through nginx
+/// and straight to either replica.
+const EVERY_WAY: [&str; 3] = ["NGINX_URL", "A_URL", "B_URL"];
+
+/// A browser request carrying `cookie`: status and body.
+async fn with_cookie(req: reqwest::RequestBuilder, cookie: &str) -> (u16, Value) {
+    let (s, _, body) = send(req.header("cookie", cookie)).await.unwrap();
+    (s, body)
+}
+
+async fn whoami_with(d: &Deployment, base: &str, cookie: &str) -> (u16, Value) {
+    with_cookie(d.browser.get(format!("{}/v1/whoami", d.url(base))), cookie).await
+}
+
+/// A SAML browser sign-in started at `start` and finished at `finish` (with the binding cookie
+/// and `extra` cookies): the ACS's response.
+async fn browser_sign_in(d: &Deployment, start: &str, finish: &str, subject: &str, extra: &str) -> reqwest::Response {
+    let login = d.saml.login(&d.browser, d.url(start), true).await;
+    let response = d.saml.answer(&login.saml_request, subject, &["eng"]);
+    let cookie = format!("{}{extra}", login.binding.expect("a browser sign-in sets its binding cookie"));
+    saml::acs(&d.browser, d.url(finish), &response, Some(&cookie)).await
+}
+
+/// (a) One signed SAML response posted nine times at once, three through nginx and three to each
+/// replica directly: exactly one sign-in wins; every other answer is `401 saml_replayed` with no
+/// token, because the assertion id is spent in PostgreSQL before anything else is decided. The
+/// winner's token then reads through both replicas, and the trail has one successful sign-in.
+async fn one_saml_response_raced_to_every_replica_signs_in_once(d: &Deployment) {
+    let (response, _) = d.saml.sign_in(&d.browser, d.url("NGINX_URL"), false, "raced@example.com", &["eng"]).await;
+    let posts: Vec<_> = (0..9)
+        .map(|n| {
+            let base = EVERY_WAY[n % 3];
+            let (http, url, response) = (d.browser.clone(), d.url(base).to_owned(), response.clone());
+            tokio::spawn(async move {
+                let r = saml::acs(&http, &url, &response, None).await;
+                let status = r.status().as_u16();
+                (base, status, r.json::<Value>().await.unwrap_or(Value::Null))
+            })
+        })
+        .collect();
+    let mut tokens = Vec::new();
+    for p in posts {
+        let (base, status, body) = p.await.unwrap();
+        match status {
+            200 => tokens.push(body["access_token"].as_str().expect("a sign-in's token").to_owned()),
+            401 => {
+                assert_eq!(common::code(&body), "saml_replayed", "{base}: {body}");
+                assert!(!body.to_string().contains("access_token"), "{base}: {body}");
+            }
+            other => panic!("{base}: {other} {body}"),
+        }
+    }
+    assert_eq!(tokens.len(), 1, "one SAML response must sign in exactly once across replicas");
+    for base in ["A_URL", "B_URL"] {
+        let (s, who) = get(d, base, "/v1/whoami", &tokens[0]).await;
+        assert_eq!((s, who["principal"]["subject"].as_str()), (200, Some("raced@example.com")), "{base}: {who}");
+    }
+    let auditor = d.token("ada", &["audit"], &[]);
+    let (s, trail) = get(d, "B_URL", "/v1/audit?limit=1000", &auditor).await;
+    assert_eq!(s, 200, "{trail}");
+    let acs: Vec<u64> = trail["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["request"]["route"] == "/saml/acs")
+        .map(|r| r["status"].as_u64().unwrap_or(0))
+        .collect();
+    assert_eq!(acs.iter().filter(|&&s| s == 200).count(), 1, "{acs:?}");
+    assert_eq!(acs.iter().filter(|&&s| s == 401).count(), 8, "every refusal is recorded: {acs:?}");
+}
+
+/// (b) One principal's access-request budget (`OPEN_BURST` at once, one an hour after that), spent
+/// by three times as many reads that each need a new access request (each its own purpose), all
+/// at once through nginx and both replicas directly. The budget is one GCRA cell in PostgreSQL,
+/// so the 2xx (`202`, a request opened) over every replica never exceed it: exactly `OPEN_BURST`
+/// are opened, every other read is `429 rate_limited` with `Retry-After` and opened nothing.
+async fn an_access_request_budget_is_one_across_replicas(d: &Deployment) {
+    let rita = d.token("rita", &["sre"], &[]);
+    let asks: Vec<_> = (0..3 * OPEN_BURST)
+        .map(|n| {
+            let base = EVERY_WAY[n % 3];
+            let req = d.client.get(format!("{}/v1/traces/rep-1?purpose=budget-{n}", d.url(base))).bearer_auth(&rita);
+            tokio::spawn(async move {
+                let r = req.send().await.unwrap();
+                let (status, retry) = (r.status().as_u16(), r.headers().contains_key("retry-after"));
+                (base, status, retry, r.json::<Value>().await.unwrap_or(Value::Null))
+            })
+        })
+        .collect();
+    let (mut opened, mut refused) = (0, 0);
+    for a in asks {
+        let (base, status, retry, body) = a.await.unwrap();
+        match status {
+            202 => opened += 1,
+            429 => {
+                assert!(retry && common::code(&body) == "rate_limited", "{base}: {body}");
+                refused += 1;
+            }
+            other => panic!("{base}: {other} {body}"),
+        }
+    }
+    assert_eq!((opened, refused), (OPEN_BURST, 2 * OPEN_BURST), "the budget is spent once over every replica");
+    // Spent on every replica: one more new request is refused whichever way it comes.
+    for base in EVERY_WAY {
+        let (s, body) = get(d, base, "/v1/traces/rep-1?purpose=budget-after", &rita).await;
+        assert_eq!((s, common::code(&body)), (429, "rate_limited"), "{base}: {body}");
+    }
+    // What was opened is exactly what the 202s said: nothing more reached an approver.
+    let pool = tracegate_state::sqlx::PgPool::connect(&d.env["STATE_URL"]).await.unwrap();
+    let n: i64 = tracegate_state::sqlx::query_scalar("SELECT count(*) FROM access_requests WHERE requester_subject = 'rita'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    assert_eq!(n, OPEN_BURST as i64);
+}
+
+/// (c) A session started through nginx works on every replica; signed out through A, it is
+/// refused at once by B, by nginx's picks, and by A — for reads, and for a second sign-out (the
+/// revoked cookie replayed for a state change).
+async fn sign_out_on_one_replica_ends_the_session_on_all(d: &Deployment) {
+    let r = browser_sign_in(d, "NGINX_URL", "NGINX_URL", "sid@example.com", "").await;
+    assert_eq!(r.status(), 303);
+    let (cookie, _) = saml::session_cookie(r.headers());
+    let mut csrf = String::new();
+    for base in ["A_URL", "B_URL", "NGINX_URL", "NGINX_URL"] {
+        let (s, who) = whoami_with(d, base, &cookie).await;
+        assert_eq!((s, who["principal"]["subject"].as_str()), (200, Some("sid@example.com")), "{base}: {who}");
+        csrf = who["csrf_token"].as_str().unwrap().to_owned();
+    }
+    let logout = |base: &str| d.browser.post(format!("{}/auth/logout", d.url(base))).header("x-csrf-token", &csrf);
+    let (s, body) = with_cookie(logout("A_URL"), &cookie).await;
+    assert_eq!(s, 200, "{body}");
+    for base in ["B_URL", "NGINX_URL", "NGINX_URL", "A_URL"] {
+        let (s, body) = whoami_with(d, base, &cookie).await;
+        assert_eq!((s, common::code(&body)), (401, "session_invalid"), "{base}: {body}");
+        let read = d.browser.get(format!("{}/v1/traces/rep-1", d.url(base))).header("sec-fetch-site", "same-origin");
+        let (s, body) = with_cookie(read, &cookie).await;
+        assert_eq!(s, 401, "{base}: {body}");
+    }
+    let (s, body) = with_cookie(logout("B_URL"), &cookie).await;
+    assert_eq!((s, common::code(&body)), (401, "session_invalid"), "{body}");
+}
+
+/// (c) Session fixation across replicas: no cookie that existed before a sign-in becomes the
+/// signed-in person's session after it. The binding cookie `/saml/login` set is never a session;
+/// a made-up session id and an attacker's own live session, planted in the victim's browser
+/// before the victim signs in (started on A, finished on B), are left as they were — the victim
+/// gets a fresh id, the made-up one stays refused and the attacker's stays the attacker's, on
+/// every replica.
+async fn cookies_planted_before_sign_in_never_become_the_session(d: &Deployment) {
+    let login = d.saml.login(&d.browser, d.url("A_URL"), true).await;
+    let binding = login.binding.clone().expect("a browser sign-in sets its binding cookie");
+    let (_, minted) = binding.split_once('=').unwrap();
+    for base in EVERY_WAY {
+        let (s, body) = whoami_with(d, base, &format!("{SESSION}={minted}")).await;
+        assert_eq!(s, 401, "the SAML binding cookie is no session ({base}): {body}");
+    }
+
+    let r = browser_sign_in(d, "B_URL", "B_URL", "mallory@example.com", "").await;
+    assert_eq!(r.status(), 303);
+    let (mallory, _) = saml::session_cookie(r.headers());
+    let made_up = format!("{SESSION}=tgs_{}", "f1xat10n".repeat(5));
+    for planted in [&mallory, &made_up] {
+        let r = browser_sign_in(d, "A_URL", "B_URL", "vic@example.com", &format!("; {planted}")).await;
+        assert_eq!(r.status(), 303, "a planted cookie does not stop the sign-in");
+        let (fresh, _) = saml::session_cookie(r.headers());
+        assert_ne!(&fresh, planted, "the sign-in must mint a new session id");
+        for base in EVERY_WAY {
+            let (s, who) = whoami_with(d, base, &fresh).await;
+            assert_eq!((s, who["principal"]["subject"].as_str()), (200, Some("vic@example.com")), "{base}: {who}");
+            let (s, who) = whoami_with(d, base, planted).await;
+            let subject = who["principal"]["subject"].as_str();
+            assert_ne!(subject, Some("vic@example.com"), "a planted cookie became the victim's session ({base}): {who}");
+            if planted == &mallory {
+                assert_eq!((s, subject), (200, Some("mallory@example.com")), "{base}: {who}");
+            } else {
+                assert_eq!((s, common::code(&who)), (401, "session_invalid"), "{base}: {who}");
+            }
+        }
+    }
+}
+
+/// (d) A grant (not one-time, `grant_ttl = 3s`) approved through B serves through A, B and nginx;
+/// once it has expired — waited for through A's own view of the request, not raced — both
+/// replicas refuse it: a read asks for approval again (`202`, a new request, nothing of the trace).
+async fn a_grant_serves_through_both_replicas_until_it_expires_on_both(d: &Deployment) {
+    let bea = d.token("bea", &["brief"], &[]);
+    let sam = d.token("sam", &["security"], &[]);
+    let (s, asked) = get(d, "NGINX_URL", "/v1/traces/rep-1", &bea).await;
+    assert_eq!(s, 202, "{asked}");
+    let id = access_request_id(&asked);
+    let (s, approved) = post(d, "B_URL", &format!("/v1/access-requests/{id}/approve"), &sam, json!({})).await;
+    assert_eq!((s, approved["status"].as_str()), (200, Some("approved")), "{approved}");
+    for base in ["A_URL", "B_URL", "NGINX_URL", "NGINX_URL"] {
+        let (s, served) = get(d, base, "/v1/traces/rep-1", &bea).await;
+        assert_eq!((s, served["final_output"].as_str()), (200, Some("written-through-a")), "{base}: {served}");
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, shown) = get(d, "A_URL", &format!("/v1/access-requests/{id}"), &bea).await;
+        if shown["status"] == "expired" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the grant never expired: {shown}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let mut reopened = BTreeSet::new();
+    for base in ["A_URL", "B_URL", "NGINX_URL"] {
+        let (s, body) = get(d, base, "/v1/traces/rep-1", &bea).await;
+        assert_eq!(s, 202, "an expired grant serves nothing ({base}): {body}");
+        assert!(!body.to_string().contains("written-through-a"), "{base}: {body}");
+        reopened.insert(access_request_id(&body));
+    }
+    assert_eq!(reopened.len(), 1, "every replica joins the one new request: {reopened:?}");
+    assert!(!reopened.contains(&id), "the expired grant's request is not reopened");
 }
 
 /// What the load clients saw: every acknowledged (2xx) request id, and failures by phase.

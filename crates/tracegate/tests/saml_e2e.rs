@@ -6,14 +6,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
-#[path = "../../identity/tests/support/saml_idp.rs"]
-mod saml_idp;
 
+use common::saml::{set_cookie, Login, Saml, IDP};
 use common::{cli_token, spawn_serve_on};
-use saml_idp::{Idp, Issue};
-
-const IDP: &str = "https://idp.test/saml";
-const SP: &str = "https://tracegate.test/saml/metadata";
 
 struct Stop(std::process::Child);
 impl Drop for Stop {
@@ -28,17 +23,12 @@ fn saml_sign_in_reaches_a_read_under_the_mapped_role_and_is_audited() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
     tracegate::commands::quickstart::lay_out(data).unwrap();
-    let idp = Idp::new(&data.join("idp"), IDP);
-    std::fs::write(data.join("saml-token.pem"), tracegate_identity::dev::generate_key_pem().unwrap()).unwrap();
     // The ACS URL must be known before the port is: serve on a port chosen here.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let acs = format!("http://127.0.0.1:{port}/saml/acs");
+    let saml = Saml::new(data, &format!("http://127.0.0.1:{port}/saml/acs"));
     let cfg_path = data.join("tracegate.toml");
     let mut cfg = std::fs::read_to_string(&cfg_path).unwrap();
-    cfg.push_str(&format!(
-        "\n[identity.saml]\nidp_entity_id = \"{IDP}\"\nidp_sso_url = \"{IDP}/sso\"\nidp_certificates = [\"idp/idp.crt\"]\n\
-         sp_entity_id = \"{SP}\"\nacs_url = \"{acs}\"\ntoken_key_file = \"saml-token.pem\"\ntoken_ttl = \"5m\"\n"
-    ));
+    cfg.push_str(&saml.config("5m"));
     std::fs::write(&cfg_path, cfg).unwrap();
     let (child, url) = spawn_serve_on(data, "", port);
     let _stop = Stop(child);
@@ -48,17 +38,13 @@ fn saml_sign_in_reaches_a_read_under_the_mapped_role_and_is_audited() {
     let r = http.get(format!("{url}/saml/metadata")).send().unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "application/samlmetadata+xml");
-    let metadata = data.join("sp-metadata.xml");
-    std::fs::write(&metadata, r.text().unwrap()).unwrap();
+    saml.save_metadata(&r.text().unwrap());
 
     // SP-initiated: the gateway redirects to the IdP with an AuthnRequest, which the IdP answers.
     let r = http.get(format!("{url}/saml/login")).send().unwrap();
     assert_eq!(r.status(), 303);
-    let location = reqwest::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
-    assert_eq!(location.as_str().split('?').next(), Some(format!("{IDP}/sso").as_str()));
-    let saml_request = location.query_pairs().find(|(k, _)| k == "SAMLRequest").unwrap().1.into_owned();
-    let issue = Issue { authn_request: Some(saml_request), ..Issue::new(SP, &acs, "erin@example.com", &["eng"]) };
-    let saml_response = idp.response(&metadata, &issue);
+    assert_eq!(r.headers()["location"].to_str().unwrap().split('?').next(), Some(format!("{IDP}/sso").as_str()));
+    let saml_response = saml.answer(&Login::of(r.headers()).saml_request, "erin@example.com", &["eng"]);
 
     let r = http.post(format!("{url}/saml/acs")).form(&[("SAMLResponse", saml_response.as_str()), ("RelayState", "")]).send().unwrap();
     assert_eq!(r.status(), 200);
@@ -107,42 +93,22 @@ fn saml_browser_sign_in_ends_in_a_session_cookie() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
     tracegate::commands::quickstart::lay_out(data).unwrap();
-    let idp = Idp::new(&data.join("idp"), IDP);
-    std::fs::write(data.join("saml-token.pem"), tracegate_identity::dev::generate_key_pem().unwrap()).unwrap();
-    std::fs::write(data.join("oidc-secret"), "unused").unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let acs = format!("http://127.0.0.1:{port}/saml/acs");
+    let saml = Saml::new(data, &format!("http://127.0.0.1:{port}/saml/acs"));
     let cfg_path = data.join("tracegate.toml");
     let mut cfg = std::fs::read_to_string(&cfg_path).unwrap();
-    // The OIDC issuer is required by `[identity.browser]` and never reached here.
-    cfg.push_str(&format!(
-        "\n[identity.saml]\nidp_entity_id = \"{IDP}\"\nidp_sso_url = \"{IDP}/sso\"\nidp_certificates = [\"idp/idp.crt\"]\n\
-         sp_entity_id = \"{SP}\"\nacs_url = \"{acs}\"\ntoken_key_file = \"saml-token.pem\"\n\n\
-         [[identity.oidc]]\nissuer = \"http://127.0.0.1:9/oidc\"\naudience = \"tracegate\"\n\n\
-         [identity.browser]\nissuer = \"http://127.0.0.1:9/oidc\"\nclient_id = \"tracegate\"\nclient_secret_file = \"oidc-secret\"\n\
-         redirect_url = \"http://127.0.0.1:{port}/auth/callback\"\n"
-    ));
+    cfg.push_str(&format!("{}{}", saml.config("5m"), saml.browser_config("/v1/whoami")));
     std::fs::write(&cfg_path, cfg).unwrap();
     let (child, url) = spawn_serve_on(data, "", port);
     let _stop = Stop(child);
     let http = reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let metadata = data.join("sp-metadata.xml");
-    std::fs::write(&metadata, http.get(format!("{url}/saml/metadata")).send().unwrap().text().unwrap()).unwrap();
+    saml.save_metadata(&http.get(format!("{url}/saml/metadata")).send().unwrap().text().unwrap());
 
     let r = http.get(format!("{url}/saml/login?browser=1")).send().unwrap();
     assert_eq!(r.status(), 303);
-    let binding = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .find(|v| v.starts_with("tracegate_session_saml="))
-        .expect("the SAML binding cookie");
+    let binding = set_cookie(r.headers(), "tracegate_session_saml=").expect("the SAML binding cookie");
     assert!(binding.contains("Path=/saml/acs") && binding.contains("HttpOnly"), "{binding}");
-    let location = reqwest::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
-    let saml_request = location.query_pairs().find(|(k, _)| k == "SAMLRequest").unwrap().1.into_owned();
-    let issue = Issue { authn_request: Some(saml_request), ..Issue::new(SP, &acs, "erin@example.com", &["eng"]) };
-    let saml_response = idp.response(&metadata, &issue);
+    let saml_response = saml.answer(&Login::of(r.headers()).saml_request, "erin@example.com", &["eng"]);
 
     let r = http
         .post(format!("{url}/saml/acs"))

@@ -9,25 +9,20 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
-#[path = "../../identity/tests/support/saml_idp.rs"]
-mod saml_idp;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::saml::{self, session_cookie, Saml, SESSION};
 use common::Gateway;
-use saml_idp::{Idp, Issue};
 use serde_json::Value;
 use tracegate_identity::saml::SamlError;
 use tracegate_server::{AppState, GatewayConfig};
 use tracegate_state::testing::TestDb;
 
-const IDP: &str = "https://idp.test/saml";
-const SP: &str = "https://tracegate.test/saml/metadata";
 /// Both replicas stand behind one public ACS URL; the responses name it as their destination.
 const ACS: &str = "https://tracegate.test/saml/acs";
-const SESSION: &str = "tracegate_session";
 
 /// A replica in this process, its state reachable (for the fail-closed checks below).
 struct Replica {
@@ -57,8 +52,7 @@ impl Replica {
 struct Setup {
     _db: TestDb,
     _keys: tempfile::TempDir,
-    idp: Idp,
-    metadata: PathBuf,
+    saml: Saml,
     a: Gateway,
     b: Replica,
     http: reqwest::Client,
@@ -68,31 +62,12 @@ impl Setup {
     async fn new() -> Option<Setup> {
         let db = TestDb::create().await?;
         let keys = tempfile::tempdir().unwrap();
-        let idp = Idp::new(&keys.path().join("idp"), IDP);
-        let token_key = keys.path().join("saml-token.pem");
-        std::fs::write(
-            &token_key,
-            tracegate_identity::dev::generate_key_pem().unwrap(),
-        )
-        .unwrap();
-        let secret = keys.path().join("oidc-secret");
-        std::fs::write(&secret, "unused-in-these-tests").unwrap();
+        let saml = Saml::new(keys.path(), ACS);
         let url = db.config().url.unwrap();
-        let (cert, token_key, secret) = (
-            idp.cert.display().to_string(),
-            token_key.display().to_string(),
-            secret.display().to_string(),
-        );
-        // The OIDC issuer is never reached here: `[identity.browser]` needs one, and the SAML
-        // sign-in below ends in the same sessions.
+        let identity = format!("{}{}", saml.config("10m"), saml.browser_config("/console/"));
         let a = Gateway::start_with(|t| {
             format!(
-                "{t}\n[identity.saml]\nidp_entity_id = \"{IDP}\"\nidp_sso_url = \"{IDP}/sso\"\nidp_certificates = [{cert:?}]\n\
-                 sp_entity_id = \"{SP}\"\nacs_url = \"{ACS}\"\ntoken_key_file = {token_key:?}\n\n\
-                 [[identity.oidc]]\nissuer = \"http://127.0.0.1:9/oidc\"\naudience = \"tracegate\"\n\n\
-                 [identity.browser]\nissuer = \"http://127.0.0.1:9/oidc\"\nclient_id = \"tracegate\"\nclient_secret_file = {secret:?}\n\
-                 redirect_url = \"http://127.0.0.1:9/auth/callback\"\nafter_login = \"/console/\"\n\n\
-                 [identity.service_accounts]\nadmin_groups = [\"admins\"]\npath = \"service-accounts\"\n\n\
+                "{t}{identity}\n[identity.service_accounts]\nadmin_groups = [\"admins\"]\npath = \"service-accounts\"\n\n\
                  [state]\nurl = {url:?}\nacquire_timeout = \"1s\"\n"
             )
         })
@@ -103,21 +78,11 @@ impl Setup {
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap();
-        let metadata = keys.path().join("sp-metadata.xml");
-        let text = http
-            .get(a.url("/saml/metadata"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        std::fs::write(&metadata, text).unwrap();
+        saml.fetch_metadata(&http, &a.url("")).await;
         Some(Setup {
             _db: db,
             _keys: keys,
-            idp,
-            metadata,
+            saml,
             a,
             b,
             http,
@@ -125,7 +90,7 @@ impl Setup {
     }
 
     /// `GET /saml/login[?browser=1]` at `base`: the IdP's answer to its AuthnRequest, and the
-    /// SAML binding cookie set (browser sign-ins only).
+    /// SAML binding cookie's value (browser sign-ins only).
     async fn sign_in_at(
         &self,
         base: &str,
@@ -133,35 +98,13 @@ impl Setup {
         subject: &str,
         groups: &[&str],
     ) -> (String, Option<String>) {
-        let path = if browser {
-            "/saml/login?browser=1"
-        } else {
-            "/saml/login"
-        };
-        let r = self.http.get(format!("{base}{path}")).send().await.unwrap();
-        assert_eq!(r.status(), 303);
-        let binding = r.headers().get_all("set-cookie").iter().find_map(|v| {
-            let v = v.to_str().unwrap();
-            v.strip_prefix(&format!("{SESSION}_saml="))
-                .map(|rest| rest.split(';').next().unwrap().to_owned())
-        });
-        let location = reqwest::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
-        let request = location
-            .query_pairs()
-            .find(|(k, _)| k == "SAMLRequest")
-            .unwrap()
-            .1
-            .into_owned();
-        (self.answer(&request, subject, groups), binding)
+        let (response, binding) = self.saml.sign_in(&self.http, base, browser, subject, groups).await;
+        let value = binding.map(|pair| pair.split_once('=').unwrap().1.to_owned());
+        (response, value)
     }
 
-    /// The IdP's signed response to an AuthnRequest (each call a fresh assertion id).
     fn answer(&self, saml_request: &str, subject: &str, groups: &[&str]) -> String {
-        let issue = Issue {
-            authn_request: Some(saml_request.to_owned()),
-            ..Issue::new(SP, ACS, subject, groups)
-        };
-        self.idp.response(&self.metadata, &issue)
+        self.saml.answer(saml_request, subject, groups)
     }
 
     /// Whether the access requests `token` may list (through A) mention `who`.
@@ -177,14 +120,7 @@ impl Setup {
     }
 
     async fn acs(&self, base: &str, response: &str, cookie: Option<&str>) -> reqwest::Response {
-        let mut req = self
-            .http
-            .post(format!("{base}/saml/acs"))
-            .form(&[("SAMLResponse", response)]);
-        if let Some(c) = cookie {
-            req = req.header("cookie", c);
-        }
-        req.send().await.unwrap()
+        saml::acs(&self.http, base, response, cookie).await
     }
 }
 
@@ -236,14 +172,7 @@ async fn a_saml_response_is_good_once_across_replicas() {
 
     // Another response to the same AuthnRequest (a fresh assertion id), at A: the request was
     // redeemed by B, so it answers nothing pending.
-    let r = s.http.get(format!("{a}/saml/login")).send().await.unwrap();
-    let location = reqwest::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
-    let request = location
-        .query_pairs()
-        .find(|(k, _)| k == "SAMLRequest")
-        .unwrap()
-        .1
-        .into_owned();
+    let request = s.saml.login(&s.http, &a, false).await.saml_request;
     let first = s.answer(&request, "erin@example.com", &["eng"]);
     let second = s.answer(&request, "erin@example.com", &["eng"]);
     assert_eq!(s.acs(&b, &first, None).await.status(), 200);
@@ -301,18 +230,6 @@ async fn an_unreachable_database_refuses_saml_sign_in_then_recovers() {
     assert_eq!(v.subject, "erin@example.com");
 }
 
-/// The `tracegate_session=…` pair of a 303's `Set-Cookie` headers, and the whole header.
-fn session_cookie(r: &reqwest::Response) -> (String, String) {
-    let header = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .find(|v| v.starts_with(&format!("{SESSION}=tgs_")))
-        .unwrap_or_else(|| panic!("no session cookie: {:?}", r.headers()));
-    (header.split(';').next().unwrap().to_owned(), header)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_saml_browser_sign_in_is_a_session_on_every_replica_and_cross_site_api_calls_are_refused()
 {
@@ -354,7 +271,7 @@ async fn a_saml_browser_sign_in_is_a_session_on_every_replica_and_cross_site_api
         .await;
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"], "/console/");
-    let (cookie, header) = session_cookie(&r);
+    let (cookie, header) = session_cookie(r.headers());
     assert!(
         header.contains("HttpOnly") && header.contains("SameSite=Lax") && header.contains("Path=/"),
         "{header}"

@@ -1,5 +1,5 @@
 //! Routes. Each trace route is one file whose handler reads in request-phase order. Every
-//! response except `GET /healthz` and `GET /metrics` is recorded: by its handler through
+//! response except `GET /healthz`, `GET /readyz` and `GET /metrics` is recorded: by its handler through
 //! [`crate::audit::finish`], or else by the [`crate::audit::record_unrecorded`] layer.
 
 mod access_preview;
@@ -35,6 +35,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     approvals::spawn_sweeper(&state);
     let router = Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/v1/whoami", get(whoami::whoami))
         .route("/auth/login", get(browser::login))
@@ -72,18 +73,35 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// Liveness and readiness: 503 while the audit trail cannot be written, since every request would
-/// then be refused (a load balancer should send traffic elsewhere); `audit` says why. With
-/// PostgreSQL it probes the database on every call, so it turns healthy again as soon as the
-/// database is back, traffic or not. `identity` reports each
-/// issuer's key freshness (`fresh`, `stale`: refreshes failing but keys still used, `expired`:
-/// its tokens refused); it does not change the status, as every replica shares the IdP.
+/// Liveness: 503 while the audit trail cannot be written, since every request would then be
+/// refused (a load balancer should send traffic elsewhere); `audit` says why. With PostgreSQL
+/// the probe reaches the database, so it turns healthy again as soon as the database is back,
+/// traffic or not. `database` and `store` name the state of PostgreSQL and the bucket (see
+/// [`crate::health`]: probed at most once a second, never their error text), `ready` whether
+/// [`readyz`] would answer 200. `identity` reports each issuer's key freshness (`fresh`,
+/// `stale`: refreshes failing but keys still used, `expired`: its tokens refused); it changes
+/// neither status, as every replica shares the IdP.
 async fn healthz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    let audit = state.audit.health().await;
-    let status = if audit.is_err() { axum::http::StatusCode::SERVICE_UNAVAILABLE } else { axum::http::StatusCode::OK };
+    let report = state.health.report(&state).await;
+    health_reply(&state, &report, report.live())
+}
+
+/// Readiness: 200 only while the audit trail, PostgreSQL (with `[state]`) and the bucket all
+/// answer; a replica that cannot reach one of them is not ready (fail closed). Same body as
+/// [`healthz`].
+async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let report = state.health.report(&state).await;
+    health_reply(&state, &report, report.ready())
+}
+
+fn health_reply(state: &AppState, report: &crate::health::Report, up: bool) -> impl IntoResponse {
+    let status = if up { axum::http::StatusCode::OK } else { axum::http::StatusCode::SERVICE_UNAVAILABLE };
     let body = Json(serde_json::json!({
-        "status": if audit.is_err() { "audit_failed" } else { "ok" },
-        "audit": match &audit { Ok(()) => "ok".to_owned(), Err(why) => why.clone() },
+        "status": if report.live() { "ok" } else { "audit_failed" },
+        "ready": report.ready(),
+        "audit": match &report.audit { Ok(()) => "ok".to_owned(), Err(why) => why.clone() },
+        "database": report.database,
+        "store": report.store,
         "policy_version": state.policy.version,
         "traces_indexed": state.index.len_hint(),
         "identity": state.auth.health(),

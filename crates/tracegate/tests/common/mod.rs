@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod peers;
+pub mod saml;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -64,14 +65,7 @@ impl Gateway {
 
     /// A dev token for `sub` in `groups` with extra string claims.
     pub fn token(&self, sub: &str, groups: &[&str], claims: &[(&str, &str)]) -> String {
-        let groups: Vec<String> = groups.iter().map(|g| (*g).to_owned()).collect();
-        let mut extra = serde_json::Map::new();
-        for (k, v) in claims {
-            extra.insert((*k).to_owned(), serde_json::Value::String((*v).to_owned()));
-        }
-        self.issuer
-            .mint(sub, &groups, extra, Duration::from_secs(300))
-            .unwrap()
+        mint(&self.issuer, sub, groups, claims, Duration::from_secs(300))
     }
 
     pub async fn get(&self, path: &str, token: &str) -> (u16, serde_json::Value) {
@@ -114,6 +108,22 @@ impl Drop for Gateway {
             let _ = tx.send(());
         }
     }
+}
+
+/// A dev token from `issuer` for `sub` in `groups` with extra string claims, valid for `ttl`.
+pub fn mint(
+    issuer: &DevIssuer,
+    sub: &str,
+    groups: &[&str],
+    claims: &[(&str, &str)],
+    ttl: Duration,
+) -> String {
+    let groups: Vec<String> = groups.iter().map(|g| (*g).to_owned()).collect();
+    let extra = claims
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), serde_json::Value::String((*v).to_owned())))
+        .collect();
+    issuer.mint(sub, &groups, extra, ttl).unwrap()
 }
 
 /// The error code of an error body.
