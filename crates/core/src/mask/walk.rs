@@ -54,44 +54,44 @@ impl<'a> Path<'a> {
         Path { seg: Seg::Index(i), parent: Some(self) }
     }
 
-    /// `$.messages[0].content`, `$['gen_ai.input.messages']` (normalized-path style).
-    fn render(&self) -> String {
-        let mut segs = Vec::new();
-        let mut p = Some(self);
-        while let Some(n) = p {
-            segs.push(n.seg);
-            p = n.parent;
+    /// `$.messages[0].content`, `$['gen_ai.input.messages']` (normalized-path style), into
+    /// `out` (cleared first): root first, by recursion up the parent links, so rendering
+    /// allocates nothing beyond `out`'s growth.
+    fn render_into(&self, out: &mut String) {
+        out.clear();
+        out.push('$');
+        self.write(out);
+    }
+
+    fn write(&self, out: &mut String) {
+        if let Some(p) = self.parent {
+            p.write(out);
         }
-        let mut out = String::from("$");
-        for s in segs.iter().rev() {
-            match s {
-                Seg::Root => {}
-                Seg::Index(i) => {
-                    out.push('[');
-                    out.push_str(&i.to_string());
-                    out.push(']');
-                }
-                Seg::Key(k) => {
-                    let plain = !k.is_empty()
-                        && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                        && !k.as_bytes()[0].is_ascii_digit();
-                    if plain {
-                        out.push('.');
-                        out.push_str(k);
-                    } else {
-                        out.push_str("['");
-                        for c in k.chars() {
-                            if c == '\'' || c == '\\' {
-                                out.push('\\');
-                            }
-                            out.push(c);
+        match self.seg {
+            Seg::Root => {}
+            Seg::Index(i) => {
+                use std::fmt::Write;
+                let _ = write!(out, "[{i}]");
+            }
+            Seg::Key(k) => {
+                let plain = !k.is_empty()
+                    && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                    && !k.as_bytes()[0].is_ascii_digit();
+                if plain {
+                    out.push('.');
+                    out.push_str(k);
+                } else {
+                    out.push_str("['");
+                    for c in k.chars() {
+                        if c == '\'' || c == '\\' {
+                            out.push('\\');
                         }
-                        out.push_str("']");
+                        out.push(c);
                     }
+                    out.push_str("']");
                 }
             }
         }
-        out
     }
 }
 
@@ -124,6 +124,8 @@ pub struct Cx<'m> {
     changed: u64,
     level: u32,
     too_deep: u64,
+    /// Scratch for [`Path::render_into`], reused for every masked value.
+    path_buf: String,
 }
 
 /// A point in a [`Cx`]'s log to rewind to.
@@ -136,7 +138,7 @@ pub(super) struct Mark {
 
 impl<'m> Cx<'m> {
     pub fn new(m: &'m Masker, engine: &'m Engine, ops: Operators) -> Cx<'m> {
-        Cx { m, engine, ops, spans: Vec::new(), pending: Vec::new(), log: Vec::new(), changed: 0, level: 0, too_deep: 0 }
+        Cx { m, engine, ops, spans: Vec::new(), pending: Vec::new(), log: Vec::new(), changed: 0, level: 0, too_deep: 0, path_buf: String::new() }
     }
 
     pub(super) fn masker(&self) -> &'m Masker {
@@ -179,7 +181,8 @@ impl<'m> Cx<'m> {
         if self.pending.is_empty() {
             return;
         }
-        let rendered: std::rc::Rc<str> = path.render().into();
+        path.render_into(&mut self.path_buf);
+        let rendered: std::rc::Rc<str> = self.path_buf.as_str().into();
         for (d, op) in self.pending.drain(..) {
             self.log.push((d, op, rendered.clone()));
         }

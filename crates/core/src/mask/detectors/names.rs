@@ -186,14 +186,17 @@ impl Names {
     /// Finds names in `text`, appending their spans.
     pub fn scan(&self, text: &str, out: &mut Vec<Span>) {
         let b = text.as_bytes();
-        // Names need a capitalised word (`Ab…` at a word start) or a non-ASCII letter.
-        let candidate = b.iter().any(|c| *c >= 0x80)
-            || b.windows(3).any(|w| !w[0].is_ascii_alphanumeric() && w[1].is_ascii_uppercase() && w[2].is_ascii_lowercase())
-            || b.first().is_some_and(u8::is_ascii_uppercase);
-        if !candidate {
+        if !candidate(b) {
             return;
         }
-        let words = words(text);
+        // The word list is reused from string to string (this runs on every string).
+        let mut words = WORDS.with(|w| std::mem::take(&mut *w.borrow_mut()));
+        words_into(text, &mut words);
+        self.scan_words(text, &words, out);
+        WORDS.with(|w| *w.borrow_mut() = words);
+    }
+
+    fn scan_words(&self, text: &str, words: &[Word], out: &mut Vec<Span>) {
         let mut i = 0;
         while i < words.len() {
             let w = words[i];
@@ -201,7 +204,7 @@ impl Names {
                 i += 1;
                 continue;
             }
-            if let Some(last) = self.pair(text, &words, i) {
+            if let Some(last) = self.pair(text, words, i) {
                 out.push(Span { start: w.start, end: words[last].end, detector: Detector::PersonName });
                 i = last + 1;
                 continue;
@@ -214,7 +217,7 @@ impl Names {
                         let plain = !self.common.contains(&*up) && !self.tech.contains(&*up);
                         // `Hi Thandiwe,` / `Thanks,\nBolat`: a name on no list, set off the way
                         // greetings and signatures set names off.
-                        let set_off = closes_phrase(text, &words, i) && !GREETING_TARGETS.contains(&&*up);
+                        let set_off = closes_phrase(text, words, i) && !GREETING_TARGETS.contains(&&*up);
                         plain && (self.listed(&up) || set_off)
                     }
                 };
@@ -320,12 +323,27 @@ enum Strength {
     Strong,
 }
 
+thread_local! {
+    /// [`Names::scan`]'s word list, kept between calls so scanning a string allocates nothing.
+    static WORDS: std::cell::RefCell<Vec<Word>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Whether `b` can hold a name: a capitalised word (`Ab…` at a word start, or an upper-case
+/// first byte) or a non-ASCII letter. Two simple passes (the first vectorises), which beat one
+/// branchy pass on the lower-case prose most strings are.
+fn candidate(b: &[u8]) -> bool {
+    b.iter().any(|c| *c >= 0x80)
+        || b.windows(3).any(|w| !w[0].is_ascii_alphanumeric() && w[1].is_ascii_uppercase() && w[2].is_ascii_lowercase())
+        || b.first().is_some_and(u8::is_ascii_uppercase)
+}
+
 /// The capitalised words of the text (letters, with `'` and `-` inside, as in `O'Brien`,
-/// `Jean-Luc`). Only capitalised words are kept: a name's parts are found by their gaps (one
-/// space between them), so the words in between need not be. ASCII is walked byte by byte.
-fn words(text: &str) -> Vec<Word> {
+/// `Jean-Luc`), into `out` (cleared first). Only capitalised words are kept: a name's parts
+/// are found by their gaps (one space between them), so the words in between need not be.
+/// ASCII is walked byte by byte.
+fn words_into(text: &str, out: &mut Vec<Word>) {
+    out.clear();
     let b = text.as_bytes();
-    let mut out = Vec::new();
     let mut i = 0;
     while i < b.len() {
         let c0 = b[i];
@@ -381,7 +399,6 @@ fn words(text: &str) -> Vec<Word> {
             out.push(Word { start, end: e, cap: true });
         }
     }
-    out
 }
 
 /// True when the bytes between two words are one space (the words form one phrase).

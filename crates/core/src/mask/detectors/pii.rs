@@ -104,6 +104,12 @@ struct Group {
 
 const MAX_GROUPS: usize = 48;
 
+/// True when the separator in front of `g` is blanks only (or empty, for a chunk's first
+/// group): where one number may end and another begin.
+fn blank(b: &[u8], g: &Group) -> bool {
+    b[g.sep_start..g.start].iter().all(|&c| c == b' ')
+}
+
 fn numbers(b: &[u8], enabled: DetSet, out: &mut Vec<Span>) {
     let Some(first) = b.iter().position(u8::is_ascii_digit) else { return };
     let mut groups: Vec<Group> = Vec::with_capacity(MAX_GROUPS);
@@ -162,9 +168,8 @@ fn numbers(b: &[u8], enabled: DetSet, out: &mut Vec<Span>) {
         // first (after its last) blank separator: what follows a space is a number of its own,
         // exactly as it is once the glued part has been masked, so a second pass finds nothing
         // the first one did not.
-        let blank = |g: &Group| b[g.sep_start..g.start].iter().all(|&c| c == b' ');
-        let lo = if left_ok { Some(0) } else { (1..groups.len()).find(|&s| blank(&groups[s])) };
-        let hi = if right_ok { Some(groups.len()) } else { (1..groups.len()).rev().find(|&e| blank(&groups[e])) };
+        let lo = if left_ok { Some(0) } else { (1..groups.len()).find(|&s| blank(b, &groups[s])) };
+        let hi = if right_ok { Some(groups.len()) } else { (1..groups.len()).rev().find(|&e| blank(b, &groups[e])) };
         if let (Some(lo), Some(hi)) = (lo, hi) {
             if lo < hi {
                 let lead = if lo == 0 { lead } else { groups[lo].start };
@@ -180,16 +185,15 @@ fn numbers(b: &[u8], enabled: DetSet, out: &mut Vec<Span>) {
 /// the middle of `2024-01-15` or `1.2.3.4.5` never counts on its own.
 fn classify(b: &[u8], groups: &[Group], lead: usize, enabled: DetSet, out: &mut Vec<Span>) {
     let n = groups.len();
-    let blank = |g: &Group| b[g.sep_start..g.start].iter().all(|&c| c == b' ');
     let mut s = 0;
     'starts: while s < n {
-        if s > 0 && !blank(&groups[s]) {
+        if s > 0 && !blank(b, &groups[s]) {
             s += 1;
             continue;
         }
         let max_e = (s + 8).min(n);
         for e in (s..max_e).rev() {
-            if e + 1 < n && !blank(&groups[e + 1]) {
+            if e + 1 < n && !blank(b, &groups[e + 1]) {
                 continue;
             }
             let win = &groups[s..=e];
