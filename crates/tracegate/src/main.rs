@@ -4,6 +4,12 @@
 use clap::{Parser, Subcommand};
 use tracegate::commands;
 
+/// mimalloc instead of the system allocator: a read allocates and frees many small buffers
+/// (headers, the audit record's members, masked strings) across worker threads, where glibc's
+/// malloc spent ~13% of the gateway's CPU on 2 KB reads (see `docs/benchmarks.md`).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "tracegate", version, about = "A least-privilege Layer 7 gateway for AI reasoning traces")]
 struct Cli {
