@@ -70,6 +70,8 @@ pub enum ReplayError {
     Fields(String),
     #[error("re-applying the policy refused the read: {0}")]
     Refused(String),
+    #[error("the stored version of `{0}` is larger than this gateway's read limit (`server.max_read_bytes`)")]
+    TooLarge(TraceId),
 }
 
 /// The request record of `request_id`, if the trail has one.
@@ -79,8 +81,16 @@ pub async fn find(source: &AuditSource, request_id: &str) -> Result<Option<Recor
 }
 
 /// Replays `record` (see the module header). The store is read with the gateway's own
-/// credential; `key` is the masking key the gateway serves with.
-pub async fn replay(record: &Record, source: &AuditSource, store: &dyn TraceStore, key: &MaskKey) -> Result<Replay, ReplayError> {
+/// credential; `key` is the masking key the gateway serves with. A stored version over
+/// `max_bytes` is not re-served (the gateway's read limit: what it would not serve to a reader
+/// it does not rebuild for an auditor either).
+pub async fn replay(
+    record: &Record,
+    source: &AuditSource,
+    store: &dyn TraceStore,
+    key: &MaskKey,
+    max_bytes: usize,
+) -> Result<Replay, ReplayError> {
     let e = &record.entry;
     let not = |why: &str| Replay { outcome: Outcome::NotReplayable(why.into()), detail: why.into(), trace_id: None, body: None, digest: None };
     let readable = e.kind == Kind::Request
@@ -123,6 +133,9 @@ pub async fn replay(record: &Record, source: &AuditSource, store: &dyn TraceStor
         }
         Err(e) => return Err(e.into()),
     };
+    if stored.bytes.len() > max_bytes {
+        return Err(ReplayError::TooLarge(tid));
+    }
     let doc: Value = serde_json::from_slice(&stored.bytes).map_err(|_| ReplayError::Corrupt(tid.clone()))?;
     let fields = match req.fields.is_empty() {
         true => None,

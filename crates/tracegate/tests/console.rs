@@ -153,6 +153,10 @@ async fn dev_login(
     req.send().await.unwrap()
 }
 
+async fn get_json(c: &reqwest::Client, url: String) -> Value {
+    c.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 async fn error_code(r: reqwest::Response) -> (u16, String) {
     let status = r.status().as_u16();
     let body: Value = r.json().await.unwrap();
@@ -170,23 +174,9 @@ async fn dev_sign_in_starts_a_session_and_refuses_forged_or_foreign_forms() {
     let gw = Gateway::start().await;
     let origin = format!("http://{}", gw.addr);
     let c = no_redirects();
-    let methods: Value = c
-        .get(gw.url("/auth/methods"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let methods: Value = get_json(&c, gw.url("/auth/methods")).await;
     assert_eq!(methods, serde_json::json!({"browser": false, "dev": true}));
-    let list: Value = c
-        .get(gw.url("/auth/dev-login"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = get_json(&c, gw.url("/auth/dev-login")).await;
     let subjects: Vec<&str> = list["identities"]
         .as_array()
         .unwrap()
@@ -459,14 +449,7 @@ async fn dev_sign_in_is_refused_without_the_dev_issuer_or_beyond_loopback() {
     })
     .await;
     let c = no_redirects();
-    let methods: Value = c
-        .get(gw.url("/auth/methods"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let methods: Value = get_json(&c, gw.url("/auth/methods")).await;
     assert_eq!(methods, serde_json::json!({"browser": false, "dev": false}));
     assert_eq!(
         error_code(c.get(gw.url("/auth/dev-login")).send().await.unwrap()).await,
@@ -761,4 +744,16 @@ async fn replay_is_for_auditors_and_shows_a_body_only_to_a_view_that_covers_it()
     assert_eq!(shown, [("ava", false), ("ava", false), ("ava", false), ("ivy", true), ("ivy", true), ("ivy", false)]);
     assert!(replays.iter().filter(|r| r["status"] == 200).all(|r| r["request"]["trace_ids"] == serde_json::json!(["demo-agent-1"])
         || r["event"]["result"] == "not_replayable"));
+
+    // `tracegate audit replay` runs the same replay and shows the operator the very bytes sent;
+    // over the gateway's read limit it refuses rather than rebuild what it would not serve.
+    let (ok, outcome, shown) = common::replay(&gw.data_dir(), &erin_id);
+    assert!(ok && outcome["result"] == "reproduced", "{outcome}");
+    assert_eq!(shown.as_bytes(), erin_body.as_slice());
+    let cfg = gw.data_dir().join("tracegate.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    assert!(text.contains("max_trace_bytes = 16777216\n"));
+    std::fs::write(&cfg, text.replace("max_trace_bytes = 16777216\n", "max_trace_bytes = 16777216\nmax_read_bytes = 16\n")).unwrap();
+    let (ok, outcome, shown) = common::replay(&gw.data_dir(), &erin_id);
+    assert!(!ok && outcome.is_null() && shown.is_empty(), "{outcome} {shown}");
 }

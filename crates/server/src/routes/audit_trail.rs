@@ -142,7 +142,7 @@ async fn reproduce(state: &AppState, audit: &mut Audited, request_id: String, ca
         .await
         .map_err(|e| unreadable(&e))?
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no request record for `{request_id}`")))?;
-    let r = crate::replay::replay(&record, &source, state.store.as_ref(), &state.mask_key).await.map_err(|e| match e {
+    let r = crate::replay::replay(&record, &source, state.store.as_ref(), &state.mask_key, state.max_read_bytes).await.map_err(|e| match e {
         ReplayError::Audit(e) => unreadable(&e),
         ReplayError::Store(e) => ApiError::from(e),
         e => ApiError::internal("replay_failed", e.to_string()),
@@ -187,6 +187,9 @@ async fn reproduce(state: &AppState, audit: &mut Audited, request_id: String, ca
 /// why they are served nothing without asking (no read role, row scope, approval).
 async fn own_view(state: &AppState, who: &Principal, tid: &TraceId, version: &str) -> Result<Result<Value, &'static str>, ApiError> {
     let stored = state.store.get_version(tid, version).await?;
+    if stored.bytes.len() > state.max_read_bytes {
+        return Ok(Err("the trace is larger than this gateway's read limit"));
+    }
     let Ok(doc) = serde_json::from_slice::<Value>(&stored.bytes) else {
         return Ok(Err("the stored version is not valid JSON"));
     };

@@ -300,7 +300,7 @@ async fn replay(id: &str, config: &Path, show: bool) -> anyhow::Result<ExitCode>
     let store = gw.open_store()?;
     let key = tracegate_core::mask::MaskKey(gw.mask_key()?.unwrap_or_default());
     // The operator holds the store's credential already: the CLI shows the body as replayed.
-    let r = tracegate_server::replay::replay(&record, &source, &store, &key).await?;
+    let r = tracegate_server::replay::replay(&record, &source, &store, &key, gw.server.max_read_bytes).await?;
     if let (true, Some(body)) = (show, &r.body) {
         let mut out = std::io::stdout().lock();
         serde_json::to_writer(&mut out, body)?;
