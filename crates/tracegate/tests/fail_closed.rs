@@ -183,16 +183,21 @@ impl Rig {
     /// asserted: the loop is bounded by attempts, each of which waits for the gateway's answer;
     /// the gateway probes its peers at most once a second).
     async fn wait_health(&self, path: &str, want: u16) -> Value {
+        self.wait_health_until(path, |s, _| s == want).await
+    }
+
+    /// Polls `path` until `done` holds for its status and body (bounded by attempts, as above).
+    async fn wait_health_until(&self, path: &str, done: impl Fn(u16, &Value) -> bool) -> Value {
         let mut last = Value::Null;
         for _ in 0..100 {
             let (s, body) = self.health(path).await;
-            if s == want {
+            if done(s, &body) {
                 return body;
             }
             last = body;
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("{path} never answered {want}: {last}");
+        panic!("{path} never answered as expected: {last}");
     }
 }
 
@@ -262,8 +267,14 @@ async fn postgres_unreachable_fails_closed_then_recovers_without_restart() {
         !why.is_empty() && why != "ok",
         "/healthz names why: {health}"
     );
-    // Not ready either, and the database is named as the peer that is gone.
-    let ready = rig.wait_health("/readyz", 503).await;
+    // Not ready either; once the next probe runs (at most a second after the last), the
+    // database is named as the peer that is gone, and readiness stays 503 meanwhile.
+    let ready = rig
+        .wait_health_until("/readyz", |s, b| {
+            assert_eq!(s, 503, "ready while the database is gone: {b}");
+            b["database"] != "ok"
+        })
+        .await;
     assert_eq!(ready["ready"], false, "{ready}");
     assert!(
         matches!(ready["database"].as_str(), Some("failing" | "timed_out")),
