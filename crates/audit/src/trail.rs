@@ -35,6 +35,9 @@ pub enum AuditTrail {
     Postgres(PgAuditLog),
 }
 
+/// What a failed file log says: it refuses records until the gateway restarts.
+const FILE_LOG_FAILED: &str = "the audit log failed a write and refuses records until the gateway restarts";
+
 impl AuditTrail {
     /// Appends one record; returns once it is durable. Any error: fail the request with 503.
     pub async fn append(&self, entry: &Entry) -> Result<Sealed, AuditError> {
@@ -74,11 +77,22 @@ impl AuditTrail {
         }
     }
 
+    /// A failure the trail already knows of, without asking anything (a write that failed and
+    /// has not been followed by a good probe): what `/healthz` reports at once even between
+    /// its rate-limited probes.
+    pub fn known_failure(&self) -> Option<String> {
+        match self {
+            AuditTrail::File(l) if l.is_failed() => Some(FILE_LOG_FAILED.into()),
+            AuditTrail::File(_) => None,
+            AuditTrail::Postgres(l) => l.failure(),
+        }
+    }
+
     /// Why records cannot be written now, if they cannot: the file log after a failed write
     /// (until reopened), PostgreSQL when a probe of it fails. `/healthz` reports this.
     pub async fn health(&self) -> Result<(), String> {
         match self {
-            AuditTrail::File(l) if l.is_failed() => Err("the audit log failed a write and refuses records until the gateway restarts".into()),
+            AuditTrail::File(l) if l.is_failed() => Err(FILE_LOG_FAILED.into()),
             AuditTrail::File(_) => Ok(()),
             AuditTrail::Postgres(l) => l.probe().await,
         }

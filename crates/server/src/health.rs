@@ -3,7 +3,9 @@
 //!
 //! Both endpoints need no authentication, so they must not let a caller turn them into a flood
 //! of bucket and database requests: the probes run at most once per [`FRESH_FOR`], callers in
-//! between (and callers arriving while a probe runs) share its report. Each probe is bounded by
+//! between (and callers arriving while a probe runs) share its report — except that a failure
+//! the audit trail already knows of (a write that just failed) is reported at once, since it
+//! costs nothing to see and a load balancer must stop sending traffic. Each probe is bounded by
 //! [`PROBE_TIMEOUT`], so a load balancer's check never hangs on a dead peer. The database and
 //! the store are described by fixed words only, never by the backend's error text, which could
 //! carry an endpoint or part of a credential; the reason is logged instead.
@@ -74,16 +76,24 @@ pub struct Health {
 }
 
 impl Health {
-    /// The current report: the last one if it is fresh, otherwise a new one.
+    /// The current report: the last one if it is fresh, otherwise a new one. A failure the
+    /// audit trail already knows of (a write that just failed) is reported at once, cached
+    /// report or not: the probes are rate-limited, a known failure is free to see.
     pub async fn report(&self, state: &AppState) -> Report {
-        let mut last = self.last.lock().await;
-        if let Some((at, report)) = last.as_ref() {
-            if at.elapsed() < FRESH_FOR {
-                return report.clone();
+        let mut report = {
+            let mut last = self.last.lock().await;
+            match last.as_ref() {
+                Some((at, report)) if at.elapsed() < FRESH_FOR => report.clone(),
+                _ => {
+                    let report = probe(state).await;
+                    *last = Some((Instant::now(), report.clone()));
+                    report
+                }
             }
+        };
+        if let Some(why) = state.audit.known_failure() {
+            report.audit = Err(why);
         }
-        let report = probe(state).await;
-        *last = Some((Instant::now(), report.clone()));
         report
     }
 }

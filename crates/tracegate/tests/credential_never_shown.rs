@@ -15,10 +15,8 @@ mod common;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use common::peers::{bucket_and_state_config, cli, s3_env, Moto, Relay, Served};
-use serde_json::{json, Value};
-use tracegate_identity::dev::DevIssuer;
-use tracegate_server::GatewayConfig;
+use common::peers::{cli, http, lay_out_scaled, s3_env, serve, Moto, Relay};
+use serde_json::json;
 use tracegate_state::testing::TestDb;
 
 const BUCKET: &str = "tracegate-secret";
@@ -82,14 +80,8 @@ async fn store_and_database_credentials_never_appear_in_any_output() {
     let state_url = format!("{scheme_user}:{pg_password}@{rest}");
 
     let dir = tempfile::tempdir().unwrap();
-    tracegate::commands::quickstart::lay_out(dir.path()).unwrap();
-    let cfg_path = dir.path().join("tracegate.toml");
-    let text = std::fs::read_to_string(&cfg_path).unwrap();
-    std::fs::write(
-        &cfg_path,
-        bucket_and_state_config(&text, &format!("s3://{BUCKET}/run"), &state_url, ""),
-    )
-    .unwrap();
+    let (cfg_path, issuer) =
+        lay_out_scaled(dir.path(), Some(&format!("s3://{BUCKET}/run")), &state_url);
     assert!(
         std::fs::read_to_string(&cfg_path)
             .unwrap()
@@ -97,29 +89,13 @@ async fn store_and_database_credentials_never_appear_in_any_output() {
         "the gateway is given the password"
     );
     let config = cfg_path.to_str().unwrap().to_owned();
-    let cfg = GatewayConfig::load(&cfg_path).unwrap();
-    let issuer = DevIssuer::load(cfg.identity.dev.as_ref().unwrap(), &cfg.base_dir).unwrap();
     let token = |sub: &str, groups: &[&str], claims: &[(&str, &str)]| {
-        let groups: Vec<String> = groups.iter().map(|g| (*g).to_owned()).collect();
-        let extra = claims
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), Value::String((*v).to_owned())))
-            .collect();
-        issuer
-            .mint(sub, &groups, extra, Duration::from_secs(600))
-            .unwrap()
+        common::mint(&issuer, sub, groups, claims, Duration::from_secs(600))
     };
     let mut env = s3_env(&relay.endpoint(), "AKIDTRACEGATETEST", &secret);
     env.push(("RUST_LOG", "debug".to_owned()));
-    let logs = dir.path().to_owned();
-    let (path2, env2) = (cfg_path.clone(), env.clone());
-    let gw = tokio::task::spawn_blocking(move || Served::start(&path2, &env2, &logs))
-        .await
-        .unwrap();
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap();
+    let gw = serve(&cfg_path, &env, dir.path()).await;
+    let http = http();
     let mut out = Transcript::default();
     let u = |p: &str| format!("{}{p}", gw.url);
     let (writer, erin, sam, audrey) = (

@@ -3,11 +3,13 @@
 //! the test forbids and terminates).
 //!
 //! - PostgreSQL unreachable: reads, writes and searches answer `503 audit_unavailable` with an
-//!   error body and nothing else, `/healthz` answers 503 naming why; once the database accepts
-//!   connections again both recover, and the chain still verifies.
+//!   error body and nothing else, `/healthz` answers 503 naming why and `/readyz` 503 naming the
+//!   database; once the database accepts connections again both recover, and the chain still
+//!   verifies.
 //! - Bucket unreachable: reads and writes answer `503 store_unavailable`, no trace byte in the
-//!   body, and the trail records each as an error with nothing served; once the bucket is back
-//!   they succeed, and a write that failed left nothing behind.
+//!   body, and the trail records each as an error with nothing served; `/readyz` answers 503
+//!   naming the bucket; once the bucket is back they succeed, and a write that failed left
+//!   nothing behind. No health answer shows the bucket's key, secret or endpoint.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -15,10 +17,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::peers::{bucket_and_state_config, cli, s3_env, Moto, Relay, Served};
+use common::peers::{cli, http, lay_out_scaled, s3_env, serve, Moto, Relay, Served};
 use serde_json::{json, Value};
 use tracegate_identity::dev::DevIssuer;
-use tracegate_server::GatewayConfig;
 use tracegate_state::testing::TestDb;
 
 const BUCKET: &str = "tracegate-fail";
@@ -41,27 +42,10 @@ impl Rig {
         let moto = Moto::start(BUCKET).await?;
         let relay = Relay::start(moto.addr).await;
         let dir = tempfile::tempdir().unwrap();
-        tracegate::commands::quickstart::lay_out(dir.path()).unwrap();
-        let cfg_path = dir.path().join("tracegate.toml");
-        let text = std::fs::read_to_string(&cfg_path).unwrap();
-        std::fs::write(
-            &cfg_path,
-            bucket_and_state_config(&text, &format!("s3://{BUCKET}/run"), &db.url, ""),
-        )
-        .unwrap();
-        let cfg = GatewayConfig::load(&cfg_path).unwrap();
-        let issuer = DevIssuer::load(cfg.identity.dev.as_ref().unwrap(), &cfg.base_dir).unwrap();
+        let (cfg_path, issuer) =
+            lay_out_scaled(dir.path(), Some(&format!("s3://{BUCKET}/run")), &db.url);
         let env = s3_env(&relay.endpoint(), "fail-closed-key", "fail-closed-secret");
-        let path = cfg_path.clone();
-        let logs = dir.path().to_owned();
-        let env2 = env.clone();
-        let gw = tokio::task::spawn_blocking(move || Served::start(&path, &env2, &logs))
-            .await
-            .unwrap();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .unwrap();
+        let gw = serve(&cfg_path, &env, dir.path()).await;
         Some(Rig {
             gw,
             relay,
@@ -69,20 +53,13 @@ impl Rig {
             issuer,
             dir,
             env,
-            http,
+            http: http(),
             _moto: moto,
         })
     }
 
     fn token(&self, sub: &str, groups: &[&str], claims: &[(&str, &str)]) -> String {
-        let groups: Vec<String> = groups.iter().map(|g| (*g).to_owned()).collect();
-        let extra = claims
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), Value::String((*v).to_owned())))
-            .collect();
-        self.issuer
-            .mint(sub, &groups, extra, Duration::from_secs(600))
-            .unwrap()
+        common::mint(&self.issuer, sub, groups, claims, Duration::from_secs(600))
     }
 
     fn writer(&self) -> String {
@@ -154,14 +131,20 @@ impl Rig {
         .await
     }
 
-    async fn healthz(&self) -> (u16, Value) {
+    /// `GET /healthz` or `GET /readyz`: status and body.
+    async fn health(&self, path: &str) -> (u16, Value) {
         let r = self
             .http
-            .get(format!("{}/healthz", self.gw.url))
+            .get(format!("{}{path}", self.gw.url))
             .send()
             .await
             .unwrap();
-        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        for secret in ["fail-closed-secret", "fail-closed-key", &self.relay.endpoint()] {
+            assert!(!text.contains(secret), "{path} shows `{secret}`: {text}");
+        }
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
     /// The stored audit record of `request_id`, if the trail has it.
@@ -196,19 +179,25 @@ impl Rig {
         )
     }
 
-    /// Polls `/healthz` until it answers `want` (no time bound is asserted: the loop is bounded
-    /// by attempts, each of which waits for the gateway's answer).
-    async fn wait_health(&self, want: u16) -> Value {
+    /// Polls `path` (`/healthz` or `/readyz`) until it answers `want` (no time bound is
+    /// asserted: the loop is bounded by attempts, each of which waits for the gateway's answer;
+    /// the gateway probes its peers at most once a second).
+    async fn wait_health(&self, path: &str, want: u16) -> Value {
+        self.wait_health_until(path, |s, _| s == want).await
+    }
+
+    /// Polls `path` until `done` holds for its status and body (bounded by attempts, as above).
+    async fn wait_health_until(&self, path: &str, done: impl Fn(u16, &Value) -> bool) -> Value {
         let mut last = Value::Null;
         for _ in 0..100 {
-            let (s, body) = self.healthz().await;
-            if s == want {
+            let (s, body) = self.health(path).await;
+            if done(s, &body) {
                 return body;
             }
             last = body;
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("/healthz never answered {want}: {last}");
+        panic!("{path} never answered as expected: {last}");
     }
 }
 
@@ -271,12 +260,25 @@ async fn postgres_unreachable_fails_closed_then_recovers_without_restart() {
     let (s, _, body) = rig.search("agent=outage-agent").await;
     assert_eq!(s, 503);
     assert_only_error(&body, "audit_unavailable", &["pg-1", "outage-agent"]);
-    let health = rig.wait_health(503).await;
+    let health = rig.wait_health("/healthz", 503).await;
     assert_eq!(health["status"], "audit_failed", "{health}");
     let why = health["audit"].as_str().unwrap_or("");
     assert!(
         !why.is_empty() && why != "ok",
         "/healthz names why: {health}"
+    );
+    // Not ready either; once the next probe runs (at most a second after the last), the
+    // database is named as the peer that is gone, and readiness stays 503 meanwhile.
+    let ready = rig
+        .wait_health_until("/readyz", |s, b| {
+            assert_eq!(s, 503, "ready while the database is gone: {b}");
+            b["database"] != "ok"
+        })
+        .await;
+    assert_eq!(ready["ready"], false, "{ready}");
+    assert!(
+        matches!(ready["database"].as_str(), Some("failing" | "timed_out")),
+        "{ready}"
     );
     // The metrics endpoint still answers (it records nothing), and counts the refusals.
     let metrics = rig
@@ -291,8 +293,14 @@ async fn postgres_unreachable_fails_closed_then_recovers_without_restart() {
 
     // Back: both recover with no restart of the gateway.
     rig.db.allow_connections(true).await;
-    let health = rig.wait_health(200).await;
+    let health = rig.wait_health("/healthz", 200).await;
     assert_eq!(health["audit"], "ok", "{health}");
+    let ready = rig.wait_health("/readyz", 200).await;
+    assert_eq!(
+        (&ready["ready"], &ready["database"], &ready["store"]),
+        (&json!(true), &json!("ok"), &json!("ok")),
+        "{ready}"
+    );
     let (s, read_id, body) = rig.read("pg-1").await;
     assert_eq!(s, 200, "{}", String::from_utf8_lossy(&body));
     assert!(String::from_utf8_lossy(&body).contains("refund was issued"));
@@ -330,7 +338,21 @@ async fn bucket_unreachable_fails_closed_records_nothing_served_then_recovers() 
     let (s, _, _) = rig.read("s3-1").await;
     assert_eq!(s, 200);
 
+    let (s, ready) = rig.health("/readyz").await;
+    assert_eq!((s, &ready["store"]), (200, &json!("ok")), "{ready}");
+
     rig.relay.set_up(false);
+
+    // Not ready: the bucket is named as the peer that is gone. Still live: every request is
+    // still recorded (searches are served), so `/healthz` stays 200 and says the same.
+    let ready = rig.wait_health("/readyz", 503).await;
+    assert!(
+        matches!(ready["store"].as_str(), Some("failing" | "timed_out")),
+        "{ready}"
+    );
+    assert_eq!((&ready["ready"], &ready["database"]), (&json!(false), &json!("ok")), "{ready}");
+    let (s, health) = rig.health("/healthz").await;
+    assert_eq!((s, &health["ready"]), (200, &json!(false)), "{health}");
 
     let (s, read_id, body) = rig.read("s3-1").await;
     assert_eq!(s, 503);
@@ -370,8 +392,10 @@ async fn bucket_unreachable_fails_closed_records_nothing_served_then_recovers() 
     let (s, _, body) = rig.search("agent=outage-agent").await;
     assert_eq!(s, 200, "{}", String::from_utf8_lossy(&body));
 
-    // Back: reads and writes succeed again through the same process.
+    // Back: ready again, and reads and writes succeed through the same process.
     rig.relay.set_up(true);
+    let ready = rig.wait_health("/readyz", 200).await;
+    assert_eq!(ready["store"], "ok", "{ready}");
     let (s, _, body) = rig.read("s3-1").await;
     assert_eq!(s, 200, "{}", String::from_utf8_lossy(&body));
     assert!(String::from_utf8_lossy(&body).contains("stored in the bucket"));

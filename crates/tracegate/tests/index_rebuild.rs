@@ -16,10 +16,8 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::peers::{bucket_and_state_config, cli, s3_env, Moto, Served};
+use common::peers::{cli, http, lay_out_scaled, s3_env, serve, Moto, Served};
 use serde_json::{json, Value};
-use tracegate_identity::dev::DevIssuer;
-use tracegate_server::GatewayConfig;
 use tracegate_state::sqlx;
 use tracegate_state::testing::TestDb;
 
@@ -87,6 +85,32 @@ impl Case {
         pool.close().await;
     }
 
+    /// `tracegate index rebuild` as a child whose stderr (the progress lines) is piped.
+    fn spawn_rebuild(&self, extra: &[&str]) -> std::process::Child {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tracegate"));
+        cmd.args(["index", "rebuild", "--config", &self.config]).args(extra);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Every row of the index (all but when it was written), in key order.
+    async fn dump(&self) -> Vec<String> {
+        let pool = self.db.raw_pool().await;
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT (to_jsonb(t) - 'indexed_at')::text FROM trace_index t ORDER BY trace_id",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+        rows
+    }
+
     async fn rows(&self) -> i64 {
         let pool = self.db.raw_pool().await;
         let n = sqlx::query_scalar("SELECT count(*) FROM trace_index")
@@ -106,32 +130,10 @@ async fn start(
     env: Vec<(&'static str, String)>,
     dir: &Path,
 ) -> Case {
-    tracegate::commands::quickstart::lay_out(dir).unwrap();
-    let cfg_path = dir.join("tracegate.toml");
-    let text = std::fs::read_to_string(&cfg_path).unwrap();
-    let text = match store_url {
-        Some(url) => bucket_and_state_config(&text, url, &db.url, ""),
-        None => format!("{text}\n[state]\nurl = {:?}\n", db.url),
-    };
-    std::fs::write(&cfg_path, text).unwrap();
-    let cfg = GatewayConfig::load(&cfg_path).unwrap();
-    let issuer = DevIssuer::load(cfg.identity.dev.as_ref().unwrap(), &cfg.base_dir).unwrap();
-    let erin = issuer
-        .mint(
-            "erin",
-            &["eng".to_owned()],
-            Default::default(),
-            Duration::from_secs(600),
-        )
-        .unwrap();
-    let (p, e, logs) = (cfg_path.clone(), env.clone(), dir.to_owned());
-    let gw = tokio::task::spawn_blocking(move || Served::start(&p, &e, &logs))
-        .await
-        .unwrap();
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap();
+    let (cfg_path, issuer) = lay_out_scaled(dir, store_url, &db.url);
+    let erin = common::mint(&issuer, "erin", &["eng"], &[], Duration::from_secs(600));
+    let gw = serve(&cfg_path, &env, dir).await;
+    let http = http();
     Case {
         db,
         gw,
@@ -228,6 +230,53 @@ async fn rebuild_story(case: &Case, mut keys: Vec<String>) {
     );
     assert_eq!(case.rows().await, keys.len() as i64);
     assert_eq!(case.searches().await, before);
+
+    // Killed (SIGKILL) in the middle of its second batch, then run again: the same index as
+    // the uninterrupted `--fresh` rebuild just made. An uncommitted row of the test's holds the
+    // second batch at `keys[700]`, so the kill lands while that batch's transaction is open —
+    // deterministically, with no timing.
+    let uninterrupted = case.dump().await;
+    case.sql("DELETE FROM trace_index").await;
+    let pool = case.db.raw_pool().await;
+    let mut hold = pool.begin().await.unwrap();
+    sqlx::query("INSERT INTO trace_index (trace_id) VALUES ($1)")
+        .bind(poison)
+        .execute(&mut *hold)
+        .await
+        .unwrap();
+    let mut child = case.spawn_rebuild(&["--fresh"]);
+    let stderr = child.stderr.take().unwrap();
+    let said = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead as _;
+        let mut said = String::new();
+        for line in std::io::BufReader::new(stderr).lines() {
+            let line = line.unwrap();
+            said.push_str(&line);
+            said.push('\n');
+            if line.starts_with("indexed 500 traces") {
+                return said;
+            }
+        }
+        panic!("the rebuild ended before its first batch: {said}");
+    })
+    .await
+    .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    hold.rollback().await.unwrap();
+    pool.close().await;
+    assert!(!said.contains("indexed 1000"), "{said}");
+    assert_eq!(case.rows().await, 500, "only the first batch was committed");
+    let (ok, said) = case.rebuild(&[]);
+    assert!(ok, "{said}");
+    assert!(
+        said.lines()
+            .find(|l| l.starts_with("indexed "))
+            .is_some_and(|l| l.starts_with("indexed 1000 traces (resumed)")),
+        "resumed after the killed run's first batch: {said}"
+    );
+    assert_eq!(case.dump().await, uninterrupted, "the resumed index differs from an uninterrupted one");
+    assert_eq!(case.searches().await, before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -255,8 +304,7 @@ async fn rebuild_from_a_directory_store_equals_the_index_it_replaces_and_resumes
     let memory = dir.path().join("memory.toml");
     std::fs::write(&memory, text.split("\n[state]").next().unwrap()).unwrap();
     let logs = tempfile::tempdir().unwrap();
-    let lp = logs.path().to_owned();
-    let embedded = tokio::task::spawn_blocking(move || Served::start(&memory, &[], &lp)).await.unwrap();
+    let embedded = serve(&memory, &[], logs.path()).await;
     let sql = case.searches().await;
     let in_memory = search_all(&case.http, &embedded.url, &case.erin).await;
     assert_eq!(sql, in_memory, "PostgreSQL and in-memory searches differ");

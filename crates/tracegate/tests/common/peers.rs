@@ -1,9 +1,11 @@
-//! Real peers for outage tests: a `moto_server` bucket behind a loopback relay the test can cut
+//! Real peers for the tests that serve the scaled-out configuration, written once: a
+//! `moto_server` bucket, an `s3s-fs` bucket (SigV4 checked), a loopback relay the test can cut
 //! (so "the bucket is unreachable" and "the bucket is back" happen without losing moto's
-//! in-memory objects), and `tracegate serve` run with its own environment and its stdout and
-//! stderr kept in files, so a test can read everything the gateway printed.
+//! in-memory objects), the quickstart laid out over a bucket and a database, and
+//! `tracegate serve` run with its own environment and its stdout and stderr kept in files, so a
+//! test can read everything the gateway printed.
 //!
-//! Without `moto_server` on the PATH the tests that need it skip, unless
+//! Without `moto_server` or `s3s-fs` the tests that need them skip, unless
 //! `TRACEGATE_REQUIRE_PEERS` is set (as `scripts/test.sh` sets it), when a missing peer fails.
 
 use std::net::SocketAddr;
@@ -29,6 +31,23 @@ impl Drop for Moto {
     }
 }
 
+/// Spawns a peer with its output discarded; `None` (the test skips) when it is not installed,
+/// unless `TRACEGATE_REQUIRE_PEERS` is set, when that fails the test (scripts/test.sh installs
+/// every peer).
+fn spawn_peer(cmd: &mut Command) -> Option<Child> {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    match cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn() {
+        Ok(c) => Some(c),
+        Err(e) if std::env::var_os("TRACEGATE_REQUIRE_PEERS").is_some() => {
+            panic!("{program} is required (scripts/test.sh installs it): {e}")
+        }
+        Err(e) => {
+            eprintln!("skipping: {program} is not available ({e})");
+            None
+        }
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -41,21 +60,9 @@ impl Moto {
     /// Starts moto on a free port and creates `bucket` (moto accepts unsigned requests).
     pub async fn start(bucket: &str) -> Option<Moto> {
         let port = free_port();
-        let child = match Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-        {
-            Ok(c) => c,
-            Err(e) if std::env::var_os("TRACEGATE_REQUIRE_PEERS").is_some() => {
-                panic!("moto_server is required: {e}")
-            }
-            Err(e) => {
-                eprintln!("skipping: moto_server is not available ({e})");
-                return None;
-            }
-        };
+        let child = spawn_peer(
+            Command::new("moto_server").args(["-H", "127.0.0.1", "-p", &port.to_string()]),
+        )?;
         let moto = Moto {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
@@ -75,6 +82,54 @@ impl Moto {
             assert!(Instant::now() < deadline, "moto_server did not come up");
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+}
+
+/// An `s3s-fs` child (the S3 server that checks SigV4 signatures) over a fresh directory holding
+/// `bucket`, accepting one key pair; killed when dropped. `scripts/test.sh` builds it once into
+/// `~/.cache/tracegate/s3s-fs`, which is looked in when it is not on the PATH.
+pub struct S3sFs {
+    child: Child,
+    pub endpoint: String,
+    /// The directory the bucket's objects are files in.
+    pub root: tempfile::TempDir,
+}
+
+impl Drop for S3sFs {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl S3sFs {
+    pub async fn start(bucket: &str, key: &str, secret: &str) -> Option<S3sFs> {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join(bucket)).unwrap();
+        let port = free_port();
+        let cached = std::env::var_os("HOME")
+            .map(|h| Path::new(&h).join(".cache/tracegate/s3s-fs/bin/s3s-fs"))
+            .filter(|p| p.exists());
+        let program = cached.unwrap_or_else(|| PathBuf::from("s3s-fs"));
+        let child = spawn_peer(
+            Command::new(&program)
+                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+                .args(["--access-key", key, "--secret-key", secret])
+                .arg(root.path()),
+        )?;
+        let peer = S3sFs {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            root,
+        };
+        // Any HTTP answer will do: unsigned requests are refused, which is the point.
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while client.get(&peer.endpoint).send().await.is_err() {
+            assert!(Instant::now() < deadline, "s3s-fs did not come up");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Some(peer)
     }
 }
 
@@ -215,18 +270,62 @@ pub fn s3_env(endpoint: &str, key_id: &str, secret: &str) -> Vec<(&'static str, 
     ]
 }
 
-/// Replaces the quickstart's local `[store]` with `url` and adds `[state]` (and `extra` after it).
+/// Replaces the quickstart's local `[store]` with `url` (`None`: keeps it) and adds `[state]`
+/// (and `extra` after it).
 pub fn bucket_and_state_config(
     quickstart: &str,
-    store_url: &str,
+    store_url: Option<&str>,
     state_url: &str,
     extra: &str,
 ) -> String {
-    let local = "[store]\nkind = \"local\"\npath = \"traces\"\n";
-    assert!(
-        quickstart.contains(local),
-        "the quickstart config changed its [store]"
-    );
-    let text = quickstart.replace(local, &format!("[store]\nurl = {store_url:?}\n"));
+    let text = match store_url {
+        Some(url) => {
+            let local = "[store]\nkind = \"local\"\npath = \"traces\"\n";
+            assert!(
+                quickstart.contains(local),
+                "the quickstart config changed its [store]"
+            );
+            quickstart.replace(local, &format!("[store]\nurl = {url:?}\n"))
+        }
+        None => quickstart.to_owned(),
+    };
     format!("{text}\n[state]\nurl = {state_url:?}\nacquire_timeout = \"1s\"\n{extra}")
+}
+
+/// The quickstart laid out in `dir` over `store_url` (`None`: its local directory) and the
+/// database at `state_url`: the config's path and the dev issuer that mints its test tokens.
+pub fn lay_out_scaled(
+    dir: &Path,
+    store_url: Option<&str>,
+    state_url: &str,
+) -> (PathBuf, tracegate_identity::dev::DevIssuer) {
+    tracegate::commands::quickstart::lay_out(dir).unwrap();
+    let cfg_path = dir.join("tracegate.toml");
+    let text = std::fs::read_to_string(&cfg_path).unwrap();
+    std::fs::write(
+        &cfg_path,
+        bucket_and_state_config(&text, store_url, state_url, ""),
+    )
+    .unwrap();
+    let cfg = tracegate_server::GatewayConfig::load(&cfg_path).unwrap();
+    let issuer =
+        tracegate_identity::dev::DevIssuer::load(cfg.identity.dev.as_ref().unwrap(), &cfg.base_dir)
+            .unwrap();
+    (cfg_path, issuer)
+}
+
+/// [`Served::start`] from async code (it waits on blocking calls).
+pub async fn serve(config: &Path, env: &[(&'static str, String)], logs: &Path) -> Served {
+    let (config, env, logs) = (config.to_owned(), env.to_vec(), logs.to_owned());
+    tokio::task::spawn_blocking(move || Served::start(&config, &env, &logs))
+        .await
+        .unwrap()
+}
+
+/// The HTTP client these tests talk to a served gateway with.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
 }
