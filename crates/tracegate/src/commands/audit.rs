@@ -15,7 +15,7 @@ use std::time::SystemTime;
 use anyhow::{bail, Context};
 use serde_json::json;
 use tracegate_audit::{AuditConfig, AuditLog, AuditQuery, AuditSource, BodyDigest, Decision, Kind, PublicKey, Record, Timestamp};
-use tracegate_core::pipeline::{project_and_mask, Candidate};
+use tracegate_core::pipeline::{project_and_mask, renders_whole_document, serve_read, Candidate, ServeError};
 use tracegate_core::project::FieldRequest;
 use tracegate_core::{Policy, PolicyVersion, TraceId};
 
@@ -348,15 +348,29 @@ async fn replay(id: &str, config: &Path, show: bool) -> anyhow::Result<ExitCode>
         }
         Err(e) => return Err(e.into()),
     };
-    let doc = serde_json::from_slice(&stored.bytes)?;
     let fields = if req.fields.is_empty() { None } else { Some(FieldRequest::parse_all(req.fields.iter().map(String::as_str))?) };
     let key = tracegate_core::mask::MaskKey(gw.mask_key()?.unwrap_or_default());
-    let served = project_and_mask(&[Candidate { role, rules: Vec::new() }], doc, fields.as_deref(), &key).map_err(|e| match e {
-        tracegate_core::pipeline::ServeError::Denied(d) => anyhow::anyhow!("re-applying the policy refused the read: {}", d.message),
-        tracegate_core::pipeline::ServeError::TooCostly(e) => anyhow::anyhow!("re-applying the policy refused the read: {e}"),
-    })?;
-    let body = serde_json::to_vec(&served.body)?;
-    let (_, digest) = BodyDigest::of(&body);
+    let refused = |e: ServeError| match e {
+        ServeError::Denied(d) => anyhow::anyhow!("re-applying the policy refused the read: {}", d.message),
+        ServeError::TooCostly(e) => anyhow::anyhow!("re-applying the policy refused the read: {e}"),
+        ServeError::NotJson(e) => anyhow::anyhow!("the stored version is not a JSON document: {e}"),
+    };
+    // Exactly the rendering the gateway uses (`serve_read`: the byte engine for a whole-document
+    // read, the parsed view otherwise).
+    let candidates = [Candidate { role, rules: Vec::new() }];
+    let mut body = serve_read(&candidates, &stored.bytes, None, fields.as_deref(), &key).map_err(refused)?.body;
+    let (_, mut digest) = BodyDigest::of(&body);
+    if &digest != recorded_digest && renders_whole_document(role, fields.as_deref()) {
+        // Gateways before the byte engine served whole-document reads through the parsed view
+        // too; the same values, but an unchanged JSON-in-string re-encoded. Those records replay
+        // through that rendering.
+        let doc = serde_json::from_slice(&stored.bytes)?;
+        let tree = serde_json::to_vec(&project_and_mask(&candidates, doc, None, &key).map_err(refused)?.body)?;
+        let (_, tree_digest) = BodyDigest::of(&tree);
+        if &tree_digest == recorded_digest {
+            (body, digest) = (tree, tree_digest);
+        }
+    }
     if show {
         let mut out = std::io::stdout().lock();
         out.write_all(&body)?;
