@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Bounded loopback load run: tracegate beside an nginx proxy hop serving the same trace files,
-# measured in the same run with wrk. Prints a Markdown table (req/s, p50, p99).
+# measured in the same run with wrk. Prints a Markdown table (req/s, p50, p99, p99.9).
 #   DURATION=10s CONNECTIONS=32 bash scripts/bench-http.sh
 # Then the scaled-out deployment (SCALE=0 skips it): traces in a moto S3 bucket, state in a
 # fresh PostgreSQL database, started by scripts/start-replicas.sh — one replica directly and
 # behind nginx, two behind nginx — beside moto read directly and through an nginx proxy hop.
+# What the audit flush adds: the embedded engineer rows again with the audit log on tmpfs
+# (/dev/shm, where fdatasync returns at once) — a side measurement, never a deployment.
 # Needs wrk and nginx (Debian packages wrk, nginx-light); installs them if missing; the S3 rows
 # also need moto_server and PostgreSQL at 127.0.0.1:5432 (see scripts/start-replicas.sh).
 set -euo pipefail
@@ -64,26 +66,46 @@ wait_http http://127.0.0.1:$((BASE_PORT + 2))/v1/traces/bench-2k
 ENG=$($BIN token --config "$DATA/tracegate.toml" --sub bench --groups eng --ttl 1h)
 SUP=$($BIN token --config "$DATA/tracegate.toml" --sub bench --groups support --claim tenant=acme --ttl 1h)
 
+# wrk's own percentiles stop at 99%: a done() hook prints p50/p99/p99.9 in microseconds.
+cat > "$WORK/pct.lua" <<'LUA'
+done = function(summary, latency, requests)
+  io.write(string.format("PCT %d %d %d\n", latency:percentile(50), latency:percentile(99), latency:percentile(99.9)))
+end
+LUA
+ms() { awk -v us="$1" 'BEGIN { printf "%.2f ms", us / 1000 }'; }
+
 run() { # label url token
-  local out rps p50 p99
-  out=$(wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -H "Authorization: Bearer $3" "$2")
+  local out rps p50 p99 p999
+  out=$(wrk -t2 -c"$CONNECTIONS" -d"$DURATION" -s "$WORK/pct.lua" -H "Authorization: Bearer $3" "$2")
   if echo "$out" | grep -q "Non-2xx"; then echo "non-2xx responses for $1" >&2; echo "$out" >&2; exit 1; fi
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
-  p50=$(echo "$out" | awk '$1=="50%" {print $2}')
-  p99=$(echo "$out" | awk '$1=="99%" {print $2}')
-  printf '| %s | %s | %s | %s |\n' "$1" "$rps" "$p50" "$p99"
+  read -r p50 p99 p999 < <(echo "$out" | awk '$1=="PCT" {print $2, $3, $4}')
+  printf '| %s | %s | %s | %s | %s |\n' "$1" "$rps" "$(ms "$p50")" "$(ms "$p99")" "$(ms "$p999")"
 }
 
 echo "wrk -t2 -c$CONNECTIONS -d$DURATION, loopback, $(nproc) cores shared by client and server"
 echo
-echo "| target | req/s | p50 | p99 |"
-echo "|---|---|---|---|"
+echo "| target | req/s | p50 | p99 | p99.9 |"
+echo "|---|---|---|---|---|"
 for t in 2k 100k; do
   run "nginx static, $t"                http://127.0.0.1:$((BASE_PORT + 1))/v1/traces/bench-$t x
   run "nginx proxy hop, $t"             http://127.0.0.1:$((BASE_PORT + 2))/v1/traces/bench-$t x
   run "tracegate engineer (all fields), $t" http://127.0.0.1:$BASE_PORT/v1/traces/bench-$t "$ENG"
   run "tracegate support (projected), $t"   http://127.0.0.1:$BASE_PORT/v1/traces/bench-$t "$SUP"
 done
+
+# Side measurement: the same gateway with its audit log on tmpfs, so the difference to the
+# engineer rows above is what the durable flush costs on this disk.
+kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true; unset 'pids[-1]'
+SHM=$(mktemp -d /dev/shm/tracegate-bench.XXXXXX)
+cp "$DATA/tracegate.toml" "$DATA/tracegate-tmpfs.toml"
+printf '\n[audit]\ndir = "%s"\n' "$SHM/audit" >> "$DATA/tracegate-tmpfs.toml"
+RUST_LOG=warn $BIN serve --config "$DATA/tracegate-tmpfs.toml" --listen 127.0.0.1:$BASE_PORT 2>"$WORK/gw-tmpfs.log" & pids+=($!)
+wait_http http://127.0.0.1:$BASE_PORT/healthz
+for t in 2k 100k; do
+  run "tracegate engineer, audit log on tmpfs (no flush cost), $t" http://127.0.0.1:$BASE_PORT/v1/traces/bench-$t "$ENG"
+done
+rm -rf "$SHM"
 
 [ "${SCALE:-1}" = 0 ] && exit 0
 
@@ -117,8 +139,8 @@ bucket_path=${STORE_URL#s3://}
 echo
 echo "S3 (moto) + PostgreSQL: $BIN, engineer role; the stored trace is what the writer role stored"
 echo
-echo "| target | req/s | p50 | p99 |"
-echo "|---|---|---|---|"
+echo "| target | req/s | p50 | p99 | p99.9 |"
+echo "|---|---|---|---|---|"
 for t in 2k 100k; do
   run "moto S3 GET, direct, $t"                 "$MOTO_URL/$bucket_path/bench-$t.json" x
   run "nginx proxy hop to moto S3, $t"          "$S3_HOP_URL/$bucket_path/bench-$t.json" x

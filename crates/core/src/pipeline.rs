@@ -146,6 +146,8 @@ pub enum ServeError {
     Denied(Denial),
     /// A requested query would cost more than the limits allow over this view.
     TooCostly(TooCostly),
+    /// The stored bytes are not a JSON document (the store was written behind the gateway's back).
+    NotJson(String),
 }
 
 impl From<Denial> for ServeError {
@@ -184,6 +186,55 @@ pub fn project_and_mask(
     let mut rules = c.rules.clone();
     rules.push(c.role.rule("fields"));
     Ok(Served { role: c.role.name.clone(), rules, body: finish(v), masks })
+}
+
+/// A read's response body, rendered, with what served it.
+#[derive(Debug)]
+pub struct Rendered {
+    pub role: String,
+    pub rules: Vec<String>,
+    /// Exactly the bytes sent; their digest goes in the audit record and replay reproduces them.
+    pub body: Vec<u8>,
+    pub masks: MaskReport,
+}
+
+/// True when `role` serving `requested` shows the whole stored document, masked: the byte
+/// engine ([`crate::mask::Masker::apply_json`]) then masks the stored bytes in one pass, with no
+/// parsed tree, no view and no re-serialisation. Decided from the policy and the request alone,
+/// so replay, given the same role and fields, renders the same way.
+pub fn renders_whole_document(role: &Role, requested: Option<&[FieldRequest]>) -> bool {
+    requested.is_none() && role.fields.is_everything()
+}
+
+/// Phases 5 and 6 of a read from the stored bytes: the first candidate whose view holds the
+/// request projects and masks, and the body is rendered. A whole-document read
+/// ([`renders_whole_document`]) goes through the byte engine; anything else through the parsed
+/// view ([`project_and_mask`]), from `parsed` when the caller has already parsed `stored` (for
+/// row scope) or from `stored`. Both engines show the same values and report the same masks
+/// (`tests/mask_differential.rs`); the bytes can differ only in how an unchanged JSON-in-string
+/// is encoded, which is why the choice depends on nothing but the role and the request.
+pub fn serve_read(
+    candidates: &[Candidate<'_>],
+    stored: &[u8],
+    parsed: Option<Value>,
+    requested: Option<&[FieldRequest]>,
+    key: &MaskKey,
+) -> Result<Rendered, ServeError> {
+    let first = candidates.iter().find(|c| requested.is_none_or(|r| check_request(c.role, r).is_ok()));
+    if let Some(c) = first.filter(|c| renders_whole_document(c.role, requested)) {
+        let mut body = Vec::with_capacity(stored.len() + stored.len() / 16);
+        let masks = c.role.masking.apply_json(stored, key, &mut body).map_err(|e| ServeError::NotJson(e.to_string()))?;
+        let mut rules = c.rules.clone();
+        rules.push(c.role.rule("fields"));
+        return Ok(Rendered { role: c.role.name.clone(), rules, body, masks });
+    }
+    let doc = match parsed {
+        Some(d) => d,
+        None => serde_json::from_slice(stored).map_err(|e| ServeError::NotJson(e.to_string()))?,
+    };
+    let served = project_and_mask(candidates, doc, requested, key)?;
+    let body = serde_json::to_vec(&served.body).map_err(|e| ServeError::NotJson(e.to_string()))?;
+    Ok(Rendered { role: served.role, rules: served.rules, body, masks: served.masks })
 }
 
 /// A metadata search.

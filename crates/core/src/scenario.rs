@@ -33,7 +33,7 @@ use serde_json::Value;
 use crate::decision::{Action, DenyCode};
 use crate::mask::MaskKey;
 use crate::meta::TraceMeta;
-use crate::pipeline::{decide_read_gated, decide_write, project_and_mask, search, ReadDecision, ReadRequest, SearchQuery, ServeError};
+use crate::pipeline::{decide_read_gated, decide_write, search, serve_read, ReadDecision, ReadRequest, SearchQuery, ServeError};
 use crate::policy::Policy;
 use crate::principal::{AuthMethod, Principal};
 use crate::project::FieldRequest;
@@ -122,6 +122,9 @@ pub enum ScenarioError {
     Field(#[from] crate::project::FieldRequestError),
     #[error(transparent)]
     TooCostly(#[from] crate::project::TooCostly),
+    /// The read's body could not be rendered (a trace that is not a JSON document).
+    #[error("rendering the read: {0}")]
+    Render(String),
 }
 
 impl Scenario {
@@ -160,10 +163,16 @@ impl Scenario {
                     .transpose()?;
                 let meta = TraceMeta::extract(id.clone(), doc);
                 let ask = ReadRequest { fields: fields.as_deref(), purpose: self.request.purpose.as_deref() };
-                let served = |c: &[crate::pipeline::Candidate<'_>]| match project_and_mask(c, doc.clone(), fields.as_deref(), key) {
-                    Ok(s) => Ok(Ok((s.role, s.rules, Some(s.body)))),
+                // The bytes the gateway would send, from the stored text, read back for comparison.
+                let stored = serde_json::to_vec(doc).map_err(|e| ScenarioError::Render(e.to_string()))?;
+                let served = |c: &[crate::pipeline::Candidate<'_>]| match serve_read(c, &stored, None, fields.as_deref(), key) {
+                    Ok(s) => {
+                        let body: Value = serde_json::from_slice(&s.body).map_err(|e| ScenarioError::Render(e.to_string()))?;
+                        Ok(Ok((s.role, s.rules, Some(body))))
+                    }
                     Err(ServeError::Denied(d)) => Ok(Err(d)),
                     Err(ServeError::TooCostly(e)) => Err(ScenarioError::TooCostly(e)),
+                    Err(ServeError::NotJson(e)) => Err(ScenarioError::Render(e)),
                 };
                 match decide_read_gated(policy, &who, &meta, &ask, now) {
                     Ok(ReadDecision::Serve(c)) => served(&c)?,

@@ -15,7 +15,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{json, Value};
 use tracegate_core::mask::MaskKey;
-use tracegate_core::pipeline::{decide_read_gated, project_and_mask, ReadDecision, ReadRequest, ServeError};
+use tracegate_core::pipeline::{decide_read_gated, serve_read, ReadDecision, ReadRequest, ServeError};
 use tracegate_core::project::FieldRequest;
 use tracegate_core::{AuthMethod, Policy, Principal, TraceId, TraceMeta};
 
@@ -48,10 +48,13 @@ fn respond(policy: &Policy, who: &Principal, doc: &Value, fields: Option<&[Field
         Ok(ReadDecision::Approval(g)) => return format!("pending {} {:?}", g.role.name, g.rules),
         Err(d) => return format!("deny {} {:?} {:?} {}", d.code.as_str(), d.role, d.rules, d.message),
     };
-    match project_and_mask(&candidates, doc.clone(), fields, key) {
-        Ok(s) => format!("allow {} {:?} {}", s.role, s.rules, s.body),
+    // The bytes the gateway sends: `serve_read` over the stored text, as the read route calls it.
+    let stored = serde_json::to_vec(doc).unwrap_or_else(|e| unreachable!("{e}"));
+    match serve_read(&candidates, &stored, None, fields, key) {
+        Ok(s) => format!("allow {} {:?} {}", s.role, s.rules, String::from_utf8_lossy(&s.body)),
         Err(ServeError::Denied(d)) => format!("deny {} {:?} {:?} {}", d.code.as_str(), d.role, d.rules, d.message),
         Err(ServeError::TooCostly(e)) => format!("400 {e}"),
+        Err(ServeError::NotJson(e)) => format!("500 {e}"),
     }
 }
 

@@ -140,6 +140,8 @@ pub fn field_request(data: &[u8]) -> bool {
         }
         // Over the cost limits for this view: refused before evaluation, nothing to check.
         Err(ServeError::TooCostly(_)) => false,
+        // The document is a parsed value: never reached.
+        Err(ServeError::NotJson(_)) => false,
     }
 }
 

@@ -7,7 +7,7 @@
 use serde_json::Value;
 use tracegate_audit::{AuditError, AuditQuery, AuditSource, BodyDigest, Decision, Kind, Record};
 use tracegate_core::mask::MaskKey;
-use tracegate_core::pipeline::{project_and_mask, Candidate, ServeError};
+use tracegate_core::pipeline::{project_and_mask, renders_whole_document, serve_read, Candidate, ServeError};
 use tracegate_core::project::FieldRequest;
 use tracegate_core::{Policy, PolicyVersion, TraceId};
 use tracegate_store::{StoreError, TraceStore};
@@ -51,6 +51,8 @@ pub struct Replay {
     pub trace_id: Option<TraceId>,
     /// The reproduced body (only when the stored version was found and re-served).
     pub body: Option<Value>,
+    /// The reproduced bytes, exactly as the gateway would send them (their digest is `digest`).
+    pub bytes: Option<Vec<u8>>,
     /// Lowercase hex SHA-256 of the reproduced body's bytes.
     pub digest: Option<String>,
 }
@@ -92,7 +94,7 @@ pub async fn replay(
     max_bytes: usize,
 ) -> Result<Replay, ReplayError> {
     let e = &record.entry;
-    let not = |why: &str| Replay { outcome: Outcome::NotReplayable(why.into()), detail: why.into(), trace_id: None, body: None, digest: None };
+    let not = |why: &str| Replay { outcome: Outcome::NotReplayable(why.into()), detail: why.into(), trace_id: None, body: None, bytes: None, digest: None };
     let readable = e.kind == Kind::Request
         && e.decision == Some(Decision::Allow)
         && e.request.as_ref().and_then(|r| r.action.as_deref()) == Some("read");
@@ -129,24 +131,40 @@ pub async fn replay(
                 ),
                 Err(_) => (Outcome::ObjectDeleted, format!("trace `{tid}` no longer exists; what was shown cannot be reproduced")),
             };
-            return Ok(Replay { outcome, detail, trace_id: Some(tid), body: None, digest: None });
+            return Ok(Replay { outcome, detail, trace_id: Some(tid), body: None, bytes: None, digest: None });
         }
         Err(e) => return Err(e.into()),
     };
     if stored.bytes.len() > max_bytes {
         return Err(ReplayError::TooLarge(tid));
     }
-    let doc: Value = serde_json::from_slice(&stored.bytes).map_err(|_| ReplayError::Corrupt(tid.clone()))?;
     let fields = match req.fields.is_empty() {
         true => None,
         false => Some(FieldRequest::parse_all(req.fields.iter().map(String::as_str)).map_err(|e| ReplayError::Fields(e.to_string()))?),
     };
-    let served = project_and_mask(&[Candidate { role, rules: Vec::new() }], doc, fields.as_deref(), key).map_err(|e| match e {
+    let refused = |e: ServeError| match e {
         ServeError::Denied(d) => ReplayError::Refused(d.message),
         ServeError::TooCostly(e) => ReplayError::Refused(e.to_string()),
-    })?;
-    let bytes = serde_json::to_vec(&served.body).map_err(|e| ReplayError::Refused(e.to_string()))?;
-    let (_, digest) = BodyDigest::of(&bytes);
+        ServeError::NotJson(_) => ReplayError::Corrupt(tid.clone()),
+    };
+    // Exactly the rendering the gateway uses (`serve_read`: the byte engine for a whole-document
+    // read, the parsed view otherwise).
+    let candidates = [Candidate { role, rules: Vec::new() }];
+    let mut bytes = serve_read(&candidates, &stored.bytes, None, fields.as_deref(), key).map_err(refused)?.body;
+    let (_, mut digest) = BodyDigest::of(&bytes);
+    if &digest != recorded && renders_whole_document(role, fields.as_deref()) {
+        // Gateways before the byte engine served whole-document reads through the parsed view:
+        // the same values, but an unchanged JSON-in-string re-encoded. Those records replay
+        // through that rendering; both renderings are functions of the same inputs.
+        let doc: Value = serde_json::from_slice(&stored.bytes).map_err(|_| ReplayError::Corrupt(tid.clone()))?;
+        let served = project_and_mask(&candidates, doc, None, key).map_err(refused)?;
+        let tree = serde_json::to_vec(&served.body).map_err(|e| ReplayError::Refused(e.to_string()))?;
+        let (_, tree_digest) = BodyDigest::of(&tree);
+        if &tree_digest == recorded {
+            (bytes, digest) = (tree, tree_digest);
+        }
+    }
+    let body: Value = serde_json::from_slice(&bytes).map_err(|_| ReplayError::Corrupt(tid.clone()))?;
     let (outcome, detail) = match &digest == recorded {
         true => (Outcome::Reproduced, format!("sha256 {digest} matches the record: this is exactly what was shown")),
         false => (
@@ -154,7 +172,7 @@ pub async fn replay(
             format!("replayed sha256 {digest} differs from the recorded {recorded}"),
         ),
     };
-    Ok(Replay { outcome, detail, trace_id: Some(tid), body: Some(served.body), digest: Some(digest) })
+    Ok(Replay { outcome, detail, trace_id: Some(tid), body: Some(body), bytes: Some(bytes), digest: Some(digest) })
 }
 
 /// Whether `shown` (a body served to someone else) reveals nothing beyond `own` (what the

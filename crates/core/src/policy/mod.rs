@@ -107,6 +107,15 @@ pub struct RowScope {
     pub max_count: u32,
 }
 
+impl RowScope {
+    /// True when checking this scope reads the trace's own metadata (`match`, `max_age`): only
+    /// then must a read parse the served version to check it again
+    /// ([`crate::decision::check_rows`] admits every trace otherwise).
+    pub fn reads_trace(&self) -> bool {
+        !self.matches.is_empty() || self.max_age.is_some()
+    }
+}
+
 /// Most distinct approvals a rule may require.
 pub const MAX_APPROVALS: u32 = 10;
 /// `pending_ttl` and `grant_ttl` when a rule names none.

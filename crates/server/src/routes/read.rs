@@ -11,9 +11,10 @@ use axum::response::Response;
 use serde_json::Value;
 use tracegate_core::approval::MAX_PURPOSE_LEN;
 use tracegate_core::decision::{check_rows, roles_for_action};
-use tracegate_core::pipeline::{decide_read_gated, project_and_mask, Candidate, ReadDecision, ReadRequest, ServeError, Served};
+use tracegate_core::pipeline::{decide_read_gated, serve_read, Candidate, ReadDecision, ReadRequest, Rendered, ServeError};
 use tracegate_core::project::{check_request, FieldRequest};
-use tracegate_core::{Action, Denial, DenyCode, TraceId, TraceMeta};
+use tracegate_core::mask::MaskKey;
+use tracegate_core::{Action, Denial, DenyCode, Policy, Principal, Role, TraceId, TraceMeta};
 
 use super::approvals::{self, GateOutcome};
 use super::{query_pairs, Caller};
@@ -118,50 +119,26 @@ async fn read_trace(
         .await
         .map_err(|_| ApiError::unavailable("shutting_down", "the gateway is shutting down"))?;
 
-    // Project and mask.
-    let key = state.mask_key.clone();
-    let big = stored.bytes.len() >= BLOCKING_THRESHOLD;
-    let job_policy = policy.clone();
-    let job_who = who.clone();
-    let job_id = id.clone();
-    let job = move || -> Result<Result<Served, ServeError>, ApiError> {
-        let doc: Value = serde_json::from_slice(&stored.bytes).map_err(|e| {
-            tracing::error!(trace = %job_id, error = %e, "stored trace is not valid JSON");
-            ApiError::internal("trace_corrupt", format!("stored trace `{job_id}` is not valid JSON"))
-        })?;
-        // Row scope again, on the metadata of exactly the version being served: the index
-        // entry the decision used may be stale.
-        let fresh = TraceMeta::extract(job_id.clone(), &doc);
-        let mut scope_denial = None;
-        let candidates: Vec<Candidate<'_>> = admitted
-            .iter()
-            .filter_map(|(name, rules)| job_policy.role(name).map(|role| Candidate { role, rules: rules.clone() }))
-            .filter(|c| match check_rows(c.role, &job_who, &fresh, now) {
-                Ok(_) => true,
-                Err(d) => {
-                    scope_denial.get_or_insert(d);
-                    false
-                }
-            })
-            .collect();
-        if candidates.is_empty() {
-            return Ok(Err(ServeError::Denied(scope_denial.unwrap_or_else(|| {
-                Denial::new(DenyCode::OutsideRowScope, None, "no role's row scope admits the served version", vec![])
-            }))));
-        }
-        Ok(project_and_mask(&candidates, doc, fields.as_deref(), &key))
-    };
-    let served = if big {
-        tokio::task::spawn_blocking(job)
-            .await
-            .map_err(|_| ApiError::internal("internal", "projection task failed"))??
+    // Project and mask: on this task below `BLOCKING_THRESHOLD` (a hand-off to the blocking pool
+    // costs more than most reads), on the blocking pool above it, so a heavy trace cannot stall
+    // the async workers.
+    let served = if stored.bytes.len() >= BLOCKING_THRESHOLD {
+        let (policy, who, id, key) = (policy.clone(), who.clone(), id.clone(), state.mask_key.clone());
+        tokio::task::spawn_blocking(move || {
+            let job = Job { policy: &policy, who: &who, id: &id, admitted: &admitted, fields: fields.as_deref(), now };
+            job.render(&stored.bytes, &key)
+        })
+        .await
+        .map_err(|_| ApiError::internal("internal", "projection task failed"))??
     } else {
-        job()?
+        let job = Job { policy: &policy, who: &who, id: &id, admitted: &admitted, fields: fields.as_deref(), now };
+        job.render(&stored.bytes, &state.mask_key)?
     };
     let served = match served {
         Ok(s) => s,
         Err(ServeError::Denied(d)) => return Err(scope_refusal(state, &id, d)),
         Err(ServeError::TooCostly(e)) => return Err(ApiError::bad_request("query_too_costly", e.to_string())),
+        Err(ServeError::NotJson(_)) => return Err(ApiError::internal("internal", "the stored trace could not be rendered")),
     };
     if let Some(role) = policy.role(&served.role) {
         audit.served(role, served.rules.clone(), &served.masks);
@@ -179,14 +156,69 @@ async fn read_trace(
     }
 
     // Respond.
-    let body = serde_json::to_vec(&served.body).map_err(|_| ApiError::internal("internal", "serialising the response failed"))?;
-    let mut reply = Reply::json(StatusCode::OK, body)
+    let mut reply = Reply::json(StatusCode::OK, served.body)
         .header("x-tracegate-role", &served.role)
         .header("x-tracegate-policy-version", &policy.version.0);
     if let Some(grant) = &grant {
         reply = reply.header("x-tracegate-access-request", &grant.id);
     }
     Ok(reply)
+}
+
+/// What phases 5 and 6 of a read need once the trace is fetched.
+struct Job<'a> {
+    policy: &'a Policy,
+    who: &'a Principal,
+    id: &'a TraceId,
+    /// Roles the decision admitted, with their rules, in policy order.
+    admitted: &'a [(String, Vec<String>)],
+    fields: Option<&'a [FieldRequest]>,
+    now: SystemTime,
+}
+
+impl Job<'_> {
+    /// Row scope again on the served version, then project, mask and render
+    /// ([`serve_read`]). A trace that is not JSON fails the request (`trace_corrupt`).
+    fn render(&self, stored: &[u8], key: &MaskKey) -> Result<Result<Rendered, ServeError>, ApiError> {
+        let corrupt = |e: &dyn std::fmt::Display| {
+            tracing::error!(trace = %self.id, error = %e, "stored trace is not valid JSON");
+            ApiError::internal("trace_corrupt", format!("stored trace `{}` is not valid JSON", self.id))
+        };
+        let roles: Vec<(&Role, &Vec<String>)> =
+            self.admitted.iter().filter_map(|(name, rules)| self.policy.role(name).map(|role| (role, rules))).collect();
+        // Row scope again, on the metadata of exactly the version being served: the index
+        // entry the decision used may be stale. Only a role whose row scope reads the trace
+        // (`match`, `max_age`) needs the document parsed for it; the parsed tree is reused.
+        let parsed: Option<Value> = match roles.iter().any(|(r, _)| r.rows.reads_trace()) {
+            true => Some(serde_json::from_slice(stored).map_err(|e| corrupt(&e))?),
+            false => None,
+        };
+        let fresh = parsed.as_ref().map(|doc| TraceMeta::extract(self.id.clone(), doc));
+        let mut scope_denial = None;
+        let candidates: Vec<Candidate<'_>> = roles
+            .into_iter()
+            .map(|(role, rules)| Candidate { role, rules: rules.clone() })
+            .filter(|c| {
+                let Some(fresh) = &fresh else { return true };
+                match check_rows(c.role, self.who, fresh, self.now) {
+                    Ok(_) => true,
+                    Err(d) => {
+                        scope_denial.get_or_insert(d);
+                        false
+                    }
+                }
+            })
+            .collect();
+        if candidates.is_empty() {
+            return Ok(Err(ServeError::Denied(scope_denial.unwrap_or_else(|| {
+                Denial::new(DenyCode::OutsideRowScope, None, "no role's row scope admits the served version", vec![])
+            }))));
+        }
+        match serve_read(&candidates, stored, parsed, self.fields, key) {
+            Err(ServeError::NotJson(e)) => Err(corrupt(&e)),
+            other => Ok(other),
+        }
+    }
 }
 
 /// A refusal made after the trace was found: row scope (and the field checks that depend on

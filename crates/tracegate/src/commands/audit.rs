@@ -301,9 +301,9 @@ async fn replay(id: &str, config: &Path, show: bool) -> anyhow::Result<ExitCode>
     let key = tracegate_core::mask::MaskKey(gw.mask_key()?.unwrap_or_default());
     // The operator holds the store's credential already: the CLI shows the body as replayed.
     let r = tracegate_server::replay::replay(&record, &source, &store, &key, gw.server.max_read_bytes).await?;
-    if let (true, Some(body)) = (show, &r.body) {
+    if let (true, Some(bytes)) = (show, &r.bytes) {
         let mut out = std::io::stdout().lock();
-        serde_json::to_writer(&mut out, body)?;
+        out.write_all(bytes)?;
         out.write_all(b"\n")?;
     }
     let outcome = json!({ "seq": record.seq, "request_id": record.entry.request_id, "result": r.outcome.code(), "detail": r.detail });
