@@ -399,17 +399,7 @@ async fn one_saml_response_raced_to_every_replica_signs_in_once(d: &Deployment) 
 /// are opened, every other read is `429 rate_limited` with `Retry-After` and opened nothing.
 async fn an_access_request_budget_is_one_across_replicas(d: &Deployment) {
     let rita = d.token("rita", &["sre"], &[]);
-    let asks: Vec<_> = (0..3 * OPEN_BURST)
-        .map(|n| {
-            let base = EVERY_WAY[n % 3];
-            let req = d.client.get(format!("{}/v1/traces/rep-1?purpose=budget-{n}", d.url(base))).bearer_auth(&rita);
-            tokio::spawn(async move {
-                let r = req.send().await.unwrap();
-                let (status, retry) = (r.status().as_u16(), r.headers().contains_key("retry-after"));
-                (base, status, retry, r.json::<Value>().await.unwrap_or(Value::Null))
-            })
-        })
-        .collect();
+    let asks = open_at_once(d, &rita, "budget", 3 * OPEN_BURST);
     let (mut opened, mut refused) = (0, 0);
     for a in asks {
         let (base, status, retry, body) = a.await.unwrap();
@@ -448,17 +438,7 @@ async fn one_callers_openings_leave_the_pool_to_others(d: &Deployment) {
     const OPENINGS: usize = 60;
     let flo = d.token("flo", &["sre"], &[]);
     let erin = d.token("erin", &["eng"], &[]);
-    let asks: Vec<_> = (0..OPENINGS)
-        .map(|n| {
-            let base = EVERY_WAY[n % 3];
-            let req = d.client.get(format!("{}/v1/traces/rep-1?purpose=flood-{n}", d.url(base))).bearer_auth(&flo);
-            tokio::spawn(async move {
-                let r = req.send().await.unwrap();
-                let (status, retry) = (r.status().as_u16(), r.headers().contains_key("retry-after"));
-                (base, status, retry, r.json::<Value>().await.unwrap_or(Value::Null))
-            })
-        })
-        .collect();
+    let asks = open_at_once(d, &flo, "flood", OPENINGS);
     let reads: Vec<_> = (0..OPENINGS / 2)
         .map(|n| {
             let base = EVERY_WAY[n % 3];
@@ -507,6 +487,22 @@ async fn racing_identical_openings_spend_one_opening(d: &Deployment) {
     let (s, body) = get(d, "NGINX_URL", "/v1/traces/rep-1?purpose=one-too-many", &ida).await;
     assert_eq!((s, common::code(&body)), (429, "rate_limited"), "{body}");
     assert_eq!(requests_of(d, "ida").await, OPEN_BURST as i64);
+}
+
+/// `count` reads at once that each need a new access request (purpose `{prefix}-{n}`), spread
+/// over nginx and both replicas: each answers (way in, status, has `Retry-After`, body).
+fn open_at_once(d: &Deployment, token: &str, prefix: &str, count: usize) -> Vec<tokio::task::JoinHandle<(&'static str, u16, bool, Value)>> {
+    (0..count)
+        .map(|n| {
+            let base = EVERY_WAY[n % 3];
+            let req = d.client.get(format!("{}/v1/traces/rep-1?purpose={prefix}-{n}", d.url(base))).bearer_auth(token);
+            tokio::spawn(async move {
+                let r = req.send().await.unwrap();
+                let (status, retry) = (r.status().as_u16(), r.headers().contains_key("retry-after"));
+                (base, status, retry, r.json::<Value>().await.unwrap_or(Value::Null))
+            })
+        })
+        .collect()
 }
 
 async fn requests_of(d: &Deployment, subject: &str) -> i64 {
