@@ -49,6 +49,10 @@ pub enum StoreError {
     /// The requester already has `limit` pending requests; the oldest ends within `retry_after`.
     #[error("`{requester}` already has {limit} pending access requests")]
     TooManyPending { requester: String, limit: usize, retry_after: Duration },
+    /// The requester's section stayed taken (other openings, e.g. through other replicas) past
+    /// the backend's bound on waiting: nothing was changed; try again after `retry_after`.
+    #[error("the access requests of `{requester}` are busy")]
+    Busy { requester: String, retry_after: Duration },
 }
 
 impl StoreError {

@@ -17,8 +17,16 @@
 //!   When PostgreSQL cannot answer, the check fails closed (`503 rate_limit_unavailable`): a
 //!   limiter that cannot count does not allow. (The audit record of such a request cannot be
 //!   written either, so in practice the caller sees `503 audit_unavailable`.)
+//!
+//! Openings of access requests are also queued per requester in each process ([`Limits::opening`]):
+//! the store serialises one requester's openings under a lock that, on PostgreSQL, holds a pool
+//! connection while it waits, so without the queue one caller's burst of openings would drain
+//! the replica's pool and every other caller there would fail. One opening per requester runs at
+//! a time per replica; at most [`OPEN_QUEUE`] wait (holding no connection); more are `429`.
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
@@ -76,6 +84,49 @@ pub struct Limits {
     shared: Option<PgPool>,
     /// Pending access requests one requester may have at once.
     pub max_pending: usize,
+    /// Each requester's opening queue in this process, while it has openings in flight.
+    openings: Mutex<HashMap<(String, String), Arc<OpenSlot>>>,
+}
+
+/// Openings of access requests one requester may have in flight in one process: one runs, the
+/// rest wait in memory (no pool connection). Past this the caller is answered `429` at once.
+pub const OPEN_QUEUE: usize = 8;
+
+/// One requester's queue: the turn, and how many openings hold or wait for it.
+struct OpenSlot {
+    turn: Arc<tokio::sync::Semaphore>,
+    /// Guarded by the map's lock, so the slot leaves the map exactly when the last one leaves.
+    in_flight: std::sync::atomic::AtomicUsize,
+}
+
+/// The requester's turn to open an access request in this process; the next waiter's on drop.
+pub struct OpeningTurn<'a> {
+    _turn: Option<tokio::sync::OwnedSemaphorePermit>,
+    ticket: Ticket<'a>,
+}
+
+impl OpeningTurn<'_> {
+    /// Openings of this requester held or waiting in this process, this one included.
+    pub fn in_flight(&self) -> usize {
+        self.ticket.slot.in_flight.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// A place in a requester's queue; leaving it (even cancelled while waiting) frees the place.
+struct Ticket<'a> {
+    limits: &'a Limits,
+    key: (String, String),
+    slot: Arc<OpenSlot>,
+}
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let mut map = self.limits.openings.lock().unwrap_or_else(|p| p.into_inner());
+        if self.slot.in_flight.fetch_sub(1, SeqCst) == 1 {
+            map.remove(&self.key);
+        }
+    }
 }
 
 impl std::fmt::Debug for Limits {
@@ -138,6 +189,7 @@ impl Limits {
             opens,
             shared: None,
             max_pending,
+            openings: Mutex::new(HashMap::new()),
         })
     }
 
@@ -155,6 +207,34 @@ impl Limits {
     /// Spends one new access request from `who`'s budget (joining a pending one is free).
     pub async fn check_open(&self, who: &Principal) -> Result<(), ApiError> {
         self.check(&self.opens, who).await
+    }
+
+    /// Waits for `who`'s turn to open an access request in this process, holding nothing the
+    /// others need meanwhile; `429` at once when [`OPEN_QUEUE`] openings of `who` are already in
+    /// flight here. Openings of different requesters never wait for each other.
+    pub async fn opening(&self, who: &Principal) -> Result<OpeningTurn<'_>, ApiError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let key = (who.issuer.clone(), who.subject.clone());
+        let ticket = {
+            let mut map = self.openings.lock().unwrap_or_else(|p| p.into_inner());
+            let slot = map
+                .entry(key.clone())
+                .or_insert_with(|| Arc::new(OpenSlot { turn: Arc::new(tokio::sync::Semaphore::new(1)), in_flight: 0.into() }))
+                .clone();
+            if slot.in_flight.load(SeqCst) >= OPEN_QUEUE {
+                return Err(ApiError::too_many(
+                    format!("too many access-request openings from `{}` in flight; retry later", who.subject),
+                    Duration::from_secs(1),
+                ));
+            }
+            slot.in_flight.fetch_add(1, SeqCst);
+            Ticket { limits: self, key, slot }
+        };
+        // The semaphore is never closed; a closed one would only mean no turn (refuse).
+        let turn = ticket.slot.turn.clone().acquire_owned().await.map_err(|_| {
+            ApiError::too_many("access-request openings are not being taken; retry later", Duration::from_secs(1))
+        })?;
+        Ok(OpeningTurn { _turn: Some(turn), ticket })
     }
 
     async fn check(&self, rate: &Rate, who: &Principal) -> Result<(), ApiError> {
@@ -258,6 +338,58 @@ mod tests {
         assert!(refused.retry_after.is_some_and(|s| (1..=60).contains(&s)));
         // Same subject from another issuer is another person.
         assert!(limits.check_request(&who("a", "other")).await.is_ok());
+    }
+
+    /// Polls once: is `f` still waiting?
+    fn waits<F: std::future::Future + Unpin>(f: &mut F) -> bool {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        std::pin::Pin::new(f).poll(&mut cx).is_pending()
+    }
+
+    fn person(sub: &str) -> Principal {
+        Principal {
+            subject: sub.into(),
+            issuer: "i".into(),
+            groups: Vec::new(),
+            claims: Default::default(),
+            auth_method: tracegate_core::AuthMethod::Dev,
+            person: None,
+            credential: Default::default(),
+        }
+    }
+
+    /// One requester's openings take turns and queue at most `OPEN_QUEUE` deep (the rest are
+    /// `429` at once); another requester's opening is never behind them; a cancelled waiter
+    /// frees its place, and a requester with nothing in flight leaves no entry behind.
+    #[tokio::test]
+    async fn openings_queue_per_requester_and_the_queue_is_bounded() {
+        let limits = Limits::new(&LimitsSection::default()).unwrap_or_else(|e| unreachable!("{e}"));
+        let (rita, sam) = (person("rita"), person("sam"));
+        let first = limits.opening(&rita).await.unwrap_or_else(|e| unreachable!("{}", e.message));
+        assert_eq!(first.in_flight(), 1);
+        // The waiters hold their places while `first` has the turn.
+        let mut waiting: Vec<_> = (1..OPEN_QUEUE).map(|_| Box::pin(limits.opening(&rita))).collect();
+        for w in &mut waiting {
+            assert!(waits(w), "only one opening per requester runs at a time");
+        }
+        assert_eq!(first.in_flight(), OPEN_QUEUE);
+        let refused = limits.opening(&rita).await.err().unwrap_or_else(|| unreachable!("the queue is full"));
+        assert_eq!((refused.status.as_u16(), refused.code, refused.retry_after), (429, "rate_limited", Some(1)));
+        // Another requester is not queued behind rita.
+        let other = limits.opening(&sam).await.unwrap_or_else(|e| unreachable!("{}", e.message));
+        assert_eq!(other.in_flight(), 1);
+        drop(other);
+        // A waiter that gives up frees its place.
+        drop(waiting.pop());
+        let again = Box::pin(limits.opening(&rita));
+        waiting.push(again);
+        assert!(waits(waiting.last_mut().unwrap_or_else(|| unreachable!())));
+        // Releasing the turn hands it to a waiter.
+        drop(first);
+        let next = waiting.remove(0).await.unwrap_or_else(|e| unreachable!("{}", e.message));
+        drop(next);
+        drop(waiting);
+        assert!(limits.openings.lock().unwrap_or_else(|p| p.into_inner()).is_empty(), "nothing kept for idle requesters");
     }
 
     #[test]

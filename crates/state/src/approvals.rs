@@ -23,6 +23,12 @@ use crate::expiry::ns;
 
 /// The advisory-lock class of approvals (`pg_advisory_xact_lock(LOCK_CLASS, key)`).
 pub const LOCK_CLASS: i32 = 0x7467_0200;
+/// How long an opening waits for its requester's lock before it is told to retry.
+pub const REQUESTER_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+/// [`REQUESTER_LOCK_WAIT`] for this transaction only (advisory-lock waits obey `lock_timeout`).
+const LOCK_WAIT: &str = "SET LOCAL lock_timeout = '2s'";
+/// SQLSTATE of a lock wait that ran past `lock_timeout`.
+const LOCK_NOT_AVAILABLE: &str = "55P03";
 /// The key, within [`LOCK_CLASS`], of the expiry sweep.
 const SWEEP_KEY: i32 = 0;
 
@@ -75,12 +81,21 @@ impl Backend for PgApprovals {
     async fn begin(&self, scope: Scope<'_>) -> Result<Box<dyn Txn>, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         if let Scope::Requester(p) = scope {
+            // Waiting holds this pool connection, so the wait is bounded: a requester whose
+            // section stays taken (openings through other replicas) is told to retry (`Busy`),
+            // never left holding capacity the replica's other callers need.
+            sqlx::query(LOCK_WAIT).execute(&mut *tx).await.map_err(db)?;
             sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
                 .bind(LOCK_CLASS + 1)
                 .bind(format!("{}\n{}", p.issuer, p.subject))
                 .execute(&mut *tx)
                 .await
-                .map_err(db)?;
+                .map_err(|e| match &e {
+                    sqlx::Error::Database(d) if d.code().as_deref() == Some(LOCK_NOT_AVAILABLE) => {
+                        StoreError::Busy { requester: p.subject.clone(), retry_after: REQUESTER_LOCK_WAIT }
+                    }
+                    _ => db(e),
+                })?;
         }
         Ok(Box::new(PgTxn { tx }))
     }

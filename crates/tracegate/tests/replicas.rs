@@ -46,9 +46,7 @@ fn approval_role(group: &str, grant_ttl: &str, one_time: bool) -> String {
 
 /// New access requests one principal may open: one an hour sustained, this many at once, so
 /// nothing refills while the test runs. The one-time grant's racing reads after the use may
-/// each try to open a request and meet this budget (`429`, nothing sent). Kept small: one
-/// principal's concurrent openings are serialised per requester in PostgreSQL, each holding a
-/// pool connection while it waits: 60 at once exhausted the pool (503 audit_unavailable).
+/// each try to open a request and meet this budget (`429`, nothing sent).
 const OPEN_BURST: usize = 4;
 
 /// The public ACS URL both replicas stand behind (nginx's, in production a hostname): every
@@ -218,6 +216,8 @@ async fn two_replicas_behind_nginx_on_s3_and_postgres() {
     d.saml.fetch_metadata(&d.browser, d.url("NGINX_URL")).await;
     one_saml_response_raced_to_every_replica_signs_in_once(&d).await;
     an_access_request_budget_is_one_across_replicas(&d).await;
+    one_callers_openings_leave_the_pool_to_others(&d).await;
+    racing_identical_openings_spend_one_opening(&d).await;
     sign_out_on_one_replica_ends_the_session_on_all(&d).await;
     cookies_planted_before_sign_in_never_become_the_session(&d).await;
     a_grant_serves_through_both_replicas_until_it_expires_on_both(&d).await;
@@ -399,17 +399,7 @@ async fn one_saml_response_raced_to_every_replica_signs_in_once(d: &Deployment) 
 /// are opened, every other read is `429 rate_limited` with `Retry-After` and opened nothing.
 async fn an_access_request_budget_is_one_across_replicas(d: &Deployment) {
     let rita = d.token("rita", &["sre"], &[]);
-    let asks: Vec<_> = (0..3 * OPEN_BURST)
-        .map(|n| {
-            let base = EVERY_WAY[n % 3];
-            let req = d.client.get(format!("{}/v1/traces/rep-1?purpose=budget-{n}", d.url(base))).bearer_auth(&rita);
-            tokio::spawn(async move {
-                let r = req.send().await.unwrap();
-                let (status, retry) = (r.status().as_u16(), r.headers().contains_key("retry-after"));
-                (base, status, retry, r.json::<Value>().await.unwrap_or(Value::Null))
-            })
-        })
-        .collect();
+    let asks = open_at_once(d, &rita, "budget", 3 * OPEN_BURST);
     let (mut opened, mut refused) = (0, 0);
     for a in asks {
         let (base, status, retry, body) = a.await.unwrap();
@@ -436,6 +426,94 @@ async fn an_access_request_budget_is_one_across_replicas(d: &Deployment) {
         .unwrap();
     pool.close().await;
     assert_eq!(n, OPEN_BURST as i64);
+}
+
+/// Openings by one principal far beyond a replica's pool (60, each its own purpose, through
+/// nginx and both replicas at once) while another principal reads through the same gateways.
+/// Each replica queues one requester's openings in memory (one at a time, a bounded queue,
+/// `429` past it) before taking a pool connection, so the other principal's reads are all
+/// served, the opener only ever sees `202` or `429 rate_limited` with `Retry-After` (never a
+/// `503`), and no more requests exist than the 202s said, within the burst.
+async fn one_callers_openings_leave_the_pool_to_others(d: &Deployment) {
+    const OPENINGS: usize = 60;
+    let flo = d.token("flo", &["sre"], &[]);
+    let erin = d.token("erin", &["eng"], &[]);
+    let asks = open_at_once(d, &flo, "flood", OPENINGS);
+    let reads: Vec<_> = (0..OPENINGS / 2)
+        .map(|n| {
+            let base = EVERY_WAY[n % 3];
+            let req = d.client.get(format!("{}/v1/traces/rep-1", d.url(base))).bearer_auth(&erin);
+            tokio::spawn(async move { (base, send(req).await.unwrap()) })
+        })
+        .collect();
+    let mut opened = 0;
+    for a in asks {
+        let (base, status, retry, body) = a.await.unwrap();
+        match status {
+            202 => opened += 1,
+            429 => assert!(retry && common::code(&body) == "rate_limited", "{base}: {body}"),
+            other => panic!("one caller's openings must not fail the gateway: {base}: {other} {body}"),
+        }
+    }
+    for r in reads {
+        let (base, (s, _, body)) = r.await.unwrap();
+        assert_eq!((s, body["final_output"].as_str()), (200, Some("written-through-a")), "{base}: another principal's read failed: {body}");
+    }
+    assert!((1..=OPEN_BURST).contains(&opened), "{opened} opened");
+    assert_eq!(requests_of(d, "flo").await, opened as i64, "exactly what the 202s said was opened");
+}
+
+/// Racing reads of the *same* new request (one purpose) join one access request, and spend one
+/// opening between them: the rest of the burst still opens distinct requests, then no more.
+async fn racing_identical_openings_spend_one_opening(d: &Deployment) {
+    let ida = d.token("ida", &["sre"], &[]);
+    let asks: Vec<_> = (0..9)
+        .map(|n| {
+            let req = d.client.get(format!("{}/v1/traces/rep-1?purpose=same", d.url(EVERY_WAY[n % 3]))).bearer_auth(&ida);
+            tokio::spawn(async move { send(req).await.unwrap() })
+        })
+        .collect();
+    let mut ids = std::collections::BTreeSet::new();
+    for a in asks {
+        let (s, _, body) = a.await.unwrap();
+        assert_eq!(s, 202, "{body}");
+        ids.insert(access_request_id(&body));
+    }
+    assert_eq!(ids.len(), 1, "identical reads join one request: {ids:?}");
+    for n in 1..OPEN_BURST {
+        let (s, body) = get(d, EVERY_WAY[n % 3], &format!("/v1/traces/rep-1?purpose=other-{n}"), &ida).await;
+        assert_eq!(s, 202, "opening {n} of the burst after the joined race: {body}");
+    }
+    let (s, body) = get(d, "NGINX_URL", "/v1/traces/rep-1?purpose=one-too-many", &ida).await;
+    assert_eq!((s, common::code(&body)), (429, "rate_limited"), "{body}");
+    assert_eq!(requests_of(d, "ida").await, OPEN_BURST as i64);
+}
+
+/// `count` reads at once that each need a new access request (purpose `{prefix}-{n}`), spread
+/// over nginx and both replicas: each answers (way in, status, has `Retry-After`, body).
+fn open_at_once(d: &Deployment, token: &str, prefix: &str, count: usize) -> Vec<tokio::task::JoinHandle<(&'static str, u16, bool, Value)>> {
+    (0..count)
+        .map(|n| {
+            let base = EVERY_WAY[n % 3];
+            let req = d.client.get(format!("{}/v1/traces/rep-1?purpose={prefix}-{n}", d.url(base))).bearer_auth(token);
+            tokio::spawn(async move {
+                let r = req.send().await.unwrap();
+                let (status, retry) = (r.status().as_u16(), r.headers().contains_key("retry-after"));
+                (base, status, retry, r.json::<Value>().await.unwrap_or(Value::Null))
+            })
+        })
+        .collect()
+}
+
+async fn requests_of(d: &Deployment, subject: &str) -> i64 {
+    let pool = tracegate_state::sqlx::PgPool::connect(&d.env["STATE_URL"]).await.unwrap();
+    let n: i64 = tracegate_state::sqlx::query_scalar("SELECT count(*) FROM access_requests WHERE requester_subject = $1")
+        .bind(subject)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    n
 }
 
 /// (c) A session started through nginx works on every replica; signed out through A, it is

@@ -148,20 +148,26 @@ pub async fn gate(state: &Arc<AppState>, request_id: &str, who: &Principal, gate
     if let Some(grant) = store.find_grant(&fp, now).await.map_err(store_error)? {
         return Ok(GateOutcome::Granted(grant));
     }
-    // A new request pages a human: it spends the caller's access-request budget (joining one
-    // already pending does not), and the store caps how many may wait at once.
-    if store.pending_for(&fp, now).await.map_err(store_error)?.is_none() {
-        state.limits.check_open(who).await?;
-    }
-    let shape = gate.shape.clone();
-    let terms = Terms::of(gate.role.rule("approval"), gate.rule);
-    let max_pending = state.limits.max_pending;
-    let opened = change(state, request_id, Some(who), move |st, mut rec| async move {
-        let out = st.approvals.store.open_request(shape, terms, now, max_pending, &mut rec).await;
-        (out, rec)
-    })
-    .await?;
-    let r = opened.request();
+    // Joining the request already pending for exactly this read takes no lock and spends nothing.
+    let pending = store.pending_for(&fp, now).await.map_err(store_error)?;
+    let r = match pending {
+        Some(r) => r,
+        None => {
+            // One opening per requester at a time in this process, waiting without a pool
+            // connection; the opening budget is spent by the recorder only if a request is
+            // actually created (see `AuditRecorder`), inside the requester's section.
+            let _turn = state.limits.opening(who).await?;
+            let shape = gate.shape.clone();
+            let terms = Terms::of(gate.role.rule("approval"), gate.rule);
+            let max_pending = state.limits.max_pending;
+            let opened = change(state, request_id, Some(who), move |st, mut rec| async move {
+                let out = st.approvals.store.open_request(shape, terms, now, max_pending, &mut rec).await;
+                (out, rec)
+            })
+            .await?;
+            opened.request().clone()
+        }
+    };
     let url = state.approvals.url(&r.id);
     let body = json!({
         "access_request": {
@@ -183,7 +189,7 @@ pub async fn gate(state: &Arc<AppState>, request_id: &str, who: &Principal, gate
     });
     let bytes = serde_json::to_vec(&body).map_err(|_| ApiError::internal("internal", "serialising the response failed"))?;
     let reply = Reply::json(StatusCode::ACCEPTED, bytes).header("location", &url).header("x-tracegate-access-request", &r.id);
-    Ok(GateOutcome::Wait { request: r.clone(), reply })
+    Ok(GateOutcome::Wait { request: r, reply })
 }
 
 /// Records that a request was served under `grant`. For a one-time grant exactly one of any
@@ -450,6 +456,16 @@ pub struct AuditRecorder {
 #[async_trait::async_trait]
 impl Recorder for AuditRecorder {
     async fn record(&mut self, c: &Committed) -> Result<(), String> {
+        // A new access request pages a human: it spends its requester's opening budget here,
+        // inside the requester's section and only once the store has decided to create it, so
+        // joining a pending request spends nothing and racing openings cannot overshoot.
+        if let (Change::Created { .. }, Some(who)) = (&c.event.change, &self.who) {
+            if let Err(e) = self.state.limits.check_open(who).await {
+                let m = e.message.clone();
+                self.refused = Some(e);
+                return Err(m);
+            }
+        }
         match audit_change(&self.state, &self.request_id, c, self.who.as_ref()).await {
             Ok(()) => {
                 self.last = Some(c.clone());
@@ -505,6 +521,10 @@ pub fn store_error(e: StoreError) -> ApiError {
         StoreError::NotFound(id) => ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("access request `{id}` not found")),
         StoreError::TooManyPending { limit, retry_after, .. } => ApiError::too_many(
             format!("you already have {limit} access requests waiting for a decision; wait for one to be decided or expire"),
+            retry_after,
+        ),
+        StoreError::Busy { requester, retry_after } => ApiError::too_many(
+            format!("access requests of `{requester}` are being opened elsewhere; retry later"),
             retry_after,
         ),
         StoreError::Refused(a) => {
