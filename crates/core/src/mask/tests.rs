@@ -73,6 +73,17 @@ fn keys_are_masked_and_collisions_kept() {
 }
 
 #[test]
+fn report_paths_quote_keys_and_count_indexes_root_first() {
+    // Paths are rendered root first from the walk's parent links: dotted plain keys, quoted
+    // keys with `'` and `\` escaped, and indexes, at every depth.
+    let doc = json!({"outer": {"it's a\\b": ["ok", ["x", "mail alice@example.com"]]}, "9lives": "bob@example.com"});
+    let (_, report) = run(&masker(""), doc);
+    let mut paths = report.hits.iter().find(|h| h.detector == "email").map(|h| h.paths.clone()).unwrap_or_default();
+    paths.sort();
+    assert_eq!(paths, ["$.outer['it\\'s a\\\\b'][1][1]", "$['9lives']"]);
+}
+
+#[test]
 fn values_under_credential_keys_are_masked_whole() {
     let doc = json!({"db_password": "tr0ub4dor", "pin": 1234, "headers": {"Authorization": "opaque", "X-Api-Key": 99},
         "attributes": [{"key": "http.request.header.cookie", "value": {"stringValue": "sid=abc"}}], "max_tokens": 5});
