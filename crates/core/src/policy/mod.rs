@@ -112,7 +112,10 @@ impl RowScope {
     /// then must a read parse the served version to check it again
     /// ([`crate::decision::check_rows`] admits every trace otherwise).
     pub fn reads_trace(&self) -> bool {
-        !self.matches.is_empty() || self.max_age.is_some()
+        // Destructured so that a new row-scope field must be sorted here too: a field
+        // `check_rows` reads from the trace but this ignores would skip the re-check.
+        let RowScope { matches, max_age, max_count: _ } = self;
+        !matches.is_empty() || max_age.is_some()
     }
 }
 
