@@ -8,8 +8,9 @@
 //! email, digit runs for cards, phones, SSNs, IBANs, NHS and Aadhaar numbers and IPv4, `:` for
 //! IPv6 and MACs), `shapes` classifies runs of letters and digits by length (AWS secrets without
 //! a key name, wallets, NINO, PAN, DNI), and `names` looks capitalised words up in the census
-//! lists. Checksum validators run only on candidates. The compiled engine is built once per
-//! process and shared by every role.
+//! lists. Checksum validators run only on candidates. Before the scanners, one table pass
+//! (`gate`) finds which byte classes a text holds, and scanners whose anchor class is absent
+//! are skipped. The compiled engine is built once per process and shared by every role.
 
 mod context;
 mod gate;
