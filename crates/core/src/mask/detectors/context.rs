@@ -12,7 +12,7 @@ use crate::mask::validate;
 
 /// Value forms after a keyword: "double", 'single', `backtick`, (parenthesised), or bare.
 /// A bare value does not end in sentence punctuation (`.`, `,`, `:`, `?`).
-const VALUE: &str = r#"(?:\\?"([^"\\\r\n]{4,80})\\?"|'([^'\r\n]{4,80})'|`([^`\r\n]{4,80})`|\(([^()\s]{4,80})\)|\[([^\[\]\s]{4,80})\]|([^\s"'`()\[\]<>,;\\]{3,79}[^\s"'`()\[\]<>,;.:?\\]))"#;
+const VALUE: &str = r#"(?:\\?"([^"\\\r\n]{4,80~})\\?"|'([^'\r\n]{4,80~})'|`([^`\r\n]{4,80~})`|\(([^()\s]{4,80~})\)|\[([^\[\]\s]{4,80~})\]|([^\s"'`()\[\]<>,;\\]{3,79~}[^\s"'`()\[\]<>,;.:?\\]))"#;
 
 /// Connectors between a keyword and its value in prose.
 const CONNECT: &str = r"(?:[ \t]*(?:is|was|are|were|reads|now|set[ \t]+to|changed[ \t]+to|reset[ \t]+to|[:=]|->|=>))*";
@@ -45,11 +45,11 @@ pub fn specs() -> Vec<Spec> {
             Check::Valid(validate::password_like), false),
         // "the password for the admin account is X", "password for root: X".
         (D::PasswordInText, &["passw", "pwd"],
-            format!(r"(?i)(?-u:\b){password_words}[ \t]+(?:for|of|on|to)(?:[ \t]+[A-Za-z0-9_.@\-]{{1,40}}){{1,4}}?[ \t]*(?:is|was|:|=)[ \t]*{VALUE}"),
+            format!(r"(?i)(?-u:\b){password_words}[ \t]+(?:for|of|on|to)(?:[ \t]+(?-u:[A-Za-z0-9_.@\-]){{1,40}}){{1,4}}?[ \t]*(?:is|was|:|=)[ \t]*{VALUE}"),
             Check::Valid(validate::password_like), false),
         // `.env`-style `DB_PASS=...`, `pass: ...` (the `password` spellings are `password_assignment`'s).
         (D::PasswordAssignment, &["pass"],
-            r#"(?i)(?:^|[^a-z])pass(?:code)?\\?["']?[ \t]*(?::=|=>|[:=])[ \t]*(?:\\?"([^"\\\r\n]{1,256})\\?"|'([^'\r\n]{1,256})'|([^\s"',;&<>\\]{1,256}))"#.into(),
+            r#"(?i)(?:^|[^a-z])pass(?:code)?\\?["']?[ \t]*(?::=|=>|[:=])[ \t]*(?:\\?"([^"\\\r\n]{1,256~})\\?"|'([^'\r\n]{1,256~})'|([^\s"',;&<>\\]{1,256~}))"#.into(),
             Check::Valid(validate::flag_value), false),
         // Command lines.
         (D::PasswordFlag, &["mysql", "mariadb"],
@@ -65,14 +65,14 @@ pub fn specs() -> Vec<Spec> {
             r#"(?:^|[ \t])(?:-u|--user)[ \t=]+["']?[^\s:"'@/]+:([^\s"'@]+)"#.into(),
             Check::Valid(validate::flag_value), false),
         (D::PasswordFlag, &["--token", "--api-key", "--apikey", "--secret", "--client-secret", "--auth-token", "--access-token", "--key"],
-            r#"(?i)(?:^|[\s"'])--(?:token|api-key|apikey|secret|client-secret|auth-token|access-token|key|secret-key|access-key)(?:[ \t]+|=)["']?([A-Za-z0-9_\-+/=.~:]{12,512})"#.into(),
+            r#"(?i)(?:^|[\s"'])--(?:token|api-key|apikey|secret|client-secret|auth-token|access-token|key|secret-key|access-key)(?:[ \t]+|=)["']?((?-u:[A-Za-z0-9_\-+/=.~:]){12,512~})"#.into(),
             Check::Valid(validate::prose_secret), false),
         // Secrets, keys and tokens in prose, up to four words after the keyword.
         (D::SecretInText, &["secret", "key", "token", "credential", "passkey"],
-            format!(r#"(?i)(?-u:\b){secret_words}(?-u:\b)(?:[ \t]+[A-Za-z]{{1,14}}){{0,4}}?(?:[ \t]*(?:is|was|are|of|:|=|->|=>))?[ \t]*["'(`\[<]?[ \t]*(?-i:({RANDOM}))"#),
+            format!(r#"(?i)(?-u:\b){secret_words}(?-u:\b)(?:[ \t]+(?-u:[A-Za-z]){{1,14}}){{0,4}}?(?:[ \t]*(?:is|was|are|of|:|=|->|=>))?[ \t]*["'(`\[<]?[ \t]*(?-i:({RANDOM}))"#),
             Check::Valid(validate::prose_secret), true),
         (D::CookieHeader, &["cookie"],
-            r#"(?i)(?-u:\b)(?:set-)?cookie["']?[ \t]*:[ \t]*([^\r\n"'\\]{4,4096})"#.into(),
+            r#"(?i)(?-u:\b)(?:set-)?cookie["']?[ \t]*:[ \t]*([^\r\n"'\\]{4,4096~})"#.into(),
             Check::None, false),
         // PII announced by its label.
         (D::DateOfBirth, &["dob", "d.o.b", "birth", "born", "geb", "naissance", "nacimiento"],
@@ -97,10 +97,10 @@ pub fn specs() -> Vec<Spec> {
             r"(?i)(?-u:\b)(?:routing|aba|rtn|transit)(?:[ \t]+(?:no\.?|number|num\.?|#|code))?[ \t]*[:#=]?[ \t]*(?:is[ \t]+)?([0-9]{9})(?-u:\b)".into(),
             digits_valid(validate::aba_routing), false),
         (D::DeTaxId, &["steuer", "idnr", "tax id", "tax-id", "taxid", "tin", "identifikationsnummer"],
-            r"(?i)(?-u:\b)(?:steuer[ \-]?(?:id|identifikationsnummer|nummer|-?idnr)|idnr|tax[ \-]?id|tin|identifikationsnummer)[^0-9\n]{0,16}([0-9]{2}[ ]?[0-9]{3}[ ]?[0-9]{3}[ ]?[0-9]{3})(?-u:\b)".into(),
+            r"(?i)(?-u:\b)(?:steuer[ \-]?(?:id|identifikationsnummer|nummer|-?idnr)|idnr|tax[ \-]?id|tin|identifikationsnummer)(?P<gap>[^0-9\n]{0,16~})([0-9]{2}[ ]?[0-9]{3}[ ]?[0-9]{3}[ ]?[0-9]{3})(?-u:\b)".into(),
             Check::Valid(|v| validate::de_tax_id(&validate::digits_of(v))), false),
         (D::Aadhaar, &["aadhaar", "aadhar", "uidai"],
-            r"(?i)(?-u:\b)(?:aadhaa?r|uidai)[^0-9\n]{0,16}([0-9]{4}[ \-]?[0-9]{4}[ \-]?[0-9]{4})(?-u:\b)".into(),
+            r"(?i)(?-u:\b)(?:aadhaa?r|uidai)(?P<gap>[^0-9\n]{0,16~})([0-9]{4}[ \-]?[0-9]{4}[ \-]?[0-9]{4})(?-u:\b)".into(),
             Check::Valid(|v| validate::aadhaar(&validate::digits_of(v))), false),
         (D::NhsNumber, &["nhs"],
             r"(?i)(?-u:\b)nhs(?:[ \t]+(?:no\.?|number|num\.?|#))?[^0-9\n]{0,8}([0-9]{3}[ \-]?[0-9]{3}[ \-]?[0-9]{4})(?-u:\b)".into(),

@@ -8,10 +8,12 @@
 //! email, digit runs for cards, phones, SSNs, IBANs, NHS and Aadhaar numbers and IPv4, `:` for
 //! IPv6 and MACs), `shapes` classifies runs of letters and digits by length (AWS secrets without
 //! a key name, wallets, NINO, PAN, DNI), and `names` looks capitalised words up in the census
-//! lists. Checksum validators run only on candidates. The compiled engine is built once per
-//! process and shared by every role.
+//! lists. Checksum validators run only on candidates. Before the scanners, one table pass
+//! (`gate`) finds which byte classes a text holds, and scanners whose anchor class is absent
+//! are skipped. The compiled engine is built once per process and shared by every role.
 
 mod context;
+mod gate;
 mod names;
 mod pii;
 mod providers;
@@ -360,16 +362,19 @@ impl Engine {
         if b.len() < MIN_SCAN_LEN {
             return;
         }
-        if b.len() < 20 && b.iter().all(u8::is_ascii_alphabetic) {
+        let seen = gate::classes(b);
+        if b.len() < 20 && seen & !(gate::LOWER | gate::UPPER) == 0 {
             // Letters only, and too short for the two all-letter formats (AWS key ids and
             // Google keys need 20+ characters): no detector can match. This is most object
             // keys (`content`, `stringValue`), so it matters for speed.
             return;
         }
         self.secrets(text, enabled, out);
-        shapes::scan(b, enabled, out);
-        pii::scan(b, enabled, out);
-        if enabled.contains(Detector::PersonName) {
+        if seen & (gate::DIGIT | gate::UPPER | gate::DASH) != 0 {
+            shapes::scan(b, enabled, out);
+        }
+        pii::scan(b, seen, enabled, out);
+        if enabled.contains(Detector::PersonName) && seen & (gate::UPPER | gate::HIGH) != 0 {
             self.names.scan(text, out);
         }
     }

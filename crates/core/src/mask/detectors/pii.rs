@@ -11,20 +11,22 @@ use std::net::Ipv6Addr;
 
 use memchr::memchr_iter;
 
-use super::{DetSet, Detector, Span};
+use super::{gate, DetSet, Detector, Span};
 use crate::mask::validate;
 
 /// Each scanner finds its own anchor bytes (`@` and `:` with SIMD `memchr`, digits in one
 /// pass), so a text without them costs one fast skim per scanner.
-pub fn scan(b: &[u8], enabled: DetSet, out: &mut Vec<Span>) {
-    if enabled.contains(Detector::Email) {
+/// `seen` is the text's byte classes (`gate::classes`): a scanner whose anchor class is absent
+/// is skipped.
+pub fn scan(b: &[u8], seen: u8, enabled: DetSet, out: &mut Vec<Span>) {
+    if enabled.contains(Detector::Email) && seen & gate::AT != 0 {
         emails(b, out);
     }
     let numeric = [Detector::CreditCard, Detector::UsSsn, Detector::Iban, Detector::Phone, Detector::Ipv4, Detector::NhsNumber, Detector::Aadhaar];
-    if numeric.iter().any(|d| enabled.contains(*d)) {
+    if seen & gate::DIGIT != 0 && numeric.iter().any(|d| enabled.contains(*d)) {
         numbers(b, enabled, out);
     }
-    if enabled.contains(Detector::Ipv6) || enabled.contains(Detector::MacAddress) {
+    if (enabled.contains(Detector::Ipv6) || enabled.contains(Detector::MacAddress)) && seen & gate::COLON != 0 {
         ipv6(b, enabled, out);
     }
 }

@@ -16,7 +16,7 @@ use crate::mask::validate;
 const ASSIGN: &str = r#"\\?["']?[ \t]*(?::=|=>|[:=])[ \t]*\\?["']?"#;
 
 fn named(names: &str, value: &str) -> String {
-    format!(r"(?i){names}[a-z0-9_\-.]{{0,24}}{ASSIGN}({value})")
+    format!(r"(?i-u){names}[a-z0-9_\-.]{{0,24}}{ASSIGN}({value})")
 }
 
 pub fn specs() -> Vec<Spec> {
@@ -43,7 +43,7 @@ pub fn specs() -> Vec<Spec> {
         (D::GoogleOauthToken, &["1//0"], b(r"1//0[0-9A-Za-z_\-]{30,}"), Check::None, false),
         (D::GoogleOauthToken, &["GOCSPX-"], r"GOCSPX-[A-Za-z0-9_\-]{28}".into(), Check::None, true),
         (D::AzureSasToken, &["sig="], r"[?&;]sig=([A-Za-z0-9%+/]{30,}(?:%3D|=){0,2})".into(), Check::None, false),
-        (D::AzureSasToken, &["SharedAccessKey="], r"(?i)SharedAccessKey=([A-Za-z0-9+/]{30,}=*)".into(), Check::None, false),
+        (D::AzureSasToken, &["SharedAccessKey="], r"(?i-u)SharedAccessKey=([A-Za-z0-9+/]{30,}=*)".into(), Check::None, false),
         (D::GroqApiKey, &["gsk_"], b(r"gsk_[A-Za-z0-9]{52}"), Check::None, true),
         // Our own service-account keys: a reader must never see another caller's key.
         (D::TracegateServiceAccountKey, &["tgsa_"], r"tgsa_[0-9a-f]{16}_[0-9a-f]{64}".into(), Check::None, true),

@@ -2,8 +2,14 @@
 //!
 //! The formats are public facts about each vendor's tokens (prefixes, alphabets, lengths),
 //! expressed here in our own patterns. A rule either masks its whole match or, when the match
-//! includes context such as `password=`, only its capture group(s): the first group that took
-//! part in the match is the secret.
+//! includes context such as `password=`, only its capture group(s): the first unnamed group that
+//! took part in the match is the secret.
+//!
+//! Long bounded repeats are written relaxed, `{m,N~}`: the rule runs `{m,}` and counts after the
+//! match (see [`relax`]), because `N` copies of a class, Unicode or case-folded, made the
+//! context rules' automata (and the visited set the capture search clears per match) large.
+//! Classes that only mean ASCII are written `(?-u:…)` under `(?i)`, so case folding does not add
+//! the Kelvin sign and the long s to every copy.
 
 use regex::Regex;
 
@@ -31,7 +37,17 @@ pub type Spec = (Detector, &'static [&'static str], String, Check, bool);
 pub struct Rule {
     pub detector: Detector,
     pub triggers: &'static [&'static str],
+    /// The pattern with its relaxed repeats (`{m,N~}` written, `{m,}` compiled): what runs.
     re: Regex,
+    /// The pattern as counted (`{m,N}`), when some repeat is relaxed: run only from a match of
+    /// `re` whose captures are longer than `limit` characters, which is the only case where
+    /// the two can disagree.
+    exact: Option<Regex>,
+    /// The smallest upper bound of a relaxed repeat, in characters.
+    limit: usize,
+    /// Capture groups that can hold the secret (unnamed ones; named groups only carry a
+    /// relaxed repeat for the `limit` test), in order: the first that took part is the secret.
+    secret_groups: Vec<usize>,
     check: Check,
     /// The byte after the secret must not continue the token (so `{40}` does not cut a longer word).
     bounded: bool,
@@ -42,20 +58,86 @@ fn token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'+' | b'/' | b'=')
 }
 
+/// Splits a pattern with relaxed repeats into the pattern to run (`{m,}`), the exact pattern
+/// (`{m,N}`) and the smallest `N`; `None` when nothing is relaxed.
+///
+/// Why: a counted repeat of `N` copies of a class is `N` copies of its automaton, and the
+/// capture search clears a visited set the size of the automaton for every match. Counting
+/// after the match is the same language on every match short enough, so the exact pattern
+/// runs only on the rare longer one. Every relaxed repeat must sit inside a capture group
+/// (named when it is not the secret), so that its length bounds the repeat's count.
+fn relax(pattern: &str) -> Option<(String, String, usize)> {
+    if !pattern.contains("~}") {
+        return None;
+    }
+    let (mut fast, mut exact, mut limit) = (String::new(), String::new(), usize::MAX);
+    let mut rest = pattern;
+    while let Some(end) = rest.find("~}") {
+        let open = rest[..end].rfind('{')?;
+        let (min, max) = rest[open + 1..end].split_once(',')?;
+        let max: usize = max.parse().ok()?;
+        if min.parse::<usize>().is_err() {
+            return None;
+        }
+        limit = limit.min(max);
+        fast.push_str(&rest[..open]);
+        fast.push_str(&format!("{{{min},}}"));
+        exact.push_str(&rest[..end]);
+        exact.push('}');
+        rest = &rest[end + 2..];
+    }
+    fast.push_str(rest);
+    exact.push_str(rest);
+    Some((fast, exact, limit))
+}
+
 impl Rule {
+    fn new(detector: Detector, triggers: &'static [&'static str], pattern: &str, check: Check, bounded: bool) -> Result<Rule, String> {
+        let bad = |e: String| format!("detector `{}` does not compile: {e}", detector.name());
+        let (re, exact, limit) = match relax(pattern) {
+            Some((fast, exact, limit)) => (
+                Regex::new(&fast).map_err(|e| bad(e.to_string()))?,
+                Some(Regex::new(&exact).map_err(|e| bad(e.to_string()))?),
+                limit,
+            ),
+            None if pattern.contains("~}") => return Err(bad("malformed relaxed repeat".into())),
+            None => (Regex::new(pattern).map_err(|e| bad(e.to_string()))?, None, usize::MAX),
+        };
+        let secret_groups = re.capture_names().enumerate().skip(1).filter(|(_, n)| n.is_none()).map(|(i, _)| i).collect();
+        Ok(Rule { detector, triggers, re, exact, limit, secret_groups, check, bounded })
+    }
+
     pub fn find(&self, text: &str, out: &mut Vec<Span>) {
-        let groups = self.re.captures_len() > 1;
-        if !groups {
+        if self.re.captures_len() == 1 {
             for m in self.re.find_iter(text) {
                 self.push(text, m.start(), m.end(), out);
             }
             return;
         }
-        for caps in self.re.captures_iter(text) {
-            if let Some(m) = caps.iter().skip(1).flatten().next() {
-                self.push(text, m.start(), m.end(), out);
+        let mut locs = self.re.capture_locations();
+        let mut at = 0;
+        while at <= text.len() {
+            let Some(m) = self.re.captures_read_at(&mut locs, text, at) else { break };
+            let (mut start, mut end) = (m.start(), m.end());
+            if let Some(exact) = self.exact.as_ref().filter(|_| self.too_long(text, &locs)) {
+                // The exact pattern cannot match earlier than the relaxed one (it matches
+                // less), so searching from here finds exactly its next match.
+                let Some(m) = exact.captures_read_at(&mut locs, text, start) else { break };
+                (start, end) = (m.start(), m.end());
             }
+            if let Some((s, e)) = self.secret_groups.iter().find_map(|&i| locs.get(i)) {
+                self.push(text, s, e, out);
+            }
+            at = if end > start { end } else { end + text.get(end..).and_then(|r| r.chars().next()).map_or(1, char::len_utf8) };
         }
+    }
+
+    /// True when some capture is longer than `limit` characters: a relaxed repeat may have
+    /// run past its bound.
+    fn too_long(&self, text: &str, locs: &regex::CaptureLocations) -> bool {
+        (1..locs.len()).filter_map(|i| locs.get(i)).any(|(s, e)| {
+            e - s > self.limit && text.get(s..e).map_or(true, |v| v.chars().count() > self.limit)
+        })
     }
 
     fn push(&self, text: &str, start: usize, end: usize, out: &mut Vec<Span>) {
@@ -105,7 +187,7 @@ pub fn rules() -> Result<Vec<Rule>, String> {
         (D::AwsAccessKeyId, &["AKIA", "ASIA", "ABIA", "ACCA", "A3T"],
             r"(?-u:\b)(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}(?-u:\b)".into(), Check::None, false),
         (D::AwsSecretAccessKey, &["aws"],
-            format!(r"(?i)aws[a-z0-9_\-. ]{{0,20}}(?:secret|sk)[a-z0-9_\-. ]{{0,20}}{ASSIGN}\\?[\x22']?([A-Za-z0-9/+]{{40}})"),
+            format!(r"(?i)aws(?-u:[a-z0-9_\-. ]){{0,20}}(?:secret|sk)(?-u:[a-z0-9_\-. ]){{0,20}}{ASSIGN}\\?[\x22']?((?-u:[A-Za-z0-9/+]){{40}})"),
             Check::None, true),
         (D::GithubToken, &["ghp_", "gho_", "ghu_", "ghs_", "ghr_"],
             r"(?-u:\b)gh[pousr]_[A-Za-z0-9]{36,255}".into(), Check::None, true),
@@ -129,7 +211,7 @@ pub fn rules() -> Result<Vec<Rule>, String> {
         (D::HuggingfaceToken, &["hf_"], r"(?-u:\b)hf_[A-Za-z]{34}".into(), Check::None, true),
         (D::DigitaloceanToken, &["dop_v1_", "doo_v1_", "dor_v1_"], r"do[por]_v1_[a-f0-9]{64}".into(), Check::None, true),
         (D::ShopifyToken, &["shpat_", "shpca_", "shppa_", "shpss_"], r"shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}".into(), Check::None, true),
-        (D::AzureStorageKey, &["AccountKey="], r"(?i)AccountKey=([A-Za-z0-9+/]{86}==)".into(), Check::None, false),
+        (D::AzureStorageKey, &["AccountKey="], r"(?i-u)AccountKey=([A-Za-z0-9+/]{86}==)".into(), Check::None, false),
         (D::AzureAdClientSecret, &["Q~"],
             r"(?-u:\b)[A-Za-z0-9_~.]{3}[0-9]Q~[A-Za-z0-9_~.\-]{31,34}".into(), Check::None, true),
         (D::MailgunApiKey, &["key-"], r"(?-u:\b)key-[0-9a-zA-Z]{32}".into(), Check::Random(3.0), true),
@@ -146,26 +228,88 @@ pub fn rules() -> Result<Vec<Rule>, String> {
         (D::Jwt, &["eyJ"],
             r"(?-u:\b)eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*".into(), Check::None, false),
         (D::BearerToken, &["bearer"],
-            r"(?i)(?-u:\b)bearer[ \t]+([A-Za-z0-9\-._~+/]{8,}=*)".into(), Check::TokenLike(24), false),
+            r"(?i)(?-u:\b)bearer[ \t]+((?-u:[A-Za-z0-9\-._~+/]){8,}=*)".into(), Check::TokenLike(24), false),
         (D::AuthorizationHeader, &["authorization"],
             r#"(?i)authorization["']?[ \t]*[:=][ \t]*["']?(?:(?:bearer|basic|token|digest|negotiate|apikey|sso-key)[ \t]+)?([^\s"',;]{6,})"#.into(),
             Check::TokenLike(16), false),
         (D::ConnectionStringPassword, &["://"],
-            r#"(?i)[a-z][a-z0-9+.\-]{1,30}://[^\s:/@"'<>]{0,128}:([^\s@/"'<>]{1,256})@[A-Za-z0-9\[]"#.into(), Check::None, false),
+            r#"(?i-u:[a-z][a-z0-9+.\-]{1,30})://(?P<user>[^\s:/@"'<>]{0,128~}):([^\s@/"'<>]{1,256~})@[A-Za-z0-9\[]"#.into(), Check::None, false),
         (D::PasswordAssignment, &["passw", "passphrase", "pwd", "secret"],
-            format!(r#"(?i)(?:password|passwd|passphrase|pwd|secret)[a-z0-9_\-.]{{0,30}}{ASSIGN}(?:\\?"([^"\\\r\n]{{1,256}})\\?"|'([^'\r\n]{{1,256}})'|([^\s"',;&<>\\]{{1,256}}))"#),
+            format!(r#"(?i)(?:password|passwd|passphrase|pwd|secret)(?-u:[a-z0-9_\-.]){{0,30}}{ASSIGN}(?:\\?"([^"\\\r\n]{{1,256~}})\\?"|'([^'\r\n]{{1,256~}})'|([^\s"',;&<>\\]{{1,256~}}))"#),
             Check::NotPlaceholder, false),
         (D::GenericSecret, &["key", "token", "secret", "credential"],
-            format!(r#"(?i){generic_names}[a-z0-9_\-.]{{0,20}}(?:{ASSIGN}|[ \t]+(?:is|was)[ \t]+)\\?["']?([A-Za-z0-9_\-+/=.~]{{16,512}})"#),
+            format!(r#"(?i){generic_names}(?-u:[a-z0-9_\-.]){{0,20}}(?:{ASSIGN}|[ \t]+(?:is|was)[ \t]+)\\?["']?((?-u:[A-Za-z0-9_\-+/=.~]){{16,512~}})"#),
             Check::Random(3.0), true),
     ];
     specs.extend(super::providers::specs());
     specs.extend(super::context::specs());
     specs
         .into_iter()
-        .map(|(detector, triggers, pattern, check, bounded)| {
-            let re = Regex::new(&pattern).map_err(|e| format!("detector `{}` does not compile: {e}", detector.name()))?;
-            Ok(Rule { detector, triggers, re, check, bounded })
-        })
+        .map(|(detector, triggers, pattern, check, bounded)| Rule::new(detector, triggers, &pattern, check, bounded))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the rule finds when only its exact (counted) pattern runs: the reference the
+    /// relaxed pattern plus fallback must reproduce.
+    fn find_exact(rule: &Rule, text: &str) -> Vec<Span> {
+        let mut out = Vec::new();
+        let Some(exact) = rule.exact.as_ref() else { return out };
+        for caps in exact.captures_iter(text) {
+            if let Some(m) = rule.secret_groups.iter().find_map(|&i| caps.get(i)) {
+                rule.push(text, m.start(), m.end(), &mut out);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn relax_splits_marked_repeats_only() {
+        let (fast, exact, limit) = relax(r"a(?P<g>[^x]{0,16~})([0-9]{4,80~})b{2,3}").unwrap_or_default();
+        assert_eq!(fast, r"a(?P<g>[^x]{0,})([0-9]{4,})b{2,3}");
+        assert_eq!(exact, r"a(?P<g>[^x]{0,16})([0-9]{4,80})b{2,3}");
+        assert_eq!(limit, 16);
+        assert!(relax(r"a{2,3}").is_none());
+        assert!(relax(r"a{x,3~}").is_none());
+    }
+
+    /// Values at, under and over every relaxed bound, in every quoting, after every keyword
+    /// of a relaxed rule, with Unicode and glued text around them: the relaxed pattern with its
+    /// fallback finds exactly what the counted pattern finds.
+    #[test]
+    fn relaxed_rules_find_what_the_counted_patterns_find() {
+        let rules = rules().unwrap_or_else(|e| unreachable!("{e}"));
+        let relaxed: Vec<&Rule> = rules.iter().filter(|r| r.exact.is_some()).collect();
+        assert!(relaxed.len() >= 10, "only {} relaxed rules", relaxed.len());
+        let heads = [
+            "with password ", "the password is ", "password for the admin account is ", "pwd: ", "pass=", "DB_PASS: ",
+            "password=", "secret: ", "client_secret = ", "api_key=", "token is ", "the secret key ", "--token ", "--api-key=",
+            "Cookie: ", "set-cookie: ", "postgres://app:", "redis://:", "Steuer-IdNr ", "tax id: ", "Aadhaar ", "aadhaar no. ",
+        ];
+        let lens = [1usize, 3, 4, 15, 16, 17, 78, 79, 80, 81, 127, 128, 129, 255, 256, 257, 511, 512, 513, 700, 4100];
+        let mut texts = Vec::new();
+        for h in heads {
+            for &n in &lens {
+                let word: String = (0..n).map(|i| ["aB3", "x9Q", "é7", "K-", "_z"][i % 5]).collect::<String>().chars().take(n).collect();
+                for (open, close) in [("", ""), ("\"", "\""), ("'", "'"), ("`", "`"), ("(", ")"), ("[", "]"), ("\\\"", "\\\"")] {
+                    for tail in [" ok.", "@db.internal:5432/x", " password=hunter2x9 and"] {
+                        texts.push(format!("{h}{open}{word}{close}{tail}"));
+                    }
+                    texts.push(format!("log: {h}{open}{word}{close} {h}{open}0123456789abcdefXYZ{close}"));
+                }
+                texts.push(format!("{h}{} 12 345 678 901", "ä".repeat(n)));
+                texts.push(format!("{h}{} 1234 5678 9012", "x".repeat(n)));
+            }
+        }
+        for rule in relaxed {
+            for t in &texts {
+                let mut got = Vec::new();
+                rule.find(t, &mut got);
+                assert_eq!(got, find_exact(rule, t), "`{}` on {t:?}", rule.detector.name());
+            }
+        }
+    }
 }
