@@ -66,10 +66,11 @@ pub struct ServerSection {
     /// `500 trace_too_large` rather than risk the gateway's memory.
     #[serde(default = "default_max_read_bytes")]
     pub max_read_bytes: usize,
-    /// Bytes of stored traces being projected and masked at once (default 64 MiB: a read
-    /// peaks at ~15x its stored size, so about 1 GiB of working memory). Reads
-    /// beyond it wait their turn, so many concurrent reads of large traces cannot exhaust
-    /// memory.
+    /// Bytes of stored traces being fetched, projected and masked at once, every read path
+    /// (reads, replays) counted (default 64 MiB: a read peaks at ~15x its stored size, so about
+    /// 1 GiB of working memory). A read takes its share from the object's size before the body
+    /// is fetched; reads beyond the budget wait their turn, so many concurrent reads of large
+    /// traces cannot exhaust memory.
     #[serde(default = "default_read_budget_bytes")]
     pub read_budget_bytes: usize,
     /// Answer a trace outside the caller's row scope with `403 outside_row_scope` instead of
@@ -135,8 +136,15 @@ impl GatewayConfig {
         self.state.effective_url().is_some()
     }
 
-    /// Opens the configured trace store.
+    /// Opens the configured trace store, its reads bounded by `server.max_read_bytes` each and
+    /// by `server.read_budget_bytes` together.
     pub fn open_store(&self) -> Result<tracegate_store::ObjectTraceStore, ConfigError> {
+        let bytes = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        let store = self.open_unbounded_store()?;
+        Ok(store.with_read_limit(bytes(self.server.max_read_bytes)).with_read_budget(bytes(self.server.read_budget_bytes)))
+    }
+
+    fn open_unbounded_store(&self) -> Result<tracegate_store::ObjectTraceStore, ConfigError> {
         let bad = |m: &str| ConfigError::Invalid(format!("[store]: {m}"));
         let s = &self.store;
         match (&s.url, &s.kind, &s.path) {
@@ -243,6 +251,11 @@ pub struct LimitsSection {
     /// when the oldest expires.
     #[serde(default = "default_max_pending")]
     pub max_pending_access_requests: u32,
+    /// Openings of access requests one requester may have in flight on one replica (default 8):
+    /// one runs, the rest wait in memory holding no database connection, and past this they are
+    /// refused with `429`, so one caller cannot tie up a replica's connection pool.
+    #[serde(default = "default_queued_openings")]
+    pub queued_openings: u32,
 }
 
 impl Default for LimitsSection {
@@ -253,6 +266,7 @@ impl Default for LimitsSection {
             access_requests_per_hour: default_access_requests_per_hour(),
             access_request_burst: default_access_request_burst(),
             max_pending_access_requests: default_max_pending(),
+            queued_openings: default_queued_openings(),
         }
     }
 }
@@ -275,6 +289,10 @@ fn default_access_request_burst() -> u32 {
 
 fn default_max_pending() -> u32 {
     10
+}
+
+fn default_queued_openings() -> u32 {
+    8
 }
 
 /// A config file that cannot be used.

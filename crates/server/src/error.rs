@@ -111,6 +111,10 @@ impl From<tracegate_store::StoreError> for ApiError {
             tracegate_store::StoreError::Precondition { id, reason } => {
                 ApiError::new(StatusCode::PRECONDITION_FAILED, "precondition_failed", format!("trace `{id}`: {reason}"))
             }
+            tracegate_store::StoreError::TooLarge { id, .. } => ApiError::internal(
+                "trace_too_large",
+                format!("trace `{id}` is larger than this gateway's read limit (`server.max_read_bytes`)"),
+            ),
             other => {
                 tracing::error!(error = %other, "trace store failed");
                 ApiError::unavailable("store_unavailable", "the trace store is unavailable")

@@ -22,7 +22,7 @@
 //! the store serialises one requester's openings under a lock that, on PostgreSQL, holds a pool
 //! connection while it waits, so without the queue one caller's burst of openings would drain
 //! the replica's pool and every other caller there would fail. One opening per requester runs at
-//! a time per replica; at most [`OPEN_QUEUE`] wait (holding no connection); more are `429`.
+//! a time per replica; at most `limits.queued_openings` wait (holding no connection); more are `429`.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -86,11 +86,11 @@ pub struct Limits {
     pub max_pending: usize,
     /// Each requester's opening queue in this process, while it has openings in flight.
     openings: Mutex<HashMap<(String, String), Arc<OpenSlot>>>,
+    /// Openings of access requests one requester may have in flight in this process (one
+    /// runs, the rest wait in memory, holding no pool connection); past it, `429` at once.
+    open_queue: usize,
 }
 
-/// Openings of access requests one requester may have in flight in one process: one runs, the
-/// rest wait in memory (no pool connection). Past this the caller is answered `429` at once.
-pub const OPEN_QUEUE: usize = 8;
 
 /// One requester's queue: the turn, and how many openings hold or wait for it.
 struct OpenSlot {
@@ -184,12 +184,14 @@ impl Limits {
             "max_pending_access_requests",
         )?
         .get() as usize;
+        let open_queue = nz(cfg.queued_openings, "queued_openings")?.get() as usize;
         Ok(Limits {
             requests,
             opens,
             shared: None,
             max_pending,
             openings: Mutex::new(HashMap::new()),
+            open_queue,
         })
     }
 
@@ -210,7 +212,7 @@ impl Limits {
     }
 
     /// Waits for `who`'s turn to open an access request in this process, holding nothing the
-    /// others need meanwhile; `429` at once when [`OPEN_QUEUE`] openings of `who` are already in
+    /// others need meanwhile; `429` at once when `limits.queued_openings` openings of `who` are already in
     /// flight here. Openings of different requesters never wait for each other.
     pub async fn opening(&self, who: &Principal) -> Result<OpeningTurn<'_>, ApiError> {
         use std::sync::atomic::Ordering::SeqCst;
@@ -221,7 +223,7 @@ impl Limits {
                 .entry(key.clone())
                 .or_insert_with(|| Arc::new(OpenSlot { turn: Arc::new(tokio::sync::Semaphore::new(1)), in_flight: 0.into() }))
                 .clone();
-            if slot.in_flight.load(SeqCst) >= OPEN_QUEUE {
+            if slot.in_flight.load(SeqCst) >= self.open_queue {
                 return Err(ApiError::too_many(
                     format!("too many access-request openings from `{}` in flight; retry later", who.subject),
                     Duration::from_secs(1),
@@ -358,12 +360,14 @@ mod tests {
         }
     }
 
-    /// One requester's openings take turns and queue at most `OPEN_QUEUE` deep (the rest are
-    /// `429` at once); another requester's opening is never behind them; a cancelled waiter
+    /// One requester's openings take turns and queue at most `queued_openings` deep (the rest
+    /// are `429` at once); another requester's opening is never behind them; a cancelled waiter
     /// frees its place, and a requester with nothing in flight leaves no entry behind.
     #[tokio::test]
     async fn openings_queue_per_requester_and_the_queue_is_bounded() {
-        let limits = Limits::new(&LimitsSection::default()).unwrap_or_else(|e| unreachable!("{e}"));
+        const OPEN_QUEUE: usize = 3;
+        let cfg = LimitsSection { queued_openings: OPEN_QUEUE as u32, ..LimitsSection::default() };
+        let limits = Limits::new(&cfg).unwrap_or_else(|e| unreachable!("{e}"));
         let (rita, sam) = (person("rita"), person("sam"));
         let first = limits.opening(&rita).await.unwrap_or_else(|e| unreachable!("{}", e.message));
         assert_eq!(first.in_flight(), 1);
@@ -401,6 +405,10 @@ mod tests {
             },
             LimitsSection {
                 max_pending_access_requests: 0,
+                ..LimitsSection::default()
+            },
+            LimitsSection {
+                queued_openings: 0,
                 ..LimitsSection::default()
             },
         ] {

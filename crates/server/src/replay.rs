@@ -133,6 +133,7 @@ pub async fn replay(
             };
             return Ok(Replay { outcome, detail, trace_id: Some(tid), body: None, bytes: None, digest: None });
         }
+        Err(StoreError::TooLarge { .. }) => return Err(ReplayError::TooLarge(tid)),
         Err(e) => return Err(e.into()),
     };
     if stored.bytes.len() > max_bytes {

@@ -11,6 +11,21 @@ use crate::{StoreError, TraceStore};
 
 /// The metadata of stored bytes. A trace that is not valid JSON is indexed with its id only (it
 /// stays readable by roles without row scope) and logged.
+/// The metadata of what `store.get(id)` returned, for indexing: a trace too large to read is
+/// indexed by id only (as one that is not JSON is), so one oversized object does not stop a
+/// rebuild or a start-up; reading it stays refused. `None` when it is gone.
+pub(crate) fn meta_of_read(id: TraceId, got: Result<crate::StoredTrace, StoreError>) -> Result<Option<TraceMeta>, StoreError> {
+    match got {
+        Ok(stored) => Ok(Some(meta_of_bytes(id, &stored.bytes))),
+        Err(StoreError::NotFound(_)) => Ok(None),
+        Err(StoreError::TooLarge { size, limit, .. }) => {
+            tracing::warn!(trace = %id, size, limit, "trace is larger than the read limit; indexed by id only");
+            Ok(Some(TraceMeta::extract(id, &serde_json::Value::Null)))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 pub fn meta_of_bytes(id: TraceId, bytes: &[u8]) -> TraceMeta {
     match serde_json::from_slice(bytes) {
         Ok(doc) => TraceMeta::extract(id, &doc),
@@ -27,13 +42,15 @@ pub struct TraceIndex {
 }
 
 impl TraceIndex {
-    /// Reads every trace once and indexes its metadata. A trace that is not valid JSON is
-    /// indexed with its id only (it stays readable by roles without row scope) and logged.
+    /// Reads every trace once and indexes its metadata. A trace that is not valid JSON, or too
+    /// large to read, is indexed with its id only and logged.
     pub async fn rebuild(store: &dyn TraceStore) -> Result<TraceIndex, StoreError> {
         let index = TraceIndex::default();
         for id in store.list().await? {
-            let stored = store.get(&id).await?;
-            index.upsert(meta_of_bytes(id, &stored.bytes));
+            let got = store.get(&id).await;
+            if let Some(meta) = meta_of_read(id, got)? {
+                index.upsert(meta);
+            }
         }
         Ok(index)
     }

@@ -23,12 +23,22 @@ pub struct StoredTrace {
     pub bytes: Bytes,
     /// `sha256:<hex>` of the bytes: the same on every backend, and what replay checks against.
     pub version: String,
+    /// This read's share of the store's read budget ([`ObjectTraceStore::with_read_budget`]),
+    /// held until the trace (and every clone of it) is dropped: the bytes, and what is projected
+    /// and masked from them, stay within the budget. Never read: holding it is the point.
+    #[allow(dead_code)]
+    share: Option<std::sync::Arc<tokio::sync::OwnedSemaphorePermit>>,
 }
 
 impl StoredTrace {
     pub fn new(bytes: Bytes) -> Self {
         let version = content_version(&bytes);
-        StoredTrace { bytes, version }
+        StoredTrace { bytes, version, share: None }
+    }
+
+    /// `bytes` read under `share` of the read budget.
+    pub(crate) fn within(bytes: Bytes, share: Option<tokio::sync::OwnedSemaphorePermit>) -> Self {
+        StoredTrace { share: share.map(std::sync::Arc::new), ..StoredTrace::new(bytes) }
     }
 }
 
@@ -72,6 +82,11 @@ pub enum StoreError {
     /// A conditional write found the trace in another state than the writer expected.
     #[error("trace `{id}`: {reason}")]
     Precondition { id: TraceId, reason: String },
+    /// The stored object is larger than the store's read limit ([`ObjectTraceStore::with_read_limit`]):
+    /// refused from its size, before its body is read, so one huge object cannot take the
+    /// gateway's memory.
+    #[error("trace `{id}` is {size} bytes, more than the read limit of {limit}")]
+    TooLarge { id: TraceId, size: u64, limit: u64 },
     #[error("trace store unavailable: {0}")]
     Backend(String),
 }

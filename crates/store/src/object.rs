@@ -53,6 +53,10 @@ pub struct ObjectTraceStore {
     conditional: bool,
     /// The directory of a local store: reads go to the file directly (see [`INLINE_READ_BYTES`]).
     local_root: Option<std::path::PathBuf>,
+    /// Largest object a read loads ([`StoreError::TooLarge`] beyond it).
+    read_limit: u64,
+    /// KiB of objects being read and worked on at once, and its size ([`Self::with_read_budget`]).
+    budget: Option<(Arc<tokio::sync::Semaphore>, u32)>,
 }
 
 impl ObjectTraceStore {
@@ -68,6 +72,8 @@ impl ObjectTraceStore {
             locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             conditional: false,
             local_root: Some(root),
+            read_limit: u64::MAX,
+            budget: None,
         })
     }
 
@@ -124,7 +130,37 @@ impl ObjectTraceStore {
             locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             conditional: true,
             local_root: None,
+            read_limit: u64::MAX,
+            budget: None,
         })
+    }
+
+    /// Refuse to load objects larger than `bytes` ([`StoreError::TooLarge`]), judged from the
+    /// object's size before its body is read (and enforced again while the body streams in, so a
+    /// backend that under-reports cannot push past it). Every read, the one a write makes of the
+    /// version it replaces included, is bounded by it. Unbounded by default.
+    pub fn with_read_limit(mut self, bytes: u64) -> Self {
+        self.read_limit = bytes;
+        self
+    }
+
+    /// Bound the bytes of objects being read at once to about `bytes`: each read takes a share
+    /// the size of the object (at least 1 KiB, at most the whole budget), judged from the size
+    /// before the body is fetched, and keeps it in the [`StoredTrace`] until that is dropped. So
+    /// many concurrent reads of large traces wait their turn instead of all downloading at once;
+    /// a read of one object larger than the budget takes all of it and runs alone.
+    pub fn with_read_budget(mut self, bytes: u64) -> Self {
+        let kib = u32::try_from((bytes / 1024).max(1)).unwrap_or(u32::MAX);
+        self.budget = Some((Arc::new(tokio::sync::Semaphore::new(kib as usize)), kib));
+        self
+    }
+
+    /// The read budget's share for an object of `size` bytes (none without a budget).
+    async fn share(&self, size: u64) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, StoreError> {
+        let Some((budget, total)) = &self.budget else { return Ok(None) };
+        let kib = u32::try_from(size / 1024).unwrap_or(u32::MAX).clamp(1, *total);
+        // The semaphore is never closed; if it were, nothing would be read.
+        budget.clone().acquire_many_owned(kib).await.map(Some).map_err(|_| StoreError::Backend("the read budget is closed".into()))
     }
 
     fn key(id: &TraceId) -> Path {
@@ -155,13 +191,30 @@ impl ObjectTraceStore {
     async fn read_tagged(&self, path: &Path, id: &TraceId) -> Result<(StoredTrace, UpdateVersion), StoreError> {
         if let Some(root) = &self.local_root {
             // A local directory never swaps conditionally (the stripe lock does), so no tag.
-            let bytes = read_local(root.join(path.as_ref()), id).await?;
-            return Ok((StoredTrace::new(bytes), UpdateVersion { e_tag: None, version: None }));
+            let (bytes, share) = read_local(root.join(path.as_ref()), id, self.read_limit, |size| self.share(size)).await?;
+            return Ok((StoredTrace::within(bytes, share), UpdateVersion { e_tag: None, version: None }));
         }
         match self.inner.get(path).await {
             Ok(r) => {
+                // The size is in the response head: a too-large object is refused before its body.
+                let limit = self.read_limit;
+                let too_large = |size: u64| StoreError::TooLarge { id: id.clone(), size, limit };
+                if r.meta.size > limit {
+                    return Err(too_large(r.meta.size));
+                }
+                let share = self.share(r.meta.size).await?;
                 let tag = UpdateVersion { e_tag: r.meta.e_tag.clone(), version: r.meta.version.clone() };
-                Ok((StoredTrace::new(r.bytes().await.map_err(backend)?), tag))
+                let mut buf = Vec::with_capacity(usize::try_from(r.meta.size).unwrap_or(0));
+                let mut body = r.into_stream();
+                while let Some(chunk) = body.next().await {
+                    let chunk = chunk.map_err(backend)?;
+                    let len = (buf.len() + chunk.len()) as u64;
+                    if len > limit {
+                        return Err(too_large(len));
+                    }
+                    buf.extend_from_slice(&chunk);
+                }
+                Ok((StoredTrace::within(Bytes::from(buf), share), tag))
             }
             Err(object_store::Error::NotFound { .. }) => Err(StoreError::NotFound(id.clone())),
             Err(e) => Err(backend(e)),
@@ -184,7 +237,11 @@ impl ObjectTraceStore {
 /// Reads a local object: inline when small, on the blocking pool when not. `file` is built from
 /// an object key, itself built only from a validated [`TraceId`] and a checked content version.
 /// `LocalFileSystem` writes by rename, so a read sees the old bytes or the new, never a mix.
-async fn read_local(file: std::path::PathBuf, id: &TraceId) -> Result<Bytes, StoreError> {
+async fn read_local<F, Fut>(file: std::path::PathBuf, id: &TraceId, limit: u64, share: F) -> Result<(Bytes, Option<tokio::sync::OwnedSemaphorePermit>), StoreError>
+where
+    F: FnOnce(u64) -> Fut,
+    Fut: std::future::Future<Output = Result<Option<tokio::sync::OwnedSemaphorePermit>, StoreError>>,
+{
     use std::io::Read;
     let failed = |e: std::io::Error| match e.kind() {
         std::io::ErrorKind::NotFound => StoreError::NotFound(id.clone()),
@@ -195,17 +252,30 @@ async fn read_local(file: std::path::PathBuf, id: &TraceId) -> Result<Bytes, Sto
     if !meta.is_file() {
         return Err(StoreError::NotFound(id.clone()));
     }
-    let read_all = move |mut f: std::fs::File, len: u64| -> std::io::Result<Bytes> {
+    if meta.len() > limit {
+        return Err(StoreError::TooLarge { id: id.clone(), size: meta.len(), limit });
+    }
+    // Reads at most one byte past the limit, so a file that grew since `metadata` is caught
+    // without being loaded whole.
+    let read_all = move |f: std::fs::File, len: u64| -> std::io::Result<Bytes> {
         let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0).saturating_add(1));
-        f.read_to_end(&mut buf)?;
+        f.take(limit.saturating_add(1)).read_to_end(&mut buf)?;
         Ok(Bytes::from(buf))
     };
+    let checked = |r: std::io::Result<Bytes>| -> Result<Bytes, StoreError> {
+        let bytes = r.map_err(failed)?;
+        if bytes.len() as u64 > limit {
+            return Err(StoreError::TooLarge { id: id.clone(), size: bytes.len() as u64, limit });
+        }
+        Ok(bytes)
+    };
+    let share = share(meta.len()).await?;
     if meta.len() <= INLINE_READ_BYTES {
-        return read_all(f, meta.len()).map_err(failed);
+        return checked(read_all(f, meta.len())).map(|b| (b, share));
     }
     let len = meta.len();
     match tokio::task::spawn_blocking(move || read_all(f, len)).await {
-        Ok(r) => r.map_err(failed),
+        Ok(r) => checked(r).map(|b| (b, share)),
         Err(e) => Err(StoreError::Backend(format!("reading `{}`: {e}", file.display()))),
     }
 }
@@ -335,6 +405,14 @@ impl TraceStore for ObjectTraceStore {
     }
 
     async fn probe(&self) -> Result<(), StoreError> {
+        if let Some(root) = &self.local_root {
+            // `LocalFileSystem` answers "not found" for a key in a directory that has gone too,
+            // which is what a healthy store says: ask about the directory itself.
+            return match std::fs::read_dir(root) {
+                Ok(_) => Ok(()),
+                Err(e) => Err(StoreError::Backend(format!("trace directory `{}`: {e}", root.display()))),
+            };
+        }
         match self.inner.head(&Path::from(PROBE_KEY)).await {
             Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(backend(e)),
@@ -421,6 +499,67 @@ mod tests {
         let got = s.get(&id("t")).await.unwrap_or_else(|e| unreachable!("{e}"));
         assert_ne!(got.version, v);
         assert_eq!(got.version, content_version(b"{\"a\":2}"));
+    }
+
+    /// A local store whose directory is removed or replaced by a file is not ready: the probe
+    /// must not take the "not found" of every key in a missing directory for a healthy store.
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_local_probe_sees_a_missing_directory() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| unreachable!("{e}"));
+        let root = dir.path().join("traces");
+        let s = ObjectTraceStore::local(&root).unwrap_or_else(|e| unreachable!("{e}"));
+        s.probe().await.unwrap_or_else(|e| unreachable!("{e}"));
+        std::fs::remove_dir(&root).unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(matches!(s.probe().await, Err(StoreError::Backend(_))));
+        std::fs::write(&root, b"not a directory").unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(matches!(s.probe().await, Err(StoreError::Backend(_))));
+    }
+
+    /// The read limit holds on both local read paths (inline and the blocking pool): a file
+    /// at the limit is read whole, one byte over is refused, and the refusal is typed.
+    #[tokio::test(flavor = "current_thread")]
+    async fn local_reads_stop_at_the_read_limit() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| unreachable!("{e}"));
+        for limit in [64, INLINE_READ_BYTES + 64] {
+            let s = ObjectTraceStore::local(dir.path()).unwrap_or_else(|e| unreachable!("{e}")).with_read_limit(limit);
+            let pad = usize::try_from(limit).unwrap_or(usize::MAX) - 8;
+            let at = Bytes::from(format!("{{\"p\":\"{}\"}}", "x".repeat(pad)));
+            assert_eq!(at.len() as u64, limit);
+            std::fs::write(dir.path().join("at.json"), &at).unwrap_or_else(|e| unreachable!("{e}"));
+            assert_eq!(s.get(&id("at")).await.unwrap_or_else(|e| unreachable!("{e}")).bytes, at);
+            let over = Bytes::from(format!("{{\"p\":\"{}\"}}", "x".repeat(pad + 1)));
+            std::fs::write(dir.path().join("over.json"), &over).unwrap_or_else(|e| unreachable!("{e}"));
+            let got = s.get(&id("over")).await;
+            assert!(matches!(got, Err(StoreError::TooLarge { size, .. }) if size == limit + 1), "{limit}: {got:?}");
+        }
+    }
+
+    /// A read holds its share of the read budget, sized from the object, for as long as the
+    /// trace or any clone of it lives; a read that would exceed the budget waits (it does not
+    /// fail and does not read), and goes on once the share is given back.
+    #[tokio::test(flavor = "current_thread")]
+    async fn reads_wait_for_their_share_of_the_read_budget() {
+        use futures::FutureExt;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| unreachable!("{e}"));
+        let s = ObjectTraceStore::local(dir.path()).unwrap_or_else(|e| unreachable!("{e}")).with_read_budget(4096);
+        std::fs::write(dir.path().join("big.json"), format!("{{\"p\":\"{}\"}}", "x".repeat(5000))).unwrap_or_else(|e| unreachable!("{e}"));
+        std::fs::write(dir.path().join("small.json"), b"{}").unwrap_or_else(|e| unreachable!("{e}"));
+        let (big, small) = (id("big"), id("small"));
+        let held = s.get(&big).now_or_never().unwrap_or_else(|| unreachable!("the budget is free")).unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(s.get(&small).now_or_never().is_none(), "a 5 KB object takes the whole 4 KiB budget");
+        let clone = held.clone();
+        drop(held);
+        assert!(s.get(&small).now_or_never().is_none(), "a clone keeps the share");
+        drop(clone);
+        let a = s.get(&small).now_or_never().unwrap_or_else(|| unreachable!("the share was given back"));
+        let a = a.unwrap_or_else(|e| unreachable!("{e}"));
+        // Small reads share the budget (1 KiB each): four at once, the fifth waits.
+        let mut more: Vec<_> = (0..3).map(|_| s.get(&small).now_or_never().and_then(Result::ok)).collect();
+        assert!(more.iter().all(Option::is_some));
+        assert!(s.get(&small).now_or_never().is_none());
+        more.clear();
+        drop(a);
+        assert!(s.get(&small).now_or_never().is_some());
     }
 
     #[tokio::test]

@@ -201,14 +201,8 @@ impl PgTraceIndex {
             let ids = chunk.into_iter().collect::<Result<Vec<TraceId>, StoreError>>()?;
             let Some(last) = ids.last().cloned() else { continue };
             let fetched: Vec<Result<Option<TraceMeta>, StoreError>> = futures::stream::iter(ids.iter().cloned())
-                .map(|id| async move {
-                    match store.get(&id).await {
-                        Ok(stored) => Ok(Some(crate::index::meta_of_bytes(id, &stored.bytes))),
-                        // Deleted since the listing: nothing to index.
-                        Err(StoreError::NotFound(_)) => Ok(None),
-                        Err(e) => Err(e),
-                    }
-                })
+                // Deleted since the listing: nothing to index.
+                .map(|id| async move { crate::index::meta_of_read(id.clone(), store.get(&id).await) })
                 .buffered(REBUILD_FETCHES)
                 .collect()
                 .await;

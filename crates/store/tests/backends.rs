@@ -77,11 +77,35 @@ async fn suite(store: &dyn TraceStore, twin: Option<&dyn TraceStore>, conditiona
     assert_eq!(wins, 1);
 }
 
+/// `bounded` is a handle on the same storage as `store` with a read limit of 16 bytes: it loads
+/// objects up to the limit and refuses larger ones with a typed error (never a truncated body),
+/// for reads of the current version, of an old version, and the read a write makes of the
+/// version it replaces — which then changes nothing.
+async fn read_limit(store: &dyn TraceStore, bounded: &dyn TraceStore) {
+    let (fits, over) = (id("limit-fits"), id("limit-over"));
+    let sixteen = Bytes::from_static(b"{\"n\":\"01234567\"}");
+    assert_eq!(sixteen.len(), 16);
+    store.put(&fits, sixteen.clone(), &WriteCondition::Any).await.unwrap();
+    assert_eq!(bounded.get(&fits).await.unwrap().bytes, sixteen);
+    let big = Bytes::from_static(b"{\"n\":\"012345678\"}");
+    let v = store.put(&over, big.clone(), &WriteCondition::Any).await.unwrap();
+    for got in [bounded.get(&over).await, bounded.get_version(&over, &v).await] {
+        match got {
+            Err(StoreError::TooLarge { id, size: 17, limit: 16 }) => assert_eq!(id, over),
+            other => panic!("a 17-byte object was not refused by a 16-byte limit: {other:?}"),
+        }
+    }
+    let put = bounded.put(&over, Bytes::from_static(b"{}"), &WriteCondition::Any).await;
+    assert!(matches!(put, Err(StoreError::TooLarge { .. })), "{put:?}");
+    assert_eq!(store.get(&over).await.unwrap().bytes, big, "a refused write changed nothing");
+}
+
 #[tokio::test]
 async fn local_directory() {
     let dir = tempfile::tempdir().unwrap();
     let s = ObjectTraceStore::local(dir.path()).unwrap();
     suite(&s, None, Conditional::Atomic).await;
+    read_limit(&s, &ObjectTraceStore::local(dir.path()).unwrap().with_read_limit(16)).await;
 }
 
 /// A server process started by a test, killed when dropped.
@@ -200,6 +224,7 @@ async fn s3_bucket_and_two_replicas() {
     let (a, b) = (s3(&endpoint), s3(&endpoint));
     assert!(!a.describe().contains("test-secret"), "{}", a.describe());
     suite(&a, Some(&b), Conditional::Atomic).await;
+    read_limit(&a, &s3(&endpoint).with_read_limit(16)).await;
     // The bucket is the shared truth: written through one handle, read through the other.
     let t = id("suite-shared");
     let v = a.put(&t, Bytes::from_static(b"{\"x\":1}"), &WriteCondition::Any).await.unwrap();

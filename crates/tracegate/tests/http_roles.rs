@@ -327,3 +327,26 @@ async fn search_results_are_masked_like_reads() {
     let (s, body) = gw.get(&format!("/v1/traces?user={pseudonym}"), &e).await;
     assert_eq!((s, body["traces"].as_array().map(Vec::len)), (200, Some(1)), "{body}");
 }
+
+/// A stored trace over `server.max_read_bytes` is refused from its size, before it is loaded:
+/// `500 trace_too_large`, nothing of it in the body, and an audit record with no object version
+/// (the bytes were never read, so there is no version to name). One under the limit is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trace_over_the_read_limit_is_refused_before_it_is_read() {
+    let gw = Gateway::start_with(|t| t.replace("max_trace_bytes = 16777216", "max_trace_bytes = 16777216\nmax_read_bytes = 2048")).await;
+    let e = gw.token("erin", &["eng"], &[]);
+    let (s, body) = gw.get("/v1/traces/demo-agent-1", &e).await;
+    assert_eq!((s, code(&body)), (500, "trace_too_large"), "{body}");
+    assert!(body.get("metadata").is_none() && !text(&body).contains("refund"), "{body}");
+    let (s, body) = gw.get("/v1/traces/demo-agent-2", &e).await;
+    assert_eq!(s, 200, "{body}");
+    let trail = std::fs::read_to_string(gw.data_dir().join("audit/audit.jsonl")).unwrap();
+    let refused: Vec<serde_json::Value> = trail
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["request"]["trace_ids"] == json!(["demo-agent-1"]))
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0]["status"], 500, "{}", refused[0]);
+    assert!(refused[0].get("object_version").is_none_or(serde_json::Value::is_null), "{}", refused[0]);
+}

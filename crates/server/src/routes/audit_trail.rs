@@ -186,10 +186,11 @@ async fn reproduce(state: &AppState, audit: &mut Audited, request_id: String, ca
 /// What `who` is served from `version` of `tid` under the current policy with no `fields=`, or
 /// why they are served nothing without asking (no read role, row scope, approval).
 async fn own_view(state: &AppState, who: &Principal, tid: &TraceId, version: &str) -> Result<Result<Value, &'static str>, ApiError> {
-    let stored = state.store.get_version(tid, version).await?;
-    if stored.bytes.len() > state.max_read_bytes {
-        return Ok(Err("the trace is larger than this gateway's read limit"));
-    }
+    let stored = match state.store.get_version(tid, version).await {
+        Ok(s) => s,
+        Err(tracegate_store::StoreError::TooLarge { .. }) => return Ok(Err("the trace is larger than this gateway's read limit")),
+        Err(e) => return Err(e.into()),
+    };
     let Ok(doc) = serde_json::from_slice::<Value>(&stored.bytes) else {
         return Ok(Err("the stored version is not valid JSON"));
     };

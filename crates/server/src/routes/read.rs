@@ -101,23 +101,12 @@ async fn read_trace(
         },
     };
 
-    // Fetch, with the gateway's own credential.
+    // Fetch, with the gateway's own credential. The store judges the object by its size before
+    // loading it: larger than `server.max_read_bytes` is `500 trace_too_large`, and the read
+    // waits for its share of `server.read_budget_bytes`, held while `stored` lives (through the
+    // projection and masking below), so concurrent reads of large traces cannot exhaust memory.
     let stored = state.store.get(&id).await?;
     audit.entry.object_version = Some(stored.version.clone());
-    if stored.bytes.len() > state.max_read_bytes {
-        return Err(ApiError::internal(
-            "trace_too_large",
-            format!("trace `{id}` is larger than this gateway's read limit (`server.max_read_bytes`)"),
-        ));
-    }
-    // Heavy reads wait for a share of the read budget, so concurrent reads of large traces
-    // cannot exhaust memory.
-    let kib = u32::try_from(stored.bytes.len() / 1024).unwrap_or(u32::MAX).clamp(1, state.read_budget_kib);
-    let _permit = state
-        .read_budget
-        .acquire_many(kib)
-        .await
-        .map_err(|_| ApiError::unavailable("shutting_down", "the gateway is shutting down"))?;
 
     // Project and mask: on this task below `BLOCKING_THRESHOLD` (a hand-off to the blocking pool
     // costs more than most reads), on the blocking pool above it, so a heavy trace cannot stall
