@@ -91,8 +91,11 @@ export function showTrace(view, me, id, params) {
   const request = params.get('request');
   if (request) load(`/v1/access-requests/${encodeURIComponent(request)}/result`);
   else {
-    const qs = queryOf(params).toString();
-    load(`/v1/traces/${encodeURIComponent(id)}${qs ? `?${qs}` : ''}`);
+    // `explain=withheld`: the gateway also says, in a header outside the body, which paths the
+    // view withheld; the body (and its audit digest) is the same as without it.
+    const q = queryOf(params);
+    q.set('explain', 'withheld');
+    load(`/v1/traces/${encodeURIComponent(id)}?${q}`);
   }
   return { stop() { stopped = true; clearTimeout(timer); } };
 }
@@ -104,7 +107,7 @@ function render(out, r) {
   const role = r.headers.get('x-tracegate-role');
   const parts = [el('p', { class: 'served' }, `Served to you as role `, el('strong', {}, role || '?'),
     r.headers.get('x-tracegate-access-request') ? ` under access request ${r.headers.get('x-tracegate-access-request')}` : '')];
-  replace(out, ...parts, documentView(doc));
+  replace(out, ...parts, withheldList(r.headers.get('x-tracegate-withheld')), documentView(doc));
   const n = out.querySelectorAll('mark.mask').length;
   say(`Trace shown; ${n} masked value${n === 1 ? '' : 's'} highlighted.`);
 }
@@ -114,6 +117,32 @@ export function documentView(doc) {
   if (doc && Array.isArray(doc.steps)) return agent(doc);
   if (doc && Array.isArray(doc.resourceSpans)) return otlp(doc);
   return el('section', {}, el('h2', {}, 'Document'), tree(doc));
+}
+
+/**
+ * The parts the gateway says the view withheld (`x-tracegate-withheld`): placeholders at their
+ * normalized paths, keys masked by the gateway as in the body. Absent (a result served under an
+ * access request, an older gateway): nothing is claimed either way.
+ */
+function withheldList(header) {
+  if (!header) return null;
+  let w;
+  try { w = JSON.parse(header); } catch { return null; }
+  if (!w || !Array.isArray(w.paths)) return null;
+  const box = el('section', { class: 'withheld-paths', 'aria-labelledby': 'withheld-title' }, el('h2', { id: 'withheld-title' }, 'Withheld from your view'));
+  if (w.narrowed) {
+    box.append(el('p', { class: 'note' }, 'A narrowed read (fields): the parts of your view you did not ask for are not listed.'));
+    return box;
+  }
+  if (!w.paths.length && !w.more && !w.too_deep) {
+    box.append(el('p', {}, 'Nothing: your role\'s view holds the whole trace (masked values are highlighted below).'));
+    return box;
+  }
+  box.append(el('ul', { class: 'withheld-list' }, w.paths.map((p) => el('li', { class: 'withheld' },
+    el('span', { class: 'withheld-tag' }, 'withheld'), ' ', el('code', {}, masked(p))))));
+  if (w.more) box.append(el('p', { class: 'note' }, `and ${w.more} more withheld part${w.more === 1 ? '' : 's'}.`));
+  if (w.too_deep) box.append(el('p', { class: 'note' }, `${w.too_deep} value${w.too_deep === 1 ? '' : 's'} nested too deep to inspect, withheld.`));
+  return box;
 }
 
 function withheld(what) {

@@ -22,9 +22,8 @@ pub struct AppState {
     pub max_trace_bytes: usize,
     /// Reads of larger stored traces fail closed.
     pub max_read_bytes: usize,
-    /// Stored bytes being projected and masked at once, in KiB permits.
-    pub read_budget: tokio::sync::Semaphore,
-    pub read_budget_kib: u32,
+    /// Stored bytes being projected and masked at once ([`crate::budget`]).
+    pub read_budget: crate::budget::ReadBudget,
     /// 403 instead of 404 for traces outside the caller's row scope.
     pub explicit_row_scope_denials: bool,
     /// The audit trail: the embedded file log, or PostgreSQL with `[state]`.
@@ -95,7 +94,6 @@ impl AppState {
             Some(pool) => MetaIndex::Postgres(PgTraceIndex::new(pool.clone())),
             None => MetaIndex::Memory(TraceIndex::rebuild(store.as_ref()).await?),
         };
-        let read_budget_kib = u32::try_from((cfg.server.read_budget_bytes / 1024).max(1)).unwrap_or(u32::MAX);
         let mask_key = MaskKey(cfg.mask_key()?.unwrap_or_default());
         // A role that pseudonymises without a key would silently redact instead: refuse to start
         // rather than serve something other than what the operator configured.
@@ -143,8 +141,7 @@ impl AppState {
             metrics,
             max_trace_bytes: cfg.server.max_trace_bytes,
             max_read_bytes: cfg.server.max_read_bytes,
-            read_budget: tokio::sync::Semaphore::new(read_budget_kib as usize),
-            read_budget_kib,
+            read_budget: crate::budget::ReadBudget::new(cfg.server.read_budget_bytes),
             explicit_row_scope_denials: cfg.server.explicit_row_scope_denials,
             audit,
             audit_retention: audit_cfg.retention,

@@ -300,7 +300,7 @@ async fn replay(id: &str, config: &Path, show: bool) -> anyhow::Result<ExitCode>
     let store = gw.open_store()?;
     let key = tracegate_core::mask::MaskKey(gw.mask_key()?.unwrap_or_default());
     // The operator holds the store's credential already: the CLI shows the body as replayed.
-    let r = tracegate_server::replay::replay(&record, &source, &store, &key, gw.server.max_read_bytes).await?;
+    let r = tracegate_server::replay::replay(&record, &source, &store, &key, gw.server.max_read_bytes, None).await?;
     if let (true, Some(bytes)) = (show, &r.bytes) {
         let mut out = std::io::stdout().lock();
         out.write_all(bytes)?;
