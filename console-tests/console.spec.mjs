@@ -74,7 +74,7 @@ try {
   check((await card.locator('.reveal-off').textContent()).includes('email'), 'the card lists the detectors a grant turns off');
   // Compared by the gateway with what sid sees without the grant (sid reads nothing but as sre).
   check((await card.locator('.current-view').innerText()).includes('nothing'), 'the card does not say what the requester sees now');
-  check((await card.locator('.unhidden').innerText()).includes('every field'), 'the card does not say which fields a grant unhides');
+  check((await card.locator('.unhidden').innerText()).includes('everything the granted view holds'), 'the card does not say which fields a grant unhides');
   check((await card.locator('.lifted').textContent()).includes('email: not shown → off'), 'the card does not list the masks a grant lifts');
   await shot(sec.page, 'inbox');
   await card.locator('textarea').fill('incident 42, paged by on-call');
@@ -147,6 +147,9 @@ try {
   await sam.page.locator('.withheld-paths .withheld-list li').first().waitFor();
   const listed = await sam.page.locator('.withheld-paths .withheld-list li code').allInnerTexts();
   check(listed.includes("$['system_instructions']") && listed.some((p) => p.endsWith("['reasoning']")), `support's withheld paths: ${listed}`);
+  // In place, a missing part the gateway listed is marked withheld, not "withheld or absent".
+  const step0 = await sam.page.locator('li.step').first().innerText();
+  check(/withheld\s+Reasoning: withheld from your view\n/.test(`${step0}\n`), `step 0's reasoning is not marked withheld in place: ${step0}`);
   const samText = await rendered(sam.page);
   check(!planted.some((s) => samText.includes(s)), 'planted secrets in support’s view');
   await shot(sam.page, 'viewer-support');

@@ -45,10 +45,10 @@ function compared(body) {
   box.append(el('dl', { class: 'facts' },
     el('dt', {}, 'Requester sees'), el('dd', { class: 'current-view' }, now),
     el('dt', {}, 'Fields unhidden'), el('dd', { class: 'unhidden' },
-      d.reveals_everything ? 'every field outside their view' : '',
-      d.deny_lifted.length ? `${d.reveals_everything ? '; ' : ''}deny rules lifted: ${d.deny_lifted.join('  ')}` : '',
-      !d.reveals_everything && d.allow_added.length ? `${d.deny_lifted.length ? '; ' : ''}allow rules added: ${d.allow_added.join('  ')}` : '',
-      !d.reveals_everything && !d.deny_lifted.length && !d.allow_added.length ? 'none' : ''),
+      d.from_nothing ? 'everything the granted view holds' : d.reveals_everything ? 'every field outside their view' : '',
+      !d.from_nothing && d.deny_lifted.length ? `${d.reveals_everything ? '; ' : ''}deny rules lifted: ${d.deny_lifted.join('  ')}` : '',
+      !d.from_nothing && !d.reveals_everything && d.allow_added.length ? `${d.deny_lifted.length ? '; ' : ''}allow rules added: ${d.allow_added.join('  ')}` : '',
+      !d.from_nothing && !d.reveals_everything && !d.deny_lifted.length && !d.allow_added.length ? 'none' : ''),
     el('dt', {}, 'Masks lifted'), el('dd', { class: 'lifted' }, lifted.length
       ? el('details', {}, el('summary', {}, `${lifted.length} detector${lifted.length === 1 ? '' : 's'}`), lifted.map((m) => `${m.detector}: ${m.from} → ${m.to}`).join(', '))
       : 'none')));
