@@ -8,7 +8,8 @@
 // - deny path: the requester's page shows the denial and its comment;
 // - viewer: an engineer's masked view highlights masks by type and the rendered DOM contains
 //   none of the planted raw secrets (PLANTED: a JSON array); support sees withheld parts marked;
-// - audit explorer: the chain verifies; a read is replayed (by keyboard): reproduced, its body
+// - viewer: support's page lists the paths the gateway says its view withheld;
+// - audit explorer: the chain verifies and the latest signed checkpoint is shown verified; a read is replayed (by keyboard): reproduced, its body
 //   withheld from an auditor who reads no trace, shown with its masks to one whose view covers it,
 //   and no planted secret in either page;
 // - accessibility: axe-core's WCAG 2.1 AA rules (contrast included) and our own checks on each page.
@@ -71,6 +72,10 @@ try {
   check((await card.locator('.reveal-fields').innerText()).includes('allow $'), 'the card shows the fields a grant reveals');
   check((await card.locator('.reveal-off').innerText()).includes('everything'), 'the card says a grant unmasks everything');
   check((await card.locator('.reveal-off').textContent()).includes('email'), 'the card lists the detectors a grant turns off');
+  // Compared by the gateway with what sid sees without the grant (sid reads nothing but as sre).
+  check((await card.locator('.current-view').innerText()).includes('nothing'), 'the card does not say what the requester sees now');
+  check((await card.locator('.unhidden').innerText()).includes('everything the granted view holds'), 'the card does not say which fields a grant unhides');
+  check((await card.locator('.lifted').textContent()).includes('email: not shown → off'), 'the card does not list the masks a grant lifts');
   await shot(sec.page, 'inbox');
   await card.locator('textarea').fill('incident 42, paged by on-call');
   await card.locator('button.approve').click();
@@ -138,6 +143,13 @@ try {
   await sam.page.goto(`${base}/console/#/traces/demo-agent-1`);
   await sam.page.locator('.served').waitFor();
   check(await sam.page.locator('.withheld').count() >= 3, 'support’s withheld parts are not marked');
+  // The gateway's own list of what the view withheld (`explain=withheld`), as placeholders.
+  await sam.page.locator('.withheld-paths .withheld-list li').first().waitFor();
+  const listed = await sam.page.locator('.withheld-paths .withheld-list li code').allInnerTexts();
+  check(listed.includes("$['system_instructions']") && listed.some((p) => p.endsWith("['reasoning']")), `support's withheld paths: ${listed}`);
+  // In place, a missing part the gateway listed is marked withheld, not "withheld or absent".
+  const step0 = await sam.page.locator('li.step').first().innerText();
+  check(/withheld\s+Reasoning: withheld from your view\n/.test(`${step0}\n`), `step 0's reasoning is not marked withheld in place: ${step0}`);
   const samText = await rendered(sam.page);
   check(!planted.some((s) => samText.includes(s)), 'planted secrets in support’s view');
   await shot(sam.page, 'viewer-support');
@@ -162,6 +174,11 @@ try {
   await ava.page.goto(`${base}/console/#/audit`);
   await ava.page.locator('#records h2').waitFor();
   await ava.page.locator('#chain [data-ok="true"]', { hasText: 'Chain intact' }).waitFor();
+  // The latest signed checkpoint: signer, sequence, head hash, and the chain verified up to it.
+  await ava.page.locator('#checkpoint [data-verified="true"]').waitFor();
+  check(/^[0-9]+$/.test(await ava.page.locator('#checkpoint .cp-seq').innerText()), 'the checkpoint has no sequence');
+  check(/^[0-9a-f]{64}$/.test(await ava.page.locator('#checkpoint .cp-hash').innerText()), 'the checkpoint has no head hash');
+  check((await ava.page.locator('#checkpoint .key-id').innerText()).includes('this gateway'), 'the checkpoint does not name its signer');
   await ava.page.fill('#a-subject', 'sid');
   await ava.page.fill('#a-trace_id', 'demo-agent-1');
   await ava.page.fill('#a-route', '/v1/traces/{id}');

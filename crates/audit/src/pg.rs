@@ -563,6 +563,18 @@ pub async fn export(pool: &PgPool, q: &AuditQuery, out: &mut (dyn Write + Send))
     Ok(n)
 }
 
+/// The newest checkpoint row, as stored (see [`crate::AuditSource::latest_checkpoint`]).
+pub async fn latest_checkpoint(pool: &PgPool) -> Result<Option<Checkpoint>, AuditError> {
+    let line: Option<String> =
+        sqlx::query_scalar("SELECT line FROM audit_checkpoints ORDER BY id DESC LIMIT 1").fetch_optional(pool).await.map_err(db)?;
+    match line {
+        None => Ok(None),
+        Some(l) => serde_json::from_str(&l)
+            .map(Some)
+            .map_err(|e| AuditError::Corrupt { path: CHECKPOINTS_TABLE.into(), what: format!("newest checkpoint does not parse: {e}") }),
+    }
+}
+
 /// Verifies the trail in the database: every checkpoint signature, then the chain in seq order,
 /// by the same rules as the file log. Problems locate records by `seq` (as `line`) and
 /// checkpoints by their row id.

@@ -122,6 +122,16 @@ impl AuditTrail {
     }
 }
 
+/// The last complete line of a checkpoint file that parses as a checkpoint.
+fn last_checkpoint(bytes: &[u8]) -> Option<Checkpoint> {
+    // Only newline-terminated lines were acknowledged; a final piece without one is a torn write.
+    let complete = match bytes.iter().rposition(|b| *b == b'\n') {
+        Some(end) => bytes.get(..end)?,
+        None => return None,
+    };
+    complete.split(|b| *b == b'\n').rev().find_map(|line| serde_json::from_slice::<Checkpoint>(line).ok())
+}
+
 /// Where a trail is read from.
 #[derive(Debug, Clone)]
 pub enum AuditSource {
@@ -160,6 +170,25 @@ impl AuditSource {
         }
     }
 
+    /// The newest signed checkpoint (or prune anchor) the trail holds, as stored: its signature
+    /// is not checked here (verification is [`AuditSource::verify`]'s, or the caller's with
+    /// [`Checkpoint::verify`]). A torn or unreadable final line is skipped, as open does.
+    pub async fn latest_checkpoint(&self) -> Result<Option<Checkpoint>, AuditError> {
+        match self {
+            AuditSource::Dir(d) => {
+                let path = d.join(crate::log::CHECKPOINT_FILE);
+                tokio::task::spawn_blocking(move || match std::fs::read(&path) {
+                    Ok(bytes) => Ok(last_checkpoint(&bytes)),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(AuditError::Io { path, source: e }),
+                })
+                .await
+                .map_err(|_| AuditError::Closed)?
+            }
+            AuditSource::Postgres(p) => pg::latest_checkpoint(p).await,
+        }
+    }
+
     /// Archives a policy version served (idempotent).
     pub async fn put_policy(&self, text: &str) -> Result<PolicyVersion, AuditError> {
         match self {
@@ -190,5 +219,34 @@ impl AuditSource {
             AuditSource::Dir(d) => Some(d),
             AuditSource::Postgres(_) => None,
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::SigningKey;
+    use crate::record::Timestamp;
+
+    #[tokio::test]
+    async fn the_latest_checkpoint_is_the_last_complete_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::generate(&dir.path().join("k.pem")).unwrap();
+        let audit = dir.path().join("audit");
+        std::fs::create_dir_all(&audit).unwrap();
+        let source = AuditSource::Dir(audit.clone());
+        assert_eq!(source.latest_checkpoint().await.unwrap(), None, "no file yet");
+        let a = key.sign(3, &"a".repeat(64), Timestamp::now(), None).unwrap();
+        let b = key.sign(7, &"b".repeat(64), Timestamp::now(), None).unwrap();
+        let mut text = a.line().unwrap();
+        text.extend(b.line().unwrap());
+        // A torn final write (no newline) is not a checkpoint, even when it parses.
+        let torn = key.sign(9, &"c".repeat(64), Timestamp::now(), None).unwrap().line().unwrap();
+        text.extend(&torn[..torn.len() - 1]);
+        std::fs::write(audit.join(crate::log::CHECKPOINT_FILE), &text).unwrap();
+        let got = source.latest_checkpoint().await.unwrap().unwrap();
+        assert_eq!(got, b);
+        assert!(got.verify(key.public_key()));
     }
 }

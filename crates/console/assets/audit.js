@@ -1,4 +1,5 @@
-// The audit explorer: the chain's status (GET /v1/audit/verify), GET /v1/audit with its filters (subject, trace, decision, kind, time,
+// The audit explorer: the chain's status (GET /v1/audit/verify) and its newest signed checkpoint
+// (GET /v1/audit/checkpoint), GET /v1/audit with its filters (subject, trace, decision, kind, time,
 // limit), the route filtered here among what the API returned, each record's full detail, the
 // replay of a recorded read (GET /v1/audit/{request_id}/replay: whether the reproduced body
 // matches the recorded digest, and the body as it was shown then when the gateway lets this
@@ -86,6 +87,25 @@ function replayBox(r) {
   return el('div', { class: 'replay-box' }, button, out);
 }
 
+/** The newest signed checkpoint (GET /v1/audit/checkpoint) and what the verification says of it. */
+function checkpoint(c, chainOk, v) {
+  const box = el('section', { id: 'checkpoint', 'aria-labelledby': 'checkpoint-title' }, el('h3', { id: 'checkpoint-title' }, 'Latest signed checkpoint'));
+  if (!c.ok) { box.append(el('p', { class: 'error' }, problem(c))); return box; }
+  const cp = c.body.checkpoint;
+  if (!cp) { box.append(el('p', {}, 'None yet: the gateway signs one every so many records and at shutdown.')); return box; }
+  const upTo = chainOk && c.body.signature_valid === true && v.last_signed_seq !== null && v.last_signed_seq >= cp.seq;
+  box.append(el('dl', { class: 'facts' },
+    el('dt', {}, 'Signer key id'), el('dd', { class: 'key-id' }, cp.key_id, cp.key_id === c.body.gateway_key_id ? ' (this gateway\'s key)' : ' (not this gateway\'s key)'),
+    el('dt', {}, 'Sequence'), el('dd', { class: 'cp-seq' }, String(cp.seq)),
+    el('dt', {}, 'Head hash'), el('dd', { class: 'cp-hash' }, cp.hash),
+    el('dt', {}, 'Signed at'), el('dd', {}, String(cp.time)),
+    el('dt', {}, 'Kind'), el('dd', {}, cp.kind),
+    el('dt', {}, 'Signature'), el('dd', {}, c.body.signature_valid ? 'valid' : 'INVALID')),
+  el('p', { class: upTo ? 'chain-ok' : 'chain-broken', 'data-verified': String(upTo) },
+    el('strong', {}, upTo ? `Verified: the chain up to seq ${cp.seq} holds and this checkpoint signs it` : `NOT verified up to seq ${cp.seq}`)));
+  return box;
+}
+
 /** `#/audit`: filters, records, detail. */
 export function show(view, me, params) {
   const inputs = FILTERS.map(([id, label, type]) => el('div', {}, el('label', { for: `a-${id}` }, label),
@@ -105,8 +125,12 @@ export function show(view, me, params) {
   const exportLink = el('a', { href: `/v1/audit?${q}`, download: 'audit.json', id: 'export' }, 'Export this range (JSON)');
   const chain = el('section', { id: 'chain', 'aria-labelledby': 'chain-title' }, el('h2', { id: 'chain-title' }, 'Chain'), el('p', {}, 'Verifying…'));
   replace(view, el('h1', {}, 'Audit trail'), chain, form, el('p', {}, exportLink), list);
-  // The chain and every checkpoint signature, checked by the gateway now.
-  get('/v1/audit/verify').then((r) => {
+  // The chain and every checkpoint signature, checked by the gateway now, and the newest signed
+  // checkpoint itself: the chain up to it is verified when the whole check passed and it
+  // reached that checkpoint's sequence.
+  // The checkpoint is fetched first: checkpoints are only ever added, so the verification that
+  // follows has seen it (or a newer one) and can say whether the chain up to it holds.
+  get('/v1/audit/checkpoint').then(async (c) => [await get('/v1/audit/verify'), c]).then(([r, c]) => {
     if (!r.ok) { replace(chain, el('h2', { id: 'chain-title' }, 'Chain'), el('p', { class: 'error' }, problem(r))); return; }
     const v = r.body.report;
     const verdict = r.body.ok ? 'intact' : 'BROKEN';
@@ -116,6 +140,7 @@ export function show(view, me, params) {
         `: ${v.records} records (seq ${v.first_seq ?? '—'} to ${v.last_seq ?? '—'}), ${v.checkpoints} valid signed checkpoints; `,
         `latest signed seq ${v.last_signed_seq ?? 'none'}, ${v.unsigned_records} records after it (chain only). Head ${v.head_hash || '—'}.`),
       v.problems.length ? el('ul', { class: 'error' }, v.problems.map((p) => el('li', {}, `${p.file}:${p.line}: ${p.detail}`))) : null,
+      checkpoint(c, r.body.ok, v),
       el('p', { class: 'note' }, 'Checked by the gateway against its own signing key; for an independent check run `tracegate audit verify --public-key` with a key you keep.'));
   });
   get(`/v1/audit?${q}`).then((r) => {

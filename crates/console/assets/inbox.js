@@ -27,9 +27,33 @@ function facts(r) {
   );
 }
 
-// What a grant would reveal, per request id: the asked-for role's view (it does not change while
-// a request waits, so it is fetched once).
+// What a grant would reveal, per request id: the asked-for role's view and the server's
+// comparison with the requester's current view (neither changes while a request waits, so it is
+// fetched once).
 const reveals = new Map();
+
+/**
+ * The server's comparison with what the requester is served without the grant (their own view,
+ * recorded from their principal when they asked): fields unhidden, masks lifted.
+ */
+function compared(body) {
+  const box = el('div', { class: 'compared' }, el('h4', {}, 'Compared with what the requester sees now'));
+  const d = body.reveals;
+  if (!d) { box.append(el('p', { class: 'note' }, 'Not known: the request was opened before the gateway recorded the requester’s view.')); return box; }
+  const now = d.from_nothing ? 'nothing of this trace without a grant' : `this trace as role ${d.current_role}`;
+  const lifted = d.masks.filter((m) => m.lifted);
+  box.append(el('dl', { class: 'facts' },
+    el('dt', {}, 'Requester sees'), el('dd', { class: 'current-view' }, now),
+    el('dt', {}, 'Fields unhidden'), el('dd', { class: 'unhidden' },
+      d.from_nothing ? 'everything the granted view holds' : d.reveals_everything ? 'every field outside their view' : '',
+      !d.from_nothing && d.deny_lifted.length ? `${d.reveals_everything ? '; ' : ''}deny rules lifted: ${d.deny_lifted.join('  ')}` : '',
+      !d.from_nothing && !d.reveals_everything && d.allow_added.length ? `${d.deny_lifted.length ? '; ' : ''}allow rules added: ${d.allow_added.join('  ')}` : '',
+      !d.from_nothing && !d.reveals_everything && !d.deny_lifted.length && !d.allow_added.length ? 'none' : ''),
+    el('dt', {}, 'Masks lifted'), el('dd', { class: 'lifted' }, lifted.length
+      ? el('details', {}, el('summary', {}, `${lifted.length} detector${lifted.length === 1 ? '' : 's'}`), lifted.map((m) => `${m.detector}: ${m.from} → ${m.to}`).join(', '))
+      : 'none')));
+  return box;
+}
 
 function revealed(r) {
   const box = el('div', { class: 'reveals', 'aria-live': 'off' }, el('h4', {}, 'A grant would reveal'));
@@ -44,6 +68,7 @@ function revealed(r) {
         : el('details', {}, el('summary', {}, Object.keys(ops).length === 1 ? `everything: all ${ops.off.length} detectors are off` : `${ops.off.length} detectors`),
           ops.off.join(', '))),
       Object.entries(ops).filter(([op]) => op !== 'off').map(([op, names]) => [el('dt', {}, `Masked (${op})`), el('dd', {}, names.join(', '))])));
+    box.append(compared(body));
   };
   if (reveals.has(r.id)) fill(reveals.get(r.id));
   else get(`/v1/access-requests/${encodeURIComponent(r.id)}/reveals`).then((x) => { if (x.ok) { reveals.set(r.id, x.body); fill(x.body); } });

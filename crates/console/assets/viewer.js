@@ -91,8 +91,11 @@ export function showTrace(view, me, id, params) {
   const request = params.get('request');
   if (request) load(`/v1/access-requests/${encodeURIComponent(request)}/result`);
   else {
-    const qs = queryOf(params).toString();
-    load(`/v1/traces/${encodeURIComponent(id)}${qs ? `?${qs}` : ''}`);
+    // `explain=withheld`: the gateway also says, in a header outside the body, which paths the
+    // view withheld; the body (and its audit digest) is the same as without it.
+    const q = queryOf(params);
+    q.set('explain', 'withheld');
+    load(`/v1/traces/${encodeURIComponent(id)}?${q}`);
   }
   return { stop() { stopped = true; clearTimeout(timer); } };
 }
@@ -104,19 +107,58 @@ function render(out, r) {
   const role = r.headers.get('x-tracegate-role');
   const parts = [el('p', { class: 'served' }, `Served to you as role `, el('strong', {}, role || '?'),
     r.headers.get('x-tracegate-access-request') ? ` under access request ${r.headers.get('x-tracegate-access-request')}` : '')];
-  replace(out, ...parts, documentView(doc));
+  const w = parseWithheld(r.headers.get('x-tracegate-withheld'));
+  replace(out, ...parts, withheldList(w), documentView(doc, w && !w.narrowed ? new Set(w.paths) : null));
   const n = out.querySelectorAll('mark.mask').length;
   say(`Trace shown; ${n} masked value${n === 1 ? '' : 's'} highlighted.`);
 }
 
-/** A served trace document rendered for people: agent steps, OTLP spans, or a tree. */
-export function documentView(doc) {
-  if (doc && Array.isArray(doc.steps)) return agent(doc);
+/**
+ * A served trace document rendered for people: agent steps, OTLP spans, or a tree. `listed` is
+ * the gateway's set of withheld paths when it sent one: a missing usual part listed there is
+ * marked as withheld, one not listed as absent from the trace.
+ */
+export function documentView(doc, listed = null) {
+  if (doc && Array.isArray(doc.steps)) return agent(doc, listed);
   if (doc && Array.isArray(doc.resourceSpans)) return otlp(doc);
   return el('section', {}, el('h2', {}, 'Document'), tree(doc));
 }
 
-function withheld(what) {
+/**
+ * The parts the gateway says the view withheld (`x-tracegate-withheld`): placeholders at their
+ * normalized paths, keys masked by the gateway as in the body. Absent (a result served under an
+ * access request, an older gateway): nothing is claimed either way.
+ */
+function parseWithheld(header) {
+  if (!header) return null;
+  try {
+    const w = JSON.parse(header);
+    return w && Array.isArray(w.paths) ? w : null;
+  } catch { return null; }
+}
+
+function withheldList(w) {
+  if (!w) return null;
+  const box = el('section', { class: 'withheld-paths', 'aria-labelledby': 'withheld-title' }, el('h2', { id: 'withheld-title' }, 'Withheld from your view'));
+  if (w.narrowed) {
+    box.append(el('p', { class: 'note' }, 'A narrowed read (fields): the parts of your view you did not ask for are not listed.'));
+    return box;
+  }
+  if (!w.paths.length && !w.more && !w.too_deep) {
+    box.append(el('p', {}, 'Nothing: your role\'s view holds the whole trace (masked values are highlighted below).'));
+    return box;
+  }
+  box.append(el('ul', { class: 'withheld-list' }, w.paths.map((p) => el('li', { class: 'withheld' },
+    el('span', { class: 'withheld-tag' }, 'withheld'), ' ', el('code', {}, masked(p))))));
+  if (w.more) box.append(el('p', { class: 'note' }, `and ${w.more} more withheld part${w.more === 1 ? '' : 's'}.`));
+  if (w.too_deep) box.append(el('p', { class: 'note' }, `${w.too_deep} value${w.too_deep === 1 ? '' : 's'} nested too deep to inspect, withheld.`));
+  return box;
+}
+
+function withheld(what, path = null, listed = null) {
+  if (listed && path && listed.has(path)) {
+    return el('p', { class: 'withheld' }, el('span', { class: 'withheld-tag' }, 'withheld'), ` ${what}: withheld from your view`);
+  }
   return el('p', { class: 'withheld' }, el('span', { class: 'withheld-tag' }, 'not shown'), ` ${what}: withheld from your view, or not in this trace`);
 }
 
@@ -124,23 +166,27 @@ function text(value) {
   return el('p', { class: 'text' }, masked(value));
 }
 
-function agent(doc) {
+function agent(doc, listed) {
   const s = el('div', { class: 'agent' });
   if (doc.metadata) s.append(el('section', {}, el('h2', {}, 'Metadata'), tree(doc.metadata)));
   s.append(el('section', {}, el('h2', {}, 'System instructions'),
-    'system_instructions' in doc ? text(doc.system_instructions) : withheld('System instructions')));
+    'system_instructions' in doc ? text(doc.system_instructions) : withheld('System instructions', "$['system_instructions']", listed)));
   const steps = el('ol', { class: 'steps' });
-  for (const step of doc.steps) {
+  // The gateway's paths are stored positions: when the view dropped whole steps, the served
+  // steps shift and a served index no longer names the stored step, so nothing is claimed.
+  const stepListed = listed && ![...listed].some((p) => /^\$\['steps'\]\[\d+\]$/.test(p)) ? listed : null;
+  for (const [i, step] of doc.steps.entries()) {
+    const at = (k) => `$['steps'][${i}]['${k}']`;
     const li = el('li', { class: 'step' }, el('h3', {}, `Step ${step.index ?? ''}${step.type ? ` · ${step.type}` : ''}`));
     // A step's type says which parts it should have; without one (the type itself not served),
     // every usual part that is missing is marked.
     const expects = (kind) => step.type === undefined || step.type === kind;
     if (Array.isArray(step.messages)) li.append(messages(step.messages));
-    else if (expects('llm')) li.append(withheld('Messages'));
+    else if (expects('llm')) li.append(withheld('Messages', at('messages'), stepListed));
     if ('reasoning' in step) li.append(el('div', { class: 'reasoning' }, el('h4', {}, 'Reasoning'), text(step.reasoning)));
-    else if (expects('llm')) li.append(withheld('Reasoning'));
+    else if (expects('llm')) li.append(withheld('Reasoning', at('reasoning'), stepListed));
     if (Array.isArray(step.tool_calls)) li.append(toolCalls(step.tool_calls));
-    else if (expects('tool')) li.append(withheld('Tool calls'));
+    else if (expects('tool')) li.append(withheld('Tool calls', at('tool_calls'), stepListed));
     if ('output' in step) li.append(el('div', { class: 'output' }, el('h4', {}, 'Output'), text(step.output)));
     const known = new Set(['index', 'type', 'messages', 'reasoning', 'tool_calls', 'output']);
     const rest = Object.fromEntries(Object.entries(step).filter(([k]) => !known.has(k)));

@@ -25,6 +25,7 @@ pub mod principal;
 pub mod project;
 pub mod scenario;
 pub mod trace_id;
+pub mod view_delta;
 
 pub use decision::{Action, Denial, DenyCode};
 pub use meta::TraceMeta;

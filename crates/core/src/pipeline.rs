@@ -14,6 +14,7 @@ use crate::meta::{TraceMeta, META_KEYS};
 use crate::policy::{ApprovalAsk, ApprovalRule, Policy, Role};
 use crate::principal::Principal;
 use crate::jsonpath::Limits;
+use crate::path_trie::Seg;
 use crate::project::{check_request, finish, narrow, view, FieldRequest, TooCostly};
 
 /// A role that may serve a request, with the rules that admitted it so far.
@@ -135,8 +136,20 @@ pub fn decide_read_gated<'p>(
         [meta.trace_id.clone()],
         field_exprs,
         req.purpose,
-    );
+    )
+    .with_current_view(current_view(policy, who, meta, req.purpose, now).map(|r| r.name.clone()));
     Ok(ReadDecision::Approval(Gate { role, rule, rules, shape }))
+}
+
+/// The role that serves `who` a plain read (the role's whole view, no `fields=`) of this trace
+/// without approval, if any: what the requester sees without a grant. From the requester's own
+/// principal, never from whoever later looks at the request.
+pub fn current_view<'p>(policy: &'p Policy, who: &Principal, meta: &TraceMeta, purpose: Option<&str>, now: SystemTime) -> Option<&'p Role> {
+    let plain = ApprovalAsk { reads_documents: true, fields: None, count: 1, purpose };
+    roles_for_action(policy, who, Action::Read)
+        .ok()?
+        .into_iter()
+        .find(|role| check_rows(role, who, meta, now).is_ok() && approval_needed(role, &plain).is_none())
 }
 
 /// Why a decided read is not served after all.
@@ -235,6 +248,87 @@ pub fn serve_read(
     let served = project_and_mask(candidates, doc, requested, key)?;
     let body = serde_json::to_vec(&served.body).map_err(|e| ServeError::NotJson(e.to_string()))?;
     Ok(Rendered { role: served.role, rules: served.rules, body, masks: served.masks })
+}
+
+/// Most withheld paths one read lists, and the most bytes their rendering may take (a key can be
+/// long; what does not fit is counted in [`WithheldReport::more`]).
+pub const MAX_WITHHELD_PATHS: usize = 64;
+pub const MAX_WITHHELD_BYTES: usize = 4096;
+
+/// What a read's view left out, for a caller who asked (`?explain=withheld`): normalized paths
+/// of the top-most withheld nodes of the stored version served, keys masked by the serving
+/// role's masker exactly as keys in the body are. It never holds a value. It is computed from
+/// the role's view alone, so it is the same for every `fields=` (a filter over a withheld field
+/// cannot change it); a narrowed read (`fields=`) lists no paths at all, since the view's list
+/// would describe parts of the view the narrowed read does not show (`narrowed`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct WithheldReport {
+    pub paths: Vec<String>,
+    /// Withheld paths not listed (over [`MAX_WITHHELD_PATHS`] or [`MAX_WITHHELD_BYTES`]).
+    pub more: u64,
+    /// Values withheld because they were nested too deep to inspect.
+    pub too_deep: u64,
+    pub narrowed: bool,
+}
+
+/// The [`WithheldReport`] of a read [`serve_read`] served: the same candidate (the first whose
+/// view holds the request), the same stored bytes.
+pub fn explain_withheld(
+    candidates: &[Candidate<'_>],
+    stored: &[u8],
+    parsed: Option<Value>,
+    requested: Option<&[FieldRequest]>,
+    key: &MaskKey,
+) -> Result<WithheldReport, ServeError> {
+    let Some(c) = candidates.iter().find(|c| requested.is_none_or(|r| check_request(c.role, r).is_ok())) else {
+        return Err(ServeError::Denied(Denial::new(DenyCode::NoRole, None, "no role may serve this read", vec![])));
+    };
+    if requested.is_some() {
+        return Ok(WithheldReport { narrowed: true, ..WithheldReport::default() });
+    }
+    if c.role.fields.is_everything() {
+        // Nothing is left out by the view; the byte engine inspects every depth it serves.
+        return Ok(WithheldReport::default());
+    }
+    let doc = match parsed {
+        Some(d) => d,
+        None => serde_json::from_slice(stored).map_err(|e| ServeError::NotJson(e.to_string()))?,
+    };
+    let found = crate::project::withheld(doc, c.role, MAX_WITHHELD_PATHS);
+    let mut report = WithheldReport { more: found.more, too_deep: found.too_deep, ..WithheldReport::default() };
+    let mut seen = std::collections::HashSet::new();
+    let mut bytes = 0;
+    for segs in found.paths {
+        let shown: Vec<Seg> = segs
+            .into_iter()
+            .map(|s| match s {
+                Seg::Key(k) => Seg::Key(masked_key(&c.role.masking, &k, key)),
+                i => i,
+            })
+            .collect();
+        let p = crate::path_trie::display(&shown);
+        if !seen.insert(p.clone()) {
+            continue;
+        }
+        if bytes + p.len() > MAX_WITHHELD_BYTES {
+            report.more += 1;
+            continue;
+        }
+        bytes += p.len();
+        report.paths.push(p);
+    }
+    Ok(report)
+}
+
+/// `k` as the role's masker shows a key: masked as the walk masks an object's keys, or
+/// `[WITHHELD]` when the masker would drop the member the key names.
+fn masked_key(m: &crate::mask::Masker, k: &str, key: &MaskKey) -> String {
+    let mut probe = Value::Object(serde_json::Map::from_iter([(k.to_owned(), Value::Null)]));
+    m.apply(&mut probe, key);
+    match probe {
+        Value::Object(o) if o.len() == 1 => o.into_iter().next().map_or_else(|| "[WITHHELD]".to_owned(), |(k, _)| k),
+        _ => "[WITHHELD]".to_owned(),
+    }
 }
 
 /// A metadata search.

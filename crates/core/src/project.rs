@@ -23,7 +23,7 @@ use crate::decision::{DenyCode, Denial};
 use crate::embedded::{decode_tree, encode_tree, Embedded};
 use crate::jsonpath::reach::{self, Unreachable};
 use crate::jsonpath::{scan, size_of, Limits, Shape};
-use crate::path_trie::{segs_of, PathTrie};
+use crate::path_trie::{segs_of, PathTrie, Seg};
 use crate::policy::{FieldView, Role};
 
 /// Most paths one request may ask for, and the longest one.
@@ -138,6 +138,19 @@ pub struct TooCostly {
 
 /// Decodes `doc` and projects it to `role`'s view.
 pub fn view(doc: Value, role: &Role) -> View {
+    view_with(doc, role, None)
+}
+
+/// What `role`'s view of `doc` leaves out: the top-most withheld paths, at most `cap` of them.
+/// The same walk as [`view`] (one implementation of the view), noting where it drops a node
+/// instead of building a second description of the view that could disagree with it.
+pub fn withheld(doc: Value, role: &Role, cap: usize) -> Withheld {
+    let mut trail = Trail::new(cap);
+    let v = view_with(doc, role, Some(&mut trail));
+    trail.finish(v.withheld)
+}
+
+fn view_with(doc: Value, role: &Role, trail: Option<&mut Trail>) -> View {
     let mut doc = doc;
     let decoded = decode_tree(&mut doc);
     let fields = &role.fields;
@@ -147,7 +160,7 @@ pub fn view(doc: Value, role: &Role) -> View {
     let allow = locate(&doc, fields, Kind::Allow);
     let deny = locate(&doc, fields, Kind::Deny);
     let mut embedded = Embedded::default();
-    let out = build(&doc, Some(&allow), false, Some(&deny), Some(&decoded.embedded), &mut embedded)
+    let out = build(&doc, Some(&allow), false, Some(&deny), Some(&decoded.embedded), &mut embedded, trail)
         .unwrap_or(Value::Object(Map::new()));
     View { doc: out, embedded, withheld: decoded.withheld }
 }
@@ -168,7 +181,7 @@ pub fn narrow(view: View, requested: &[FieldRequest], limits: &Limits) -> Result
         }
     }
     let mut embedded = Embedded::default();
-    let doc = build(&view.doc, Some(&sel), false, None, Some(&view.embedded), &mut embedded).unwrap_or(Value::Object(Map::new()));
+    let doc = build(&view.doc, Some(&sel), false, None, Some(&view.embedded), &mut embedded, None).unwrap_or(Value::Object(Map::new()));
     Ok(View { doc, embedded, withheld: view.withheld })
 }
 
@@ -216,7 +229,8 @@ fn locate(doc: &Value, view: &FieldView, kind: Kind) -> PathTrie<usize> {
 
 /// Copies the selected parts of `v`. `full` means an ancestor was selected whole. Decoded
 /// positions (`exp`) are carried over to `out_exp` at the output's positions (array elements
-/// that are not kept shift the ones after them).
+/// that are not kept shift the ones after them). With a `trail`, every node left out is noted
+/// at its stored path (the walk returns at the first one, so only top-most paths are noted).
 fn build(
     v: &Value,
     sel: Option<&PathTrie<usize>>,
@@ -224,12 +238,19 @@ fn build(
     deny: Option<&PathTrie<usize>>,
     exp: Option<&Embedded>,
     out_exp: &mut Embedded,
+    mut trail: Option<&mut Trail>,
 ) -> Option<Value> {
     if deny.is_some_and(|d| d.mark.is_some()) {
+        if let Some(t) = trail {
+            t.withhold();
+        }
         return None;
     }
     let full = full || sel.is_some_and(|s| s.mark.is_some());
     if !full && sel.is_none() {
+        if let Some(t) = trail {
+            t.withhold();
+        }
         return None;
     }
     let deny = deny.filter(|d| d.has_children());
@@ -255,6 +276,9 @@ fn build(
             let mut o = Map::new();
             for (k, c) in m {
                 let mut kid_exp = Embedded::default();
+                if let Some(t) = trail.as_deref_mut() {
+                    t.enter(Seg::Key(k.clone()));
+                }
                 let kid = build(
                     c,
                     child_sel(full, sel.and_then(|s| s.key(k))),
@@ -262,7 +286,11 @@ fn build(
                     deny.and_then(|d| d.key(k)),
                     exp.and_then(|e| e.key(k)),
                     &mut kid_exp,
+                    trail.as_deref_mut(),
                 );
+                if let Some(t) = trail.as_deref_mut() {
+                    t.leave();
+                }
                 if let Some(x) = kid {
                     if !kid_exp.is_empty() {
                         *out_exp.key_entry(k) = kid_exp;
@@ -276,6 +304,9 @@ fn build(
             let mut out = Vec::new();
             for (i, c) in a.iter().enumerate() {
                 let mut kid_exp = Embedded::default();
+                if let Some(t) = trail.as_deref_mut() {
+                    t.enter(Seg::Index(i));
+                }
                 let kid = build(
                     c,
                     child_sel(full, sel.and_then(|s| s.index(i))),
@@ -283,7 +314,11 @@ fn build(
                     deny.and_then(|d| d.index(i)),
                     exp.and_then(|e| e.index(i)),
                     &mut kid_exp,
+                    trail.as_deref_mut(),
                 );
+                if let Some(t) = trail.as_deref_mut() {
+                    t.leave();
+                }
                 if let Some(x) = kid {
                     if !kid_exp.is_empty() {
                         *out_exp.index_entry(out.len()) = kid_exp;
@@ -294,7 +329,12 @@ fn build(
             Value::Array(out)
         }
         scalar if full => scalar.clone(),
-        _ => return None,
+        _ => {
+            if let Some(t) = trail {
+                t.withhold();
+            }
+            return None;
+        }
     };
     Some(out)
 }
@@ -311,6 +351,51 @@ fn copy_marks(from: &Embedded, to: &mut Embedded) {
         };
         copy_marks(child, slot);
     });
+}
+
+/// The parts of a document a view leaves out, by stored path (keys and indices, never values).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Withheld {
+    /// Top-most withheld paths, in document order, at most the cap.
+    pub paths: Vec<Vec<Seg>>,
+    /// Withheld paths beyond the cap.
+    pub more: u64,
+    /// Values withheld because they were nested too deep to inspect (see [`View::withheld`]).
+    pub too_deep: u64,
+}
+
+/// The path being built and the withheld paths noted so far.
+struct Trail {
+    at: Vec<Seg>,
+    out: Withheld,
+    cap: usize,
+}
+
+impl Trail {
+    fn new(cap: usize) -> Trail {
+        Trail { at: Vec::new(), out: Withheld::default(), cap }
+    }
+
+    fn enter(&mut self, seg: Seg) {
+        self.at.push(seg);
+    }
+
+    fn leave(&mut self) {
+        self.at.pop();
+    }
+
+    fn withhold(&mut self) {
+        if self.out.paths.len() < self.cap {
+            self.out.paths.push(self.at.clone());
+        } else {
+            self.out.more += 1;
+        }
+    }
+
+    fn finish(mut self, too_deep: u64) -> Withheld {
+        self.out.too_deep = too_deep;
+        self.out
+    }
 }
 
 #[cfg(test)]

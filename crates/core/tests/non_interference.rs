@@ -15,7 +15,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{json, Value};
 use tracegate_core::mask::MaskKey;
-use tracegate_core::pipeline::{decide_read_gated, serve_read, ReadDecision, ReadRequest, ServeError};
+use tracegate_core::pipeline::{decide_read_gated, explain_withheld, serve_read, ReadDecision, ReadRequest, ServeError};
 use tracegate_core::project::FieldRequest;
 use tracegate_core::{AuthMethod, Policy, Principal, TraceId, TraceMeta};
 
@@ -50,8 +50,14 @@ fn respond(policy: &Policy, who: &Principal, doc: &Value, fields: Option<&[Field
     };
     // The bytes the gateway sends: `serve_read` over the stored text, as the read route calls it.
     let stored = serde_json::to_vec(doc).unwrap_or_else(|e| unreachable!("{e}"));
+    // What `?explain=withheld` adds: the top-most withheld paths, which name the boundary of the
+    // view (the same in both traces of a pair) and never what lies beyond it.
+    let explained = match explain_withheld(&candidates, &stored, None, fields, key) {
+        Ok(w) => format!("{w:?}"),
+        Err(e) => format!("{e:?}"),
+    };
     match serve_read(&candidates, &stored, None, fields, key) {
-        Ok(s) => format!("allow {} {:?} {}", s.role, s.rules, String::from_utf8_lossy(&s.body)),
+        Ok(s) => format!("allow {} {:?} {} withheld {explained}", s.role, s.rules, String::from_utf8_lossy(&s.body)),
         Err(ServeError::Denied(d)) => format!("deny {} {:?} {:?} {}", d.code.as_str(), d.role, d.rules, d.message),
         Err(ServeError::TooCostly(e)) => format!("400 {e}"),
         Err(ServeError::NotJson(e)) => format!("500 {e}"),

@@ -5,6 +5,7 @@
 //! becomes one [`ApiError`] with its status, a stable code and the rules behind it.
 
 pub mod audit;
+pub mod budget;
 pub mod config;
 pub mod error;
 pub mod health;

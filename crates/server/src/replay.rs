@@ -12,6 +12,7 @@ use tracegate_core::project::FieldRequest;
 use tracegate_core::{Policy, PolicyVersion, TraceId};
 use tracegate_store::{StoreError, TraceStore};
 
+
 /// What a replay found. Each outcome has a stable code ([`Outcome::code`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -74,6 +75,8 @@ pub enum ReplayError {
     Refused(String),
     #[error("the stored version of `{0}` is larger than this gateway's read limit (`server.max_read_bytes`)")]
     TooLarge(TraceId),
+    #[error("the re-rendering task failed")]
+    RenderFailed,
 }
 
 /// The request record of `request_id`, if the trail has one.
@@ -85,7 +88,8 @@ pub async fn find(source: &AuditSource, request_id: &str) -> Result<Option<Recor
 /// Replays `record` (see the module header). The store is read with the gateway's own
 /// credential; `key` is the masking key the gateway serves with. A stored version over
 /// `max_bytes` is not re-served (the gateway's read limit: what it would not serve to a reader
-/// it does not rebuild for an auditor either).
+/// it does not rebuild for an auditor either). The re-render takes its share of the store's read
+/// budget like any read.
 pub async fn replay(
     record: &Record,
     source: &AuditSource,
@@ -115,10 +119,10 @@ pub async fn replay(
     let text = source.policy(&PolicyVersion(policy_version.clone())).await?;
     let policy = Policy::parse(policy_version, &text)
         .map_err(|e| ReplayError::Policy { version: policy_version.clone(), message: e.to_string() })?;
-    let Some(role) = policy.role(role_name) else {
+    if policy.role(role_name).is_none() {
         let why = format!("role `{role_name}` is not in policy {policy_version}");
         return Ok(Replay { trace_id: Some(tid), ..not(&why) });
-    };
+    }
     // Exactly the version that was served: every write keeps its versions, so an overwrite
     // since does not stop a replay.
     let stored = match store.get_version(&tid, object_version).await {
@@ -143,29 +147,21 @@ pub async fn replay(
         true => None,
         false => Some(FieldRequest::parse_all(req.fields.iter().map(String::as_str)).map_err(|e| ReplayError::Fields(e.to_string()))?),
     };
-    let refused = |e: ServeError| match e {
-        ServeError::Denied(d) => ReplayError::Refused(d.message),
-        ServeError::TooCostly(e) => ReplayError::Refused(e.to_string()),
-        ServeError::NotJson(_) => ReplayError::Corrupt(tid.clone()),
-    };
-    // Exactly the rendering the gateway uses (`serve_read`: the byte engine for a whole-document
-    // read, the parsed view otherwise).
-    let candidates = [Candidate { role, rules: Vec::new() }];
-    let mut bytes = serve_read(&candidates, &stored.bytes, None, fields.as_deref(), key).map_err(refused)?.body;
-    let (_, mut digest) = BodyDigest::of(&bytes);
-    if &digest != recorded && renders_whole_document(role, fields.as_deref()) {
-        // Gateways before the byte engine served whole-document reads through the parsed view:
-        // the same values, but an unchanged JSON-in-string re-encoded. Those records replay
-        // through that rendering; both renderings are functions of the same inputs.
-        let doc: Value = serde_json::from_slice(&stored.bytes).map_err(|_| ReplayError::Corrupt(tid.clone()))?;
-        let served = project_and_mask(&candidates, doc, None, key).map_err(refused)?;
-        let tree = serde_json::to_vec(&served.body).map_err(|e| ReplayError::Refused(e.to_string()))?;
-        let (_, tree_digest) = BodyDigest::of(&tree);
-        if &tree_digest == recorded {
-            (bytes, digest) = (tree, tree_digest);
-        }
-    }
-    let body: Value = serde_json::from_slice(&bytes).map_err(|_| ReplayError::Corrupt(tid.clone()))?;
+    // The same bounded path a read takes: `stored` holds its share of the store's read budget
+    // until the render is done, and large traces are rendered on the blocking pool
+    // (`crate::budget`).
+    let len = stored.bytes.len();
+    let (role_name, recorded_digest, key, t) = (role_name.clone(), recorded.clone(), key.clone(), tid.clone());
+    let (bytes, digest, body) = crate::budget::run(len, move || {
+        let Some(role) = policy.role(&role_name) else {
+            return Err(ReplayError::Refused(format!("role `{role_name}` is not in the policy")));
+        };
+        let (bytes, digest) = render(role, &stored.bytes, fields.as_deref(), &key, &recorded_digest, &t)?;
+        let body: Value = serde_json::from_slice(&bytes).map_err(|_| ReplayError::Corrupt(t.clone()))?;
+        Ok((bytes, digest, body))
+    })
+    .await
+    .ok_or(ReplayError::RenderFailed)??;
     let (outcome, detail) = match &digest == recorded {
         true => (Outcome::Reproduced, format!("sha256 {digest} matches the record: this is exactly what was shown")),
         false => (
@@ -174,6 +170,42 @@ pub async fn replay(
         ),
     };
     Ok(Replay { outcome, detail, trace_id: Some(tid), body: Some(body), bytes: Some(bytes), digest: Some(digest) })
+}
+
+/// The body `role` serves from `stored` with `fields`, exactly as the gateway renders it, and its
+/// digest; for a whole-document read, the older parsed-view rendering when that is what matches
+/// `recorded`.
+fn render(
+    role: &tracegate_core::Role,
+    stored: &[u8],
+    fields: Option<&[FieldRequest]>,
+    key: &MaskKey,
+    recorded: &str,
+    tid: &TraceId,
+) -> Result<(Vec<u8>, String), ReplayError> {
+    let refused = |e: ServeError| match e {
+        ServeError::Denied(d) => ReplayError::Refused(d.message),
+        ServeError::TooCostly(e) => ReplayError::Refused(e.to_string()),
+        ServeError::NotJson(_) => ReplayError::Corrupt(tid.clone()),
+    };
+    // Exactly the rendering the gateway uses (`serve_read`: the byte engine for a whole-document
+    // read, the parsed view otherwise).
+    let candidates = [Candidate { role, rules: Vec::new() }];
+    let mut bytes = serve_read(&candidates, stored, None, fields, key).map_err(refused)?.body;
+    let (_, mut digest) = BodyDigest::of(&bytes);
+    if digest != recorded && renders_whole_document(role, fields) {
+        // Gateways before the byte engine served whole-document reads through the parsed view:
+        // the same values, but an unchanged JSON-in-string re-encoded. Those records replay
+        // through that rendering; both renderings are functions of the same inputs.
+        let doc: Value = serde_json::from_slice(stored).map_err(|_| ReplayError::Corrupt(tid.clone()))?;
+        let served = project_and_mask(&candidates, doc, None, key).map_err(refused)?;
+        let tree = serde_json::to_vec(&served.body).map_err(|e| ReplayError::Refused(e.to_string()))?;
+        let (_, tree_digest) = BodyDigest::of(&tree);
+        if tree_digest == recorded {
+            (bytes, digest) = (tree, tree_digest);
+        }
+    }
+    Ok((bytes, digest))
 }
 
 /// Whether `shown` (a body served to someone else) reveals nothing beyond `own` (what the

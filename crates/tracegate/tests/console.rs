@@ -528,6 +528,10 @@ fn run_spec(spec: &str) {
     };
     let dir = tempfile::tempdir().unwrap();
     tracegate::commands::quickstart::lay_out(dir.path()).unwrap();
+    // Checkpoints every few records, so the audit explorer has a signed one to show.
+    let cfg = dir.path().join("tracegate.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, format!("{text}\n[audit]\ncheckpoint_every_records = 5\n")).unwrap();
     let (mut child, url) = common::spawn_serve(dir.path(), "");
     let mut cmd = std::process::Command::new("node");
     cmd.arg(repo().join("console-tests").join(spec))
@@ -637,6 +641,31 @@ async fn what_a_grant_reveals_is_shown_to_requester_and_approvers_only() {
     assert_eq!((status, common::code(&body)), (404, "not_found"), "{body}");
     let text = std::fs::read_to_string(gw.data_dir().join("audit/audit.jsonl")).unwrap();
     assert_eq!(text.matches("\"route\":\"/v1/access-requests/{id}/reveals\"").count(), 4, "every preview is recorded");
+
+    // Compared with the requester's own view, recorded from the requester's principal: sid
+    // reads nothing without the grant, whoever looks.
+    for token in [sid.clone(), gw.token("sec-lead", &["security", "eng"], &[])] {
+        let (_, body) = gw.get(&path, &token).await;
+        assert_eq!(body["current"], serde_json::json!({"recorded": true, "role": null, "view": null}), "{body}");
+        assert_eq!(body["reveals"]["from_nothing"], true, "{body}");
+    }
+    // A support engineer who is also an SRE asks for the reasoning support may not see: served
+    // as support without a grant, so the grant unhides the reasoning and lifts support's masks.
+    // An approver who is an engineer does not turn the comparison into the engineer's.
+    let pat = gw.token("pat", &["support", "sre"], &[("tenant", "acme")]);
+    let (status, body) = gw.get("/v1/traces/demo-agent-1?fields=%24..reasoning", &pat).await;
+    assert_eq!(status, 202, "{body}");
+    let pat_req = body["access_request"]["id"].as_str().unwrap().to_owned();
+    for token in [pat.clone(), gw.token("sec-lead", &["security", "eng"], &[])] {
+        let (status, body) = gw.get(&format!("/v1/access-requests/{pat_req}/reveals"), &token).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["current"]["role"], "support", "{body}");
+        let d = &body["reveals"];
+        assert_eq!((d["current_role"].as_str(), d["granted_role"].as_str()), (Some("support"), Some("sre")), "{body}");
+        assert!(d["deny_lifted"].as_array().unwrap().contains(&Value::from("$..reasoning")), "{body}");
+        let email = d["masks"].as_array().unwrap().iter().find(|m| m["detector"] == "email").unwrap();
+        assert_eq!((email["from"].as_str(), email["to"].as_str(), email["lifted"].as_bool()), (Some("redact"), Some("off"), Some(true)));
+    }
 }
 
 /// A read's request id (`x-request-id`), status and the bytes sent.
@@ -756,4 +785,175 @@ async fn replay_is_for_auditors_and_shows_a_body_only_to_a_view_that_covers_it()
     std::fs::write(&cfg, text.replace("max_trace_bytes = 16777216\n", "max_trace_bytes = 16777216\nmax_read_bytes = 16\n")).unwrap();
     let (ok, outcome, shown) = common::replay(&gw.data_dir(), &erin_id);
     assert!(!ok && outcome.is_null() && shown.is_empty(), "{outcome} {shown}");
+}
+
+/// A read's status, headers and bytes.
+async fn read_with(gw: &Gateway, path: &str, token: &str) -> (u16, header::HeaderMap, Vec<u8>) {
+    let r = gw.client.get(gw.url(path)).bearer_auth(token).send().await.unwrap();
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    (status, headers, r.bytes().await.unwrap().to_vec())
+}
+
+fn withheld_of(h: &header::HeaderMap) -> Value {
+    serde_json::from_str(h["x-tracegate-withheld"].to_str().unwrap()).unwrap()
+}
+
+/// `?explain=withheld`, attacked: the list of withheld paths travels outside the body (the body
+/// and its audit digest are the bytes of a plain read), names the view's boundary without any
+/// planted value, says nothing about traces outside the row scope (the same 404 as a missing
+/// trace), lists nothing for a narrowed read (a filter over a hidden field learns nothing), and
+/// takes no other value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn withheld_paths_are_listed_outside_the_body_and_leak_nothing() {
+    let gw = Gateway::start().await;
+    let sam = gw.token("sam", &["support"], &[("tenant", "acme")]);
+    let erin = gw.token("erin", &["eng"], &[]);
+    let trace = "/v1/traces/demo-agent-1";
+    let (status, plain_h, plain) = read_with(&gw, trace, &sam).await;
+    assert_eq!(status, 200);
+    assert!(plain_h.get("x-tracegate-withheld").is_none(), "listed without being asked");
+    let (status, h, body) = read_with(&gw, &format!("{trace}?explain=withheld"), &sam).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, plain, "asking for the list changed the body");
+    let w = withheld_of(&h);
+    let paths: Vec<&str> = w["paths"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+    assert!(paths.contains(&"$['system_instructions']"), "{w}");
+    assert!(paths.iter().any(|p| p.ends_with("['reasoning']")), "{w}");
+    assert_eq!(w["narrowed"], false);
+    let text = h["x-tracegate-withheld"].to_str().unwrap();
+    for s in PLANTED {
+        assert!(!text.contains(s), "the withheld list holds `{s}`: {text}");
+    }
+    // The two reads' records carry the same digest: the list is not part of what was sent.
+    let records = std::fs::read_to_string(gw.data_dir().join("audit/audit.jsonl")).unwrap();
+    let digests: Vec<Value> = records
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| r["request"]["route"] == "/v1/traces/{id}" && r["status"] == 200)
+        .map(|r| r["body_sha256"].clone())
+        .collect();
+    assert_eq!(digests.len(), 2);
+    assert_eq!(digests[0], digests[1]);
+
+    // Outside the row scope (globex), with the list asked for: the answer of a trace that does
+    // not exist, no header.
+    let (s1, h1, b1) = read_with(&gw, "/v1/traces/demo-agent-2?explain=withheld", &sam).await;
+    let (s2, h2, b2) = read_with(&gw, "/v1/traces/no-such-trace?explain=withheld", &sam).await;
+    assert_eq!((s1, s2), (404, 404));
+    assert!(h1.get("x-tracegate-withheld").is_none() && h2.get("x-tracegate-withheld").is_none());
+    let msg = |b: &[u8]| serde_json::from_slice::<Value>(b).unwrap()["error"].clone();
+    assert_eq!(msg(&b1)["code"], msg(&b2)["code"]);
+    assert_eq!(
+        msg(&b1)["message"].as_str().unwrap().replace("demo-agent-2", "X"),
+        msg(&b2)["message"].as_str().unwrap().replace("no-such-trace", "X")
+    );
+
+    // A narrowed read whose filter probes the hidden reasoning: no paths, whatever it holds.
+    for probe in ["$.steps[?search(@.reasoning, 'refund')].output", "$.steps[?search(@.reasoning, 'zzzz')].output"] {
+        let q = format!("{trace}?explain=withheld&fields={}", urlencode(probe));
+        let (status, h, _) = read_with(&gw, &q, &sam).await;
+        assert_eq!(status, 200, "{probe}");
+        assert_eq!(withheld_of(&h), serde_json::json!({"paths": [], "more": 0, "too_deep": 0, "narrowed": true}), "{probe}");
+    }
+    // A view of everything withholds nothing.
+    let (_, h, _) = read_with(&gw, &format!("{trace}?explain=withheld"), &erin).await;
+    assert_eq!(withheld_of(&h)["paths"], serde_json::json!([]));
+    // Only `withheld`, once.
+    for q in ["explain=all", "explain=withheld&explain=withheld", "explain="] {
+        let (status, _, b) = read_with(&gw, &format!("{trace}?{q}"), &sam).await;
+        assert_eq!(status, 400, "{q}: {}", String::from_utf8_lossy(&b));
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `GET /v1/audit/checkpoint`, the audit explorer's latest signed checkpoint: auditors only,
+/// recorded, and the newest checkpoint on the trail with a signature that verifies against the
+/// gateway's key, no older than what `verify` last saw signed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_latest_checkpoint_is_for_auditors_and_verifies() {
+    let gw = Gateway::start_with(|t| format!("{t}\n[audit]\ncheckpoint_every_records = 1\n")).await;
+    let ava = gw.token("ava", &["audit"], &[]);
+    let erin = gw.token("erin", &["eng"], &[]);
+    // Records until the trail has a signed checkpoint (each record is followed by one).
+    let mut signed = None;
+    for _ in 0..50 {
+        let _ = gw.get("/v1/traces/demo-agent-1", &erin).await;
+        let (_, v) = gw.get("/v1/audit/verify", &ava).await;
+        if let Some(s) = v["report"]["last_signed_seq"].as_u64() {
+            signed = Some(s);
+            break;
+        }
+    }
+    let signed = signed.expect("no checkpoint was ever signed");
+    let (status, b) = gw.get("/v1/audit/checkpoint", &ava).await;
+    assert_eq!(status, 200, "{b}");
+    let cp = &b["checkpoint"];
+    assert!(cp["seq"].as_u64().unwrap() >= signed, "{b}");
+    assert_eq!(cp["hash"].as_str().unwrap().len(), 64, "{b}");
+    assert_eq!(b["signature_valid"], true, "{b}");
+    assert_eq!(cp["key_id"], b["gateway_key_id"], "{b}");
+    // The head it names is the hash of the record at that seq.
+    let text = std::fs::read_to_string(gw.data_dir().join("audit/audit.jsonl")).unwrap();
+    let rec = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|r| r["seq"] == cp["seq"])
+        .unwrap();
+    assert_eq!(rec["hash"], cp["hash"]);
+    let (status, b) = gw.get("/v1/audit/checkpoint", &erin).await;
+    assert_eq!((status, common::code(&b)), (403, "action_not_permitted"), "{b}");
+    assert_eq!(gw.get("/v1/audit/checkpoint", "").await.0, 401);
+    let text = std::fs::read_to_string(gw.data_dir().join("audit/audit.jsonl")).unwrap();
+    assert_eq!(text.matches("\"route\":\"/v1/audit/checkpoint\"").count(), 3, "every look is recorded");
+}
+
+/// Replaying a read whose role has since gained a `fields.deny` rule: the replay still reproduces
+/// what was shown (under the archived policy), but the body holds what the auditor's own read
+/// under today's policy no longer shows, so it is withheld.
+#[test]
+fn a_replay_after_the_view_narrowed_withholds_the_body() {
+    let dir = tempfile::tempdir().unwrap();
+    tracegate::commands::quickstart::lay_out(dir.path()).unwrap();
+    let client = reqwest::blocking::Client::new();
+    let erin = common::cli_token(dir.path(), "erin", "eng");
+    let ivy = common::cli_token(dir.path(), "ivy", "audit,eng");
+    let (mut child, url) = common::spawn_serve(dir.path(), "");
+    let r = client.get(format!("{url}/v1/traces/demo-agent-1")).bearer_auth(&erin).send().unwrap();
+    assert_eq!(r.status(), 200);
+    let read_id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let shown: Value = r.json().unwrap();
+    assert!(shown["steps"][0].get("reasoning").is_some(), "the engineer saw reasoning then");
+    let replay = |url: &str| -> Value {
+        client.get(format!("{url}/v1/audit/{read_id}/replay")).bearer_auth(&ivy).send().unwrap().json().unwrap()
+    };
+    let before = replay(&url);
+    assert_eq!(before["result"], "reproduced", "{before}");
+    assert_eq!(before["body"], shown, "under the same policy her own view covers it");
+    let _ = child.kill();
+    let _ = child.wait();
+
+    // Engineers may no longer see reasoning.
+    let policy = dir.path().join("policy.toml");
+    let text = std::fs::read_to_string(&policy).unwrap();
+    let narrowed = text.replace("[roles.engineer.fields]\nallow = [\"$\"]\n", "[roles.engineer.fields]\nallow = [\"$\"]\ndeny = [\"$..reasoning\"]\n");
+    assert_ne!(narrowed, text);
+    std::fs::write(&policy, narrowed).unwrap();
+    let (mut child, url) = common::spawn_serve(dir.path(), "");
+    let after = replay(&url);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(after["result"], "reproduced", "the archived policy still reproduces it: {after}");
+    assert!(after["body"].is_null(), "a body with reasoning went to a reader who may no longer see it: {after}");
+    assert_eq!(after["body_withheld"], "the body holds more than your own read of this trace would show you");
+    let reasoning = shown["steps"][0]["reasoning"].as_str().unwrap();
+    assert!(!after.to_string().contains(reasoning), "{after}");
 }

@@ -143,6 +143,20 @@ pub struct RequestShape {
     /// `None`: the role's whole view.
     pub fields: Option<Vec<String>>,
     pub purpose: Option<String>,
+    /// What the requester is served of this read without approval, found from the requester's
+    /// own principal when the request was opened: what "a grant would reveal" is compared with.
+    /// Not part of the fingerprint (it describes the requester, not what a grant is bound to).
+    /// Absent on requests opened before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_view: Option<CurrentView>,
+}
+
+/// The requester's view of a read without approval.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CurrentView {
+    /// The role serving it, in the policy version of the request; `None`: no role serves the
+    /// requester this trace without approval.
+    pub role: Option<String>,
 }
 
 impl RequestShape {
@@ -168,7 +182,14 @@ impl RequestShape {
             traces: traces.into_iter().collect(),
             fields,
             purpose,
+            current_view: None,
         }
+    }
+
+    /// The shape with the requester's current view recorded (see [`RequestShape::current_view`]).
+    pub fn with_current_view(mut self, role: Option<String>) -> RequestShape {
+        self.current_view = Some(CurrentView { role });
+        self
     }
 
     /// SHA-256 over a canonical, length-prefixed encoding of every part, so no two different

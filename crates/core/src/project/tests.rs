@@ -134,3 +134,99 @@ fn bad_requested_paths_are_typed_errors() {
     let long = format!("$.{}", "a".repeat(600));
     assert!(matches!(FieldRequest::parse_all([long.as_str()]), Err(FieldRequestError::TooLong)));
 }
+
+fn withheld_of(doc: Value, fields: &str, cap: usize) -> (Vec<String>, u64) {
+    let p = policy(fields);
+    let w = withheld(doc, &p.roles[0], cap);
+    (w.paths.iter().map(|s| crate::path_trie::display(s)).collect(), w.more)
+}
+
+#[test]
+fn withheld_lists_the_top_most_paths_the_view_leaves_out() {
+    let (paths, more) = withheld_of(doc(), "allow = [\"$.steps\"]\ndeny = [\"$..reasoning\"]", 64);
+    assert_eq!(paths, ["$['a']", "$['steps'][0]['reasoning']", "$['steps'][1]['reasoning']", "$['attrs']"]);
+    assert_eq!(more, 0);
+    // Inside a JSON-in-string: the denied element of the decoded array, at its stored index.
+    let (paths, _) = withheld_of(doc(), "allow = [\"$.attrs[?@.key == 'msgs']\"]\ndeny = [\"$..[?@.type == 'reasoning']\"]", 64);
+    assert_eq!(paths, ["$['a']", "$['steps']", "$['attrs'][0]['value'][1]", "$['attrs'][1]"]);
+    // Everything shown: nothing listed; nothing allowed: every top-level member.
+    assert_eq!(withheld_of(doc(), "allow = [\"$\"]", 64).0, Vec::<String>::new());
+    assert_eq!(withheld_of(doc(), "allow = [\"$.nothing\"]", 64).0, ["$['a']", "$['steps']", "$['attrs']"]);
+    assert_eq!(withheld_of(doc(), "allow = [\"$\"]\ndeny = [\"$\"]", 64).0, ["$"]);
+}
+
+#[test]
+fn withheld_is_capped_and_counts_the_rest() {
+    let big = json!({"keep": 1, "items": (0..10).map(|i| json!({"secret": i, "ok": i})).collect::<Vec<_>>()});
+    let (paths, more) = withheld_of(big, "allow = [\"$\"]\ndeny = [\"$.items[*].secret\"]", 3);
+    assert_eq!(paths, ["$['items'][0]['secret']", "$['items'][1]['secret']", "$['items'][2]['secret']"]);
+    assert_eq!(more, 7);
+}
+
+#[test]
+fn withheld_never_holds_a_value_or_anything_below_a_withheld_node() {
+    // Two documents that differ only inside withheld nodes (values and structure) list the same
+    // paths, and no listed path carries any of that content.
+    let make = |secret: &str| {
+        json!({
+            "steps": [{"output": "o", "reasoning": {"plan": secret, secret: [secret]}}],
+            "hidden": {secret: secret},
+        })
+    };
+    let fields = "allow = [\"$.steps\"]\ndeny = [\"$..reasoning\"]";
+    let (a, _) = withheld_of(make("hunter2-ALPHA"), fields, 64);
+    let (b, _) = withheld_of(make("other-BRAVO"), fields, 64);
+    assert_eq!(a, b);
+    assert_eq!(a, ["$['steps'][0]['reasoning']", "$['hidden']"]);
+    assert!(!a.concat().contains("hunter2") && !a.concat().contains("ALPHA"));
+}
+
+#[test]
+fn withheld_walks_exactly_the_view() {
+    // Over objects (no array shifts), removing every listed node from the stored document gives
+    // exactly the view: nothing dropped goes unlisted, nothing listed is shown.
+    let stored = json!({
+        "a": {"b": 1, "c": {"d": 2, "e": 3}, "f": "x"},
+        "g": {"h": {"i": 4}},
+        "j": 5,
+        "k": "[REDACTED:EMAIL]",
+        "l": "{\"m\": 1, \"n\": {\"o\": 2}}"
+    });
+    for fields in [
+        "allow = [\"$.a\"]\ndeny = [\"$.a.c.d\"]",
+        "allow = [\"$.a.b\", \"$.g.h\", \"$.l.n\"]",
+        "allow = [\"$\"]\ndeny = [\"$..e\", \"$.j\", \"$.l.m\"]",
+        "allow = [\"$..h\", \"$.a[?@ == 'x']\"]",
+    ] {
+        let p = policy(fields);
+        let r = &p.roles[0];
+        let listed = withheld(stored.clone(), r, 64);
+        // Both sides decoded (JSON-in-strings as trees), as the view holds them.
+        let shown = view(stored.clone(), r).doc;
+        let mut rest = stored.clone();
+        crate::embedded::decode_tree(&mut rest);
+        for segs in &listed.paths {
+            remove(&mut rest, segs);
+        }
+        assert_eq!(rest, shown, "{fields}: {:?}", listed.paths);
+    }
+}
+
+fn remove(doc: &mut Value, segs: &[crate::path_trie::Seg]) {
+    use crate::path_trie::Seg;
+    let Some((last, parents)) = segs.split_last() else {
+        *doc = json!({});
+        return;
+    };
+    let mut at = doc;
+    for s in parents {
+        at = match (s, at) {
+            (Seg::Key(k), Value::Object(m)) => m.get_mut(k).unwrap_or_else(|| unreachable!("{k}")),
+            (s, _) => unreachable!("{s:?}"),
+        };
+    }
+    match (last, at) {
+        (Seg::Key(k), Value::Object(m)) => assert!(m.remove(k).is_some(), "{k} listed but absent"),
+        (s, _) => unreachable!("{s:?}"),
+    }
+}

@@ -1,5 +1,5 @@
 //! `GET /v1/audit`: the audit trail, `GET /v1/audit/verify`: whether its chain and checkpoint
-//! signatures hold, and `GET /v1/audit/{request_id}/replay`: a recorded read reproduced — all
+//! signatures hold, `GET /v1/audit/checkpoint`: the newest signed checkpoint, and `GET /v1/audit/{request_id}/replay`: a recorded read reproduced — all
 //! for roles with the `audit` action. Using them is itself recorded.
 
 use std::net::SocketAddr;
@@ -105,6 +105,41 @@ async fn check(state: &AppState, audit: &mut Audited, caller: Result<Caller, Api
     Ok(Reply::json(StatusCode::OK, body))
 }
 
+/// `GET /v1/audit/checkpoint`: the newest signed checkpoint of the trail — its sequence, the
+/// head hash it vouches for, its time and signer key id — and whether its signature verifies
+/// against this gateway's key. What the audit explorer shows beside the chain's verification
+/// (`/v1/audit/verify`), which says whether the chain up to it holds. Reading it signs nothing.
+pub async fn checkpoint(State(state): State<Arc<AppState>>, ConnectInfo(client): ConnectInfo<SocketAddr>, caller: Result<Caller, ApiError>) -> Response {
+    let mut audit = Audited::begin("GET", "/v1/audit/checkpoint", Some(Action::Audit), Some(client));
+    let outcome = latest_checkpoint(&state, &mut audit, caller).await;
+    finish(&state, audit, outcome).await
+}
+
+async fn latest_checkpoint(state: &AppState, audit: &mut Audited, caller: Result<Caller, ApiError>) -> Result<Reply, ApiError> {
+    // Authenticate.
+    let Caller(who) = caller?;
+    audit.principal(state, &who);
+    // Decide.
+    let roles = roles_for_action(&state.policy, &who, Action::Audit)?;
+    if let Some(role) = roles.first() {
+        audit.served(role, vec![role.rule("actions")], &MaskReport::default());
+    }
+    // Fetch.
+    let latest = state.audit.source().latest_checkpoint().await.map_err(|e| {
+        tracing::error!(error = %e, "reading the latest audit checkpoint failed");
+        ApiError::unavailable("audit_unavailable", "the audit trail could not be read")
+    })?;
+    // Respond.
+    let key = state.audit.public_key();
+    let body = serde_json::json!({
+        "checkpoint": latest,
+        "signature_valid": latest.as_ref().map(|c| c.verify(key)),
+        "gateway_key_id": key.key_id(),
+    });
+    let bytes = serde_json::to_vec(&body).map_err(|_| ApiError::internal("internal", "serialising the response failed"))?;
+    Ok(Reply::json(StatusCode::OK, bytes).header("cache-control", "no-store"))
+}
+
 /// `GET /v1/audit/{request_id}/replay`: a recorded read reproduced (see [`crate::replay`]), for
 /// roles with the `audit` action, and recorded itself (naming the trace and whether the body was
 /// shown). The answer always says whether the reproduced body matches the recorded digest;
@@ -142,7 +177,9 @@ async fn reproduce(state: &AppState, audit: &mut Audited, request_id: String, ca
         .await
         .map_err(|e| unreadable(&e))?
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no request record for `{request_id}`")))?;
-    let r = crate::replay::replay(&record, &source, state.store.as_ref(), &state.mask_key, state.max_read_bytes).await.map_err(|e| match e {
+    let r = crate::replay::replay(&record, &source, state.store.as_ref(), &state.mask_key, state.max_read_bytes)
+        .await
+        .map_err(|e| match e {
         ReplayError::Audit(e) => unreadable(&e),
         ReplayError::Store(e) => ApiError::from(e),
         e => ApiError::internal("replay_failed", e.to_string()),
@@ -184,23 +221,28 @@ async fn reproduce(state: &AppState, audit: &mut Audited, request_id: String, ca
 }
 
 /// What `who` is served from `version` of `tid` under the current policy with no `fields=`, or
-/// why they are served nothing without asking (no read role, row scope, approval).
+/// why they are served nothing without asking (no read role, row scope, approval). Rendered on
+/// the same bounded path as a read ([`crate::budget`]).
 async fn own_view(state: &AppState, who: &Principal, tid: &TraceId, version: &str) -> Result<Result<Value, &'static str>, ApiError> {
     let stored = match state.store.get_version(tid, version).await {
         Ok(s) => s,
         Err(tracegate_store::StoreError::TooLarge { .. }) => return Ok(Err("the trace is larger than this gateway's read limit")),
         Err(e) => return Err(e.into()),
     };
-    let Ok(doc) = serde_json::from_slice::<Value>(&stored.bytes) else {
-        return Ok(Err("the stored version is not valid JSON"));
-    };
-    let meta = TraceMeta::extract(tid.clone(), &doc);
-    let candidates = match decide_read_gated(&state.policy, who, &meta, &ReadRequest::default(), SystemTime::now()) {
-        Ok(ReadDecision::Serve(c)) => c,
-        Ok(ReadDecision::Approval(_)) => return Ok(Err("your roles read this trace only after an approval")),
-        Err(_) => return Ok(Err("none of your roles reads this trace")),
-    };
-    Ok(project_and_mask(&candidates, doc, None, &state.mask_key)
-        .map(|served| served.body)
-        .map_err(|_| "none of your roles reads this trace"))
+    let len = stored.bytes.len();
+    let (policy, who, tid, key) = (state.policy.clone(), who.clone(), tid.clone(), state.mask_key.clone());
+    crate::budget::run(len, move || {
+        let Ok(doc) = serde_json::from_slice::<Value>(&stored.bytes) else {
+            return Err("the stored version is not valid JSON");
+        };
+        let meta = TraceMeta::extract(tid, &doc);
+        let candidates = match decide_read_gated(&policy, &who, &meta, &ReadRequest::default(), SystemTime::now()) {
+            Ok(ReadDecision::Serve(c)) => c,
+            Ok(ReadDecision::Approval(_)) => return Err("your roles read this trace only after an approval"),
+            Err(_) => return Err("none of your roles reads this trace"),
+        };
+        project_and_mask(&candidates, doc, None, &key).map(|served| served.body).map_err(|_| "none of your roles reads this trace")
+    })
+    .await
+    .ok_or_else(|| ApiError::internal("internal", "projection task failed"))
 }

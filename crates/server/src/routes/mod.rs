@@ -49,6 +49,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/traces", get(search::search))
         .route("/v1/audit", get(audit_trail::list))
         .route("/v1/audit/verify", get(audit_trail::verify))
+        .route("/v1/audit/checkpoint", get(audit_trail::checkpoint))
         .route("/v1/audit/{request_id}/replay", get(audit_trail::replay))
         .route("/v1/traces/{id}", get(read::read).put(write::write))
         .route("/v1/access-requests", get(approvals::list))

@@ -1,6 +1,7 @@
 //! `GET /v1/traces/{id}`: one trace, projected to the caller's view and masked — or, when the
 //! role's approval rule gates the read, `202` and an access request until a grant covers it.
 
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -11,7 +12,9 @@ use axum::response::Response;
 use serde_json::Value;
 use tracegate_core::approval::MAX_PURPOSE_LEN;
 use tracegate_core::decision::{check_rows, roles_for_action};
-use tracegate_core::pipeline::{decide_read_gated, serve_read, Candidate, ReadDecision, ReadRequest, Rendered, ServeError};
+use tracegate_core::pipeline::{
+    decide_read_gated, explain_withheld, serve_read, Candidate, ReadDecision, ReadRequest, Rendered, ServeError, WithheldReport,
+};
 use tracegate_core::project::{check_request, FieldRequest};
 use tracegate_core::mask::MaskKey;
 use tracegate_core::{Action, Denial, DenyCode, Policy, Principal, Role, TraceId, TraceMeta};
@@ -19,11 +22,9 @@ use tracegate_core::{Action, Denial, DenyCode, Policy, Principal, Role, TraceId,
 use super::approvals::{self, GateOutcome};
 use super::{query_pairs, Caller};
 use crate::audit::{finish, Audited, Reply};
+use crate::budget::{self, offloads};
 use crate::error::ApiError;
 use crate::state::AppState;
-
-/// Traces at least this large are projected and masked off the async workers.
-const BLOCKING_THRESHOLD: usize = 256 * 1024;
 
 pub async fn read(
     State(state): State<Arc<AppState>>,
@@ -51,8 +52,9 @@ async fn read_trace(
     let Caller(who) = caller?;
     audit.principal(state, &who);
     let id = TraceId::parse(&id).map_err(|e| ApiError::bad_request("bad_trace_id", e.to_string()))?;
-    let pairs = query_pairs(query.as_deref(), &["fields", "purpose"])?;
+    let pairs = query_pairs(query.as_deref(), &["fields", "purpose", "explain"])?;
     let purpose = purpose_of(&pairs, headers)?;
+    let explain = explain_of(&pairs)?;
     audit.request().purpose = purpose.clone();
     let pairs: Vec<(String, String)> = pairs.into_iter().filter(|(k, _)| k == "fields").collect();
     audit.request().fields = pairs.iter().map(|(_, v)| v.clone()).collect();
@@ -107,23 +109,23 @@ async fn read_trace(
     // projection and masking below), so concurrent reads of large traces cannot exhaust memory.
     let stored = state.store.get(&id).await?;
     audit.entry.object_version = Some(stored.version.clone());
-
-    // Project and mask: on this task below `BLOCKING_THRESHOLD` (a hand-off to the blocking pool
-    // costs more than most reads), on the blocking pool above it, so a heavy trace cannot stall
-    // the async workers.
-    let served = if stored.bytes.len() >= BLOCKING_THRESHOLD {
+    // Large ones are projected and masked on the blocking pool, so a heavy trace cannot stall
+    // the async workers ([`crate::budget`]).
+    let len = stored.bytes.len();
+    let served = if offloads(len) {
         let (policy, who, id, key) = (policy.clone(), who.clone(), id.clone(), state.mask_key.clone());
-        tokio::task::spawn_blocking(move || {
-            let job = Job { policy: &policy, who: &who, id: &id, admitted: &admitted, fields: fields.as_deref(), now };
+        budget::run(len, move || {
+            let job = Job { policy: &policy, who: &who, id: &id, admitted: &admitted, fields: fields.as_deref(), now, explain };
             job.render(&stored.bytes, &key)
         })
         .await
-        .map_err(|_| ApiError::internal("internal", "projection task failed"))??
+        .ok_or_else(|| ApiError::internal("internal", "projection task failed"))??
     } else {
-        let job = Job { policy: &policy, who: &who, id: &id, admitted: &admitted, fields: fields.as_deref(), now };
+        // Below the threshold on this task, without copying what the job borrows.
+        let job = Job { policy: &policy, who: &who, id: &id, admitted: &admitted, fields: fields.as_deref(), now, explain };
         job.render(&stored.bytes, &state.mask_key)?
     };
-    let served = match served {
+    let (served, withheld) = match served {
         Ok(s) => s,
         Err(ServeError::Denied(d)) => return Err(scope_refusal(state, &id, d)),
         Err(ServeError::TooCostly(e)) => return Err(ApiError::bad_request("query_too_costly", e.to_string())),
@@ -144,12 +146,30 @@ async fn read_trace(
         }));
     }
 
-    // Respond.
+    if let Some(w) = &withheld {
+        // The record says a list was sent beside the body; replay can rebuild it from the
+        // served version and the policy, so the paths themselves are not copied here.
+        let listed = serde_json::json!({ "withheld_listed": w.paths.len(), "withheld_more": w.more });
+        match audit.entry.event.as_mut().and_then(Value::as_object_mut) {
+            Some(ev) => {
+                if let Some(o) = listed.as_object() {
+                    ev.extend(o.clone());
+                }
+            }
+            None => audit.entry.event = Some(listed),
+        }
+    }
+
+    // Respond. The withheld list travels in a header, outside the body, so the body and its
+    // digest are the same bytes whether or not it was asked for.
     let mut reply = Reply::json(StatusCode::OK, served.body)
         .header("x-tracegate-role", &served.role)
         .header("x-tracegate-policy-version", &policy.version.0);
     if let Some(grant) = &grant {
         reply = reply.header("x-tracegate-access-request", &grant.id);
+    }
+    if let Some(w) = &withheld {
+        reply = reply.header("x-tracegate-withheld", &withheld_header(w)?);
     }
     Ok(reply)
 }
@@ -163,12 +183,14 @@ struct Job<'a> {
     admitted: &'a [(String, Vec<String>)],
     fields: Option<&'a [FieldRequest]>,
     now: SystemTime,
+    /// Whether the caller asked which paths the view withheld (`?explain=withheld`).
+    explain: bool,
 }
 
 impl Job<'_> {
     /// Row scope again on the served version, then project, mask and render
     /// ([`serve_read`]). A trace that is not JSON fails the request (`trace_corrupt`).
-    fn render(&self, stored: &[u8], key: &MaskKey) -> Result<Result<Rendered, ServeError>, ApiError> {
+    fn render(&self, stored: &[u8], key: &MaskKey) -> Result<Result<(Rendered, Option<WithheldReport>), ServeError>, ApiError> {
         let corrupt = |e: &dyn std::fmt::Display| {
             tracing::error!(trace = %self.id, error = %e, "stored trace is not valid JSON");
             ApiError::internal("trace_corrupt", format!("stored trace `{}` is not valid JSON", self.id))
@@ -203,9 +225,20 @@ impl Job<'_> {
                 Denial::new(DenyCode::OutsideRowScope, None, "no role's row scope admits the served version", vec![])
             }))));
         }
-        match serve_read(&candidates, stored, parsed, self.fields, key) {
+        let parsed_again = if self.explain { parsed.clone() } else { None };
+        let rendered = match serve_read(&candidates, stored, parsed, self.fields, key) {
+            Err(ServeError::NotJson(e)) => return Err(corrupt(&e)),
+            Err(e) => return Ok(Err(e)),
+            Ok(r) => r,
+        };
+        if !self.explain {
+            return Ok(Ok((rendered, None)));
+        }
+        // The same candidates and stored bytes as the body: the list describes exactly the view served.
+        match explain_withheld(&candidates, stored, parsed_again, self.fields, key) {
+            Ok(w) => Ok(Ok((rendered, Some(w)))),
             Err(ServeError::NotJson(e)) => Err(corrupt(&e)),
-            other => Ok(other),
+            Err(e) => Ok(Err(e)),
         }
     }
 }
@@ -220,6 +253,39 @@ fn scope_refusal(state: &AppState, id: &TraceId, d: Denial) -> ApiError {
     } else {
         ApiError::from(d)
     }
+}
+
+/// `?explain=withheld`: also say which paths the view withheld. Any other value is refused, so
+/// a typo does not silently return less than was asked for.
+fn explain_of(pairs: &[(String, String)]) -> Result<bool, ApiError> {
+    let mut it = pairs.iter().filter(|(k, _)| k == "explain");
+    let first = it.next();
+    if it.next().is_some() {
+        return Err(ApiError::bad_request("bad_parameter", "`explain` given more than once"));
+    }
+    match first.map(|(_, v)| v.as_str()) {
+        None => Ok(false),
+        Some("withheld") => Ok(true),
+        Some(_) => Err(ApiError::bad_request("bad_parameter", "`explain` takes only `withheld`")),
+    }
+}
+
+/// The withheld report as a header value: JSON with every non-ASCII character escaped, so
+/// any key survives as a visible-ASCII header.
+fn withheld_header(w: &WithheldReport) -> Result<String, ApiError> {
+    let json = serde_json::to_string(w).map_err(|_| ApiError::internal("internal", "serialising the withheld paths failed"))?;
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if c.is_ascii() && !c.is_ascii_control() {
+            out.push(c);
+        } else {
+            let mut buf = [0u16; 2];
+            for u in c.encode_utf16(&mut buf) {
+                let _ = write!(out, "\\u{u:04x}");
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The caller's stated purpose: the `x-tracegate-purpose` header or `?purpose=`, not both
