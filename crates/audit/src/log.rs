@@ -9,8 +9,8 @@
 //! concurrent requests share one flush. With `sync_threads` > 1, an idle thread starts the next
 //! flush while others are still in flight (each covers every batch written before it started),
 //! which cuts latency on devices that complete a lone flush slowly; with 1 it is classic group
-//! commit. Sealing happens in seq order under the lock; the append handle is locked before that
-//! lock is let go, so batches reach the file in chain order.
+//! commit. Sealing happens in seq order under the lock, and a sync thread holds the append
+//! handle from taking a batch until it is written, so batches reach the file in chain order.
 //!
 //! Fail closed: when a write or `fsync` fails, every record waiting gets an error (the server
 //! answers 503 and releases no data) and the log refuses every later record until it is reopened
@@ -151,7 +151,7 @@ struct State {
     claimed_seq: u64,
 }
 
-/// The checkpoint side: one signer at a time. Lock order: `signer`, then `state`, then `log`.
+/// The checkpoint side: one signer at a time. Lock order: `signer`, then `log`, then `state`.
 struct Signer {
     key: SigningKey,
     ckpts: File,
@@ -164,8 +164,9 @@ struct Inner {
     work: Condvar,
     /// Mirrors `state.failure.is_some()` for lock-free readers.
     failed: AtomicBool,
-    /// The append handle. Taken while `state` is held when a batch is taken, so batches reach the
-    /// file in chain order even when several sync threads flush at once.
+    /// The append handle. A sync thread holds it from taking a batch out of `state` until the
+    /// batch is written, so batches reach the file in chain order even when several sync threads
+    /// flush at once. Locked before `state`, never while holding it.
     log: Mutex<File>,
     signer: Mutex<Signer>,
     /// One prune at a time.
@@ -499,11 +500,21 @@ impl Inner {
                 return None;
             }
             if st.failure.is_none() && !st.buf.is_empty() {
-                let buf = std::mem::take(&mut st.buf);
-                let end = Durable { seq: st.next_seq - 1, hash: st.head_hash.clone(), len: st.len };
-                let generation = st.generation;
+                // The append handle is locked before the state (lock order `log`, then `state`),
+                // so an appender never waits behind another flush's `write`: let the state go,
+                // take the handle, then take whatever is queued by then.
+                drop(st);
                 let log = lock(&self.log);
-                return Some((buf, end, generation, log));
+                st = lock(&self.state);
+                if st.stopping {
+                    return None;
+                }
+                if st.failure.is_none() && !st.buf.is_empty() {
+                    let buf = std::mem::take(&mut st.buf);
+                    let end = Durable { seq: st.next_seq - 1, hash: st.head_hash.clone(), len: st.len };
+                    return Some((buf, end, st.generation, log));
+                }
+                continue;
             }
             let interval = self.opts.checkpoint_interval;
             let since = st.last_ckpt.elapsed();
@@ -566,8 +577,8 @@ impl Inner {
     /// never removes an acknowledged record.
     fn fail(&self, msg: String) {
         let (msg, nacked) = {
-            let mut st = lock(&self.state);
             let log = lock(&self.log);
+            let mut st = lock(&self.state);
             self.fail_locked(&mut st, &log, msg)
         };
         nack(nacked, &msg);
@@ -615,22 +626,22 @@ impl Inner {
 
     /// Makes everything queued durable now.
     fn flush_all(&self) -> Result<(), AuditError> {
+        let mut log = lock(&self.log);
         let mut st = lock(&self.state);
         if st.closed {
             return Err(AuditError::Closed);
         }
-        let mut log = lock(&self.log);
         self.flush_locked(&mut st, &mut log)
     }
 
     /// Appends and flushes one record on this thread (recovery and prune records).
     fn append_inline(&self, p: &Prepared) -> Result<Sealed, AuditError> {
+        let mut log = lock(&self.log);
         let mut st = lock(&self.state);
         if let Some(f) = &st.failure {
             return Err(AuditError::Failed(f.clone()));
         }
         let sealed = Self::seal_locked(&mut st, p, None);
-        let mut log = lock(&self.log);
         self.flush_locked(&mut st, &mut log)?;
         Ok(sealed)
     }
@@ -639,15 +650,13 @@ impl Inner {
     /// directory lock.
     fn stop(&self) -> Result<(), AuditError> {
         let flushed = {
+            let mut log = lock(&self.log);
             let mut st = lock(&self.state);
             if st.closed {
                 return Err(AuditError::Closed);
             }
             st.closed = true;
-            let flushed = {
-                let mut log = lock(&self.log);
-                self.flush_locked(&mut st, &mut log)
-            };
+            let flushed = self.flush_locked(&mut st, &mut log);
             st.stopping = true;
             flushed
         };
@@ -700,11 +709,11 @@ impl Inner {
     fn prune(&self, before: SystemTime, export: &Path) -> Result<PruneReport, AuditError> {
         let _one = lock(&self.pruning);
         let durable = {
+            let mut log = lock(&self.log);
             let mut st = lock(&self.state);
             if st.closed {
                 return Err(AuditError::Closed);
             }
-            let mut log = lock(&self.log);
             self.flush_locked(&mut st, &mut log)?;
             st.durable.clone()
         };
@@ -798,8 +807,8 @@ impl Inner {
         };
         let mut out = File::create(&tmp).map_err(AuditError::io(&tmp))?;
         copy(cut, copied_len - cut, &mut out)?;
-        let mut st = lock(&self.state);
         let mut log = lock(&self.log);
+        let mut st = lock(&self.state);
         let swapped = self.flush_locked(&mut st, &mut log).and_then(|()| {
             copy(copied_len, st.len - copied_len, &mut out)?;
             out.sync_all().map_err(AuditError::io(&tmp))?;
@@ -817,7 +826,7 @@ impl Inner {
             }
             Err(e) => {
                 let (msg, nacked) = self.fail_locked(&mut st, &log, e.to_string());
-                drop((log, st));
+                drop((st, log));
                 nack(nacked, &msg);
                 Err(e)
             }
