@@ -34,8 +34,7 @@ pub struct AuditConfig {
     /// e.g. `400d`). Absent: keep everything.
     #[serde(deserialize_with = "opt_duration")]
     pub retention: Option<Duration>,
-    /// Most records committed by one PostgreSQL transaction. Default 4096. (The embedded log
-    /// writes everything queued with one `write`, so it has no such cap.)
+    /// Most records written by one `fsync`. Default 4096.
     pub max_batch: usize,
     /// Flushes (`fdatasync`) that may be in flight at once; each covers every batch written
     /// before it. 1 is classic group commit; more cuts latency on devices where a lone flush is
@@ -69,6 +68,7 @@ impl AuditConfig {
             dir: self.dir.clone(),
             checkpoint_every_records: self.checkpoint_every_records.max(1),
             checkpoint_interval: self.checkpoint_interval,
+            max_batch: self.max_batch.max(1),
             sync_threads: self.sync_threads.clamp(1, 64),
         }
     }

@@ -1,21 +1,17 @@
 //! The embedded append-only log: JSON Lines in one file, with group commit.
 //!
-//! An append canonicalises and seals its record (seq, chain hash, line) on the caller's own task,
-//! under one short mutex that also queues the line in a shared buffer, then awaits its flush. A
-//! sync thread takes everything queued, writes it with one `write`, calls `fdatasync`, and only
-//! then acknowledges each record it covered; while it flushes, arrivals pile up into the next
-//! batch. So a record acknowledged is a record on disk, a request costs no thread hop of its own
-//! (one wake-up of a sync thread per batch, one of the request's task per record), and many
-//! concurrent requests share one flush. With `sync_threads` > 1, an idle thread starts the next
-//! flush while others are still in flight (each covers every batch written before it started),
-//! which cuts latency on devices that complete a lone flush slowly; with 1 it is classic group
-//! commit. Sealing happens in seq order under the lock, and a sync thread holds the append
-//! handle from taking a batch until it is written, so batches reach the file in chain order.
+//! Appenders send their prepared record and a oneshot over a channel. One writer thread owns the
+//! chain: it waits for a free sync worker, drains everything queued (up to `max_batch`), assigns
+//! seqs, seals and writes the batch with one `write`, and hands it to that worker, which calls
+//! `fdatasync` and only then acknowledges each appender. So a record acknowledged is a record on
+//! disk, and many concurrent requests share one flush. With `sync_threads` > 1 several flushes
+//! overlap (each covers every batch written before it started), which cuts latency on devices
+//! that complete a lone flush slowly; with 1 it is classic group commit.
 //!
-//! Fail closed: when a write or `fsync` fails, every record waiting gets an error (the server
-//! answers 503 and releases no data) and the log refuses every later record until it is reopened
-//! — after a failed `fsync` the page cache can no longer be trusted to reflect the disk. The file
-//! is cut back to the last acknowledged byte so no unacknowledged record survives.
+//! Fail closed: when a write or `fsync` fails, the whole batch gets an error (the server answers
+//! 503 and releases no data) and the log refuses every later record until it is reopened — after a
+//! failed `fsync` the page cache can no longer be trusted to reflect the disk. The writer tries to
+//! cut the file back to the last acknowledged byte so no unacknowledged record survives.
 //!
 //! Crash recovery: only unacknowledged writes can be cut short by a crash. On open the chain is
 //! verified forward from the last signed record; a torn final line, or complete lines after a
@@ -30,8 +26,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -59,6 +54,7 @@ pub struct LogOptions {
     pub dir: PathBuf,
     pub checkpoint_every_records: u64,
     pub checkpoint_interval: Duration,
+    pub max_batch: usize,
     /// Batches whose `fdatasync` may be in flight at once (1 = classic group commit). Several
     /// overlapping flushes cut latency on devices that complete a lone flush slowly.
     pub sync_threads: usize,
@@ -100,14 +96,21 @@ pub struct PruneReport {
     pub anchor: Option<Checkpoint>,
 }
 
-/// How an appender learns its record's fate: `Ok` once a flush covered it, `Err` if the log failed.
-type Reply = oneshot::Sender<Result<Sealed, AuditError>>;
+type Reply<T> = oneshot::Sender<Result<T, AuditError>>;
 
-/// An appender waiting for the flush that covers its record.
-struct Waiter {
-    seq: u64,
-    sealed: Sealed,
-    reply: Reply,
+enum Msg {
+    Append(Prepared, Reply<Sealed>),
+    Checkpoint(Reply<Option<Checkpoint>>),
+    Prune { before: SystemTime, export: PathBuf, reply: Reply<PruneReport> },
+    Shutdown(Reply<()>),
+}
+
+/// State the writer, the sync workers and the handle share.
+struct Shared {
+    failed: AtomicBool,
+    failure: Mutex<Option<String>>,
+    /// The durable head: every record up to it has been covered by a successful `fdatasync`.
+    durable: Mutex<Durable>,
 }
 
 #[derive(Debug, Clone)]
@@ -118,106 +121,63 @@ struct Durable {
     len: u64,
 }
 
-/// The chain and everything not yet durable, behind one short mutex. Appenders hold it only to
-/// seal a record and copy its line into `buf`; a sync thread holds it only to take `buf` or to
-/// acknowledge a flush. No system call is made under it on the append path.
-struct State {
-    /// Sealed lines not written to the file yet: the next flush writes them with one `write`.
-    buf: Vec<u8>,
-    /// Seq the next record gets; `head_hash` is the hash of the last sealed record.
-    next_seq: u64,
-    head_hash: String,
-    /// Bytes of the log including `buf`.
-    len: u64,
-    /// The durable head: every record up to it has been covered by a successful `fdatasync`.
-    durable: Durable,
-    /// Appenders waiting for a flush, in seq order (sealing and queueing happen under one lock).
-    waiters: VecDeque<Waiter>,
-    failure: Option<String>,
-    /// Set by shutdown: later appends get [`AuditError::Closed`].
-    closed: bool,
-    /// Tells the sync threads to exit.
-    stopping: bool,
-    /// Sync threads waiting for work; an appender wakes one only if some are and `buf` was empty.
-    idle: usize,
-    /// Which file the log is (bumped when prune swaps the file in), so sync threads reopen it.
-    generation: u64,
-    /// Highest seq a checkpoint has signed, and when the last checkpoint was considered.
-    signed_seq: u64,
-    last_ckpt: Instant,
-    /// Highest seq a sync thread has undertaken to sign (≥ `signed_seq` once signed). Claimed
-    /// under the lock that advances the durable head, so checkpoints land every
-    /// `checkpoint_every_records` however the flushes interleave.
-    claimed_seq: u64,
+impl Shared {
+    fn fail(&self, msg: String) {
+        let mut f = self.failure.lock().unwrap_or_else(PoisonError::into_inner);
+        if f.is_none() {
+            tracing::error!(error = %msg, "audit log failed; refusing records until reopened");
+            *f = Some(msg);
+        }
+        self.failed.store(true, Ordering::Release);
+    }
+
+    fn failure(&self) -> Option<String> {
+        if !self.failed.load(Ordering::Acquire) {
+            return None;
+        }
+        let f = self.failure.lock().unwrap_or_else(PoisonError::into_inner);
+        Some(f.clone().unwrap_or_else(|| "audit log failed".into()))
+    }
+
+    fn durable(&self) -> Durable {
+        self.durable.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// A flush that started after `d` was written completed: everything up to `d` is durable.
+    fn advance(&self, d: &Durable) {
+        let mut cur = self.durable.lock().unwrap_or_else(PoisonError::into_inner);
+        if d.seq > cur.seq {
+            *cur = d.clone();
+        }
+    }
 }
 
-/// The checkpoint side: one signer at a time. Lock order: `signer`, then `log`, then `state`.
-struct Signer {
-    key: SigningKey,
-    ckpts: File,
-}
-
-/// What the handle and the sync threads share.
-struct Inner {
-    state: Mutex<State>,
-    /// Signalled when `buf` gets its first record while a sync thread is idle, and at shutdown.
-    work: Condvar,
-    /// Mirrors `state.failure.is_some()` for lock-free readers.
-    failed: AtomicBool,
-    /// The append handle. A sync thread holds it from taking a batch out of `state` until the
-    /// batch is written, so batches reach the file in chain order even when several sync threads
-    /// flush at once. Locked before `state`, never while holding it.
-    log: Mutex<File>,
-    signer: Mutex<Signer>,
-    /// One prune at a time.
-    pruning: Mutex<()>,
-    /// The directory lock, released at shutdown.
-    dir_lock: Mutex<Option<File>>,
-    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
-    dir: PathBuf,
-    log_path: PathBuf,
-    ckpt_path: PathBuf,
-    opts: LogOptions,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Handle to the running log. Cheap to share behind an `Arc`; dropping it stops the sync threads
-/// after a final checkpoint, but call [`AuditLog::shutdown`] to know it succeeded.
+/// Handle to the running log. Cheap to share behind an `Arc`; dropping the last handle stops the
+/// writer after a final checkpoint, but call [`AuditLog::shutdown`] to know it succeeded.
 pub struct AuditLog {
-    inner: Arc<Inner>,
+    tx: mpsc::Sender<Msg>,
+    shared: Arc<Shared>,
+    dir: PathBuf,
     public_key: PublicKey,
     recovery: Option<Recovery>,
 }
 
 impl std::fmt::Debug for AuditLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuditLog").field("dir", &self.inner.dir).field("head", &self.head()).finish()
-    }
-}
-
-impl Drop for AuditLog {
-    fn drop(&mut self) {
-        if !lock(&self.inner.state).closed {
-            if let Err(e) = self.inner.stop() {
-                tracing::error!(error = %e, "audit log: final checkpoint failed");
-            }
-        }
+        f.debug_struct("AuditLog").field("dir", &self.dir).field("head", &self.head()).finish()
     }
 }
 
 impl AuditLog {
     /// Opens (creating if needed) the log in `opts.dir`, recovers a torn tail, and starts the
-    /// sync threads. Blocking: call at startup, or from `spawn_blocking`.
+    /// writer thread. Blocking: call at startup, or from `spawn_blocking`.
     pub fn open(opts: LogOptions, key: SigningKey) -> Result<AuditLog, AuditError> {
         let dir = opts.dir.clone();
         fs::create_dir_all(&dir).map_err(AuditError::io(&dir))?;
         check_key_outside(&dir, key.path())?;
         let lock_path = dir.join(LOCK_FILE);
-        let lock_file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&lock_path).map_err(AuditError::io(&lock_path))?;
-        match lock_file.try_lock() {
+        let lock = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&lock_path).map_err(AuditError::io(&lock_path))?;
+        match lock.try_lock() {
             Ok(()) => {}
             Err(fs::TryLockError::WouldBlock) => return Err(AuditError::Locked(dir)),
             Err(fs::TryLockError::Error(e)) => return Err(AuditError::Io { path: lock_path, source: e }),
@@ -281,37 +241,37 @@ impl AuditLog {
             });
         }
 
+        let shared = Arc::new(Shared {
+            failed: AtomicBool::new(false),
+            failure: Mutex::new(None),
+            durable: Mutex::new(Durable { seq: head.seq, hash: head.hash.clone(), len: keep_len }),
+        });
         let public_key = key.public_key().clone();
         let sync_threads = opts.sync_threads.max(1);
-        let inner = Arc::new(Inner {
-            state: Mutex::new(State {
-                buf: Vec::new(),
-                next_seq: head.seq + 1,
-                head_hash: head.hash.clone(),
-                len: keep_len,
-                durable: Durable { seq: head.seq, hash: head.hash.clone(), len: keep_len },
-                waiters: VecDeque::new(),
-                failure: None,
-                closed: false,
-                stopping: false,
-                idle: 0,
-                generation: 0,
-                signed_seq: ckpt_signed_seq,
-                last_ckpt: Instant::now(),
-                claimed_seq: ckpt_signed_seq,
-            }),
-            work: Condvar::new(),
-            failed: AtomicBool::new(false),
-            log: Mutex::new(log),
-            signer: Mutex::new(Signer { key, ckpts }),
-            pruning: Mutex::new(()),
-            dir_lock: Mutex::new(Some(lock_file)),
-            threads: Mutex::new(Vec::new()),
-            dir: dir.clone(),
+        let (work_tx, work_rx) = mpsc::channel::<Pending>();
+        let (token_tx, token_rx) = mpsc::channel::<()>();
+        let mut writer = Writer {
             log_path,
             ckpt_path,
+            dir: dir.clone(),
+            log,
+            len: keep_len,
+            ckpts,
+            next_seq: head.seq + 1,
+            head_hash: head.hash.clone(),
+            key,
+            signed_seq: ckpt_signed_seq,
+            last_ckpt: Instant::now(),
+            shared: shared.clone(),
             opts,
-        });
+            generation: 0,
+            work: Some(work_tx),
+            tokens: token_rx,
+            token_tx: token_tx.clone(),
+            sync_threads,
+            truncated_after_failure: false,
+            _lock: lock,
+        };
         if let Some(r) = &mut recovery {
             let entry = Entry::system(json!({
                 "type": "recovered",
@@ -321,71 +281,72 @@ impl AuditLog {
                 "saved_as": r.saved_as.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()),
                 "torn_checkpoint_bytes": r.torn_checkpoint_bytes,
             }));
-            r.record = Some(inner.append_inline(&Prepared::new(&entry)?)?);
+            let sealed = writer.write_synced(&[&Prepared::new(&entry)?])?;
+            r.record = sealed.into_iter().next();
             tracing::warn!(torn_bytes = r.torn_bytes, "audit log recovered a torn tail after an unclean stop");
         }
 
+        let work_rx = Arc::new(Mutex::new(work_rx));
         for i in 0..sync_threads {
-            let worker = inner.clone();
-            let spawned = std::thread::Builder::new().name(format!("tracegate-audit-sync-{i}")).spawn(move || worker.sync_loop());
-            match spawned {
-                Ok(t) => lock(&inner.threads).push(t),
-                Err(e) => {
-                    let _ = inner.stop();
-                    return Err(AuditError::Io { path: dir, source: e });
-                }
-            }
+            let (path, work_rx, tokens, shared) = (writer.log_path.clone(), work_rx.clone(), token_tx.clone(), shared.clone());
+            let _ = tokens.send(());
+            std::thread::Builder::new()
+                .name(format!("tracegate-audit-sync-{i}"))
+                .spawn(move || sync_worker(&path, &work_rx, &tokens, &shared))
+                .map_err(AuditError::io(&dir))?;
         }
-        Ok(AuditLog { inner, public_key, recovery })
+        drop(token_tx);
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("tracegate-audit-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(AuditError::io(&dir))?;
+        Ok(AuditLog { tx, shared, dir, public_key, recovery })
     }
 
     /// Appends one record and returns once it is on disk (after `fdatasync`). Any error means
     /// it is not: fail the request with 503 and release nothing.
-    ///
-    /// The record is canonicalised and sealed on the caller's task; only the flush happens on a
-    /// sync thread, and one flush acknowledges every record queued before it started.
     pub async fn append(&self, entry: &Entry) -> Result<Sealed, AuditError> {
         let prepared = Prepared::new(entry)?;
-        let rx = self.inner.enqueue(&prepared)?;
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Msg::Append(prepared, reply)).map_err(|_| AuditError::Closed)?;
         rx.await.map_err(|_| AuditError::Closed)?
     }
 
-    /// Flushes what is queued, then signs a checkpoint of the head (e.g. before an operator
-    /// copies the log). `None` when the log is empty or the head is already signed.
+    /// Signs a checkpoint of the current head now (e.g. before an operator copies the log).
+    /// `None` when the log is empty.
     pub async fn checkpoint(&self) -> Result<Option<Checkpoint>, AuditError> {
-        let inner = self.inner.clone();
-        blocking(move || {
-            inner.flush_all()?;
-            inner.write_checkpoint(None, None)
-        })
-        .await
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Msg::Checkpoint(reply)).map_err(|_| AuditError::Closed)?;
+        rx.await.map_err(|_| AuditError::Closed)?
     }
 
     /// Exports the records older than `before` (the longest such prefix of the chain, always
     /// keeping the newest record) verbatim to `export` (which must not exist), signs an anchor
-    /// naming the cut, then removes them from the log. Appends go on while the export is written;
-    /// they wait only while the retained tail's last bytes are copied and the file is swapped.
+    /// naming the cut, then removes them from the log. Appends wait while this runs.
     pub async fn prune(&self, before: SystemTime, export: PathBuf) -> Result<PruneReport, AuditError> {
-        let inner = self.inner.clone();
-        blocking(move || inner.prune(before, &export)).await
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Msg::Prune { before, export, reply }).map_err(|_| AuditError::Closed)?;
+        rx.await.map_err(|_| AuditError::Closed)?
     }
 
-    /// Flushes what is queued, signs a final checkpoint, stops the sync threads and releases the
-    /// directory lock. Later appends fail with [`AuditError::Closed`].
+    /// Signs a final checkpoint, closes the files and releases the directory lock. Later appends
+    /// fail with [`AuditError::Closed`].
     pub async fn shutdown(&self) -> Result<(), AuditError> {
-        let inner = self.inner.clone();
-        blocking(move || inner.stop()).await
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Msg::Shutdown(reply)).map_err(|_| AuditError::Closed)?;
+        rx.await.map_err(|_| AuditError::Closed)?
     }
 
-    /// The chain head as of the last durable flush.
+    /// The chain head as of the last durable batch.
     pub fn head(&self) -> Head {
-        let st = lock(&self.inner.state);
-        Head { seq: st.durable.seq, hash: st.durable.hash.clone() }
+        let d = self.shared.durable();
+        Head { seq: d.seq, hash: d.hash }
     }
 
     /// True once a write failed: the gateway should report not-ready and refuse requests.
     pub fn is_failed(&self) -> bool {
-        self.inner.failed.load(Ordering::Acquire)
+        self.shared.failed.load(Ordering::Acquire)
     }
 
     /// What recovery did on open, if the last stop was unclean.
@@ -394,7 +355,7 @@ impl AuditLog {
     }
 
     pub fn dir(&self) -> &Path {
-        &self.inner.dir
+        &self.dir
     }
 
     /// The key verifiers need; publish it (it is also in `<signing_key>.pub`).
@@ -403,328 +364,288 @@ impl AuditLog {
     }
 }
 
-/// Runs a blocking operation of the log (flush, sign, prune) off the async workers.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, AuditError> + Send + 'static) -> Result<T, AuditError> {
-    tokio::task::spawn_blocking(f).await.map_err(|_| AuditError::Closed)?
+/// A written batch waiting for a flush; the sync worker that flushes it acknowledges it.
+struct Pending {
+    replies: Vec<Reply<Sealed>>,
+    sealed: Vec<Sealed>,
+    /// The durable head once this batch is flushed.
+    end: Durable,
+    /// Which file the batch is in (bumped when prune swaps the file).
+    generation: u64,
 }
 
-fn ack(waiters: Vec<Waiter>) {
-    for w in waiters {
-        let _ = w.reply.send(Ok(w.sealed));
-    }
+/// Owns the log file: assigns seqs, seals and writes batches in chain order, and hands each
+/// written batch to a sync worker. It takes a free worker's token *before* draining the queue,
+/// so while every worker is flushing, arrivals pile up into the next, larger batch.
+struct Writer {
+    dir: PathBuf,
+    log_path: PathBuf,
+    ckpt_path: PathBuf,
+    log: File,
+    /// Bytes of `log` written (durable or in flight).
+    len: u64,
+    ckpts: File,
+    /// Seq the next record gets; `head_hash` is the hash of the last written record.
+    next_seq: u64,
+    head_hash: String,
+    key: SigningKey,
+    /// Highest seq a checkpoint has signed.
+    signed_seq: u64,
+    last_ckpt: Instant,
+    shared: Arc<Shared>,
+    opts: LogOptions,
+    generation: u64,
+    work: Option<mpsc::Sender<Pending>>,
+    /// One token per idle sync worker.
+    tokens: mpsc::Receiver<()>,
+    token_tx: mpsc::Sender<()>,
+    sync_threads: usize,
+    truncated_after_failure: bool,
+    _lock: File,
 }
 
-fn nack(waiters: Vec<Waiter>, msg: &str) {
-    for w in waiters {
-        let _ = w.reply.send(Err(AuditError::Failed(msg.to_owned())));
-    }
-}
-
-impl Inner {
-    /// Seals `p` at the end of the chain and queues its line; `reply` (if any) hears of its flush.
-    fn seal_locked(st: &mut State, p: &Prepared, reply: Option<Reply>) -> Sealed {
-        let seq = st.next_seq;
-        let (line, hash) = p.seal(seq, &st.head_hash);
-        st.buf.extend_from_slice(&line);
-        st.len += line.len() as u64;
-        st.next_seq += 1;
-        let sealed = Sealed { seq, hash: hash.clone() };
-        st.head_hash = hash;
-        if let Some(reply) = reply {
-            st.waiters.push_back(Waiter { seq, sealed: sealed.clone(), reply });
-        }
-        sealed
-    }
-
-    /// The append path: seal and queue under the state lock, wake a sync thread if one is idle
-    /// and this record starts a new batch. Nothing here blocks on I/O.
-    fn enqueue(&self, p: &Prepared) -> Result<oneshot::Receiver<Result<Sealed, AuditError>>, AuditError> {
-        let (reply, rx) = oneshot::channel();
-        let wake = {
-            let mut st = lock(&self.state);
-            if st.closed {
-                return Err(AuditError::Closed);
-            }
-            if let Some(f) = &st.failure {
-                return Err(AuditError::Failed(f.clone()));
-            }
-            let first = st.buf.is_empty();
-            Self::seal_locked(&mut st, p, Some(reply));
-            first && st.idle > 0
-        };
-        if wake {
-            self.work.notify_one();
-        }
-        Ok(rx)
-    }
-
-    /// A sync thread: takes what is queued, writes it with one `write`, flushes it, acknowledges
-    /// it. While it flushes, later records pile up into the next batch; with several threads, an
-    /// idle one starts the next flush at once (each flush covers every batch written before it
-    /// started). Each thread opens the log itself, so a writeback error is reported to every
-    /// thread's next flush (an error seen through one open file description is not seen again).
-    fn sync_loop(&self) {
-        let mut own: Option<(u64, File)> = None;
-        while let Some((buf, end, generation, mut log)) = self.next_batch() {
-            if self.failed.load(Ordering::Acquire) {
-                continue; // the failure answered this batch's waiters
-            }
-            if let Err(e) = log.write_all(&buf) {
-                self.failed.store(true, Ordering::Release);
-                drop(log);
-                self.fail(format!("writing `{}` failed: {e}", self.log_path.display()));
-                continue;
-            }
-            drop(log);
-            let flushed = match &own {
-                Some((g, f)) if *g == generation => f.sync_data(),
-                _ => File::open(&self.log_path).and_then(|f| {
-                    let r = f.sync_data();
-                    own = Some((generation, f));
-                    r
-                }),
-            };
-            match flushed {
-                Ok(()) => self.durable_up_to(end),
-                Err(e) => self.fail(format!("flushing `{}` failed: {e}", self.log_path.display())),
-            }
-        }
-    }
-
-    /// Waits for queued records (signing a timed checkpoint when one is due meanwhile) and takes
-    /// them, with the append handle locked before the state lock is let go. `None`: stop.
-    fn next_batch(&self) -> Option<(Vec<u8>, Durable, u64, MutexGuard<'_, File>)> {
-        let mut st = lock(&self.state);
+impl Writer {
+    fn run(mut self, rx: mpsc::Receiver<Msg>) {
+        let mut pending = None;
         loop {
-            if st.stopping {
-                return None;
+            let msg = match pending.take() {
+                Some(m) => m,
+                None => {
+                    let wait = self.opts.checkpoint_interval.saturating_sub(self.last_ckpt.elapsed());
+                    match rx.recv_timeout(wait.max(Duration::from_millis(1))) {
+                        Ok(m) => m,
+                        Err(mpsc::RecvTimeoutError::Timeout) => {
+                            self.timed_checkpoint();
+                            continue;
+                        }
+                        Err(mpsc::RecvTimeoutError::Disconnected) => {
+                            if let Err(e) = self.stop() {
+                                tracing::error!(error = %e, "audit log: final checkpoint failed");
+                            }
+                            return;
+                        }
+                    }
+                }
+            };
+            match msg {
+                Msg::Append(p, reply) => {
+                    // Wait for a free sync worker first: whatever arrives meanwhile joins the batch.
+                    let have_token = self.tokens.recv().is_ok();
+                    let mut batch = vec![(p, reply)];
+                    while batch.len() < self.opts.max_batch {
+                        match rx.try_recv() {
+                            Ok(Msg::Append(p, r)) => batch.push((p, r)),
+                            Ok(other) => {
+                                pending = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    if have_token {
+                        self.dispatch(batch);
+                    } else {
+                        self.shared.fail("audit sync workers stopped".into());
+                        nack(batch.into_iter().map(|(_, r)| r), "audit sync workers stopped");
+                    }
+                    self.after_failure();
+                    if self.due_for_checkpoint() {
+                        if let Err(e) = self.checkpoint() {
+                            tracing::error!(error = %e, "audit log: checkpoint failed");
+                        }
+                    }
+                }
+                Msg::Checkpoint(reply) => {
+                    let held = self.quiesce();
+                    let _ = reply.send(self.checkpoint());
+                    self.release(held);
+                }
+                Msg::Prune { before, export, reply } => {
+                    let held = self.quiesce();
+                    let r = self.prune(before, &export);
+                    self.release(held);
+                    let _ = reply.send(r);
+                }
+                Msg::Shutdown(reply) => {
+                    let r = self.stop();
+                    drop(self);
+                    let _ = reply.send(r);
+                    return;
+                }
             }
-            if st.failure.is_none() && !st.buf.is_empty() {
-                // The append handle is locked before the state (lock order `log`, then `state`),
-                // so an appender never waits behind another flush's `write`: let the state go,
-                // take the handle, then take whatever is queued by then.
-                drop(st);
-                let log = lock(&self.log);
-                st = lock(&self.state);
-                if st.stopping {
-                    return None;
-                }
-                if st.failure.is_none() && !st.buf.is_empty() {
-                    let buf = std::mem::take(&mut st.buf);
-                    let end = Durable { seq: st.next_seq - 1, hash: st.head_hash.clone(), len: st.len };
-                    return Some((buf, end, st.generation, log));
-                }
-                continue;
-            }
-            let interval = self.opts.checkpoint_interval;
-            let since = st.last_ckpt.elapsed();
-            if since >= interval {
-                if st.failure.is_some() || st.durable.seq == st.signed_seq {
-                    st.last_ckpt = Instant::now();
-                    continue;
-                }
-                drop(st);
-                if let Err(e) = self.write_checkpoint(None, None) {
-                    tracing::error!(error = %e, "audit log: timed checkpoint failed");
-                }
-                st = lock(&self.state);
-                st.last_ckpt = Instant::now();
-                continue;
-            }
-            st.idle += 1;
-            st = self.work.wait_timeout(st, (interval - since).max(Duration::from_millis(1))).unwrap_or_else(PoisonError::into_inner).0;
-            st.idle -= 1;
         }
     }
 
-    /// A flush that started after `end` was written completed: acknowledge every record up to
-    /// it, then sign it if a checkpoint is due (checkpoints sign durable records, so "every N
-    /// records" counts durable records).
-    fn durable_up_to(&self, end: Durable) {
-        let (acked, sign) = {
-            let mut st = lock(&self.state);
-            // After a failure nothing more is acknowledged; a stale `end` (an overlapping flush
-            // finishing late, or one from before a prune flushed inline) moves nothing.
-            if st.failure.is_some() || end.seq <= st.durable.seq {
+    /// Seals and writes `batch`, then hands it to a sync worker (whose token we hold).
+    fn dispatch(&mut self, batch: Vec<(Prepared, Reply<Sealed>)>) {
+        let (prepared, replies): (Vec<Prepared>, Vec<Reply<Sealed>>) = batch.into_iter().unzip();
+        if let Some(f) = self.shared.failure() {
+            nack(replies.into_iter(), &f);
+            self.release(1);
+            return;
+        }
+        let refs: Vec<&Prepared> = prepared.iter().collect();
+        let sealed = match self.write(&refs) {
+            Ok(s) => s,
+            Err(msg) => {
+                nack(replies.into_iter(), &msg);
+                self.release(1);
                 return;
             }
-            let due = end.seq - st.claimed_seq >= self.opts.checkpoint_every_records
-                || (end.seq > st.claimed_seq && st.last_ckpt.elapsed() >= self.opts.checkpoint_interval);
-            let sign = due.then(|| end.clone());
-            if due {
-                st.claimed_seq = end.seq;
-            }
-            st.durable = end;
-            (Self::covered(&mut st), sign)
         };
-        ack(acked);
-        if let Some(head) = sign {
-            if let Err(e) = self.write_checkpoint(Some(head), None) {
-                tracing::error!(error = %e, "audit log: checkpoint failed");
-            }
-        }
-    }
-
-    /// Takes the waiters whose records the durable head covers.
-    fn covered(st: &mut State) -> Vec<Waiter> {
-        let n = st.waiters.iter().take_while(|w| w.seq <= st.durable.seq).count();
-        st.waiters.drain(..n).collect()
-    }
-
-    /// Fails the log: every waiter gets the error, later appends are refused, and the file is
-    /// cut back to the durable head so no unacknowledged record survives (best effort; recovery
-    /// copes if not). Nothing can advance the durable head once `failure` is set, so the cut
-    /// never removes an acknowledged record.
-    fn fail(&self, msg: String) {
-        let (msg, nacked) = {
-            let log = lock(&self.log);
-            let mut st = lock(&self.state);
-            self.fail_locked(&mut st, &log, msg)
+        let end = Durable { seq: self.next_seq - 1, hash: self.head_hash.clone(), len: self.len };
+        let job = Pending { replies, sealed, end, generation: self.generation };
+        let unsent = match &self.work {
+            Some(w) => w.send(job).err().map(|mpsc::SendError(job)| job),
+            None => Some(job),
         };
-        nack(nacked, &msg);
+        if let Some(job) = unsent {
+            self.shared.fail("audit sync workers stopped".into());
+            nack(job.replies.into_iter(), "audit sync workers stopped");
+            self.release(1);
+        }
     }
 
-    fn fail_locked(&self, st: &mut State, log: &File, msg: String) -> (String, Vec<Waiter>) {
-        if st.failure.is_none() {
-            tracing::error!(error = %msg, "audit log failed; refusing records until reopened");
-            st.failure = Some(msg);
+    /// Appends sealed lines to the file (page cache only). On error the partial write is cut
+    /// off, the log fails, and `Err` says why.
+    fn write(&mut self, batch: &[&Prepared]) -> Result<Vec<Sealed>, String> {
+        let mut buf = Vec::with_capacity(batch.len() * 768);
+        let mut sealed = Vec::with_capacity(batch.len());
+        let mut seq = self.next_seq;
+        let mut prev = self.head_hash.clone();
+        for p in batch {
+            let (line, hash) = p.seal(seq, &prev);
+            buf.extend_from_slice(&line);
+            sealed.push(Sealed { seq, hash: hash.clone() });
+            prev = hash;
+            seq += 1;
         }
-        self.failed.store(true, Ordering::Release);
-        st.buf.clear();
-        let _ = log.set_len(st.durable.len).and_then(|()| log.sync_data());
-        let msg = st.failure.clone().unwrap_or_default();
-        (msg, st.waiters.drain(..).collect())
-    }
-
-    /// Writes what is queued and flushes it on this thread, both locks held (so no sync thread
-    /// writes meanwhile): for open, checkpoint, prune and shutdown, never the request path.
-    fn flush_locked(&self, st: &mut State, log: &mut File) -> Result<(), AuditError> {
-        if let Some(f) = &st.failure {
-            return Err(AuditError::Failed(f.clone()));
-        }
-        if st.durable.seq + 1 == st.next_seq {
-            return Ok(());
-        }
-        let buf = std::mem::take(&mut st.buf);
-        let flushed = log
-            .write_all(&buf)
-            .map_err(|e| format!("writing `{}` failed: {e}", self.log_path.display()))
-            .and_then(|()| log.sync_data().map_err(|e| format!("flushing `{}` failed: {e}", self.log_path.display())));
-        match flushed {
+        match self.log.write_all(&buf) {
             Ok(()) => {
-                st.durable = Durable { seq: st.next_seq - 1, hash: st.head_hash.clone(), len: st.len };
-                ack(Self::covered(st));
-                Ok(())
+                self.len += buf.len() as u64;
+                self.next_seq = seq;
+                self.head_hash = prev;
+                Ok(sealed)
             }
-            Err(msg) => {
-                let (msg, nacked) = self.fail_locked(st, log, msg);
-                nack(nacked, &msg);
-                Err(AuditError::Failed(msg))
+            Err(e) => {
+                let msg = format!("writing `{}` failed: {e}", self.log_path.display());
+                // Cut off the partial write; earlier batches (maybe in flight) are untouched.
+                let _ = self.log.set_len(self.len);
+                self.shared.fail(msg.clone());
+                Err(msg)
             }
         }
     }
 
-    /// Makes everything queued durable now.
-    fn flush_all(&self) -> Result<(), AuditError> {
-        let mut log = lock(&self.log);
-        let mut st = lock(&self.state);
-        if st.closed {
-            return Err(AuditError::Closed);
+    /// Writes and flushes inline (recovery and prune records, while no worker is in flight).
+    fn write_synced(&mut self, batch: &[&Prepared]) -> Result<Vec<Sealed>, AuditError> {
+        if let Some(f) = self.shared.failure() {
+            return Err(AuditError::Failed(f));
         }
-        self.flush_locked(&mut st, &mut log)
-    }
-
-    /// Appends and flushes one record on this thread (recovery and prune records).
-    fn append_inline(&self, p: &Prepared) -> Result<Sealed, AuditError> {
-        let mut log = lock(&self.log);
-        let mut st = lock(&self.state);
-        if let Some(f) = &st.failure {
-            return Err(AuditError::Failed(f.clone()));
+        let sealed = self.write(batch).map_err(AuditError::Failed)?;
+        if let Err(e) = self.log.sync_data() {
+            let msg = format!("flushing `{}` failed: {e}", self.log_path.display());
+            self.shared.fail(msg.clone());
+            return Err(AuditError::Failed(msg));
         }
-        let sealed = Self::seal_locked(&mut st, p, None);
-        self.flush_locked(&mut st, &mut log)?;
+        self.shared.advance(&Durable { seq: self.next_seq - 1, hash: self.head_hash.clone(), len: self.len });
         Ok(sealed)
     }
 
-    /// Flushes what is queued, stops the sync threads, signs a final checkpoint and releases the
-    /// directory lock.
-    fn stop(&self) -> Result<(), AuditError> {
-        let flushed = {
-            let mut log = lock(&self.log);
-            let mut st = lock(&self.state);
-            if st.closed {
-                return Err(AuditError::Closed);
-            }
-            st.closed = true;
-            let flushed = self.flush_locked(&mut st, &mut log);
-            st.stopping = true;
-            flushed
-        };
-        self.work.notify_all();
-        let threads = std::mem::take(&mut *lock(&self.threads));
-        for t in threads {
-            let _ = t.join();
+    /// Waits until no flush is in flight; returns how many tokens it now holds.
+    fn quiesce(&mut self) -> usize {
+        let mut held = 0;
+        while held < self.sync_threads && self.tokens.recv().is_ok() {
+            held += 1;
         }
-        let r = flushed.and_then(|()| self.write_checkpoint(None, None).map(|_| ()));
-        lock(&self.dir_lock).take();
+        held
+    }
+
+    /// Gives tokens back to the pool (the channel workers return theirs on).
+    fn release(&mut self, held: usize) {
+        for _ in 0..held {
+            let _ = self.token_tx.send(());
+        }
+    }
+
+    /// Once the log has failed: wait for in-flight flushes, then cut the file back to the
+    /// durable head so no unacknowledged record survives (best effort; recovery copes if not).
+    fn after_failure(&mut self) {
+        if self.truncated_after_failure || self.shared.failure().is_none() {
+            return;
+        }
+        let held = self.quiesce();
+        let durable = self.shared.durable();
+        let _ = self.log.set_len(durable.len).and_then(|()| self.log.sync_data());
+        self.truncated_after_failure = true;
+        self.release(held);
+    }
+
+    /// Checkpoints sign the durable head, so "every N records" counts durable records.
+    fn due_for_checkpoint(&self) -> bool {
+        let durable = self.shared.durable().seq;
+        durable > self.signed_seq
+            && (durable - self.signed_seq >= self.opts.checkpoint_every_records || self.last_ckpt.elapsed() >= self.opts.checkpoint_interval)
+    }
+
+    fn timed_checkpoint(&mut self) {
+        if self.next_seq - 1 == self.signed_seq {
+            self.last_ckpt = Instant::now();
+        } else if let Err(e) = self.checkpoint() {
+            tracing::error!(error = %e, "audit log: timed checkpoint failed");
+        }
+    }
+
+    /// Waits for every flush, signs a final checkpoint, stops the workers.
+    fn stop(&mut self) -> Result<(), AuditError> {
+        let held = self.quiesce();
+        let r = if self.next_seq - 1 > self.signed_seq { self.checkpoint().map(|_| ()) } else { Ok(()) };
+        self.work = None;
+        self.release(held);
         r
     }
 
-    /// Signs `head` (a durable record; `None`: the durable head now) and appends the checkpoint
-    /// to `checkpoints.jsonl`, synced. Nothing is signed when a later record already is (or the
-    /// same one, unless this is a prune anchor). A failure fails the log: a gateway that cannot
-    /// sign would keep serving behind an unanchored chain.
-    fn write_checkpoint(&self, head: Option<Durable>, anchor: Option<AnchorInfo>) -> Result<Option<Checkpoint>, AuditError> {
-        let mut signer = lock(&self.signer);
-        let head = {
-            let mut st = lock(&self.state);
-            if let Some(f) = &st.failure {
-                return Err(AuditError::Failed(f.clone()));
-            }
-            let head = head.unwrap_or_else(|| st.durable.clone());
-            if head.seq == 0 || head.seq < st.signed_seq || (head.seq == st.signed_seq && anchor.is_none()) {
-                st.last_ckpt = Instant::now();
-                return Ok(None);
-            }
-            st.claimed_seq = st.claimed_seq.max(head.seq);
-            head
-        };
-        let c = signer.key.sign(head.seq, &head.hash, Timestamp::now(), anchor)?;
+    /// Signs the durable head and appends it to `checkpoints.jsonl`, synced. A failure fails the
+    /// log: a gateway that cannot sign would keep serving behind an unanchored chain.
+    fn checkpoint(&mut self) -> Result<Option<Checkpoint>, AuditError> {
+        self.write_checkpoint(None)
+    }
+
+    fn write_checkpoint(&mut self, anchor: Option<AnchorInfo>) -> Result<Option<Checkpoint>, AuditError> {
+        if let Some(f) = self.shared.failure() {
+            return Err(AuditError::Failed(f));
+        }
+        let head = self.shared.durable();
+        if head.seq == 0 || (head.seq == self.signed_seq && anchor.is_none()) {
+            self.last_ckpt = Instant::now();
+            return Ok(None);
+        }
+        let c = self.key.sign(head.seq, &head.hash, Timestamp::now(), anchor)?;
         let line = c.line()?;
-        if let Err(e) = signer.ckpts.write_all(&line).and_then(|()| signer.ckpts.sync_data()) {
-            drop(signer);
+        if let Err(e) = self.ckpts.write_all(&line).and_then(|()| self.ckpts.sync_data()) {
             let msg = format!("writing `{}` failed: {e}", self.ckpt_path.display());
-            self.fail(msg.clone());
+            self.shared.fail(msg.clone());
             return Err(AuditError::Failed(msg));
         }
-        let mut st = lock(&self.state);
-        st.signed_seq = st.signed_seq.max(head.seq);
-        st.last_ckpt = Instant::now();
+        self.signed_seq = head.seq;
+        self.last_ckpt = Instant::now();
         Ok(Some(c))
     }
 
-    /// Exports and removes the oldest records. Only durable records are considered, and the
-    /// newest durable record is always kept. Appends go on while the export and most of the
-    /// retained tail are copied; the state lock is held only for the last bytes and the swap.
-    fn prune(&self, before: SystemTime, export: &Path) -> Result<PruneReport, AuditError> {
-        let _one = lock(&self.pruning);
-        let durable = {
-            let mut log = lock(&self.log);
-            let mut st = lock(&self.state);
-            if st.closed {
-                return Err(AuditError::Closed);
-            }
-            self.flush_locked(&mut st, &mut log)?;
-            st.durable.clone()
-        };
+    /// Runs with no flush in flight (the caller quiesced).
+    fn prune(&mut self, before: SystemTime, export: &Path) -> Result<PruneReport, AuditError> {
+        if let Some(f) = self.shared.failure() {
+            return Err(AuditError::Failed(f));
+        }
         #[derive(Deserialize)]
         struct Lite {
             seq: u64,
             prev_hash: String,
             time: Timestamp,
         }
+        let last_seq = self.next_seq.saturating_sub(1);
         let reader = File::open(&self.log_path).map_err(AuditError::io(&self.log_path))?;
-        let mut reader = BufReader::new(reader.take(durable.len));
+        let mut reader = BufReader::new(reader);
         let mut line = Vec::new();
         let (mut cut, mut pruned, mut first) = (0u64, 0u64, None);
         loop {
@@ -737,7 +658,7 @@ impl Inner {
                 path: self.log_path.clone(),
                 what: format!("record {} of the log is unreadable: {e}", pruned + 1),
             })?;
-            if lite.time.system() < before && lite.seq < durable.seq {
+            if lite.time.system() < before && lite.seq < last_seq {
                 pruned += 1;
                 cut += n as u64;
                 continue;
@@ -777,60 +698,84 @@ impl Inner {
             export_file: export.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
             export_sha256,
         };
-        let anchor = self.write_checkpoint(None, Some(info))?;
+        let anchor = self.write_checkpoint(Some(info))?;
         // 3. Rewrite the retained tail and swap it in atomically. Failing here leaves the old
         //    file in place (still valid with the anchor), but the log stops, to be safe.
-        self.swap_in_tail(cut, durable.len)?;
+        if let Err(e) = self.swap_in_tail(cut) {
+            self.shared.fail(e.to_string());
+            return Err(e);
+        }
         let entry = Entry::system(json!({
             "type": "pruned",
             "pruned": pruned,
             "first_seq": first_seq,
             "export_file": anchor.as_ref().and_then(|a| a.anchor.as_ref()).map(|a| a.export_file.clone()),
         }));
-        self.append_inline(&Prepared::new(&entry)?)?;
+        self.write_synced(&[&Prepared::new(&entry)?])?;
         Ok(PruneReport { pruned, first_seq: Some(first_seq), export: Some(export.to_owned()), anchor })
     }
 
-    /// Copies the log from `cut` to a new file and swaps it in. Bytes up to `copied_len` (durable
-    /// when prune began) are copied while appends go on; the rest under both locks.
-    fn swap_in_tail(&self, cut: u64, copied_len: u64) -> Result<(), AuditError> {
+    fn swap_in_tail(&mut self, cut: u64) -> Result<(), AuditError> {
         let tmp = self.dir.join(format!("{LOG_FILE}.prune-tmp"));
-        let copy = |from: u64, n: u64, out: &mut File| -> Result<(), AuditError> {
+        {
             let mut src = File::open(&self.log_path).map_err(AuditError::io(&self.log_path))?;
-            src.seek(SeekFrom::Start(from)).map_err(AuditError::io(&self.log_path))?;
-            let copied = io::copy(&mut src.take(n), out).map_err(AuditError::io(&tmp))?;
-            if copied == n {
-                Ok(())
-            } else {
-                Err(AuditError::Corrupt { path: self.log_path.clone(), what: format!("shorter than expected while pruning ({copied} of {n} bytes)") })
-            }
-        };
-        let mut out = File::create(&tmp).map_err(AuditError::io(&tmp))?;
-        copy(cut, copied_len - cut, &mut out)?;
-        let mut log = lock(&self.log);
-        let mut st = lock(&self.state);
-        let swapped = self.flush_locked(&mut st, &mut log).and_then(|()| {
-            copy(copied_len, st.len - copied_len, &mut out)?;
+            src.seek(SeekFrom::Start(cut)).map_err(AuditError::io(&self.log_path))?;
+            let mut out = File::create(&tmp).map_err(AuditError::io(&tmp))?;
+            io::copy(&mut src.take(self.len - cut), &mut out).map_err(AuditError::io(&tmp))?;
             out.sync_all().map_err(AuditError::io(&tmp))?;
-            fs::rename(&tmp, &self.log_path).map_err(AuditError::io(&self.log_path))?;
-            sync_dir(&self.dir)?;
-            *log = open_append(&self.log_path)?;
-            Ok(())
-        });
-        match swapped {
-            Ok(()) => {
-                st.len -= cut;
-                st.durable.len -= cut;
-                st.generation += 1;
-                Ok(())
+        }
+        fs::rename(&tmp, &self.log_path).map_err(AuditError::io(&self.log_path))?;
+        sync_dir(&self.dir)?;
+        self.log = open_append(&self.log_path)?;
+        self.len -= cut;
+        self.generation += 1;
+        let mut d = self.shared.durable.lock().unwrap_or_else(PoisonError::into_inner);
+        d.len = self.len;
+        Ok(())
+    }
+}
+
+
+/// A sync worker: flushes written batches and acknowledges them. Each worker opens the log
+/// itself, so a writeback error is reported to every worker's next flush (an error seen through
+/// one open file description is not seen again through the same one).
+fn sync_worker(path: &Path, work: &Mutex<mpsc::Receiver<Pending>>, tokens: &mpsc::Sender<()>, shared: &Shared) {
+    let mut file: Option<(u64, File)> = None;
+    loop {
+        let job = {
+            let rx = work.lock().unwrap_or_else(PoisonError::into_inner);
+            rx.recv()
+        };
+        let Ok(job) = job else { return };
+        let flushed = match &file {
+            Some((generation, f)) if *generation == job.generation => f.sync_data(),
+            _ => File::open(path).and_then(|f| {
+                let r = f.sync_data();
+                file = Some((job.generation, f));
+                r
+            }),
+        };
+        match (flushed, shared.failure()) {
+            (Ok(()), None) => {
+                shared.advance(&job.end);
+                for (s, reply) in job.sealed.into_iter().zip(job.replies) {
+                    let _ = reply.send(Ok(s));
+                }
             }
-            Err(e) => {
-                let (msg, nacked) = self.fail_locked(&mut st, &log, e.to_string());
-                drop((st, log));
-                nack(nacked, &msg);
-                Err(e)
+            (Ok(()), Some(f)) => nack(job.replies.into_iter(), &f),
+            (Err(e), _) => {
+                let msg = format!("flushing `{}` failed: {e}", path.display());
+                shared.fail(msg.clone());
+                nack(job.replies.into_iter(), &msg);
             }
         }
+        let _ = tokens.send(());
+    }
+}
+
+fn nack(replies: impl Iterator<Item = Reply<Sealed>>, msg: &str) {
+    for reply in replies {
+        let _ = reply.send(Err(AuditError::Failed(msg.to_owned())));
     }
 }
 

@@ -35,7 +35,7 @@ impl Env {
     }
 
     fn opts(&self, every: u64) -> LogOptions {
-        LogOptions { dir: self.dir.clone(), checkpoint_every_records: every, checkpoint_interval: Duration::from_secs(3600), sync_threads: 4 }
+        LogOptions { dir: self.dir.clone(), checkpoint_every_records: every, checkpoint_interval: Duration::from_secs(3600), max_batch: 256, sync_threads: 4 }
     }
 
     fn open(&self, every: u64) -> AuditLog {
