@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Bounded loopback load run: tracegate beside an nginx proxy hop serving the same trace files,
-# measured in the same run with wrk. Prints a Markdown table (req/s, p50, p99, p99.9).
+# measured in the same run with wrk. Prints a Markdown table (req/s, p50, p99, p99.9, and for the
+# embedded gateway its CPU per request: utime + stime from /proc/<pid>/stat over the run ÷ requests).
 #   DURATION=10s CONNECTIONS=32 bash scripts/bench-http.sh
 # Then the scaled-out deployment (SCALE=0 skips it): traces in a moto S3 bucket, state in a
 # fresh PostgreSQL database, started by scripts/start-replicas.sh — one replica directly and
@@ -74,24 +75,35 @@ end
 LUA
 ms() { awk -v us="$1" 'BEGIN { printf "%.2f ms", us / 1000 }'; }
 
-run() { # label url token
-  local out rps p50 p99 p999
+# Gateway CPU (user + system, clock ticks) of a process, from /proc/<pid>/stat.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
+
+run() { # label url token [pid: also report that process's CPU per request]
+  local out rps p50 p99 p999 reqs before after cpu="–"
+  [ -n "${4:-}" ] && before=$(cpu_ticks "$4")
   out=$(wrk -t2 -c"$CONNECTIONS" -d"$DURATION" -s "$WORK/pct.lua" -H "Authorization: Bearer $3" "$2")
   if echo "$out" | grep -q "Non-2xx"; then echo "non-2xx responses for $1" >&2; echo "$out" >&2; exit 1; fi
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  reqs=$(echo "$out" | awk '/requests in/ {print $1}')
+  if [ -n "${4:-}" ]; then
+    after=$(cpu_ticks "$4")
+    cpu=$(awk -v t=$((after - before)) -v n="$reqs" -v hz="$HZ" 'BEGIN { printf "%.0f", t * 1e6 / hz / n }')
+  fi
   read -r p50 p99 p999 < <(echo "$out" | awk '$1=="PCT" {print $2, $3, $4}')
-  printf '| %s | %s | %s | %s | %s |\n' "$1" "$rps" "$(ms "$p50")" "$(ms "$p99")" "$(ms "$p999")"
+  printf '| %s | %s | %s | %s | %s | %s |\n' "$1" "$rps" "$(ms "$p50")" "$(ms "$p99")" "$(ms "$p999")" "$cpu"
 }
 
 echo "wrk -t2 -c$CONNECTIONS -d$DURATION, loopback, $(nproc) cores shared by client and server"
 echo
-echo "| target | req/s | p50 | p99 | p99.9 |"
-echo "|---|---|---|---|---|"
+echo "| target | req/s | p50 | p99 | p99.9 | gateway CPU µs/req |"
+echo "|---|---|---|---|---|---|"
+GW=${pids[-1]}
 for t in 2k 100k; do
   run "nginx static, $t"                http://127.0.0.1:$((BASE_PORT + 1))/v1/traces/bench-$t x
   run "nginx proxy hop, $t"             http://127.0.0.1:$((BASE_PORT + 2))/v1/traces/bench-$t x
-  run "tracegate engineer (all fields), $t" http://127.0.0.1:$BASE_PORT/v1/traces/bench-$t "$ENG"
-  run "tracegate support (projected), $t"   http://127.0.0.1:$BASE_PORT/v1/traces/bench-$t "$SUP"
+  run "tracegate engineer (all fields), $t" http://127.0.0.1:$BASE_PORT/v1/traces/bench-$t "$ENG" "$GW"
+  run "tracegate support (projected), $t"   http://127.0.0.1:$BASE_PORT/v1/traces/bench-$t "$SUP" "$GW"
 done
 
 # Side measurement: the same gateway with its audit log on tmpfs, so the difference to the
@@ -103,7 +115,7 @@ printf '\n[audit]\ndir = "%s"\n' "$SHM/audit" >> "$DATA/tracegate-tmpfs.toml"
 RUST_LOG=warn $BIN serve --config "$DATA/tracegate-tmpfs.toml" --listen 127.0.0.1:$BASE_PORT 2>"$WORK/gw-tmpfs.log" & pids+=($!)
 wait_http http://127.0.0.1:$BASE_PORT/healthz
 for t in 2k 100k; do
-  run "tracegate engineer, audit log on tmpfs (no flush cost), $t" http://127.0.0.1:$BASE_PORT/v1/traces/bench-$t "$ENG"
+  run "tracegate engineer, audit log on tmpfs (no flush cost), $t" http://127.0.0.1:$BASE_PORT/v1/traces/bench-$t "$ENG" "${pids[-1]}"
 done
 rm -rf "$SHM"
 
@@ -139,8 +151,8 @@ bucket_path=${STORE_URL#s3://}
 echo
 echo "S3 (moto) + PostgreSQL: $BIN, engineer role; the stored trace is what the writer role stored"
 echo
-echo "| target | req/s | p50 | p99 | p99.9 |"
-echo "|---|---|---|---|---|"
+echo "| target | req/s | p50 | p99 | p99.9 | gateway CPU µs/req |"
+echo "|---|---|---|---|---|---|"
 for t in 2k 100k; do
   run "moto S3 GET, direct, $t"                 "$MOTO_URL/$bucket_path/bench-$t.json" x
   run "nginx proxy hop to moto S3, $t"          "$S3_HOP_URL/$bucket_path/bench-$t.json" x
