@@ -421,8 +421,9 @@ pub fn search_role<'p>(policy: &'p Policy, who: &Principal, query: &SearchQuery)
 /// What a metadata index must return for [`search`] to give, over those rows, exactly what it
 /// gives over every trace: the rows of the role's row scope that match the query's predicates,
 /// in the search's order, at most `limit` of them. Predicates it cannot state exactly (a filter
-/// on a field the role masks: the caller filters by what it sees, which the index does not hold)
-/// are left to [`search`], and `limit` is then `None`. Pure: the index turns it into its query.
+/// whose value the role's masking could show for a stored value other than itself: the caller
+/// filters by what it sees, which the index does not hold) are left to [`search`], and `limit`
+/// is then `None`. Pure: the index turns it into its query.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SearchScope {
     /// `(metadata key of META_KEYS, value)` that must be equal: the row scope's claims and the
@@ -440,7 +441,13 @@ pub struct SearchScope {
 }
 
 /// The [`SearchScope`] of a search, under the role [`search`] would choose.
-pub fn search_scope(policy: &Policy, who: &Principal, query: &SearchQuery, now: SystemTime) -> Result<SearchScope, Denial> {
+pub fn search_scope(
+    policy: &Policy,
+    who: &Principal,
+    query: &SearchQuery,
+    now: SystemTime,
+    mask_key: &MaskKey,
+) -> Result<SearchScope, Denial> {
     let (role, limit) = search_role(policy, who, query)?;
     let mut scope = SearchScope {
         equals: Vec::new(),
@@ -465,7 +472,7 @@ pub fn search_scope(policy: &Policy, who: &Principal, query: &SearchQuery, now: 
     }
     for key in META_KEYS {
         if let Some(want) = query.filter(key) {
-            if role.masking.is_off() {
+            if role.masking.is_off() || shown_only_as_itself(role, key, want, mask_key) {
                 scope.equals.push((key, want.to_owned()));
             } else {
                 scope.limit = None;
@@ -473,6 +480,16 @@ pub fn search_scope(policy: &Policy, who: &Principal, query: &SearchQuery, now: 
         }
     }
     Ok(scope)
+}
+
+/// Whether the role shows `want` under `key` exactly for the stored value `want` and no other,
+/// so a filter on it is an equality SQL can run. It is when masking leaves `want` unchanged and
+/// `want` holds no mark an operator writes: every masked value carries such a mark (a label, a
+/// star, a pseudonym, re-encoded JSON), so a stored value shown as `want` was left unchanged,
+/// and is `want`. Anything else — `bob@example.com` under a role that hashes emails, or a filter
+/// that is itself a pseudonym — stays with [`search`], which compares what the caller sees.
+fn shown_only_as_itself(role: &Role, key: &str, want: &str, mask_key: &MaskKey) -> bool {
+    !crate::mask::operators::may_hold_operator_output(want) && masked_meta(role, key, want, mask_key).as_deref() == Some(want)
 }
 
 /// Searches `all` under the first role that may search with this limit, through the role's

@@ -1,7 +1,8 @@
 //! The PostgreSQL metadata index against the in-memory one: on generated metadata, callers and
 //! queries (several row scopes: tenant, tenant + project, max_age, none; masked and unmasked
-//! filters; with and without visible start times), search over the SQL scope's rows must give
-//! exactly what search over every trace gives. Also: upsert replaces, rebuild resumes.
+//! filters — those SQL can match exactly pushed into it, and pseudonyms and labels, which
+//! match stored values other than themselves, left to the core; with and without visible start
+//! times), search over the SQL scope's rows must give exactly what search over every trace gives. Also: upsert replaces, rebuild resumes.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -127,13 +128,26 @@ fn caller(g: &mut Gen) -> Principal {
     Principal { subject: "caller".into(), issuer: "test".into(), groups, claims, auth_method: AuthMethod::Dev, person: None, credential: Default::default() }
 }
 
-fn query(g: &mut Gen, who: &Principal) -> SearchQuery {
+/// What the `masked` role shows for `user` = `value`: a pseudonym for an email.
+fn shown_by_masked(policy: &Policy, value: &str, key: &MaskKey) -> String {
+    let mut obj = serde_json::json!({ "user": value });
+    policy.role("masked").unwrap().masking.apply(&mut obj, key);
+    obj["user"].as_str().unwrap().to_owned()
+}
+
+fn query(g: &mut Gen, who: &Principal, policy: &Policy, key: &MaskKey) -> SearchQuery {
     let mut q = SearchQuery::default();
     let opt = |g: &mut Gen, xs: &[Option<&str>]| if g.next().is_multiple_of(3) { g.pick(xs).map(str::to_owned) } else { None };
     q.tenant = if g.next().is_multiple_of(4) { who.claims.get("tenant").cloned() } else { opt(g, TENANTS) };
     q.project = opt(g, PROJECTS);
     q.agent = opt(g, AGENTS);
-    q.user = opt(g, USERS);
+    q.user = match g.next() % 6 {
+        // What the masked role shows for a stored email (its pseudonym), and a redaction label:
+        // filters that must match stored values other than themselves, so never go into SQL.
+        0 => Some(shown_by_masked(policy, "bob@example.com", key)),
+        1 => Some("[REDACTED:EMAIL]".to_owned()),
+        _ => opt(g, USERS),
+    };
     if g.next().is_multiple_of(3) {
         q.since = Some(now() - Duration::from_secs(g.next() % (40 * 86_400)));
     }
@@ -169,15 +183,19 @@ async fn sql_scoped_search_equals_in_memory_search() {
         mem.upsert(m.clone());
     }
     assert_eq!(pg.count().await.unwrap(), 600);
-    let (mut allowed, mut nonempty, mut masked_filters) = (0, 0, 0);
+    let (mut allowed, mut nonempty, mut masked_filters, mut pushed_under_masking) = (0, 0, 0, 0);
     for case in 0..400 {
         let who = caller(&mut g);
-        let q = query(&mut g, &who);
+        let q = query(&mut g, &who, &policy, &key);
         let expected = mem.with_all(|all| search(&policy, &who, &q, all, now(), &key));
-        let got = match search_scope(&policy, &who, &q, now()) {
+        let got = match search_scope(&policy, &who, &q, now(), &key) {
             Ok(scope) => {
                 if scope.limit.is_none() {
                     masked_filters += 1;
+                }
+                let filtered = [&q.tenant, &q.project, &q.agent, &q.user].iter().any(|f| f.is_some());
+                if scope.limit.is_some() && filtered && who.groups == ["masked"] {
+                    pushed_under_masking += 1;
                 }
                 let rows = pg.candidates(&scope).await.unwrap();
                 if let Some(l) = scope.limit {
@@ -194,7 +212,10 @@ async fn sql_scoped_search_equals_in_memory_search() {
         assert_eq!(outcome(got), outcome(expected), "case {case}: {who:?} {q:?}");
     }
     // The generator must exercise the interesting paths, or the equality above proves little.
-    assert!(allowed > 100 && nonempty > 50 && masked_filters > 5, "allowed {allowed}, non-empty {nonempty}, masked {masked_filters}");
+    assert!(
+        allowed > 100 && nonempty > 50 && masked_filters > 5 && pushed_under_masking > 5,
+        "allowed {allowed}, non-empty {nonempty}, masked {masked_filters}, pushed down under masking {pushed_under_masking}"
+    );
 }
 
 #[tokio::test]

@@ -109,6 +109,21 @@ impl Operators {
     }
 }
 
+/// Whether `s` could hold something an operator wrote: a `[REDACTED:` label, a `partial` star,
+/// or a `hash` pseudonym's `_` and 12 hex digits — or JSON punctuation, since a JSON-in-string
+/// value is re-encoded when something inside it is masked. A text without any of these that
+/// masking leaves unchanged can only be shown for a stored value equal to it (every replacement
+/// leaves one of these marks), which is what lets a search filter on it run in SQL.
+pub fn may_hold_operator_output(s: &str) -> bool {
+    if s.contains("[REDACTED:") || s.bytes().any(|b| matches!(b, b'*' | b'{' | b'[' | b'"' | b'\\')) {
+        return true;
+    }
+    s.match_indices('_').any(|(i, _)| {
+        let hex = s.as_bytes()[i + 1..].iter().take_while(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')).count();
+        hex >= PSEUDONYM_HEX
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,5 +159,34 @@ mod tests {
     #[test]
     fn hash_without_key_fails_closed_to_redact() {
         assert_eq!(run(Op::Hash, b"short", "alice@example.com"), "[REDACTED:EMAIL]");
+    }
+
+    /// What search pushdown rests on: whatever an operator writes, for any value, label and key,
+    /// is recognised as possibly an operator's — inside surrounding text too — while ordinary
+    /// metadata values are not.
+    #[test]
+    fn every_operator_output_carries_a_mark() {
+        let keys: [&[u8]; 2] = [b"0123456789abcdef0123", b""];
+        let values = ["a", "hunter2", "4111111111111111", "bob@example.com", "ünïcödé-välue", "x y z 1 2 3", "0"];
+        for key in keys {
+            for op in [Op::Redact, Op::Partial, Op::Hash] {
+                for label in ["EMAIL", "PERSON_NAME", "AWS_KEY"] {
+                    for v in values {
+                        let ops = Operators::new(&MaskKey(key.to_vec()));
+                        let mut out = String::new();
+                        ops.apply(op, label, v, &mut out);
+                        for text in [out.clone(), format!("user {out} here"), format!("{out}-2")] {
+                            assert!(may_hold_operator_output(&text), "{op:?} {label} {v:?}: {text}");
+                        }
+                    }
+                }
+            }
+        }
+        for plain in ["acme", "tenant-7", "u1", "agent_triage", "p_1", "2026-11-24", "Ünïcode Tenant", "a_0123456789a"] {
+            assert!(!may_hold_operator_output(plain), "{plain}");
+        }
+        for marked in ["x_0123456789ab", "{\"a\":1}", "[1]", "a*b", "say \"hi\"", "back\\slash"] {
+            assert!(may_hold_operator_output(marked), "{marked}");
+        }
     }
 }

@@ -40,7 +40,7 @@ async fn run(state: &AppState, audit: &mut Audited, query: Option<String>, calle
     let result = match &state.index {
         MetaIndex::Memory(ix) => ix.with_all(|all| search_core(&state.policy, &who, &q, all, now, &state.mask_key))?,
         MetaIndex::Postgres(ix) => {
-            let scope = search_scope(&state.policy, &who, &q, now)?;
+            let scope = search_scope(&state.policy, &who, &q, now, &state.mask_key)?;
             if scope.limit.is_some() {
                 let rows = ix.candidates(&scope).await?;
                 search_core(&state.policy, &who, &q, rows.iter(), now, &state.mask_key)?
