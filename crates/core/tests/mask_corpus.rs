@@ -12,40 +12,12 @@ mod corpus;
 use std::collections::BTreeMap;
 
 use serde_json::Value;
-use tracegate_core::mask::{decode_escapes, MaskKey, Masker};
+use tracegate_core::mask::{MaskKey, Masker};
 
 use corpus::{Class, Corpus};
 
 const SEED: u64 = 0x7261_6365_6761_7465;
 
-/// Every string of the masked output, and every string inside JSON-in-strings and escapes, so
-/// a value that survives in any encoding is found.
-fn strings(v: &Value, out: &mut Vec<String>, depth: u32) {
-    match v {
-        Value::String(s) => {
-            if depth < 6 {
-                if let Ok(inner) = serde_json::from_str::<Value>(s) {
-                    if inner.is_object() || inner.is_array() || inner.is_string() {
-                        strings(&inner, out, depth + 1);
-                    }
-                }
-            }
-            if let Some(d) = decode_escapes(s) {
-                if let Some(dd) = decode_escapes(&d) {
-                    out.push(dd);
-                }
-                out.push(d);
-            }
-            out.push(s.clone());
-        }
-        Value::Array(a) => a.iter().for_each(|e| strings(e, out, depth)),
-        Value::Object(m) => m.iter().for_each(|(k, e)| {
-            out.push(k.clone());
-            strings(e, out, depth);
-        }),
-        _ => {}
-    }
-}
 
 struct Tally {
     total: usize,
@@ -66,7 +38,7 @@ fn measure(c: &Corpus) -> Measured {
         bytes += doc.to_string().len();
         masker.apply(&mut doc, &key);
         let mut all = Vec::new();
-        strings(&doc, &mut all, 0);
+        corpus::texts(&doc, &mut all, 0);
         let mut haystack = String::new();
         for s in all {
             haystack.push_str(&s);

@@ -22,39 +22,10 @@ use std::path::PathBuf;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tracegate_core::mask::detectors::{DetSet, Detector, Engine, Span};
-use tracegate_core::mask::decode_escapes;
 
 /// The corpus recall test's seed, and a second draw so the reference is not one corpus's.
 const SEEDS: [(u64, usize, usize); 2] = [(0x7261_6365_6761_7465, 120, 60), (0x5eed_0002, 40, 60)];
 
-/// Every text the engine may scan in `v`: strings and keys, JSON inside strings (to the
-/// walk's depth), and the escape-decoded form of each.
-fn texts(v: &Value, out: &mut BTreeSet<String>, depth: u32) {
-    match v {
-        Value::String(s) => {
-            if depth < 6 {
-                if let Ok(inner) = serde_json::from_str::<Value>(s) {
-                    if inner.is_object() || inner.is_array() || inner.is_string() {
-                        texts(&inner, out, depth + 1);
-                    }
-                }
-            }
-            if let Some(d) = decode_escapes(s) {
-                if let Some(dd) = decode_escapes(&d) {
-                    out.insert(dd);
-                }
-                out.insert(d);
-            }
-            out.insert(s.clone());
-        }
-        Value::Array(a) => a.iter().for_each(|e| texts(e, out, depth)),
-        Value::Object(m) => m.iter().for_each(|(k, e)| {
-            out.insert(k.clone());
-            texts(e, out, depth);
-        }),
-        _ => {}
-    }
-}
 
 fn text_id(t: &str) -> String {
     hex::encode(&Sha256::digest(t.as_bytes())[..6])
@@ -78,7 +49,7 @@ fn detections() -> (BTreeSet<String>, BTreeMap<String, String>) {
     let mut set = BTreeSet::new();
     for (seed, traces, per) in SEEDS {
         for t in corpus::generate(seed, traces, per).traces {
-            texts(&t, &mut set, 0);
+            corpus::texts(&t, &mut set, 0);
         }
     }
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/mask");
@@ -90,7 +61,7 @@ fn detections() -> (BTreeSet<String>, BTreeMap<String, String>) {
     inputs.sort();
     for p in inputs {
         let v: Value = serde_json::from_slice(&std::fs::read(&p).unwrap_or_default()).unwrap_or(Value::Null);
-        texts(&v, &mut set, 0);
+        corpus::texts(&v, &mut set, 0);
     }
     let mut lines = BTreeSet::new();
     let mut by_id = BTreeMap::new();

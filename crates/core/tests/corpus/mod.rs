@@ -15,7 +15,38 @@
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use tracegate_core::mask::validate;
+use tracegate_core::mask::{decode_escapes, validate};
+
+/// Every text a masker may scan in `v`, and so every form a planted value could survive in:
+/// strings and keys, JSON inside strings (to six layers), and each string's escape-decoded
+/// forms (one and two layers). The recall test searches these for survivors; the detections
+/// reference scans them.
+pub fn texts<E: Extend<String>>(v: &Value, out: &mut E, depth: u32) {
+    match v {
+        Value::String(s) => {
+            if depth < 6 {
+                if let Ok(inner) = serde_json::from_str::<Value>(s) {
+                    if inner.is_object() || inner.is_array() || inner.is_string() {
+                        texts(&inner, out, depth + 1);
+                    }
+                }
+            }
+            if let Some(d) = decode_escapes(s) {
+                if let Some(dd) = decode_escapes(&d) {
+                    out.extend([dd]);
+                }
+                out.extend([d]);
+            }
+            out.extend([s.clone()]);
+        }
+        Value::Array(a) => a.iter().for_each(|e| texts(e, out, depth)),
+        Value::Object(m) => m.iter().for_each(|(k, e)| {
+            out.extend([k.clone()]);
+            texts(e, out, depth);
+        }),
+        _ => {}
+    }
+}
 
 /// What a planted value is, for the per-class targets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
