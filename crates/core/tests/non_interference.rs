@@ -9,6 +9,8 @@
 //! other). Both traces go through exactly the pipeline the gateway runs; the answers must be
 //! identical. `NON_INTERFERENCE_CASES` sets the number of cases (default 10,000 per role).
 
+#![allow(clippy::panic)]
+
 use std::time::SystemTime;
 
 use proptest::prelude::*;

@@ -86,14 +86,11 @@ async fn store_trace(
         Err(StoreError::NotFound(_)) => None,
         Err(e) => return Err(e.into()),
     };
-    let current_meta = match &current {
-        Some(c) => Some(
-            serde_json::from_slice::<Value>(&c.bytes)
-                .map(|d| TraceMeta::extract(id.clone(), &d))
-                .unwrap_or_else(|_| TraceMeta::extract(id.clone(), &Value::Null)),
-        ),
-        None => None,
-    };
+    let current_meta = current.as_ref().map(|c| {
+        serde_json::from_slice::<Value>(&c.bytes)
+            .map(|d| TraceMeta::extract(id.clone(), &d))
+            .unwrap_or_else(|_| TraceMeta::extract(id.clone(), &Value::Null))
+    });
     let granted = decide_write(&state.policy, &who, &meta, current_meta.as_ref(), SystemTime::now())?;
     // The writer's own condition, judged against what is there; then the store is told to
     // replace exactly that, so a concurrent write in between fails instead of being lost.

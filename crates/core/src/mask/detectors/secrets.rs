@@ -136,7 +136,7 @@ impl Rule {
     /// run past its bound.
     fn too_long(&self, text: &str, locs: &regex::CaptureLocations) -> bool {
         (1..locs.len()).filter_map(|i| locs.get(i)).any(|(s, e)| {
-            e - s > self.limit && text.get(s..e).map_or(true, |v| v.chars().count() > self.limit)
+            e - s > self.limit && text.get(s..e).is_none_or(|v| v.chars().count() > self.limit)
         })
     }
 
