@@ -350,3 +350,21 @@ async fn a_trace_over_the_read_limit_is_refused_before_it_is_read() {
     assert_eq!(refused[0]["status"], 500, "{}", refused[0]);
     assert!(refused[0].get("object_version").is_none_or(serde_json::Value::is_null), "{}", refused[0]);
 }
+
+/// A write over a trace as large as the whole read budget: the route's look at the current
+/// version and the store's own re-read under `put` each need the whole budget, so the first must
+/// be let go before the second is asked for — or the write waits on itself forever (and so would
+/// concurrent writes each holding a share while waiting for a second).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_over_a_trace_the_size_of_the_read_budget_does_not_wait_on_itself() {
+    let gw = Gateway::start_with(|t| t.replace("max_trace_bytes = 16777216", "max_trace_bytes = 16777216\nread_budget_bytes = 2048")).await;
+    let w = gw.token("refund-agent", &["agents"], &[("tenant", "acme")]);
+    let doc = json!({"metadata": {"tenant": "acme", "agent": "refund-agent"}, "final_output": "rewritten"});
+    // demo-agent-1 is 3 KB: its read takes all of a 2 KiB budget.
+    let put = gw.client.put(gw.url("/v1/traces/demo-agent-1")).bearer_auth(&w).body(serde_json::to_vec(&doc).unwrap()).send();
+    let r = tokio::time::timeout(std::time::Duration::from_secs(20), put).await.expect("the write waited on itself").unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let e = gw.token("erin", &["eng"], &[]);
+    let (s, body) = gw.get("/v1/traces/demo-agent-1", &e).await;
+    assert_eq!((s, &body["final_output"]), (200, &json!("rewritten")), "{body}");
+}

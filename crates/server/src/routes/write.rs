@@ -80,17 +80,20 @@ async fn store_trace(
         ));
     }
     let meta = TraceMeta::extract(id.clone(), &doc);
-    // The trace this write would replace, if any: its row scope must admit the writer too.
-    let current = match state.store.get(&id).await {
-        Ok(c) => Some(c),
-        Err(StoreError::NotFound(_)) => None,
+    // The trace this write would replace, if any: its row scope must admit the writer too. Only
+    // its version and metadata are kept: the bytes (and the share of the read budget they hold)
+    // are let go here, because the store's `put` reads the current version again under a share
+    // of its own, and a write holding one share while waiting for another could wait forever.
+    let (current, current_meta) = match state.store.get(&id).await {
+        Ok(c) => {
+            let meta = serde_json::from_slice::<Value>(&c.bytes)
+                .map(|d| TraceMeta::extract(id.clone(), &d))
+                .unwrap_or_else(|_| TraceMeta::extract(id.clone(), &Value::Null));
+            (Some(c.version), Some(meta))
+        }
+        Err(StoreError::NotFound(_)) => (None, None),
         Err(e) => return Err(e.into()),
     };
-    let current_meta = current.as_ref().map(|c| {
-        serde_json::from_slice::<Value>(&c.bytes)
-            .map(|d| TraceMeta::extract(id.clone(), &d))
-            .unwrap_or_else(|_| TraceMeta::extract(id.clone(), &Value::Null))
-    });
     let granted = decide_write(&state.policy, &who, &meta, current_meta.as_ref(), SystemTime::now())?;
     // The writer's own condition, judged against what is there; then the store is told to
     // replace exactly that, so a concurrent write in between fails instead of being lost.
@@ -98,13 +101,13 @@ async fn store_trace(
     match (&asked, &current) {
         (WriteCondition::Absent, Some(_)) => return Err(failed("a trace with this id exists (If-None-Match: *)")),
         (WriteCondition::Version(_), None) => return Err(failed("no trace with this id exists (If-Match)")),
-        (WriteCondition::Version(v), Some(c)) if &c.version != v => {
+        (WriteCondition::Version(v), Some(c)) if c != v => {
             return Err(failed("the current version is not the one given in If-Match"))
         }
         _ => {}
     }
     let exact = match &current {
-        Some(c) => WriteCondition::Version(c.version.clone()),
+        Some(c) => WriteCondition::Version(c.clone()),
         None => WriteCondition::Absent,
     };
     // Mask before storing: what the writer's role masks never reaches the store. Untouched
