@@ -8,6 +8,7 @@
 
 use std::cmp::Ordering;
 
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::AuditError;
@@ -73,19 +74,463 @@ pub fn cmp_keys(a: &str, b: &str) -> Ordering {
 
 /// Joins already-canonical member values into a canonical object; `members` need not be sorted.
 pub fn object(members: &mut [(&str, &[u8])]) -> Vec<u8> {
-    members.sort_by(|a, b| cmp_keys(a.0, b.0));
     let mut out = Vec::with_capacity(members.iter().map(|(k, v)| k.len() + v.len() + 4).sum::<usize>() + 2);
+    write_object(members, &mut out);
+    out
+}
+
+/// Appends [`object`]'s bytes to `out`.
+pub fn write_object(members: &mut [(&str, &[u8])], out: &mut Vec<u8>) {
+    members.sort_by(|a, b| cmp_keys(a.0, b.0));
     out.push(b'{');
     for (i, (k, v)) in members.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        write_str(k, &mut out);
+        write_str(k, out);
         out.push(b':');
         out.extend_from_slice(v);
     }
     out.push(b'}');
-    out
+}
+
+/// The canonical members of a value that serialises as a JSON object, straight from its
+/// `Serialize` impl: `(member name, canonical value bytes)` in the order serialised (callers sort).
+/// The same bytes as [`to_canonical`] over `serde_json::to_value`, without building the tree: an
+/// audit record is canonicalised this way on every request, and the tree of strings it copied
+/// was most of that cost.
+pub fn members<T: Serialize + ?Sized>(v: &T) -> Result<Vec<(String, Vec<u8>)>, AuditError> {
+    let mut members = Vec::new();
+    v.serialize(Top(&mut members))?;
+    Ok(members)
+}
+
+impl serde::ser::Error for AuditError {
+    fn custom<T: std::fmt::Display>(msg: T) -> Self {
+        AuditError::Serialize(msg.to_string())
+    }
+}
+
+fn refuse<T>(what: &str) -> Result<T, AuditError> {
+    Err(AuditError::Serialize(format!("{what} cannot be canonicalised; audit records carry integers, strings, lists and objects only")))
+}
+
+fn int(out: &mut Vec<u8>, n: i128) -> Result<(), AuditError> {
+    if n.unsigned_abs() > u128::from(MAX_SAFE) {
+        return Err(AuditError::Serialize(format!(
+            "number `{n}` is not an integer within ±(2^53-1); audit records carry integers only"
+        )));
+    }
+    out.extend_from_slice(n.to_string().as_bytes());
+    Ok(())
+}
+
+/// Writes one value's canonical form to the buffer it holds.
+struct Canon<'a>(&'a mut Vec<u8>);
+
+/// An object's members while it is serialised; sorted and written when it ends.
+struct Members<'a> {
+    /// `None` at the top level, where the members themselves are the result.
+    out: Option<&'a mut Vec<u8>>,
+    top: Option<&'a mut Vec<(String, Vec<u8>)>>,
+    members: Vec<(String, Vec<u8>)>,
+    key: Option<String>,
+    /// For `{"variant": {...}}`: the variant name the object is wrapped in.
+    variant: Option<&'static str>,
+}
+
+impl Members<'_> {
+    fn member(&mut self, key: String, value: &(impl Serialize + ?Sized)) -> Result<(), AuditError> {
+        let mut bytes = Vec::new();
+        value.serialize(Canon(&mut bytes))?;
+        self.members.push((key, bytes));
+        Ok(())
+    }
+
+    fn end(mut self) -> Result<(), AuditError> {
+        self.members.sort_by(|a, b| cmp_keys(&a.0, &b.0));
+        // `to_value` would keep one of two equal names silently; a record never has them.
+        if self.members.windows(2).any(|w| w[0].0 == w[1].0) {
+            return refuse("an object with a repeated member name");
+        }
+        if let Some(top) = self.top.take() {
+            *top = std::mem::take(&mut self.members);
+            return Ok(());
+        }
+        let Some(out) = self.out.take() else { return Ok(()) };
+        if let Some(v) = self.variant {
+            out.push(b'{');
+            write_str(v, out);
+            out.push(b':');
+        }
+        let mut refs: Vec<(&str, &[u8])> = self.members.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+        write_object(&mut refs, out);
+        if self.variant.is_some() {
+            out.push(b'}');
+        }
+        Ok(())
+    }
+}
+
+/// A list while it is serialised (optionally wrapped in `{"variant": [...]}`).
+struct Items<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+    variant: bool,
+}
+
+impl Items<'_> {
+    fn item(&mut self, v: &(impl Serialize + ?Sized)) -> Result<(), AuditError> {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        v.serialize(Canon(self.out))
+    }
+
+    fn end(self) -> Result<(), AuditError> {
+        self.out.push(b']');
+        if self.variant {
+            self.out.push(b'}');
+        }
+        Ok(())
+    }
+}
+
+/// Only an object may be the top level of [`members`].
+struct Top<'a>(&'a mut Vec<(String, Vec<u8>)>);
+
+/// Map keys: strings only (what `serde_json::to_value` also takes, minus numbers and bools,
+/// which no record uses as keys).
+struct Key;
+
+macro_rules! not_a_key {
+    ($($f:ident: $t:ty),*) => { $(fn $f(self, _: $t) -> Result<String, AuditError> { refuse("a non-string object key") })* };
+}
+
+impl serde::Serializer for Key {
+    type Ok = String;
+    type Error = AuditError;
+    type SerializeSeq = serde::ser::Impossible<String, AuditError>;
+    type SerializeTuple = serde::ser::Impossible<String, AuditError>;
+    type SerializeTupleStruct = serde::ser::Impossible<String, AuditError>;
+    type SerializeTupleVariant = serde::ser::Impossible<String, AuditError>;
+    type SerializeMap = serde::ser::Impossible<String, AuditError>;
+    type SerializeStruct = serde::ser::Impossible<String, AuditError>;
+    type SerializeStructVariant = serde::ser::Impossible<String, AuditError>;
+
+    fn serialize_str(self, v: &str) -> Result<String, AuditError> {
+        Ok(v.to_owned())
+    }
+    fn serialize_char(self, v: char) -> Result<String, AuditError> {
+        Ok(v.to_string())
+    }
+    fn serialize_unit_variant(self, _: &'static str, _: u32, variant: &'static str) -> Result<String, AuditError> {
+        Ok(variant.to_owned())
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, v: &T) -> Result<String, AuditError> {
+        v.serialize(self)
+    }
+    not_a_key!(serialize_bool: bool, serialize_i8: i8, serialize_i16: i16, serialize_i32: i32, serialize_i64: i64,
+        serialize_u8: u8, serialize_u16: u16, serialize_u32: u32, serialize_u64: u64, serialize_f32: f32,
+        serialize_f64: f64, serialize_bytes: &[u8], serialize_unit_struct: &'static str);
+    fn serialize_none(self) -> Result<String, AuditError> {
+        refuse("a non-string object key")
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<String, AuditError> {
+        refuse("a non-string object key")
+    }
+    fn serialize_unit(self) -> Result<String, AuditError> {
+        refuse("a non-string object key")
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(self, _: &'static str, _: u32, _: &'static str, _: &T) -> Result<String, AuditError> {
+        refuse("a non-string object key")
+    }
+    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, AuditError> {
+        refuse("a non-string object key")
+    }
+    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, AuditError> {
+        refuse("a non-string object key")
+    }
+    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeTupleStruct, AuditError> {
+        refuse("a non-string object key")
+    }
+    fn serialize_tuple_variant(self, _: &'static str, _: u32, _: &'static str, _: usize) -> Result<Self::SerializeTupleVariant, AuditError> {
+        refuse("a non-string object key")
+    }
+    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, AuditError> {
+        refuse("a non-string object key")
+    }
+    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeStruct, AuditError> {
+        refuse("a non-string object key")
+    }
+    fn serialize_struct_variant(self, _: &'static str, _: u32, _: &'static str, _: usize) -> Result<Self::SerializeStructVariant, AuditError> {
+        refuse("a non-string object key")
+    }
+}
+
+impl<'a> serde::Serializer for Canon<'a> {
+    type Ok = ();
+    type Error = AuditError;
+    type SerializeSeq = Items<'a>;
+    type SerializeTuple = Items<'a>;
+    type SerializeTupleStruct = Items<'a>;
+    type SerializeTupleVariant = Items<'a>;
+    type SerializeMap = Members<'a>;
+    type SerializeStruct = Members<'a>;
+    type SerializeStructVariant = Members<'a>;
+
+    fn serialize_bool(self, v: bool) -> Result<(), AuditError> {
+        self.0.extend_from_slice(if v { b"true" } else { b"false" });
+        Ok(())
+    }
+    fn serialize_i8(self, v: i8) -> Result<(), AuditError> {
+        int(self.0, v.into())
+    }
+    fn serialize_i16(self, v: i16) -> Result<(), AuditError> {
+        int(self.0, v.into())
+    }
+    fn serialize_i32(self, v: i32) -> Result<(), AuditError> {
+        int(self.0, v.into())
+    }
+    fn serialize_i64(self, v: i64) -> Result<(), AuditError> {
+        int(self.0, v.into())
+    }
+    fn serialize_i128(self, v: i128) -> Result<(), AuditError> {
+        int(self.0, v)
+    }
+    fn serialize_u8(self, v: u8) -> Result<(), AuditError> {
+        int(self.0, v.into())
+    }
+    fn serialize_u16(self, v: u16) -> Result<(), AuditError> {
+        int(self.0, v.into())
+    }
+    fn serialize_u32(self, v: u32) -> Result<(), AuditError> {
+        int(self.0, v.into())
+    }
+    fn serialize_u64(self, v: u64) -> Result<(), AuditError> {
+        int(self.0, v.into())
+    }
+    fn serialize_u128(self, v: u128) -> Result<(), AuditError> {
+        match i128::try_from(v) {
+            Ok(v) => int(self.0, v),
+            Err(_) => int(self.0, i128::MAX),
+        }
+    }
+    fn serialize_f32(self, v: f32) -> Result<(), AuditError> {
+        self.serialize_f64(v.into())
+    }
+    fn serialize_f64(self, v: f64) -> Result<(), AuditError> {
+        Err(AuditError::Serialize(format!("number `{v}` is not an integer within ±(2^53-1); audit records carry integers only")))
+    }
+    fn serialize_char(self, v: char) -> Result<(), AuditError> {
+        write_str(v.encode_utf8(&mut [0; 4]), self.0);
+        Ok(())
+    }
+    fn serialize_str(self, v: &str) -> Result<(), AuditError> {
+        write_str(v, self.0);
+        Ok(())
+    }
+    fn serialize_bytes(self, v: &[u8]) -> Result<(), AuditError> {
+        let mut seq = self.serialize_seq(Some(v.len()))?;
+        for b in v {
+            serde::ser::SerializeSeq::serialize_element(&mut seq, b)?;
+        }
+        serde::ser::SerializeSeq::end(seq)
+    }
+    fn serialize_none(self) -> Result<(), AuditError> {
+        self.serialize_unit()
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, v: &T) -> Result<(), AuditError> {
+        v.serialize(self)
+    }
+    fn serialize_unit(self) -> Result<(), AuditError> {
+        self.0.extend_from_slice(b"null");
+        Ok(())
+    }
+    fn serialize_unit_struct(self, _: &'static str) -> Result<(), AuditError> {
+        self.serialize_unit()
+    }
+    fn serialize_unit_variant(self, _: &'static str, _: u32, variant: &'static str) -> Result<(), AuditError> {
+        self.serialize_str(variant)
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, v: &T) -> Result<(), AuditError> {
+        v.serialize(self)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(self, _: &'static str, _: u32, variant: &'static str, v: &T) -> Result<(), AuditError> {
+        self.0.push(b'{');
+        write_str(variant, self.0);
+        self.0.push(b':');
+        v.serialize(Canon(self.0))?;
+        self.0.push(b'}');
+        Ok(())
+    }
+    fn serialize_seq(self, _: Option<usize>) -> Result<Items<'a>, AuditError> {
+        self.0.push(b'[');
+        Ok(Items { out: self.0, first: true, variant: false })
+    }
+    fn serialize_tuple(self, len: usize) -> Result<Items<'a>, AuditError> {
+        self.serialize_seq(Some(len))
+    }
+    fn serialize_tuple_struct(self, _: &'static str, len: usize) -> Result<Items<'a>, AuditError> {
+        self.serialize_seq(Some(len))
+    }
+    fn serialize_tuple_variant(self, _: &'static str, _: u32, variant: &'static str, _: usize) -> Result<Items<'a>, AuditError> {
+        self.0.push(b'{');
+        write_str(variant, self.0);
+        self.0.extend_from_slice(b":[");
+        Ok(Items { out: self.0, first: true, variant: true })
+    }
+    fn serialize_map(self, len: Option<usize>) -> Result<Members<'a>, AuditError> {
+        Ok(Members { out: Some(self.0), top: None, members: Vec::with_capacity(len.unwrap_or(0)), key: None, variant: None })
+    }
+    fn serialize_struct(self, _: &'static str, len: usize) -> Result<Members<'a>, AuditError> {
+        self.serialize_map(Some(len))
+    }
+    fn serialize_struct_variant(self, _: &'static str, _: u32, variant: &'static str, len: usize) -> Result<Members<'a>, AuditError> {
+        Ok(Members { out: Some(self.0), top: None, members: Vec::with_capacity(len), key: None, variant: Some(variant) })
+    }
+}
+
+macro_rules! only_objects {
+    ($($f:ident: $t:ty),*) => { $(fn $f(self, _: $t) -> Result<(), AuditError> { refuse("a record that is not an object") })* };
+}
+
+impl<'a> serde::Serializer for Top<'a> {
+    type Ok = ();
+    type Error = AuditError;
+    type SerializeSeq = serde::ser::Impossible<(), AuditError>;
+    type SerializeTuple = serde::ser::Impossible<(), AuditError>;
+    type SerializeTupleStruct = serde::ser::Impossible<(), AuditError>;
+    type SerializeTupleVariant = serde::ser::Impossible<(), AuditError>;
+    type SerializeMap = Members<'a>;
+    type SerializeStruct = Members<'a>;
+    type SerializeStructVariant = serde::ser::Impossible<(), AuditError>;
+
+    fn serialize_map(self, len: Option<usize>) -> Result<Members<'a>, AuditError> {
+        Ok(Members { out: None, top: Some(self.0), members: Vec::with_capacity(len.unwrap_or(0)), key: None, variant: None })
+    }
+    fn serialize_struct(self, _: &'static str, len: usize) -> Result<Members<'a>, AuditError> {
+        self.serialize_map(Some(len))
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, v: &T) -> Result<(), AuditError> {
+        v.serialize(self)
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, v: &T) -> Result<(), AuditError> {
+        v.serialize(self)
+    }
+    only_objects!(serialize_bool: bool, serialize_i8: i8, serialize_i16: i16, serialize_i32: i32, serialize_i64: i64,
+        serialize_u8: u8, serialize_u16: u16, serialize_u32: u32, serialize_u64: u64, serialize_f32: f32,
+        serialize_f64: f64, serialize_char: char, serialize_str: &str, serialize_bytes: &[u8], serialize_unit_struct: &'static str);
+    fn serialize_none(self) -> Result<(), AuditError> {
+        refuse("a record that is not an object")
+    }
+    fn serialize_unit(self) -> Result<(), AuditError> {
+        refuse("a record that is not an object")
+    }
+    fn serialize_unit_variant(self, _: &'static str, _: u32, _: &'static str) -> Result<(), AuditError> {
+        refuse("a record that is not an object")
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(self, _: &'static str, _: u32, _: &'static str, _: &T) -> Result<(), AuditError> {
+        refuse("a record that is not an object")
+    }
+    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, AuditError> {
+        refuse("a record that is not an object")
+    }
+    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, AuditError> {
+        refuse("a record that is not an object")
+    }
+    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeTupleStruct, AuditError> {
+        refuse("a record that is not an object")
+    }
+    fn serialize_tuple_variant(self, _: &'static str, _: u32, _: &'static str, _: usize) -> Result<Self::SerializeTupleVariant, AuditError> {
+        refuse("a record that is not an object")
+    }
+    fn serialize_struct_variant(self, _: &'static str, _: u32, _: &'static str, _: usize) -> Result<Self::SerializeStructVariant, AuditError> {
+        refuse("a record that is not an object")
+    }
+}
+
+impl serde::ser::SerializeSeq for Items<'_> {
+    type Ok = ();
+    type Error = AuditError;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), AuditError> {
+        self.item(v)
+    }
+    fn end(self) -> Result<(), AuditError> {
+        Items::end(self)
+    }
+}
+
+impl serde::ser::SerializeTuple for Items<'_> {
+    type Ok = ();
+    type Error = AuditError;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), AuditError> {
+        self.item(v)
+    }
+    fn end(self) -> Result<(), AuditError> {
+        Items::end(self)
+    }
+}
+
+impl serde::ser::SerializeTupleStruct for Items<'_> {
+    type Ok = ();
+    type Error = AuditError;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), AuditError> {
+        self.item(v)
+    }
+    fn end(self) -> Result<(), AuditError> {
+        Items::end(self)
+    }
+}
+
+impl serde::ser::SerializeTupleVariant for Items<'_> {
+    type Ok = ();
+    type Error = AuditError;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), AuditError> {
+        self.item(v)
+    }
+    fn end(self) -> Result<(), AuditError> {
+        Items::end(self)
+    }
+}
+
+impl serde::ser::SerializeMap for Members<'_> {
+    type Ok = ();
+    type Error = AuditError;
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), AuditError> {
+        self.key = Some(key.serialize(Key)?);
+        Ok(())
+    }
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), AuditError> {
+        let Some(key) = self.key.take() else { return refuse("an object value without its key") };
+        self.member(key, v)
+    }
+    fn end(self) -> Result<(), AuditError> {
+        Members::end(self)
+    }
+}
+
+impl serde::ser::SerializeStruct for Members<'_> {
+    type Ok = ();
+    type Error = AuditError;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, v: &T) -> Result<(), AuditError> {
+        self.member(key.to_owned(), v)
+    }
+    fn end(self) -> Result<(), AuditError> {
+        Members::end(self)
+    }
+}
+
+impl serde::ser::SerializeStructVariant for Members<'_> {
+    type Ok = ();
+    type Error = AuditError;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, v: &T) -> Result<(), AuditError> {
+        self.member(key.to_owned(), v)
+    }
+    fn end(self) -> Result<(), AuditError> {
+        Members::end(self)
+    }
 }
 
 pub(crate) fn write_str(s: &str, out: &mut Vec<u8>) {

@@ -4,7 +4,8 @@
 //! `seq` and `prev_hash`, and `canonical` is [`crate::canonical`] (RFC 8785 over integers). The
 //! line stored in the log is the canonical form of the whole record, `hash` included, plus `\n`.
 //!
-//! Canonicalising the caller's fields happens on the caller's task ([`Prepared::new`]); the single
+//! Canonicalising the caller's fields happens on the caller's task ([`Prepared::new`], straight from
+//! the entry's `Serialize`, [`canonical::members`]); the single
 //! writer only splices in the three chain fields and hashes, so its serial work per record stays small.
 
 use serde_json::Value;
@@ -25,16 +26,9 @@ pub(crate) struct Prepared {
 
 impl Prepared {
     pub(crate) fn new(entry: &Entry) -> Result<Self, AuditError> {
-        let value = serde_json::to_value(entry).map_err(|e| AuditError::Serialize(e.to_string()))?;
-        let Value::Object(map) = value else {
-            return Err(AuditError::Serialize("an entry must serialise to a json object".into()));
-        };
-        let mut members = Vec::with_capacity(map.len());
-        for (k, v) in &map {
-            if CHAIN_FIELDS.contains(&k.as_str()) {
-                return Err(AuditError::Serialize(format!("entry must not carry chain field `{k}`")));
-            }
-            members.push((k.clone(), canonical::to_canonical(v)?));
+        let members = canonical::members(entry)?;
+        if let Some((k, _)) = members.iter().find(|(k, _)| CHAIN_FIELDS.contains(&k.as_str())) {
+            return Err(AuditError::Serialize(format!("entry must not carry chain field `{k}`")));
         }
         Ok(Prepared { members })
     }
@@ -96,6 +90,76 @@ pub(crate) fn check_line(line: &[u8]) -> Result<Checked, String> {
 mod tests {
     use super::*;
     use crate::record::{Entry, Timestamp, GENESIS_HASH};
+
+    /// A record with every field set, strings needing escapes, nested objects out of order.
+    fn full_entry() -> Entry {
+        use crate::record::{Decision, MaskApplied, PrincipalRecord, RequestRecord, Slice};
+        let mut e = Entry::request("r-\u{1}\"é", Timestamp::now());
+        e.principal = Some(PrincipalRecord {
+            subject: "sam\n".into(),
+            issuer: "https://idp/\\".into(),
+            groups: vec!["support".into(), "z".into(), "a".into()],
+            roles: vec!["support".into()],
+            auth_method: "dev".into(),
+            credential: Some("session".into()),
+            claims: [("tenant".to_owned(), "acme".to_owned()), ("b".to_owned(), "\u{7f}\u{1f}".to_owned())].into(),
+        });
+        e.client_addr = Some("127.0.0.1:9".into());
+        e.request = Some(RequestRecord {
+            method: "GET".into(),
+            route: "/v1/traces/{id}".into(),
+            action: Some("read".into()),
+            trace_ids: vec!["t1".into()],
+            fields: vec!["$.a".into()],
+            purpose: Some("incident 4".into()),
+        });
+        e.policy_version = Some("sha256:00".into());
+        e.decision = Some(Decision::Deny);
+        e.deny_code = Some("field_denied".into());
+        e.message = Some("tab\there".into());
+        e.rules = vec!["roles.support.fields".into()];
+        e.role = Some("support".into());
+        e.slice = Some(Slice { allow: vec!["$".into()], deny: vec!["$..secret".into()] });
+        e.masks = vec![MaskApplied { detector: "email".into(), operator: "hash".into(), count: 2, paths: vec!["$['a']".into()] }];
+        e.approval_id = Some("ar-1".into());
+        e.object_version = Some("sha256:11".into());
+        e.status = Some(403);
+        e.bytes_sent = Some(0);
+        e.body_sha256 = Some("ab".into());
+        e.latency_us = Some(9_007_199_254_740_991);
+        e.event = Some(serde_json::json!({"z": [1, -2, {"y": null, "b": true}], "a": "x", "é": {"k": false}}));
+        e
+    }
+
+    #[test]
+    fn prepared_members_are_the_canonical_form_of_the_serialised_entry() {
+        for e in [full_entry(), Entry::request("r1", Timestamp::now()), Entry::system(serde_json::json!({"type": "t"}))] {
+            let value = serde_json::to_value(&e).unwrap();
+            let Value::Object(map) = &value else { panic!("an entry is an object") };
+            let mut want: Vec<(String, Vec<u8>)> = map.iter().map(|(k, v)| (k.clone(), canonical::to_canonical(v).unwrap())).collect();
+            want.sort_by(|a, b| canonical::cmp_keys(&a.0, &b.0));
+            let mut got = Prepared::new(&e).unwrap().members;
+            got.sort_by(|a, b| canonical::cmp_keys(&a.0, &b.0));
+            assert_eq!(got, want);
+            // And the sealed line is the canonical form of the whole record.
+            let (line, _) = Prepared::new(&e).unwrap().seal(7, GENESIS_HASH);
+            let v: Value = serde_json::from_slice(&line).unwrap();
+            assert_eq!(canonical::to_canonical(&v).unwrap(), line[..line.len() - 1].to_vec());
+        }
+    }
+
+    #[test]
+    fn prepared_refuses_what_canonical_json_cannot_hold() {
+        let mut e = full_entry();
+        e.event = Some(serde_json::json!({"x": 1.5}));
+        assert!(Prepared::new(&e).is_err());
+        e.event = Some(serde_json::json!({"x": 9_007_199_254_740_992u64}));
+        assert!(Prepared::new(&e).is_err());
+        e.event = Some(serde_json::json!({"x": -9_007_199_254_740_991i64}));
+        assert!(Prepared::new(&e).is_ok());
+        assert!(canonical::members(&serde_json::json!([1])).is_err());
+        assert!(canonical::members(&serde_json::json!({"seq": 1})).is_ok());
+    }
 
     #[test]
     fn sealed_line_checks_and_is_canonical() {
