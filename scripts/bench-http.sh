@@ -8,6 +8,7 @@
 # behind nginx, two behind nginx — beside moto read directly and through an nginx proxy hop.
 # What the audit flush adds: the embedded engineer rows again with the audit log on tmpfs
 # (/dev/shm, where fdatasync returns at once) — a side measurement, never a deployment.
+# AB="BIN_A BIN_B" runs an alternated A/B of two builds instead (see below).
 # Needs wrk and nginx (Debian packages wrk, nginx-light); installs them if missing; the S3 rows
 # also need moto_server and PostgreSQL at 127.0.0.1:5432 (see scripts/start-replicas.sh).
 set -euo pipefail
@@ -93,6 +94,38 @@ run() { # label url token [pid: also report that process's CPU per request]
   read -r p50 p99 p999 < <(echo "$out" | awk '$1=="PCT" {print $2, $3, $4}')
   printf '| %s | %s | %s | %s | %s | %s |\n' "$1" "$rps" "$(ms "$p50")" "$(ms "$p99")" "$(ms "$p999")" "$cpu"
 }
+
+# A/B of two builds instead of the table: AB="BIN_A BIN_B" [ROUNDS=6] [AB_SIZES="2k 100k"]. Runs
+# alternate A and B; each is a fresh gateway with a fresh audit directory (same disk as the data),
+# 1 s of warm-up, then one measured wrk run of the engineer role. Compare CPU µs/request within
+# pairs: it moves far less with the machine's load than req/s does.
+if [ -n "${AB:-}" ]; then
+  kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true; unset 'pids[-1]'
+  read -r -a ab_bins <<<"$AB"
+  echo "A/B, engineer role, wrk -t2 -c$CONNECTIONS -d$DURATION per run; A = ${ab_bins[0]}, B = ${ab_bins[1]}"
+  echo
+  echo "| run | req/s | p50 | p99 | p99.9 | gateway CPU µs/req |"
+  echo "|---|---|---|---|---|---|"
+  n=0
+  for round in $(seq 1 "${ROUNDS:-6}"); do
+    for t in ${AB_SIZES:-2k}; do
+      for side in A B; do
+        bin=${ab_bins[0]}; [ "$side" = B ] && bin=${ab_bins[1]}
+        n=$((n + 1))
+        cp "$DATA/tracegate.toml" "$DATA/ab.toml"
+        printf '\n[audit]\ndir = "%s"\n' "$WORK/ab-audit-$n" >> "$DATA/ab.toml"
+        RUST_LOG=warn $bin serve --config "$DATA/ab.toml" --listen 127.0.0.1:$((BASE_PORT + 3)) 2>>"$WORK/ab.log" & pids+=($!)
+        wait_http http://127.0.0.1:$((BASE_PORT + 3))/healthz
+        url=http://127.0.0.1:$((BASE_PORT + 3))/v1/traces/bench-$t
+        wrk -t2 -c"$CONNECTIONS" -d1s -H "Authorization: Bearer $ENG" "$url" >/dev/null
+        run "$side $t, round $round" "$url" "$ENG" "${pids[-1]}"
+        kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true; unset 'pids[-1]'
+        rm -rf "$WORK/ab-audit-$n"
+      done
+    done
+  done
+  exit 0
+fi
 
 echo "wrk -t2 -c$CONNECTIONS -d$DURATION, loopback, $(nproc) cores shared by client and server"
 echo
