@@ -451,49 +451,22 @@ impl<'a> serde::Serializer for Top<'a> {
     }
 }
 
-impl serde::ser::SerializeSeq for Items<'_> {
-    type Ok = ();
-    type Error = AuditError;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), AuditError> {
-        self.item(v)
-    }
-    fn end(self) -> Result<(), AuditError> {
-        Items::end(self)
-    }
+/// serde's four list traits differ only in their method's name.
+macro_rules! list_trait {
+    ($($t:ident::$m:ident),*) => {$(
+        impl serde::ser::$t for Items<'_> {
+            type Ok = ();
+            type Error = AuditError;
+            fn $m<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), AuditError> {
+                self.item(v)
+            }
+            fn end(self) -> Result<(), AuditError> {
+                Items::end(self)
+            }
+        }
+    )*};
 }
-
-impl serde::ser::SerializeTuple for Items<'_> {
-    type Ok = ();
-    type Error = AuditError;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), AuditError> {
-        self.item(v)
-    }
-    fn end(self) -> Result<(), AuditError> {
-        Items::end(self)
-    }
-}
-
-impl serde::ser::SerializeTupleStruct for Items<'_> {
-    type Ok = ();
-    type Error = AuditError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), AuditError> {
-        self.item(v)
-    }
-    fn end(self) -> Result<(), AuditError> {
-        Items::end(self)
-    }
-}
-
-impl serde::ser::SerializeTupleVariant for Items<'_> {
-    type Ok = ();
-    type Error = AuditError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), AuditError> {
-        self.item(v)
-    }
-    fn end(self) -> Result<(), AuditError> {
-        Items::end(self)
-    }
-}
+list_trait!(SerializeSeq::serialize_element, SerializeTuple::serialize_element, SerializeTupleStruct::serialize_field, SerializeTupleVariant::serialize_field);
 
 impl serde::ser::SerializeMap for Members<'_> {
     type Ok = ();
@@ -511,27 +484,22 @@ impl serde::ser::SerializeMap for Members<'_> {
     }
 }
 
-impl serde::ser::SerializeStruct for Members<'_> {
-    type Ok = ();
-    type Error = AuditError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, v: &T) -> Result<(), AuditError> {
-        self.member(key.to_owned(), v)
-    }
-    fn end(self) -> Result<(), AuditError> {
-        Members::end(self)
-    }
+/// A struct and a struct variant are both objects of named fields.
+macro_rules! struct_trait {
+    ($($t:ident),*) => {$(
+        impl serde::ser::$t for Members<'_> {
+            type Ok = ();
+            type Error = AuditError;
+            fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, v: &T) -> Result<(), AuditError> {
+                self.member(key.to_owned(), v)
+            }
+            fn end(self) -> Result<(), AuditError> {
+                Members::end(self)
+            }
+        }
+    )*};
 }
-
-impl serde::ser::SerializeStructVariant for Members<'_> {
-    type Ok = ();
-    type Error = AuditError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, v: &T) -> Result<(), AuditError> {
-        self.member(key.to_owned(), v)
-    }
-    fn end(self) -> Result<(), AuditError> {
-        Members::end(self)
-    }
-}
+struct_trait!(SerializeStruct, SerializeStructVariant);
 
 pub(crate) fn write_str(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
