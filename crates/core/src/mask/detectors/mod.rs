@@ -2,7 +2,7 @@
 //!
 //! Speed comes from not running every rule over every string: one ASCII case-insensitive
 //! Aho-Corasick automaton finds trigger literals (`AKIA`, `ghp_`, `password`, `-----BEGIN`, ...)
-//! in one overlapping pass and only the rules whose triggers occur run their regex (`secrets`
+//! in one overlapping pass (`triggers`) and only the rules whose triggers occur run their regex (`secrets`
 //! for the first-generation formats, `providers` for the rest, `context` for values announced
 //! by words); PII is found by hand-written scanners keyed on cheap byte classes (`pii`: `@` for
 //! email, digit runs for cards, phones, SSNs, IBANs, NHS and Aadhaar numbers and IPv4, `:` for
@@ -19,10 +19,9 @@ mod pii;
 mod providers;
 mod secrets;
 mod shapes;
+mod triggers;
 
 use std::sync::{Arc, OnceLock};
-
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 
 /// What kind of data a detector finds; a policy sets one operator per class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -310,9 +309,7 @@ pub struct Span {
 /// The compiled detector set, shared by every masker.
 #[derive(Debug)]
 pub struct Engine {
-    triggers: AhoCorasick,
-    /// For each trigger pattern, the set of rules (indexes into `rules`) it wakes up.
-    trigger_rules: Vec<RuleSet>,
+    triggers: triggers::Triggers,
     rules: Vec<secrets::Rule>,
     names: names::Names,
 }
@@ -331,28 +328,8 @@ impl Engine {
         if rules.len() > RuleSet::CAPACITY {
             return Err(format!("more than {} secret rules", RuleSet::CAPACITY));
         }
-        let mut patterns: Vec<&'static str> = Vec::new();
-        let mut trigger_rules: Vec<RuleSet> = Vec::new();
-        for (i, rule) in rules.iter().enumerate() {
-            for t in rule.triggers {
-                match patterns.iter().position(|p| p.eq_ignore_ascii_case(t)) {
-                    Some(j) => trigger_rules[j].set(i),
-                    None => {
-                        let mut s = RuleSet::default();
-                        s.set(i);
-                        patterns.push(t);
-                        trigger_rules.push(s);
-                    }
-                }
-            }
-        }
-        let triggers = AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
-            .kind(Some(AhoCorasickKind::DFA))
-            .build(&patterns)
-            .map_err(|e| format!("masking triggers do not compile: {e}"))?;
-        Ok(Engine { triggers, trigger_rules, rules, names: names::Names::load() })
+        let triggers = triggers::Triggers::build(&rules)?;
+        Ok(Engine { triggers, rules, names: names::Names::load() })
     }
 
     /// Finds every enabled detector's matches in `text`, appending them to `out` (unsorted,
@@ -380,15 +357,7 @@ impl Engine {
     }
 
     fn secrets(&self, text: &str, enabled: DetSet, out: &mut Vec<Span>) {
-        let mut fire = RuleSet::default();
-        // One overlapping pass reports every occurrence of every trigger (a trigger inside
-        // another, `sk-` in `sk-ant-`, included) without restarting the search per match.
-        for m in self.triggers.find_overlapping_iter(text) {
-            if let Some(r) = self.trigger_rules.get(m.pattern().as_usize()) {
-                fire.union(r);
-            }
-        }
-        for i in fire.members() {
+        for i in self.triggers.fired(text.as_bytes()).members() {
             if let Some(rule) = self.rules.get(i) {
                 if enabled.contains(rule.detector) {
                     rule.find(text, out);
