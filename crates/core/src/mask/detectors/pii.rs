@@ -113,12 +113,12 @@ fn blank(b: &[u8], g: &Group) -> bool {
 }
 
 fn numbers(b: &[u8], enabled: DetSet, out: &mut Vec<Span>) {
-    let Some(first) = b.iter().position(u8::is_ascii_digit) else { return };
+    let Some(first) = gate::next_digit(b, 0) else { return };
     let mut groups: Vec<Group> = Vec::with_capacity(MAX_GROUPS);
     let mut i = first;
     while i < b.len() {
-        match b[i..].iter().position(u8::is_ascii_digit) {
-            Some(p) => i += p,
+        match gate::next_digit(b, i) {
+            Some(p) => i = p,
             None => break,
         }
         // IBAN: two capitals and the check digits, at a word boundary.
