@@ -234,7 +234,9 @@ fn shape(b: &[u8], win: &[Group], prefix: &[u8], whole: bool, enabled: DetSet) -
             return Some(Detector::Ipv4);
         }
     }
-    if total > 19 {
+    // Every shape but IPv4 (checked above) has 8 to 19 digits (SSN 9, NHS 10, Aadhaar 12, cards
+    // 13–19, phones 8–15): the short numbers of timestamps, versions and counts stop here.
+    if !(8..=19).contains(&total) {
         return None;
     }
     let mut digits = [0u8; 19];
