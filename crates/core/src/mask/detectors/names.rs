@@ -354,7 +354,9 @@ fn capitalised_words(text: &str, out: &mut Vec<Word>) -> bool {
     while let Some(a) = gate::next_capital_or_high(b, i) {
         let Some(&c0) = b.get(a) else { break };
         let (first, len) = if c0 < 0x80 {
-            cand |= window(a);
+            if !cand {
+                cand = window(a);
+            }
             (char::from(c0), 1)
         } else {
             cand = true;
@@ -414,8 +416,17 @@ fn word_end(text: &str, start: usize, len: usize) -> (usize, Option<char>) {
     let mut e = start + len;
     let mut second: Option<char> = None;
     while e < b.len() {
-        let (d, dl) = if b[e] < 0x80 {
-            (char::from(b[e]), 1)
+        // ASCII letters, most of every word, without decoding characters.
+        let from = e;
+        while b.get(e).is_some_and(u8::is_ascii_alphabetic) {
+            e += 1;
+        }
+        if e > from && second.is_none() {
+            second = b.get(from).map(|&c| char::from(c));
+        }
+        let Some(&c) = b.get(e) else { break };
+        let (d, dl) = if c < 0x80 {
+            (char::from(c), 1)
         } else {
             match text.get(e..).and_then(|t| t.chars().next()) {
                 Some(ch) => (ch, ch.len_utf8()),
