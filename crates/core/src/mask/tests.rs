@@ -309,3 +309,21 @@ fn quote_escapes_as_serde_json_does() {
         }
     }
 }
+
+#[test]
+fn quote_escapes_runs_of_specials_as_serde_json_does() {
+    // Several bytes to escape in one 8-byte step, next to each other and across its edges:
+    // the quoter jumps from one to the next.
+    let alphabet = ["\"", "\\", "\n", "\r", "\t", "\u{8}", "\u{c}", "\u{0}", "\u{1f}", "é", "€", "a", " ", "/"];
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+    for _ in 0..20_000 {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let n = (rng % 40) as usize;
+        let text: String = (0..n).map(|k| alphabet[(rng.rotate_left(3 * k as u32) % alphabet.len() as u64) as usize]).collect();
+        let mut out = Vec::new();
+        super::bytes::quote(text.as_bytes(), &mut out);
+        assert_eq!(String::from_utf8_lossy(&out), Value::String(text.clone()).to_string(), "{text:?}");
+    }
+}

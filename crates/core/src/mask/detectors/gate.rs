@@ -54,9 +54,109 @@ pub fn classes(b: &[u8]) -> u8 {
     seen
 }
 
+/// SWAR ("SIMD within a register") anchor search: the scanners jump from anchor to anchor
+/// (the next digit, the next capital) eight bytes at a time instead of testing every byte.
+/// Safe code only (the crate forbids `unsafe`), so no `std::arch`; one `u64` per step.
+mod swar {
+    pub const LO: u64 = 0x0101_0101_0101_0101;
+    pub const HI: u64 = 0x8080_8080_8080_8080;
+
+    /// The high bit of every byte `c` of `x` with `m < c < n` (ASCII `c` only; `m`, `n` ≤ 128),
+    /// exactly: the top bits are cleared first, so no byte's borrow or carry reaches another.
+    #[inline(always)]
+    pub const fn between(x: u64, m: u8, n: u8) -> u64 {
+        let x7 = x & (LO * 127);
+        (LO * (127 + n as u64)).wrapping_sub(x7) & !x & x7.wrapping_add(LO * (127 - m as u64)) & HI
+    }
+
+    #[inline(always)]
+    pub fn word(c: &[u8]) -> u64 {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        u64::from_le_bytes(w)
+    }
+}
+
+/// The first index at or after `from` whose byte `hit` accepts: `mask` is `hit` on eight bytes
+/// at once (the high bit of each accepted byte, nothing else).
+#[inline(always)]
+fn find(b: &[u8], from: usize, mask: impl Fn(u64) -> u64, hit: impl Fn(u8) -> bool) -> Option<usize> {
+    let mut i = from;
+    while let Some(c) = b.get(i..i + 8) {
+        let m = mask(swar::word(c));
+        if m != 0 {
+            return Some(i + (m.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    b.get(i..)?.iter().position(|&c| hit(c)).map(|p| i + p)
+}
+
+/// The first ASCII digit at or after `from`.
+#[inline]
+pub fn next_digit(b: &[u8], from: usize) -> Option<usize> {
+    find(b, from, |x| swar::between(x, b'0' - 1, b'9' + 1), |c| c.is_ascii_digit())
+}
+
+/// The first ASCII capital or non-ASCII byte at or after `from`: where a capitalised word can
+/// start.
+#[inline]
+pub fn next_capital_or_high(b: &[u8], from: usize) -> Option<usize> {
+    find(b, from, |x| swar::between(x, b'A' - 1, b'Z' + 1) | (x & swar::HI), |c| c.is_ascii_uppercase() || c >= 0x80)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The per-byte definitions the SWAR searches must equal.
+    fn naive(b: &[u8], from: usize, hit: impl Fn(u8) -> bool) -> Option<usize> {
+        b.iter().enumerate().skip(from).find(|(_, &c)| hit(c)).map(|(i, _)| i)
+    }
+
+    /// Every byte value at every offset of a 20-byte window (so at each lane of a word, in the
+    /// tail, and right after a chunk edge), over a background of each other byte value.
+    #[test]
+    fn anchor_searches_equal_the_per_byte_ones() {
+        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+        for bg in 0..=255u8 {
+            for probe in 0..=255u8 {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                let at = (rng % 20) as usize;
+                let from = ((rng >> 8) % 10) as usize;
+                let mut b = [bg; 20];
+                b[at] = probe;
+                let n = (rng >> 16) as usize % 21;
+                let b = &b[..n];
+                assert_eq!(next_digit(b, from), naive(b, from, |c| c.is_ascii_digit()), "digit: {b:?} from {from}");
+                assert_eq!(
+                    next_capital_or_high(b, from),
+                    naive(b, from, |c| c.is_ascii_uppercase() || c >= 0x80),
+                    "capital: {b:?} from {from}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn anchor_searches_on_random_bytes() {
+        let mut rng = 1u64;
+        let mut b = vec![0u8; 300];
+        for _ in 0..2000 {
+            for x in b.iter_mut() {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                // Mostly letters and blanks, now and then any byte: anchors are sparse.
+                *x = if rng % 7 == 0 { (rng >> 24) as u8 } else { b"abc xyz.\\"[(rng >> 8) as usize % 9] };
+            }
+            let from = (rng >> 32) as usize % 310;
+            assert_eq!(next_digit(&b, from), naive(&b, from, |c| c.is_ascii_digit()));
+            assert_eq!(next_capital_or_high(&b, from), naive(&b, from, |c| c.is_ascii_uppercase() || c >= 0x80));
+        }
+    }
 
     #[test]
     fn classes_are_the_union_of_every_byte() {

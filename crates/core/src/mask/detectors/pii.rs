@@ -113,12 +113,12 @@ fn blank(b: &[u8], g: &Group) -> bool {
 }
 
 fn numbers(b: &[u8], enabled: DetSet, out: &mut Vec<Span>) {
-    let Some(first) = b.iter().position(u8::is_ascii_digit) else { return };
+    let Some(first) = gate::next_digit(b, 0) else { return };
     let mut groups: Vec<Group> = Vec::with_capacity(MAX_GROUPS);
     let mut i = first;
     while i < b.len() {
-        match b[i..].iter().position(u8::is_ascii_digit) {
-            Some(p) => i += p,
+        match gate::next_digit(b, i) {
+            Some(p) => i = p,
             None => break,
         }
         // IBAN: two capitals and the check digits, at a word boundary.
@@ -234,7 +234,9 @@ fn shape(b: &[u8], win: &[Group], prefix: &[u8], whole: bool, enabled: DetSet) -
             return Some(Detector::Ipv4);
         }
     }
-    if total > 19 {
+    // Every shape but IPv4 (checked above) has 8 to 19 digits (SSN 9, NHS 10, Aadhaar 12, cards
+    // 13–19, phones 8–15): the short numbers of timestamps, versions and counts stop here.
+    if !(8..=19).contains(&total) {
         return None;
     }
     let mut digits = [0u8; 19];

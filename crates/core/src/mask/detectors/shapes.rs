@@ -72,6 +72,15 @@ pub fn scan(b: &[u8], enabled: DetSet, out: &mut Vec<Span>) {
         let run = &b[start..end];
         let before = start.checked_sub(1).and_then(|p| b.get(p)).copied();
         let after = b.get(end).copied();
+        // Runs of 8–10 bytes can only be a DNI, a NINO or a PAN, which all hold digits; a run of
+        // 2 only a NINO's capital prefix or a dashed MAC's first pair (`-` after it). Most prose
+        // words of these lengths stop here instead of going through every check below.
+        if (8..=10).contains(&n) && !run.iter().any(u8::is_ascii_digit) {
+            continue;
+        }
+        if n == 2 && after != Some(b'-') && !run.first().is_some_and(u8::is_ascii_uppercase) {
+            continue;
+        }
         // A run right after `\` starts with an escape letter (`\nAKIA…`), so it is not whole.
         let glued = before.is_some_and(|c| glue(c) || c == b'\\') || after.is_some_and(glue);
         let id_glued = before.is_some_and(|c| id_glue(c) || c == b'\\') || after.is_some_and(id_glue);
