@@ -150,7 +150,7 @@ mod tests {
                 rng ^= rng >> 7;
                 rng ^= rng << 17;
                 // Mostly letters and blanks, now and then any byte: anchors are sparse.
-                *x = if rng % 7 == 0 { (rng >> 24) as u8 } else { b"abc xyz.\\"[(rng >> 8) as usize % 9] };
+                *x = if rng.is_multiple_of(7) { (rng >> 24) as u8 } else { b"abc xyz.\\"[(rng >> 8) as usize % 9] };
             }
             let from = (rng >> 32) as usize % 310;
             assert_eq!(next_digit(&b, from), naive(&b, from, |c| c.is_ascii_digit()));
