@@ -439,6 +439,24 @@ fn passwords_in_prose_and_commands() {
     hits("connection_string_password", &[("redis://:r3disPass@cache:6379/0", "r3disPass")]);
 }
 
+/// Each text holds one spelling a rule's pattern accepts and no other trigger, so only that
+/// spelling's own trigger can wake the rule (found missing in review: the pattern accepted
+/// these, the trigger list did not).
+#[test]
+fn every_spelling_a_rule_accepts_wakes_it() {
+    hits("password_in_text", &[
+        ("the passphrase for the vault is Xk9!mQ2pLz", "Xk9!mQ2pLz"),
+        ("the passcode for the door is Qw7#rT5yUi", "Qw7#rT5yUi"),
+        ("pw for root: Zr8#pq2Lm", "Zr8#pq2Lm"),
+    ]);
+    hits("password_flag", &[
+        ("keytool -importkeystore -srcstorepass Chg9it1x -destkeystore b.jks", "Chg9it1x"),
+        ("keytool -importkeystore -deststorepass Chg9it1x -destkeystore b.jks", "Chg9it1x"),
+        ("curl -u=admin:Sup3rS3cret https://api.example.com", "Sup3rS3cret"),
+        ("curl -u\tadmin:Sup3rS3cret https://api.example.com", "Sup3rS3cret"),
+    ]);
+}
+
 #[test]
 fn secrets_and_tokens_in_prose() {
     hits("secret_in_text", &[
