@@ -327,28 +327,17 @@ pub(super) fn quote(s: &[u8], out: &mut Vec<u8>) {
 /// character (below 0x20).
 #[inline]
 fn next_escape(s: &[u8], from: usize) -> Option<usize> {
-    let mut i = from;
-    while let Some(c) = s.get(i..i + 8) {
-        let m = needs_escape8(c);
-        if m != 0 {
-            return Some(i + (m.trailing_zeros() / 8) as usize);
-        }
-        i += 8;
-    }
-    s.get(i..)?.iter().position(|&c| matches!(c, b'"' | b'\\' | 0..=0x1f)).map(|p| i + p)
+    super::detectors::gate::find(s, from, needs_escape8, |c| matches!(c, b'"' | b'\\' | 0..=0x1f))
 }
 
-/// The bytes among 8 that are `"`, `\\` or a control character (below 0x20), as the high bit
-/// of each: the usual bit tricks on one `u64` (a byte is zero after the XOR exactly when it
-/// equals the target). Only the lowest set bit is exact (a borrow out of a matching byte can
-/// mark the byte above it), which is all [`next_escape`] reads.
+/// The bytes among 8 (little-endian in `v`) that are `"`, `\\` or a control character (below
+/// 0x20), as the high bit of each: the usual bit tricks on one `u64` (a byte is zero after the
+/// XOR exactly when it equals the target). Only the lowest set bit is exact (a borrow out of a
+/// matching byte can mark the byte above it), which is all [`next_escape`] reads.
 #[inline]
-fn needs_escape8(chunk: &[u8]) -> u64 {
+fn needs_escape8(v: u64) -> u64 {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
-    let mut w = [0u8; 8];
-    w.copy_from_slice(chunk);
-    let v = u64::from_le_bytes(w);
     let zero = |x: u64| x.wrapping_sub(LO) & !x & HI;
     // Bytes below 0x20 (ASCII only: bytes of 0x80 and up are masked off by `!v`).
     let below = v.wrapping_sub(LO * 0x20) & !v & HI;

@@ -78,9 +78,11 @@ mod swar {
 }
 
 /// The first index at or after `from` whose byte `hit` accepts: `mask` is `hit` on eight bytes
-/// at once (the high bit of each accepted byte, nothing else).
+/// at once (the high bit of accepted bytes; only its lowest set bit is read, so a mask exact
+/// up to its first accepted byte will do). The one SWAR search: the scanners' anchors here,
+/// and the byte engine's next byte to escape (`bytes::next_escape`).
 #[inline(always)]
-fn find(b: &[u8], from: usize, mask: impl Fn(u64) -> u64, hit: impl Fn(u8) -> bool) -> Option<usize> {
+pub(in crate::mask) fn find(b: &[u8], from: usize, mask: impl Fn(u64) -> u64, hit: impl Fn(u8) -> bool) -> Option<usize> {
     let mut i = from;
     while let Some(c) = b.get(i..i + 8) {
         let m = mask(swar::word(c));

@@ -13,7 +13,7 @@
 //! are skipped. The compiled engine is built once per process and shared by every role.
 
 mod context;
-mod gate;
+pub(super) mod gate;
 mod names;
 mod pii;
 mod providers;
