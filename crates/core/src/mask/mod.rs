@@ -7,13 +7,16 @@
 //! Module map: [`detectors`] (the catalog and the scanning engine: secret rules woken by
 //! trigger literals, PII scanners), [`validate`] (Luhn, mod-97, SSN rules, entropy),
 //! [`operators`] (redact, partial, keyed hash, drop), `keys` (credential-like key names),
-//! `walk` (the JSON walk, JSON-in-strings and escapes), `spec` (the policy table).
+//! `memo` (answers for texts repeated in one document), `walk` (the JSON walk, JSON-in-strings and escapes), `spec` (the policy table).
 
 mod bytes;
 pub mod detectors;
 mod keys;
+mod memo;
 pub mod operators;
 mod spec;
+#[cfg(test)]
+mod test_rng;
 pub mod validate;
 mod walk;
 

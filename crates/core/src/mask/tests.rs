@@ -315,15 +315,69 @@ fn quote_escapes_runs_of_specials_as_serde_json_does() {
     // Several bytes to escape in one 8-byte step, next to each other and across its edges:
     // the quoter jumps from one to the next.
     let alphabet = ["\"", "\\", "\n", "\r", "\t", "\u{8}", "\u{c}", "\u{0}", "\u{1f}", "é", "€", "a", " ", "/"];
-    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+    let mut r = super::test_rng::Rng(0x9E37_79B9_7F4A_7C15);
     for _ in 0..20_000 {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
+        let rng = r.next();
         let n = (rng % 40) as usize;
         let text: String = (0..n).map(|k| alphabet[(rng.rotate_left(3 * k as u32) % alphabet.len() as u64) as usize]).collect();
         let mut out = Vec::new();
         super::bytes::quote(text.as_bytes(), &mut out);
         assert_eq!(String::from_utf8_lossy(&out), Value::String(text.clone()).to_string(), "{text:?}");
     }
+}
+
+/// A document whose texts repeat: keys, values, arrays and JSON in strings drawn from `pool`.
+fn repetitive(r: &mut super::test_rng::Rng, pool: &[&str], depth: usize) -> Value {
+    match r.below(if depth >= 3 { 2 } else { 6 }) {
+        0 => json!(r.pick(pool)),
+        1 => json!(*r.pick(&[4111111111111111u64, 42, 5555555555554444])),
+        2 => Value::Array((0..1 + r.below(4)).map(|_| repetitive(r, pool, depth + 1)).collect()),
+        3 => json!(repetitive(r, pool, depth + 1).to_string()),
+        _ => {
+            let mut m = serde_json::Map::new();
+            for _ in 0..1 + r.below(4) {
+                let v = repetitive(r, pool, depth + 1);
+                m.insert((*r.pick(pool)).to_owned(), v);
+            }
+            Value::Object(m)
+        }
+    }
+}
+
+/// The memo answers a text seen before as a fresh scan answers it: the same bytes served and
+/// the same report (counts and paths) from both engines, on documents whose texts repeat in
+/// keys, values, arrays and JSON in strings, under operators that redact, hash, keep a part
+/// and drop (a dropped text's member goes each time it appears).
+#[test]
+fn repeated_texts_are_masked_and_reported_as_fresh_scans_are() {
+    let pool = [
+        "alice@example.com", "call +44 20 7946 0958 now", "password=hunter2x9", "You are a helpful support agent.",
+        "ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789", "plain words only here", "host 10.1.2.3 is down", "ssn 123-45-6789",
+        "Dear John Smith, thanks", "api_key", "gen_ai.usage.input_tokens", "card 4111 1111 1111 1111", "x", "role",
+        "AKIAIOSFODNN7EXAMPLE", "see alice%40example.com", "[REDACTED:EMAIL] and bob@example.org",
+    ];
+    let maskers = [masker(""), masker("pii = \"hash\"\n[detectors]\nemail = \"partial\"\nus_ssn = \"drop\"\nipv4 = \"drop\"\n")];
+    let mut r = super::test_rng::Rng(0x6d65_6d6f_2d74_6573);
+    let key = MaskKey(KEY.to_vec());
+    let mut masked = 0usize;
+    for _ in 0..3_000 {
+        let doc = repetitive(&mut r, &pool, 0);
+        let text = doc.to_string();
+        for m in &maskers {
+            let run = |m: &Masker| {
+                let mut out = Vec::new();
+                let bytes = m.apply_json(text.as_bytes(), &key, &mut out).map(|rep| format!("{rep:?}"));
+                let mut tree = doc.clone();
+                let walk = m.apply(&mut tree, &key);
+                (String::from_utf8(out), bytes, tree, format!("{walk:?}"))
+            };
+            let with_memo = run(m);
+            super::memo::OFF.with(|o| o.set(true));
+            let fresh = run(m);
+            super::memo::OFF.with(|o| o.set(false));
+            assert_eq!(with_memo, fresh, "{text}");
+            masked += usize::from(with_memo.3.contains("count"));
+        }
+    }
+    assert!(masked > 3_000, "the documents must have something to mask ({masked})");
 }

@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 
 use super::detectors::{merge, Detector, Engine, Span, MIN_SCAN_LEN};
 use crate::embedded::Embedded;
+use super::memo::{Answer, Memo};
 use super::operators::{Op, Operators};
 use super::{MaskHit, MaskReport, Masker};
 
@@ -54,11 +55,10 @@ impl<'a> Path<'a> {
         Path { seg: Seg::Index(i), parent: Some(self) }
     }
 
-    /// `$.messages[0].content`, `$['gen_ai.input.messages']` (normalized-path style), into
-    /// `out` (cleared first): root first, by recursion up the parent links, so rendering
-    /// allocates nothing beyond `out`'s growth.
-    fn render_into(&self, out: &mut String) {
-        out.clear();
+    /// `$.messages[0].content`, `$['gen_ai.input.messages']` (normalized-path style), appended
+    /// to `out`: root first, by recursion up the parent links, so rendering allocates nothing
+    /// beyond `out`'s growth.
+    fn render_onto(&self, out: &mut String) {
         out.push('$');
         self.write(out);
     }
@@ -70,8 +70,22 @@ impl<'a> Path<'a> {
         match self.seg {
             Seg::Root => {}
             Seg::Index(i) => {
-                use std::fmt::Write;
-                let _ = write!(out, "[{i}]");
+                // Digits by hand: `write!` goes through `core::fmt`, a tenth of the cost of
+                // logging a masked value.
+                let mut digits = [0u8; 20];
+                let mut n = i;
+                let mut k = digits.len();
+                loop {
+                    k -= 1;
+                    digits[k] = b'0' + (n % 10) as u8;
+                    n /= 10;
+                    if n == 0 {
+                        break;
+                    }
+                }
+                out.push('[');
+                out.extend(digits.get(k..).unwrap_or_default().iter().map(|&d| char::from(d)));
+                out.push(']');
             }
             Seg::Key(k) => {
                 let plain = !k.is_empty()
@@ -117,28 +131,32 @@ pub struct Cx<'m> {
     ops: Operators,
     spans: Vec<Span>,
     pending: Vec<(Detector, Op)>,
-    /// Every masked value in document order, with its rendered path. Aggregated only by
-    /// [`Cx::report`], so the byte engine can take back what it logged for a string that
-    /// turned out not to hold valid JSON ([`Cx::mark`], [`Cx::rewind`]).
-    log: Vec<(Detector, Op, std::rc::Rc<str>)>,
+    /// Every masked value in document order, with its rendered path (a range of `paths`).
+    /// Aggregated only by [`Cx::report`], so the byte engine can take back what it logged for
+    /// a string that turned out not to hold valid JSON ([`Cx::mark`], [`Cx::rewind`]).
+    log: Vec<(Detector, Op, u32, u32)>,
+    /// The rendered paths of `log`, one after another: one buffer rather than an allocation
+    /// per masked value (a 10 MB trace logs tens of thousands).
+    paths: String,
     changed: u64,
     level: u32,
     too_deep: u64,
-    /// Scratch for [`Path::render_into`], reused for every masked value.
-    path_buf: String,
+    /// [`Cx::text`]'s answers for texts seen earlier in this document.
+    memo: Memo,
 }
 
 /// A point in a [`Cx`]'s log to rewind to.
 #[derive(Clone, Copy)]
 pub(super) struct Mark {
     log: usize,
+    paths: usize,
     too_deep: u64,
     changed: u64,
 }
 
 impl<'m> Cx<'m> {
     pub fn new(m: &'m Masker, engine: &'m Engine, ops: Operators) -> Cx<'m> {
-        Cx { m, engine, ops, spans: Vec::new(), pending: Vec::new(), log: Vec::new(), changed: 0, level: 0, too_deep: 0, path_buf: String::new() }
+        Cx { m, engine, ops, spans: Vec::new(), pending: Vec::new(), log: Vec::new(), paths: String::new(), changed: 0, level: 0, too_deep: 0, memo: Memo::default() }
     }
 
     pub(super) fn masker(&self) -> &'m Masker {
@@ -160,11 +178,12 @@ impl<'m> Cx<'m> {
     }
 
     pub(super) fn mark(&self) -> Mark {
-        Mark { log: self.log.len(), too_deep: self.too_deep, changed: self.changed }
+        Mark { log: self.log.len(), paths: self.paths.len(), too_deep: self.too_deep, changed: self.changed }
     }
 
     pub(super) fn rewind(&mut self, m: Mark) {
         self.log.truncate(m.log);
+        self.paths.truncate(m.paths);
         self.too_deep = m.too_deep;
         self.changed = m.changed;
         self.pending.clear();
@@ -181,22 +200,45 @@ impl<'m> Cx<'m> {
         if self.pending.is_empty() {
             return;
         }
-        path.render_into(&mut self.path_buf);
-        let rendered: std::rc::Rc<str> = self.path_buf.as_str().into();
-        for (d, op) in self.pending.drain(..) {
-            self.log.push((d, op, rendered.clone()));
+        let at = self.paths.len();
+        path.render_onto(&mut self.paths);
+        // Offsets are 32 bits, so a log entry is 12 bytes. Past 4 GiB of paths (no document
+        // the gateway accepts comes near) the values are still counted, under an empty path.
+        let (mut start, mut end) = match (u32::try_from(at), u32::try_from(self.paths.len())) {
+            (Ok(s), Ok(e)) => (s, e),
+            _ => {
+                self.paths.truncate(at);
+                (0, 0)
+            }
+        };
+        // A path logged just before (several texts of one value, a key and its value's
+        // detections) is not written twice.
+        if let Some(&(_, _, s, e)) = self.log.last() {
+            if e <= start && self.path_at(s, e) == self.path_at(start, end) {
+                self.paths.truncate(at);
+                (start, end) = (s, e);
+            }
         }
+        for (d, op) in self.pending.drain(..) {
+            self.log.push((d, op, start, end));
+        }
+    }
+
+    fn path_at(&self, start: u32, end: u32) -> &str {
+        let (s, e) = (start as usize, end as usize);
+        self.paths.get(s..e).unwrap_or_default()
     }
 
     pub fn report(self) -> MaskReport {
         // Paths are kept distinct, not only unlike their predecessor: the two engines log a
         // masked key and its members in different orders, and the report must not depend on it.
         let mut acc: BTreeMap<(Detector, Op), (u64, Vec<String>)> = BTreeMap::new();
-        for (d, op, rendered) in self.log {
+        for &(d, op, s, e) in &self.log {
+            let rendered = self.path_at(s, e);
             let e = acc.entry((d, op)).or_insert((0, Vec::new()));
             e.0 += 1;
-            if e.1.len() < MAX_REPORT_PATHS && !e.1.iter().any(|p| **p == *rendered) {
-                e.1.push(rendered.to_string());
+            if e.1.len() < MAX_REPORT_PATHS && !e.1.iter().any(|p| p == rendered) {
+                e.1.push(rendered.to_owned());
             }
         }
         let mut hits: Vec<MaskHit> = acc
@@ -417,7 +459,40 @@ impl<'m> Cx<'m> {
     /// token is a label. So the masked text is scanned again until a scan finds nothing new
     /// (at most [`MAX_RESCANS`] more times): what a second masking pass would find is masked by
     /// the first, and masking masked text changes nothing.
+    ///
+    /// A text seen before in this document gets the answer it got then, from the memo
+    /// ([`super::memo`]): the same output and the same detections queued.
     pub(super) fn text(&mut self, s: &str) -> TextFate {
+        if s.len() < MIN_SCAN_LEN || self.m.enabled.is_empty() {
+            return TextFate::Keep;
+        }
+        if let Some(answer) = self.memo.get(s) {
+            return match answer {
+                Answer::Keep => TextFate::Keep,
+                Answer::Replace(masked, hits) => {
+                    self.pending.extend_from_slice(hits);
+                    TextFate::Replace(masked.to_string())
+                }
+                Answer::Drop(hits) => {
+                    self.pending.extend_from_slice(hits);
+                    TextFate::Drop
+                }
+            };
+        }
+        let logged = self.pending.len();
+        let fate = self.scan(s);
+        let hits = || -> Box<[(Detector, Op)]> { self.pending.get(logged..).unwrap_or_default().into() };
+        let answer = match &fate {
+            TextFate::Keep => Answer::Keep,
+            TextFate::Replace(masked) => Answer::Replace(masked.as_str().into(), hits()),
+            TextFate::Drop => Answer::Drop(hits()),
+        };
+        self.memo.remember(s, answer);
+        fate
+    }
+
+    /// [`Cx::text`] without the memo.
+    fn scan(&mut self, s: &str) -> TextFate {
         let mut fate = self.scan_once(s);
         for _ in 0..MAX_RESCANS {
             let TextFate::Replace(masked) = &fate else { break };

@@ -185,26 +185,11 @@ mod tests {
         fire
     }
 
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
-
     /// Texts built of trigger literals in random case (whole, cut short, glued together, at
     /// either edge, inside one another) and filler bytes, ASCII and not.
     fn texts(patterns: &[&str]) -> Vec<Vec<u8>> {
         let filler: &[&[u8]] = &[b" ", b"a", b"Z", b"_", b"-", b".", b":", b"\n", b"9", "é".as_bytes(), b"\xff", b"\""];
-        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        let mut rng = crate::mask::test_rng::Rng(0x2545_f491_4f6c_dd1d);
         let mut out: Vec<Vec<u8>> = vec![Vec::new()];
         for p in patterns {
             out.push(p.as_bytes().to_vec());
