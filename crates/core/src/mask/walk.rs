@@ -11,10 +11,9 @@
 
 use std::collections::BTreeMap;
 
-use memchr::memchr2;
 use serde_json::{Map, Value};
 
-use super::detectors::{merge, Detector, Engine, Span, MIN_SCAN_LEN};
+use super::detectors::{gate, merge, Detector, Engine, Span, MIN_SCAN_LEN};
 use crate::embedded::Embedded;
 use super::memo::{Answer, Memo};
 use super::operators::{Op, Operators};
@@ -508,10 +507,16 @@ impl<'m> Cx<'m> {
         if s.len() < MIN_SCAN_LEN || self.m.enabled.is_empty() {
             return TextFate::Keep;
         }
-        let decoded = if memchr2(b'\\', b'%', s.as_bytes()).is_some() { decode_escapes(s) } else { None };
-        let src = decoded.as_deref().unwrap_or(s);
+        // One table pass gives the classes the detectors gate on and whether an escape can
+        // start anywhere (a `memchr2` for it cost more than the pass on these short texts).
+        let seen = gate::classes(s.as_bytes());
+        let decoded = if seen & gate::ESCAPE != 0 { decode_escapes(s) } else { None };
+        let (src, seen) = match decoded.as_deref() {
+            Some(d) => (d, gate::classes(d.as_bytes())),
+            None => (s, seen),
+        };
         self.spans.clear();
-        self.engine.scan(src, self.m.enabled, &mut self.spans);
+        self.engine.scan_classified(src, seen, self.m.enabled, &mut self.spans);
         if self.spans.is_empty() {
             return TextFate::Keep;
         }

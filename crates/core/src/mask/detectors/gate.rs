@@ -6,18 +6,24 @@
 //! Why a table: most strings of a clean trace are prose and ids, and each scanner's own anchor
 //! search is a pass over the bytes; one table lookup per byte answers all of them at once.
 
-pub const LOWER: u8 = 1;
-pub const UPPER: u8 = 1 << 1;
-pub const DIGIT: u8 = 1 << 2;
-/// A byte of a non-ASCII character.
-pub const HIGH: u8 = 1 << 3;
-pub const AT: u8 = 1 << 4;
-pub const COLON: u8 = 1 << 5;
-pub const DASH: u8 = 1 << 6;
-/// Every other byte.
-pub const OTHER: u8 = 1 << 7;
+/// A set of byte classes.
+pub type Classes = u16;
 
-static CLASS: [u8; 256] = {
+pub const LOWER: Classes = 1;
+pub const UPPER: Classes = 1 << 1;
+pub const DIGIT: Classes = 1 << 2;
+/// A byte of a non-ASCII character.
+pub const HIGH: Classes = 1 << 3;
+pub const AT: Classes = 1 << 4;
+pub const COLON: Classes = 1 << 5;
+pub const DASH: Classes = 1 << 6;
+/// Every other byte.
+pub const OTHER: Classes = 1 << 7;
+/// `\` and `%` (also `OTHER`): where an escape the detectors decode (`\u0040`, `%40`) can
+/// start, so a text without one is not searched for escapes again.
+pub const ESCAPE: Classes = 1 << 8;
+
+static CLASS: [Classes; 256] = {
     let mut t = [OTHER; 256];
     let mut i = 0;
     while i < 256 {
@@ -30,6 +36,7 @@ static CLASS: [u8; 256] = {
             b'@' => AT,
             b':' => COLON,
             b'-' => DASH,
+            b'\\' | b'%' => OTHER | ESCAPE,
             _ => OTHER,
         };
         i += 1;
@@ -38,9 +45,9 @@ static CLASS: [u8; 256] = {
 };
 
 /// The union of the classes of `b`'s bytes.
-pub fn classes(b: &[u8]) -> u8 {
+pub fn classes(b: &[u8]) -> Classes {
     // Four independent accumulators, so the lookups do not wait on one another.
-    let mut acc = [0u8; 4];
+    let mut acc: [Classes; 4] = [0; 4];
     let mut chunks = b.chunks_exact(4);
     for c in &mut chunks {
         for (a, &x) in acc.iter_mut().zip(c) {

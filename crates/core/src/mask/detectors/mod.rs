@@ -335,11 +335,15 @@ impl Engine {
     /// Finds every enabled detector's matches in `text`, appending them to `out` (unsorted,
     /// possibly overlapping).
     pub fn scan(&self, text: &str, enabled: DetSet, out: &mut Vec<Span>) {
+        self.scan_classified(text, gate::classes(text.as_bytes()), enabled, out);
+    }
+
+    /// [`Engine::scan`] of a text whose byte classes (`gate::classes`) are `seen`.
+    pub fn scan_classified(&self, text: &str, seen: gate::Classes, enabled: DetSet, out: &mut Vec<Span>) {
         let b = text.as_bytes();
         if b.len() < MIN_SCAN_LEN {
             return;
         }
-        let seen = gate::classes(b);
         if b.len() < 20 && seen & !(gate::LOWER | gate::UPPER) == 0 {
             // Letters only, and too short for the two all-letter formats (AWS key ids and
             // Google keys need 20+ characters): no detector can match. This is most object

@@ -18,7 +18,7 @@ use crate::mask::validate;
 /// pass), so a text without them costs one fast skim per scanner.
 /// `seen` is the text's byte classes (`gate::classes`): a scanner whose anchor class is absent
 /// is skipped.
-pub fn scan(b: &[u8], seen: u8, enabled: DetSet, out: &mut Vec<Span>) {
+pub fn scan(b: &[u8], seen: gate::Classes, enabled: DetSet, out: &mut Vec<Span>) {
     if enabled.contains(Detector::Email) && seen & gate::AT != 0 {
         emails(b, out);
     }

@@ -542,7 +542,7 @@ fn ungated(engine: &Engine, text: &str) -> Vec<Span> {
     }
     engine.secrets(text, all(), &mut out);
     shapes::scan(b, all(), &mut out);
-    pii::scan(b, u8::MAX, all(), &mut out);
+    pii::scan(b, gate::Classes::MAX, all(), &mut out);
     engine.names.scan(text, &mut out);
     out
 }
