@@ -350,7 +350,7 @@ impl Engine {
             // keys (`content`, `stringValue`), so it matters for speed.
             return;
         }
-        self.secrets(text, enabled, out);
+        self.secrets(text, seen, enabled, out);
         if seen & (gate::DIGIT | gate::UPPER | gate::DASH) != 0 {
             shapes::scan(b, enabled, out);
         }
@@ -360,8 +360,12 @@ impl Engine {
         }
     }
 
-    fn secrets(&self, text: &str, enabled: DetSet, out: &mut Vec<Span>) {
-        for i in self.triggers.fired(text.as_bytes()).members() {
+    fn secrets(&self, text: &str, seen: gate::Classes, enabled: DetSet, out: &mut Vec<Span>) {
+        let mut fired = self.triggers.fired(text.as_bytes());
+        if seen & gate::HIGH != 0 {
+            fired.union(&self.triggers.fired_by_lookalikes(text));
+        }
+        for i in fired.members() {
             if let Some(rule) = self.rules.get(i) {
                 if enabled.contains(rule.detector) {
                     rule.find(text, out);

@@ -448,6 +448,10 @@ fn every_spelling_a_rule_accepts_wakes_it() {
         ("curl -u=admin:Sup3rS3cret https://api.example.com", "Sup3rS3cret"),
         ("curl -u\tadmin:Sup3rS3cret https://api.example.com", "Sup3rS3cret"),
     ]);
+    // The two characters Unicode folds to ASCII letters, which `(?i)` regexes accept: the
+    // trigger pass must see `password` in `pasſword` and `key` in `\u{212A}ey`.
+    hits("password_assignment", &[("pasſword=Xk9mQ2pLz7w", "Xk9mQ2pLz7w"), ("ſecret: Xk9mQ2pLz7w", "Xk9mQ2pLz7w")]);
+    hits("generic_secret", &[("api_\u{212A}ey = \"Qm9vT2tlbkZvclRlc3Rpbmc5OQ\"", "Qm9vT2tlbkZvclRlc3Rpbmc5OQ")]);
 }
 
 #[test]
@@ -540,7 +544,7 @@ fn ungated(engine: &Engine, text: &str) -> Vec<Span> {
     if b.len() < MIN_SCAN_LEN || (b.len() < 20 && b.iter().all(u8::is_ascii_alphabetic)) {
         return out;
     }
-    engine.secrets(text, all(), &mut out);
+    engine.secrets(text, gate::Classes::MAX, all(), &mut out);
     shapes::scan(b, all(), &mut out);
     pii::scan(b, gate::Classes::MAX, all(), &mut out);
     engine.names.scan(text, &mut out);

@@ -120,6 +120,18 @@ impl Triggers {
 
     /// The rules woken by the triggers occurring in `b`: the union over every occurrence of
     /// every trigger, overlapping ones included.
+    /// The rules `text` wakes through look-alikes only: under `(?i)` the rules' regexes also
+    /// accept the two non-ASCII characters Unicode folds to ASCII letters (the Kelvin sign
+    /// `\u{212A}` for `k`, the long s `\u{17F}` for `s`), which [`Triggers::fired`]'s ASCII
+    /// pass cannot see; a text holding one is passed again with them folded. For texts with a
+    /// non-ASCII byte only (the gate's `HIGH`), so ASCII text pays nothing.
+    pub fn fired_by_lookalikes(&self, text: &str) -> RuleSet {
+        if !text.contains(['\u{212A}', '\u{17F}']) {
+            return RuleSet::default();
+        }
+        self.fired(text.replace('\u{212A}', "k").replace('\u{17F}', "s").as_bytes())
+    }
+
     pub fn fired(&self, b: &[u8]) -> RuleSet {
         let mut fire = RuleSet::default();
         let mut sid = 0u32;
@@ -216,6 +228,35 @@ mod tests {
 
     /// Removing the per-pattern loop, the match test or the union makes this fail: the rules
     /// the loop wakes are exactly those the crate's overlapping iterator reports.
+    /// Every trigger written with the look-alikes the regexes accept for its `k`s and `s`s
+    /// (all of them, and each alone) still wakes its rule, inside other text too.
+    #[test]
+    fn lookalike_spellings_of_a_trigger_wake_its_rule() {
+        let rules = secrets::rules().unwrap_or_else(|e| unreachable!("{e}"));
+        let triggers = Triggers::build(&rules).unwrap_or_else(|e| unreachable!("{e}"));
+        let mut tried = 0;
+        for (i, rule) in rules.iter().enumerate() {
+            for t in rule.triggers {
+                let spots: Vec<usize> = t.char_indices().filter(|(_, c)| matches!(c, 'k' | 'K' | 's' | 'S')).map(|(p, _)| p).collect();
+                let variants = spots.iter().map(|&p| vec![p]).chain(std::iter::once(spots.clone())).filter(|v| !v.is_empty());
+                for at in variants {
+                    let spelled: String = t
+                        .char_indices()
+                        .map(|(p, c)| match c {
+                            'k' | 'K' if at.contains(&p) => '\u{212A}',
+                            's' | 'S' if at.contains(&p) => '\u{17F}',
+                            c => c,
+                        })
+                        .collect();
+                    let text = format!("é {spelled} x");
+                    assert!(triggers.fired_by_lookalikes(&text).has(i), "rule {i} ({}) not woken by {text:?}", rule.detector.name());
+                    tried += 1;
+                }
+            }
+        }
+        assert!(tried > 100, "{tried}");
+    }
+
     #[test]
     fn fired_is_the_union_of_every_overlapping_match() {
         let rules = secrets::rules().unwrap_or_else(|e| unreachable!("{e}"));
