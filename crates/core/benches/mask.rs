@@ -29,25 +29,9 @@ const WORDS: &[&str] = &[
     "customer", "order", "invoice", "cluster", "node", "pod", "restart", "memory", "limit", "exceeded",
 ];
 
-/// A deterministic generator (xorshift), so every run masks the same bytes.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
-        xs[(self.next() % xs.len() as u64) as usize]
-    }
-}
-
 /// Prose of about `n` bytes with ordinary numbers, dates, ids and versions, and now and then
 /// (3 tokens in 1000, about one per 2 KB) a planted secret or PII value.
-fn prose_with(r: &mut Rng, n: usize, plant: bool) -> String {
+fn prose_with(r: &mut corpus::Rng, n: usize, plant: bool) -> String {
     let planted = [
         "alice.smith@example.com", "+1 415 555 2671", "4111 1111 1111 1111", "123-45-6789",
         "DE89 3704 0044 0532 0130 00", "10.1.2.3", "AKIAIOSFODNN7EXAMPLE", "password=hunter2",
@@ -58,11 +42,11 @@ fn prose_with(r: &mut Rng, n: usize, plant: bool) -> String {
     while s.len() < n {
         let roll = r.next() % 1000;
         if roll < 3 && plant {
-            s.push_str(r.pick(&planted));
+            s.push_str(r.pick::<&str>(&planted));
         } else if roll < 60 {
-            s.push_str(r.pick(&noise));
+            s.push_str(r.pick::<&str>(&noise));
         } else {
-            s.push_str(r.pick(WORDS));
+            s.push_str(r.pick::<&str>(WORDS));
         }
         s.push(if matches!(r.next() % 12, 0) { '.' } else { ' ' });
     }
@@ -90,7 +74,7 @@ fn realistic(target: usize) -> Vec<u8> {
 /// An OpenTelemetry-style trace of about `target` bytes: spans whose GenAI attributes carry
 /// message arrays as JSON-encoded strings, plus an agent step list with plain prose.
 fn trace_with(target: usize, plant: bool) -> Vec<u8> {
-    let mut r = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut r = corpus::Rng::new(0x9E37_79B9_7F4A_7C15);
     let mut spans = Vec::new();
     let mut size = 0;
     let mut i = 0u64;

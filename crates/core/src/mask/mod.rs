@@ -16,6 +16,8 @@ mod memo;
 pub mod operators;
 mod spec;
 #[cfg(test)]
+#[allow(dead_code)]
+#[path = "../../tests/corpus/rng.rs"]
 mod test_rng;
 pub mod validate;
 mod walk;

@@ -315,7 +315,7 @@ fn quote_escapes_runs_of_specials_as_serde_json_does() {
     // Several bytes to escape in one 8-byte step, next to each other and across its edges:
     // the quoter jumps from one to the next.
     let alphabet = ["\"", "\\", "\n", "\r", "\t", "\u{8}", "\u{c}", "\u{0}", "\u{1f}", "é", "€", "a", " ", "/"];
-    let mut r = super::test_rng::Rng(0x9E37_79B9_7F4A_7C15);
+    let mut r = super::test_rng::Rng::new(0x9E37_79B9_7F4A_7C15);
     for _ in 0..20_000 {
         let rng = r.next();
         let n = (rng % 40) as usize;
@@ -357,7 +357,7 @@ fn repeated_texts_are_masked_and_reported_as_fresh_scans_are() {
         "AKIAIOSFODNN7EXAMPLE", "see alice%40example.com", "[REDACTED:EMAIL] and bob@example.org",
     ];
     let maskers = [masker(""), masker("pii = \"hash\"\n[detectors]\nemail = \"partial\"\nus_ssn = \"drop\"\nipv4 = \"drop\"\n")];
-    let mut r = super::test_rng::Rng(0x6d65_6d6f_2d74_6573);
+    let mut r = super::test_rng::Rng::new(0x6d65_6d6f_2d74_6573);
     let key = MaskKey(KEY.to_vec());
     let mut masked = 0usize;
     for _ in 0..3_000 {

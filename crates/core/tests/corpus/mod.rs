@@ -13,6 +13,7 @@
 
 #![allow(dead_code)]
 
+mod rng;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tracegate_core::mask::{decode_escapes, validate};
@@ -82,41 +83,7 @@ pub struct Corpus {
     pub decoys: Vec<Decoy>,
 }
 
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed | 1)
-    }
-
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-
-    pub fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
-        &xs[self.below(xs.len())]
-    }
-
-    pub fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-
-    pub fn chars(&mut self, alphabet: &str, n: usize) -> String {
-        let a = alphabet.as_bytes();
-        (0..n).map(|_| char::from(a[self.below(a.len())])).collect()
-    }
-
-    pub fn digits(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.below(10) as u8).collect()
-    }
-}
+pub use rng::Rng;
 
 const ALNUM: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 const B64: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

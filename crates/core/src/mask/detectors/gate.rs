@@ -127,7 +127,7 @@ mod tests {
     /// tail, and right after a chunk edge), over a background of each other byte value.
     #[test]
     fn anchor_searches_equal_the_per_byte_ones() {
-        let mut r = crate::mask::test_rng::Rng(0x9E37_79B9_7F4A_7C15);
+        let mut r = crate::mask::test_rng::Rng::new(0x9E37_79B9_7F4A_7C15);
         for bg in 0..=255u8 {
             for probe in 0..=255u8 {
                 let rng = r.next();
@@ -149,7 +149,7 @@ mod tests {
 
     #[test]
     fn anchor_searches_on_random_bytes() {
-        let mut r = crate::mask::test_rng::Rng(1);
+        let mut r = crate::mask::test_rng::Rng::new(1);
         let mut rng = 1u64;
         let mut b = vec![0u8; 300];
         for _ in 0..2000 {

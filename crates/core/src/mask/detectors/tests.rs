@@ -235,7 +235,7 @@ fn merge_takes_the_union_under_the_higher_priority() {
 /// Deterministic filler for token bodies (tests must not depend on a random seed).
 fn fill(alphabet: &str, n: usize, seed: u64) -> String {
     let a = alphabet.as_bytes();
-    let mut r = crate::mask::test_rng::Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut r = crate::mask::test_rng::Rng::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     (0..n).map(|_| char::from(a[(r.next() % a.len() as u64) as usize])).collect()
 }
 

@@ -201,7 +201,7 @@ mod tests {
     /// either edge, inside one another) and filler bytes, ASCII and not.
     fn texts(patterns: &[&str]) -> Vec<Vec<u8>> {
         let filler: &[&[u8]] = &[b" ", b"a", b"Z", b"_", b"-", b".", b":", b"\n", b"9", "é".as_bytes(), b"\xff", b"\""];
-        let mut rng = crate::mask::test_rng::Rng(0x2545_f491_4f6c_dd1d);
+        let mut rng = crate::mask::test_rng::Rng::new(0x2545_f491_4f6c_dd1d);
         let mut out: Vec<Vec<u8>> = vec![Vec::new()];
         for p in patterns {
             out.push(p.as_bytes().to_vec());
