@@ -618,11 +618,13 @@ pub fn decode_escapes(s: &str) -> Option<String> {
 /// every detector by writing `[REDACTED` in front of it (`[REDACTED note: password is …]`).
 /// Runs on the detections as found, before [`merge`].
 fn drop_inside_labels(src: &str, spans: &mut Vec<super::detectors::Span>) {
-    const OPEN: &[u8] = b"[REDACTED:";
+    // Built once: `memmem::find` builds its searcher on every call, which cost more than the
+    // search on these short texts.
+    static OPEN: std::sync::LazyLock<memchr::memmem::Finder<'static>> = std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"[REDACTED:"));
     let b = src.as_bytes();
     let mut labels = Vec::new();
     let mut from = 0;
-    while let Some(i) = memchr::memmem::find(b.get(from..).unwrap_or_default(), OPEN) {
+    while let Some(i) = OPEN.find(b.get(from..).unwrap_or_default()) {
         let start = from + i;
         match label_end(b, start) {
             Some(end) => {
