@@ -19,8 +19,6 @@
 //! One memo lives for one document (one [`super::walk::Cx`]): nothing is shared between
 //! requests, roles or callers.
 
-use std::collections::HashMap;
-
 use super::detectors::Detector;
 use super::operators::Op;
 
@@ -49,24 +47,28 @@ thread_local! {
 
 #[derive(Debug, Default)]
 pub(super) struct Memo {
-    map: HashMap<Box<str>, Answer, ahash::RandomState>,
+    /// A table rather than a map, so a text is hashed once for its lookup and its insertion.
+    table: hashbrown::HashTable<(Box<str>, Answer)>,
+    hasher: ahash::RandomState,
     used: usize,
 }
 
 impl Memo {
-    pub(super) fn get(&self, text: &str) -> Option<&Answer> {
+    /// The answer remembered for `text`, if any, and the text's hash for [`Memo::remember`].
+    pub(super) fn get(&self, text: &str) -> (u64, Option<&Answer>) {
+        if text.len() > MAX_TEXT {
+            return (0, None);
+        }
+        let hash = self.hasher.hash_one(text);
         #[cfg(test)]
         if OFF.with(std::cell::Cell::get) {
-            return None;
+            return (hash, None);
         }
-        if text.len() > MAX_TEXT || self.map.is_empty() {
-            return None;
-        }
-        self.map.get(text)
+        (hash, self.table.find(hash, |(k, _)| **k == *text).map(|(_, a)| a))
     }
 
-    /// Remembers `answer` for `text`, if it fits.
-    pub(super) fn remember(&mut self, text: &str, answer: Answer) {
+    /// Remembers `answer` for `text` (whose hash [`Memo::get`] gave), if it fits.
+    pub(super) fn remember(&mut self, text: &str, hash: u64, answer: Answer) {
         if text.len() > MAX_TEXT {
             return;
         }
@@ -81,7 +83,8 @@ impl Memo {
             return;
         }
         self.used += size;
-        self.map.insert(text.into(), answer);
+        let hasher = &self.hasher;
+        self.table.insert_unique(hash, (text.into(), answer), |(k, _)| hasher.hash_one(&**k));
     }
 }
 
@@ -93,20 +96,22 @@ mod tests {
     fn a_full_memo_learns_nothing_more_and_keeps_what_it_has() {
         let mut m = Memo::default();
         let long = "x".repeat(MAX_TEXT + 1);
-        m.remember(&long, Answer::Keep);
-        assert!(m.get(&long).is_none(), "a text past MAX_TEXT is not kept");
+        m.remember(&long, 0, Answer::Keep);
+        assert!(m.get(&long).1.is_none(), "a text past MAX_TEXT is not kept");
         let mut n = 0usize;
         loop {
             let before = m.used;
-            m.remember(&format!("{n:0100}"), Answer::Keep);
+            let t = format!("{n:0100}");
+            let (h, _) = m.get(&t);
+            m.remember(&t, h, Answer::Keep);
             if m.used == before {
                 break;
             }
             n += 1;
         }
         assert!(m.used <= BUDGET && n == BUDGET / (100 + OVERHEAD), "{} bytes, {n} texts", m.used);
-        assert!(m.get(&format!("{n:0100}")).is_none(), "nothing is learnt past the budget");
-        assert!(m.get(&format!("{:0100}", 0)).is_some(), "what was learnt stays");
-        assert!(m.get(&format!("{:0100}", n - 1)).is_some());
+        assert!(m.get(&format!("{n:0100}")).1.is_none(), "nothing is learnt past the budget");
+        assert!(m.get(&format!("{:0100}", 0)).1.is_some(), "what was learnt stays");
+        assert!(m.get(&format!("{:0100}", n - 1)).1.is_some());
     }
 }

@@ -465,7 +465,8 @@ impl<'m> Cx<'m> {
         if s.len() < MIN_SCAN_LEN || self.m.enabled.is_empty() {
             return TextFate::Keep;
         }
-        if let Some(answer) = self.memo.get(s) {
+        let (hash, found) = self.memo.get(s);
+        if let Some(answer) = found {
             return match answer {
                 Answer::Keep => TextFate::Keep,
                 Answer::Replace(masked, hits) => {
@@ -486,7 +487,7 @@ impl<'m> Cx<'m> {
             TextFate::Replace(masked) => Answer::Replace(masked.as_str().into(), hits()),
             TextFate::Drop => Answer::Drop(hits()),
         };
-        self.memo.remember(s, answer);
+        self.memo.remember(s, hash, answer);
         fate
     }
 
