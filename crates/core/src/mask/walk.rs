@@ -56,17 +56,26 @@ impl<'a> Path<'a> {
 
     /// `$.messages[0].content`, `$['gen_ai.input.messages']` (normalized-path style), appended
     /// to `out`: root first, by recursion up the parent links, so rendering allocates nothing
-    /// beyond `out`'s growth.
+    /// beyond `out`'s growth. The reference [`Rendered`] must equal.
+    #[cfg(test)]
     fn render_onto(&self, out: &mut String) {
         out.push('$');
         self.write(out);
     }
 
+    #[cfg(test)]
     fn write(&self, out: &mut String) {
         if let Some(p) = self.parent {
             p.write(out);
         }
-        match self.seg {
+        self.seg.write(out);
+    }
+}
+
+impl Seg<'_> {
+    /// This segment's part of a rendered path.
+    fn write(&self, out: &mut String) {
+        match *self {
             Seg::Root => {}
             Seg::Index(i) => {
                 // Digits by hand: `write!` goes through `core::fmt`, a tenth of the cost of
@@ -108,6 +117,103 @@ impl<'a> Path<'a> {
     }
 }
 
+/// The last path rendered, segment by segment, so the next one renders only from where the two
+/// differ: masked values sit in a few deep subtrees (`$.resourceSpans[0].scopeSpans[0].spans[3]
+/// .attributes[2].value.stringValue[1].parts[0].content`), and rendering every path from the
+/// root cost 4% of a realistic trace.
+#[derive(Default)]
+struct Rendered {
+    /// The path, `$` first.
+    text: String,
+    /// Below the root, each segment: what it is, and where it ends in `text` and in `keys`.
+    segs: Vec<(SegKey, usize, usize)>,
+    /// The keys of the `SegKey::Key` segments, one after another.
+    keys: String,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SegKey {
+    Key,
+    Index(usize),
+}
+
+/// Paths deeper than this are rendered whole (the byte engine nests at most 128 containers per
+/// layer; real traces stay far below this).
+const CACHED_DEPTH: usize = 48;
+
+impl Rendered {
+    /// Renders `path`, reusing the longest prefix it shares with the last one, and returns it.
+    fn render(&mut self, path: &Path<'_>) -> &str {
+        let mut chain: [Option<&Seg<'_>>; CACHED_DEPTH] = [None; CACHED_DEPTH];
+        let mut n = 0usize;
+        let mut node = Some(path);
+        while let Some(p) = node {
+            if !matches!(p.seg, Seg::Root) {
+                if n == CACHED_DEPTH {
+                    return self.whole(path);
+                }
+                chain[n] = Some(&p.seg);
+                n += 1;
+            }
+            node = p.parent;
+        }
+        chain[..n].reverse();
+        let segs = chain.get(..n).unwrap_or_default();
+        // The longest common prefix, segment by segment.
+        let mut same = 0usize;
+        let mut key_at = 0;
+        for (seg, &(kind, _, keys_end)) in segs.iter().zip(&self.segs) {
+            let equal = match (seg, kind) {
+                (Some(Seg::Index(i)), SegKey::Index(j)) => *i == j,
+                (Some(Seg::Key(k)), SegKey::Key) => self.keys.get(key_at..keys_end) == Some(*k),
+                _ => false,
+            };
+            if !equal {
+                break;
+            }
+            key_at = keys_end;
+            same += 1;
+        }
+        let (text_end, keys_end) = same.checked_sub(1).and_then(|i| self.segs.get(i)).map_or((1, 0), |&(_, t, k)| (t, k));
+        self.segs.truncate(same);
+        self.keys.truncate(keys_end);
+        if self.text.is_empty() {
+            self.text.push('$');
+        }
+        self.text.truncate(text_end);
+        for seg in segs.iter().skip(same).flatten() {
+            seg.write(&mut self.text);
+            let kind = match seg {
+                Seg::Index(i) => SegKey::Index(*i),
+                Seg::Key(k) => {
+                    self.keys.push_str(k);
+                    SegKey::Key
+                }
+                Seg::Root => continue,
+            };
+            self.segs.push((kind, self.text.len(), self.keys.len()));
+        }
+        &self.text
+    }
+
+    /// Renders a path too deep to cache, and forgets the last one.
+    fn whole(&mut self, path: &Path<'_>) -> &str {
+        fn write(p: &Path<'_>, out: &mut String) {
+            if let Some(parent) = p.parent {
+                write(parent, out);
+            }
+            p.seg.write(out);
+        }
+        self.segs.clear();
+        self.keys.clear();
+        self.text.clear();
+        self.text.push('$');
+        write(path, &mut self.text);
+        // The next path starts over: `segs` is empty, so nothing is reused.
+        &self.text
+    }
+}
+
 #[derive(Debug, PartialEq, Eq)]
 enum Fate {
     Keep,
@@ -137,6 +243,8 @@ pub struct Cx<'m> {
     /// The rendered paths of `log`, one after another: one buffer rather than an allocation
     /// per masked value (a 10 MB trace logs tens of thousands).
     paths: String,
+    /// The last path rendered, to render the next from where they differ.
+    rendered: Rendered,
     changed: u64,
     level: u32,
     too_deep: u64,
@@ -155,7 +263,7 @@ pub(super) struct Mark {
 
 impl<'m> Cx<'m> {
     pub fn new(m: &'m Masker, engine: &'m Engine, ops: Operators) -> Cx<'m> {
-        Cx { m, engine, ops, spans: Vec::new(), pending: Vec::new(), log: Vec::new(), paths: String::new(), changed: 0, level: 0, too_deep: 0, memo: Memo::default() }
+        Cx { m, engine, ops, spans: Vec::new(), pending: Vec::new(), log: Vec::new(), paths: String::new(), rendered: Rendered::default(), changed: 0, level: 0, too_deep: 0, memo: Memo::default() }
     }
 
     pub(super) fn masker(&self) -> &'m Masker {
@@ -200,7 +308,7 @@ impl<'m> Cx<'m> {
             return;
         }
         let at = self.paths.len();
-        path.render_onto(&mut self.paths);
+        self.paths.push_str(self.rendered.render(path));
         // Offsets are 32 bits, so a log entry is 12 bytes. Past 4 GiB of paths (no document
         // the gateway accepts comes near) the values are still counted, under an empty path.
         let (mut start, mut end) = match (u32::try_from(at), u32::try_from(self.paths.len())) {
@@ -677,5 +785,45 @@ pub(super) fn is_masked(s: &str) -> bool {
             hex.len() == 12 && hex.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()) && Detector::from_label(label).is_some()
         }
         None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Calls `f` with the path `parent` + `segs`, built on the stack as the engines build it.
+    fn with_path(segs: &[Seg<'_>], parent: &Path<'_>, f: &mut dyn FnMut(&Path<'_>)) {
+        match segs.split_first() {
+            None => f(parent),
+            Some((s, rest)) => with_path(rest, &Path { seg: *s, parent: Some(parent) }, f),
+        }
+    }
+
+    /// Paths rendered from the last one's prefix equal paths rendered whole: each path is the
+    /// last one cut back and grown again (as a walk moves through a document), with keys that
+    /// need quoting, empty keys, non-ASCII keys, and now and then a path past `CACHED_DEPTH`.
+    #[test]
+    fn paths_rendered_from_a_shared_prefix_equal_paths_rendered_whole() {
+        let keys = ["content", "parts", "a b", "it's", "x\\y", "日本", "", "0abc", "_k", "stringValue", "$", "[0]", "a.b"];
+        let mut r = super::super::test_rng::Rng::new(0x7061_7468_7321);
+        let mut rendered = Rendered::default();
+        let mut segs: Vec<Seg<'_>> = Vec::new();
+        let mut deep = 0;
+        for _ in 0..20_000 {
+            let cut = r.below(segs.len() + 1);
+            segs.truncate(segs.len() - cut.min(segs.len()));
+            let grow = if r.below(200) == 0 { 60 } else { r.below(5) };
+            for _ in 0..grow {
+                segs.push(if r.below(2) == 0 { Seg::Index(r.below(12)) } else { Seg::Key(r.pick::<&str>(&keys)) });
+            }
+            deep += usize::from(segs.len() > CACHED_DEPTH);
+            with_path(&segs, &Path::root(), &mut |p| {
+                let mut want = String::new();
+                p.render_onto(&mut want);
+                assert_eq!(rendered.render(p), want);
+            });
+        }
+        assert!(deep > 10, "{deep} paths past the cached depth");
     }
 }
