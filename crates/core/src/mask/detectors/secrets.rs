@@ -146,6 +146,9 @@ fn compile(pattern: &str) -> Result<meta::Regex, String> {
 /// testing each window costs more than scanning it.
 const WINDOWED_TEXT: usize = 128;
 
+/// Most trigger windows tested in one text before the rest is searched whole.
+const MAX_WINDOWS: usize = 16;
+
 /// Most character combinations a run of classes may spell for [`lead`] to check each one.
 const MAX_SPELLINGS: usize = 64;
 
@@ -356,9 +359,16 @@ impl Near {
 
     /// Where the search for the next match at or after `at` may begin: before the first
     /// trigger occurrence whose window holds a match start; `None` when no window does.
-    fn next(&self, text: &str, at: usize) -> Option<usize> {
+    /// After [`MAX_WINDOWS`] windows in one text (`tried` counts them) it answers `at`: the
+    /// search from there is the whole-text search, and each window test may read far ahead,
+    /// so a text of many triggers costs a bounded number of them, not one per trigger.
+    fn next(&self, text: &str, at: usize, tried: &mut usize) -> Option<usize> {
         let mut from = at;
         loop {
+            if *tried >= MAX_WINDOWS {
+                return Some(at);
+            }
+            *tried += 1;
             let t = self.finder.find_in(text, aho_corasick::Span::from(from..text.len()))?;
             let mut begin = t.start().saturating_sub(self.lead).max(at);
             while !text.is_char_boundary(begin) {
@@ -410,10 +420,10 @@ impl Rule {
     fn secrets(&self, text: &str, windows: bool, mut found: impl FnMut(usize, usize)) {
         let mut buf = [None; SLOTS];
         let Some(slots) = buf.get_mut(..self.re.group_info().slot_len()) else { return };
-        let mut at = 0;
+        let (mut at, mut tried) = (0, 0);
         while at <= text.len() {
             let from = match self.near.as_ref().filter(|_| windows) {
-                Some(near) => match near.next(text, at) {
+                Some(near) => match near.next(text, at, &mut tried) {
                     Some(from) => from,
                     None => break,
                 },
@@ -732,6 +742,10 @@ mod tests {
                     4 => t.push_str(odd[rng.below(odd.len())]),
                     _ => value(&mut t, rng),
                 }
+            }
+            // Now and then many triggers in one text, past the window budget.
+            if rng.below(64) == 0 {
+                t = t.repeat(MAX_WINDOWS + 1);
             }
             out.push(t);
         }
