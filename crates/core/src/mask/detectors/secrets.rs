@@ -10,6 +10,10 @@
 //! context rules' automata (and the visited set the capture search clears per match) large.
 //! Classes that only mean ASCII are written `(?-u:…)` under `(?i)`, so case folding does not add
 //! the Kelvin sign and the long s to every copy.
+//!
+//! A woken rule searches a long text only where a match can start: in the window before each
+//! occurrence of one of its triggers, as wide as its syntax tree lets a match run before the
+//! trigger it holds ([`Near`]), and finds exactly what a search of the whole text finds.
 
 use regex_automata::util::primitives::NonMaxUsize;
 use regex_automata::{meta, Anchored, Input, MatchKind, PatternID};
