@@ -75,7 +75,7 @@ pub fn specs() -> Vec<Spec> {
             r#"(?i)(?-u:\b)(?:set-)?cookie["']?[ \t]*:[ \t]*([^\r\n"'\\]{4,4096~})"#.into(),
             Check::None, false),
         // PII announced by its label.
-        (D::DateOfBirth, &["dob", "d.o.b", "birth", "born", "geb", "naissance", "nacimiento"],
+        (D::DateOfBirth, &["dob", "d.o.b", "d.ob", "do.b", "birth", "born", "geb", "naissance", "nacimiento"],
             format!(r#"(?i)(?-u:\b)(?:d\.?o\.?b\.?|date[ _\-]of[ _\-]birth|birth[ _\-]?date|birthday|born(?:[ \t]+on)?|geb\.|geboren(?:[ \t]+am)?|geburtsdatum|date[ \t]de[ \t]naissance|fecha[ \t]de[ \t]nacimiento)["']?[ \t]*(?:[:=]|is|was)?[ \t]*["']?({})"#, date()),
             Check::None, false),
         (D::PostalAddress, &[" street", " st ", " st.", " st,", " ave", " road", " rd ", " rd.", " rd,", " blvd", " boulevard", " lane", " ln ", " ln.", " ln,", " drive", " dr ", " dr.", " dr,", " court", " ct ", " ct.", " ct,", " way ", " way,", " way.", " place", " pl ", " pl.", " pl,", " terrace", " parkway", " pkwy", " circle", " cir ", " highway", " hwy", " square", " sq ", " close", " crescent", " gardens", " grove", " row ", " row,", " row.", " mews"],

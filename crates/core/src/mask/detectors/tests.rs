@@ -448,6 +448,10 @@ fn every_spelling_a_rule_accepts_wakes_it() {
         ("curl -u=admin:Sup3rS3cret https://api.example.com", "Sup3rS3cret"),
         ("curl -u\tadmin:Sup3rS3cret https://api.example.com", "Sup3rS3cret"),
     ]);
+    // Found missing in review (session 8): `vcc_`, `DD-API-KEY`, `d.ob` / `do.b`.
+    hits("vercel_token", &[("deploy with vcc_Ab3dE5fG7hJ9kL1mN3pQ5rS7t", "vcc_Ab3dE5fG7hJ9kL1mN3pQ5rS7t")]);
+    hits("date_of_birth", &[("d.ob: 1985-03-14", "1985-03-14"), ("do.b 1985-03-14", "1985-03-14")]);
+    hits("datadog_key", &[("DD-API-KEY=0123456789abcdef0123456789abcdef", "0123456789abcdef0123456789abcdef"), ("dd.app.key: 0123456789abcdef0123456789abcdef01234567", "0123456789abcdef0123456789abcdef01234567")]);
     // The two characters Unicode folds to ASCII letters, which `(?i)` regexes accept: the
     // trigger pass must see `password` in `pasſword` and `key` in `\u{212A}ey`.
     hits("password_assignment", &[("pasſword=Xk9mQ2pLz7w", "Xk9mQ2pLz7w"), ("ſecret: Xk9mQ2pLz7w", "Xk9mQ2pLz7w")]);
