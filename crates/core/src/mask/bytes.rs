@@ -100,7 +100,7 @@ impl<'i> In<'i> {
     }
 
     /// The text from `start` to `end`, both at ASCII delimiters (quotes, number bounds).
-    #[inline]
+    #[inline(always)]
     fn text(&self, start: usize, end: usize) -> &'i str {
         self.s.get(start..end).unwrap_or_default()
     }

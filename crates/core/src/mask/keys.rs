@@ -284,8 +284,8 @@ mod tests {
 
     #[test]
     fn names_past_the_64th_still_match() {
-        // The last-byte bitmask covers 64 names; longer lists (built-ins plus a policy's own)
-        // must still be tried in full.
+        // Long lists (built-ins plus a policy's own; an earlier matcher's bitmask covered only
+        // 64 names) match in full, names sharing long suffixes (`_pin`) included.
         let mut names = KeyNames::builtin_names();
         for i in 0..70 {
             let n = format!("custom_{i}_pin");
