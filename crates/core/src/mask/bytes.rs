@@ -1064,21 +1064,7 @@ fn skim(q: &mut In<'_>) -> Option<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
+    use crate::mask::test_rng::Rng;
 
     /// String texts (what lies between a token's quotes: no raw `"` or control character, as
     /// the scanner guarantees) of ASCII, non-ASCII characters and every kind of escape, valid
@@ -1136,7 +1122,7 @@ mod tests {
     #[test]
     fn string_scanner_equals_the_oracle_on_generated_tokens() {
         const BYTES: &[&str] = &["a", "b", " ", "é", "😀", "\"", "\\", "\\\"", "\\\\", "\n", "\u{1}", "\u{1f}", "\\\u{1}", "\u{7f}", ":"];
-        let mut rng = Rng(0xD1B5_4A32_D192_ED03);
+        let mut rng = Rng::new(0xD1B5_4A32_D192_ED03);
         let mut kinds = [0usize; 3];
         for _ in 0..100_000 {
             let mut text = String::from(if rng.below(2) == 0 { "\"" } else { "{\"" });
@@ -1170,7 +1156,7 @@ mod tests {
     /// `unescape` decodes exactly what `serde_json` decodes, and refuses exactly what it refuses.
     #[test]
     fn unescape_equals_serde_json_on_generated_strings() {
-        let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+        let mut rng = Rng::new(0x2545_F491_4F6C_DD1D);
         let mut out = String::from("left over");
         let (mut ok, mut bad) = (0usize, 0usize);
         for _ in 0..50_000 {

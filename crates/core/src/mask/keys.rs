@@ -142,6 +142,7 @@ impl KeyNames {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mask::test_rng::Rng;
 
     /// The definition, written plainly: the key lower-cased and without separators ends with
     /// a name.
@@ -172,28 +173,13 @@ mod tests {
         names.iter().any(|(_, norm)| norm.last() == Some(&last) && ends_with(norm))
     }
 
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
-
     /// Generated keys, most of them built from pieces of the names (so suffixes that match,
     /// nearly match or overlap are common), in mixed case, with separators anywhere, non-ASCII
     /// letters and bytes no name holds; against the built-in list, policy lists of generated
     /// names (some sharing suffixes, some one another's suffix, past 64 names), and empty lists.
     #[test]
     fn matches_equals_the_definition_on_generated_keys() {
-        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
         let bits: &[&str] = &["_", "-", ".", " ", "é", "ß", "9", "x", "Q", "\u{17f}", "key", "KEY", "s", "id"];
         let mut lists = vec![KeyNames::builtin_names(), Vec::new()];
         for size in [1usize, 3, 20, 80] {
