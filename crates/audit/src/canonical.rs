@@ -67,9 +67,19 @@ pub fn write(v: &Value, out: &mut Vec<u8>) -> Result<(), AuditError> {
     Ok(())
 }
 
-/// Member order of JCS: by UTF-16 code units (equal to byte order for the ASCII names we use).
+/// Member order of JCS: by UTF-16 code units. Decided from the UTF-8 bytes where they agree with
+/// it — a common prefix of whole characters, then a first differing byte that is ASCII on at least
+/// one side (an ASCII unit sorts below every other character's first unit in both encodings) —
+/// and by transcoding only otherwise: every record is sorted on the request path and again by the
+/// writer, and its names are ASCII.
 pub fn cmp_keys(a: &str, b: &str) -> Ordering {
-    a.encode_utf16().cmp(b.encode_utf16())
+    let (x, y) = (a.as_bytes(), b.as_bytes());
+    match x.iter().zip(y).find(|(p, q)| p != q) {
+        // One is a prefix of the other, in whole characters since both are UTF-8.
+        None => x.len().cmp(&y.len()),
+        Some((p, q)) if p.is_ascii() || q.is_ascii() => p.cmp(q),
+        Some(_) => a.encode_utf16().cmp(b.encode_utf16()),
+    }
 }
 
 /// Joins already-canonical member values into a canonical object; `members` need not be sorted.
@@ -81,17 +91,31 @@ pub fn object(members: &mut [(&str, &[u8])]) -> Vec<u8> {
 
 /// Appends [`object`]'s bytes to `out`.
 pub fn write_object(members: &mut [(&str, &[u8])], out: &mut Vec<u8>) {
+    write_object_noting(members, out, "");
+}
+
+/// [`write_object`], also saying where in `out` a member called `name` (not among `members`)
+/// would begin: just after the `{` or the `,` that ends the member before it, or at the closing
+/// `}` when it would come last. The audit writer seals a record with one object build this way:
+/// the stored line is the hashed object with its `hash` member spliced in there.
+pub fn write_object_noting(members: &mut [(&str, &[u8])], out: &mut Vec<u8>, name: &str) -> usize {
     members.sort_by(|a, b| cmp_keys(a.0, b.0));
     out.push(b'{');
+    let mut at = None;
     for (i, (k, v)) in members.iter().enumerate() {
         if i > 0 {
             out.push(b',');
+        }
+        if at.is_none() && cmp_keys(k, name) == Ordering::Greater {
+            at = Some(out.len());
         }
         write_str(k, out);
         out.push(b':');
         out.extend_from_slice(v);
     }
+    let end = out.len();
     out.push(b'}');
+    at.unwrap_or(end)
 }
 
 /// The canonical members of a value that serialises as a JSON object, straight from its
@@ -502,25 +526,34 @@ macro_rules! struct_trait {
 struct_trait!(SerializeStruct, SerializeStructVariant);
 
 pub(crate) fn write_str(s: &str, out: &mut Vec<u8>) {
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
     out.push(b'"');
-    for &b in s.as_bytes() {
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            0x08 => out.extend_from_slice(b"\\b"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            0x0c => out.extend_from_slice(b"\\f"),
-            b'\r' => out.extend_from_slice(b"\\r"),
+    // Runs of bytes that need no escape are copied whole: most strings are one run.
+    let mut run = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let mut hex = [b'\\', b'u', b'0', b'0', 0, 0];
+        let escaped: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            0x08 => b"\\b",
+            b'\t' => b"\\t",
+            b'\n' => b"\\n",
+            0x0c => b"\\f",
+            b'\r' => b"\\r",
             0x00..=0x1f => {
                 const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(b"\\u00");
-                out.push(HEX[usize::from(b >> 4)]);
-                out.push(HEX[usize::from(b & 0xf)]);
+                hex[4] = HEX[usize::from(b >> 4)];
+                hex[5] = HEX[usize::from(b & 0xf)];
+                &hex
             }
-            _ => out.push(b),
-        }
+            _ => continue,
+        };
+        out.extend_from_slice(bytes.get(run..i).unwrap_or_default());
+        out.extend_from_slice(escaped);
+        run = i + 1;
     }
+    out.extend_from_slice(bytes.get(run..).unwrap_or_default());
     out.push(b'"');
 }
 
@@ -551,5 +584,95 @@ mod tests {
             v.as_object().unwrap().iter().map(|(k, v)| (k.clone(), to_canonical(v).unwrap())).collect();
         let mut refs: Vec<(&str, &[u8])> = parts.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
         assert_eq!(object(&mut refs), to_canonical(&v).unwrap());
+    }
+
+    /// Deterministic generated strings over an alphabet that has every escape, ASCII on both sides
+    /// of the names we use, and characters whose UTF-8 and UTF-16 orders disagree (U+E000..U+FFFF
+    /// against supplementary characters).
+    fn strings(n: usize) -> Vec<String> {
+        const ALPHABET: &[char] = &[
+            'a', 'b', 'h', 's', 'z', '_', '"', '\\', '/', '\u{0}', '\u{8}', '\t', '\n', '\u{c}', '\r', '\u{1f}', '\u{7f}',
+            'é', '\u{7ff}', '\u{800}', '\u{d7ff}', '\u{e000}', '\u{fffd}', '\u{ffff}', '\u{10000}', '😀', '\u{10ffff}',
+        ];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        (0..n)
+            .map(|_| {
+                let len = (next() % 7) as usize;
+                (0..len).map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize]).collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn key_order_is_utf16_order() {
+        let xs = strings(400);
+        for a in &xs {
+            for b in &xs {
+                assert_eq!(cmp_keys(a, b), a.encode_utf16().cmp(b.encode_utf16()), "{a:?} vs {b:?}");
+                let longer = format!("{a}{b}");
+                assert_eq!(cmp_keys(a, &longer), a.encode_utf16().cmp(longer.encode_utf16()), "{a:?} vs {longer:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn strings_are_escaped_as_byte_by_byte() {
+        // The escaping as first written, one byte at a time: the oracle.
+        fn oracle(s: &str) -> Vec<u8> {
+            let mut out = vec![b'"'];
+            for &b in s.as_bytes() {
+                match b {
+                    b'"' => out.extend_from_slice(b"\\\""),
+                    b'\\' => out.extend_from_slice(b"\\\\"),
+                    0x08 => out.extend_from_slice(b"\\b"),
+                    b'\t' => out.extend_from_slice(b"\\t"),
+                    b'\n' => out.extend_from_slice(b"\\n"),
+                    0x0c => out.extend_from_slice(b"\\f"),
+                    b'\r' => out.extend_from_slice(b"\\r"),
+                    0x00..=0x1f => out.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
+                    _ => out.push(b),
+                }
+            }
+            out.push(b'"');
+            out
+        }
+        let all: String = (0u8..0x80).map(char::from).collect();
+        for s in strings(2000).iter().chain([&all, &String::new()]) {
+            let mut got = b"x".to_vec();
+            write_str(s, &mut got);
+            assert_eq!(got[1..], oracle(s)[..], "{s:?}");
+            assert_eq!(serde_json::from_slice::<String>(&got[1..]).unwrap(), *s);
+        }
+    }
+
+    #[test]
+    fn noted_offset_is_where_the_member_splices_in() {
+        let names = strings(60);
+        for (i, name) in names.iter().enumerate() {
+            // Distinct names other than `name`, a varying number of them.
+            let mut others: Vec<&str> = names.iter().take(i % 9).map(String::as_str).filter(|k| k != name).collect();
+            others.sort_unstable();
+            others.dedup();
+            let mut parts: Vec<(&str, &[u8])> = others.iter().map(|k| (*k, b"1".as_slice())).collect();
+            let mut body = Vec::new();
+            let at = write_object_noting(&mut parts, &mut body, name);
+            let mut member = Vec::new();
+            write_str(name, &mut member);
+            member.extend_from_slice(b":2");
+            let (head, tail) = body.split_at(at);
+            let spliced = match (tail.len() > 1, parts.is_empty()) {
+                (true, _) => [head, &member, b",", tail].concat(),
+                (false, true) => [head, &member, tail].concat(),
+                (false, false) => [head, b",", &member, tail].concat(),
+            };
+            parts.push((name, b"2"));
+            assert_eq!(spliced, object(&mut parts), "{name:?} among {others:?}");
+        }
     }
 }
