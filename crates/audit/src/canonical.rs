@@ -6,6 +6,7 @@
 //! otherwise), integers in plain decimal. Floating-point numbers and integers beyond ±(2^53−1) are
 //! refused so that any JCS implementation in any language reproduces the same bytes.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use serde::Serialize;
@@ -118,12 +119,16 @@ pub fn write_object_noting(members: &mut [(&str, &[u8])], out: &mut Vec<u8>, nam
     at.unwrap_or(end)
 }
 
+/// One member of a canonical object: its name (borrowed when it is a struct's field name, as most
+/// are; owned for map keys) and its value's canonical bytes.
+pub type Member = (Cow<'static, str>, Vec<u8>);
+
 /// The canonical members of a value that serialises as a JSON object, straight from its
 /// `Serialize` impl: `(member name, canonical value bytes)` in the order serialised (callers sort).
 /// The same bytes as [`to_canonical`] over `serde_json::to_value`, without building the tree: an
 /// audit record is canonicalised this way on every request, and the tree of strings it copied
 /// was most of that cost.
-pub fn members<T: Serialize + ?Sized>(v: &T) -> Result<Vec<(String, Vec<u8>)>, AuditError> {
+pub fn members<T: Serialize + ?Sized>(v: &T) -> Result<Vec<Member>, AuditError> {
     let mut members = Vec::new();
     v.serialize(Top(&mut members))?;
     Ok(members)
@@ -156,15 +161,15 @@ struct Canon<'a>(&'a mut Vec<u8>);
 struct Members<'a> {
     /// `None` at the top level, where the members themselves are the result.
     out: Option<&'a mut Vec<u8>>,
-    top: Option<&'a mut Vec<(String, Vec<u8>)>>,
-    members: Vec<(String, Vec<u8>)>,
+    top: Option<&'a mut Vec<Member>>,
+    members: Vec<Member>,
     key: Option<String>,
     /// For `{"variant": {...}}`: the variant name the object is wrapped in.
     variant: Option<&'static str>,
 }
 
 impl Members<'_> {
-    fn member(&mut self, key: String, value: &(impl Serialize + ?Sized)) -> Result<(), AuditError> {
+    fn member(&mut self, key: Cow<'static, str>, value: &(impl Serialize + ?Sized)) -> Result<(), AuditError> {
         let mut bytes = Vec::new();
         value.serialize(Canon(&mut bytes))?;
         self.members.push((key, bytes));
@@ -187,7 +192,7 @@ impl Members<'_> {
             write_str(v, out);
             out.push(b':');
         }
-        let mut refs: Vec<(&str, &[u8])> = self.members.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+        let mut refs: Vec<(&str, &[u8])> = self.members.iter().map(|(k, v)| (k.as_ref(), v.as_slice())).collect();
         write_object(&mut refs, out);
         if self.variant.is_some() {
             out.push(b'}');
@@ -222,7 +227,7 @@ impl Items<'_> {
 }
 
 /// Only an object may be the top level of [`members`].
-struct Top<'a>(&'a mut Vec<(String, Vec<u8>)>);
+struct Top<'a>(&'a mut Vec<Member>);
 
 /// Map keys: strings only (what `serde_json::to_value` also takes, minus numbers and bools,
 /// which no record uses as keys).
@@ -501,7 +506,7 @@ impl serde::ser::SerializeMap for Members<'_> {
     }
     fn serialize_value<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), AuditError> {
         let Some(key) = self.key.take() else { return refuse("an object value without its key") };
-        self.member(key, v)
+        self.member(Cow::Owned(key), v)
     }
     fn end(self) -> Result<(), AuditError> {
         Members::end(self)
@@ -515,7 +520,7 @@ macro_rules! struct_trait {
             type Ok = ();
             type Error = AuditError;
             fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, v: &T) -> Result<(), AuditError> {
-                self.member(key.to_owned(), v)
+                self.member(Cow::Borrowed(key), v)
             }
             fn end(self) -> Result<(), AuditError> {
                 Members::end(self)

@@ -21,13 +21,13 @@ pub(crate) const CHAIN_FIELDS: [&str; 3] = ["seq", "prev_hash", "hash"];
 /// An entry already in canonical pieces: `(member name, canonical value bytes)`.
 #[derive(Debug)]
 pub(crate) struct Prepared {
-    members: Vec<(String, Vec<u8>)>,
+    members: Vec<canonical::Member>,
 }
 
 impl Prepared {
     pub(crate) fn new(entry: &Entry) -> Result<Self, AuditError> {
         let members = canonical::members(entry)?;
-        if let Some((k, _)) = members.iter().find(|(k, _)| CHAIN_FIELDS.contains(&k.as_str())) {
+        if let Some((k, _)) = members.iter().find(|(k, _)| CHAIN_FIELDS.contains(&k.as_ref())) {
             return Err(AuditError::Serialize(format!("entry must not carry chain field `{k}`")));
         }
         Ok(Prepared { members })
@@ -41,7 +41,7 @@ impl Prepared {
         let mut prev_bytes = Vec::with_capacity(prev_hash.len() + 2);
         canonical::write_str(prev_hash, &mut prev_bytes);
         let mut parts: Vec<(&str, &[u8])> = Vec::with_capacity(self.members.len() + 2);
-        parts.extend(self.members.iter().map(|(k, v)| (k.as_str(), v.as_slice())));
+        parts.extend(self.members.iter().map(|(k, v)| (k.as_ref(), v.as_slice())));
         parts.push(("seq", &seq_bytes));
         parts.push(("prev_hash", &prev_bytes));
         let size = parts.iter().map(|(k, v)| k.len() + v.len() + 4).sum::<usize>() + 2;
@@ -155,7 +155,7 @@ mod tests {
         for e in [full_entry(), Entry::request("r1", Timestamp::now()), Entry::system(serde_json::json!({"type": "t"}))] {
             let value = serde_json::to_value(&e).unwrap();
             let Value::Object(map) = &value else { panic!("an entry is an object") };
-            let mut want: Vec<(String, Vec<u8>)> = map.iter().map(|(k, v)| (k.clone(), canonical::to_canonical(v).unwrap())).collect();
+            let mut want: Vec<canonical::Member> = map.iter().map(|(k, v)| (k.clone().into(), canonical::to_canonical(v).unwrap())).collect();
             want.sort_by(|a, b| canonical::cmp_keys(&a.0, &b.0));
             let mut got = Prepared::new(&e).unwrap().members;
             got.sort_by(|a, b| canonical::cmp_keys(&a.0, &b.0));
@@ -203,7 +203,7 @@ mod tests {
                 let seq_bytes = seq.to_string().into_bytes();
                 let mut prev_bytes = Vec::new();
                 canonical::write_str(prev, &mut prev_bytes);
-                let mut parts: Vec<(&str, &[u8])> = p.members.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+                let mut parts: Vec<(&str, &[u8])> = p.members.iter().map(|(k, v)| (k.as_ref(), v.as_slice())).collect();
                 parts.push(("seq", &seq_bytes));
                 parts.push(("prev_hash", &prev_bytes));
                 let body = canonical::object(&mut parts);
