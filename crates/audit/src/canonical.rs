@@ -6,6 +6,7 @@
 //! otherwise), integers in plain decimal. Floating-point numbers and integers beyond ±(2^53−1) are
 //! refused so that any JCS implementation in any language reproduces the same bytes.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use serde::Serialize;
@@ -67,9 +68,19 @@ pub fn write(v: &Value, out: &mut Vec<u8>) -> Result<(), AuditError> {
     Ok(())
 }
 
-/// Member order of JCS: by UTF-16 code units (equal to byte order for the ASCII names we use).
+/// Member order of JCS: by UTF-16 code units. Decided from the UTF-8 bytes where they agree with
+/// it — a common prefix of whole characters, then a first differing byte that is ASCII on at least
+/// one side (an ASCII unit sorts below every other character's first unit in both encodings) —
+/// and by transcoding only otherwise: every record is sorted on the request path and again by the
+/// writer, and its names are ASCII.
 pub fn cmp_keys(a: &str, b: &str) -> Ordering {
-    a.encode_utf16().cmp(b.encode_utf16())
+    let (x, y) = (a.as_bytes(), b.as_bytes());
+    match x.iter().zip(y).find(|(p, q)| p != q) {
+        // One is a prefix of the other, in whole characters since both are UTF-8.
+        None => x.len().cmp(&y.len()),
+        Some((p, q)) if p.is_ascii() || q.is_ascii() => p.cmp(q),
+        Some(_) => a.encode_utf16().cmp(b.encode_utf16()),
+    }
 }
 
 /// Joins already-canonical member values into a canonical object; `members` need not be sorted.
@@ -81,25 +92,43 @@ pub fn object(members: &mut [(&str, &[u8])]) -> Vec<u8> {
 
 /// Appends [`object`]'s bytes to `out`.
 pub fn write_object(members: &mut [(&str, &[u8])], out: &mut Vec<u8>) {
+    write_object_noting(members, out, "");
+}
+
+/// [`write_object`], also saying where in `out` a member called `name` (not among `members`)
+/// would begin: just after the `{` or the `,` that ends the member before it, or at the closing
+/// `}` when it would come last. The audit writer seals a record with one object build this way:
+/// the stored line is the hashed object with its `hash` member spliced in there.
+pub fn write_object_noting(members: &mut [(&str, &[u8])], out: &mut Vec<u8>, name: &str) -> usize {
     members.sort_by(|a, b| cmp_keys(a.0, b.0));
     out.push(b'{');
+    let mut at = None;
     for (i, (k, v)) in members.iter().enumerate() {
         if i > 0 {
             out.push(b',');
+        }
+        if at.is_none() && cmp_keys(k, name) == Ordering::Greater {
+            at = Some(out.len());
         }
         write_str(k, out);
         out.push(b':');
         out.extend_from_slice(v);
     }
+    let end = out.len();
     out.push(b'}');
+    at.unwrap_or(end)
 }
+
+/// One member of a canonical object: its name (borrowed when it is a struct's field name, as most
+/// are; owned for map keys) and its value's canonical bytes.
+pub type Member = (Cow<'static, str>, Vec<u8>);
 
 /// The canonical members of a value that serialises as a JSON object, straight from its
 /// `Serialize` impl: `(member name, canonical value bytes)` in the order serialised (callers sort).
 /// The same bytes as [`to_canonical`] over `serde_json::to_value`, without building the tree: an
 /// audit record is canonicalised this way on every request, and the tree of strings it copied
 /// was most of that cost.
-pub fn members<T: Serialize + ?Sized>(v: &T) -> Result<Vec<(String, Vec<u8>)>, AuditError> {
+pub fn members<T: Serialize + ?Sized>(v: &T) -> Result<Vec<Member>, AuditError> {
     let mut members = Vec::new();
     v.serialize(Top(&mut members))?;
     Ok(members)
@@ -132,15 +161,15 @@ struct Canon<'a>(&'a mut Vec<u8>);
 struct Members<'a> {
     /// `None` at the top level, where the members themselves are the result.
     out: Option<&'a mut Vec<u8>>,
-    top: Option<&'a mut Vec<(String, Vec<u8>)>>,
-    members: Vec<(String, Vec<u8>)>,
+    top: Option<&'a mut Vec<Member>>,
+    members: Vec<Member>,
     key: Option<String>,
     /// For `{"variant": {...}}`: the variant name the object is wrapped in.
     variant: Option<&'static str>,
 }
 
 impl Members<'_> {
-    fn member(&mut self, key: String, value: &(impl Serialize + ?Sized)) -> Result<(), AuditError> {
+    fn member(&mut self, key: Cow<'static, str>, value: &(impl Serialize + ?Sized)) -> Result<(), AuditError> {
         let mut bytes = Vec::new();
         value.serialize(Canon(&mut bytes))?;
         self.members.push((key, bytes));
@@ -163,7 +192,7 @@ impl Members<'_> {
             write_str(v, out);
             out.push(b':');
         }
-        let mut refs: Vec<(&str, &[u8])> = self.members.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+        let mut refs: Vec<(&str, &[u8])> = self.members.iter().map(|(k, v)| (k.as_ref(), v.as_slice())).collect();
         write_object(&mut refs, out);
         if self.variant.is_some() {
             out.push(b'}');
@@ -198,7 +227,7 @@ impl Items<'_> {
 }
 
 /// Only an object may be the top level of [`members`].
-struct Top<'a>(&'a mut Vec<(String, Vec<u8>)>);
+struct Top<'a>(&'a mut Vec<Member>);
 
 /// Map keys: strings only (what `serde_json::to_value` also takes, minus numbers and bools,
 /// which no record uses as keys).
@@ -477,7 +506,7 @@ impl serde::ser::SerializeMap for Members<'_> {
     }
     fn serialize_value<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), AuditError> {
         let Some(key) = self.key.take() else { return refuse("an object value without its key") };
-        self.member(key, v)
+        self.member(Cow::Owned(key), v)
     }
     fn end(self) -> Result<(), AuditError> {
         Members::end(self)
@@ -491,7 +520,7 @@ macro_rules! struct_trait {
             type Ok = ();
             type Error = AuditError;
             fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, v: &T) -> Result<(), AuditError> {
-                self.member(key.to_owned(), v)
+                self.member(Cow::Borrowed(key), v)
             }
             fn end(self) -> Result<(), AuditError> {
                 Members::end(self)
@@ -502,26 +531,56 @@ macro_rules! struct_trait {
 struct_trait!(SerializeStruct, SerializeStructVariant);
 
 pub(crate) fn write_str(s: &str, out: &mut Vec<u8>) {
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
     out.push(b'"');
-    for &b in s.as_bytes() {
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            0x08 => out.extend_from_slice(b"\\b"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            0x0c => out.extend_from_slice(b"\\f"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            0x00..=0x1f => {
+    // Runs of bytes that need no escape are found eight at a time and copied whole: most
+    // strings are one run.
+    let mut run = 0;
+    loop {
+        let i = next_escape(bytes, run);
+        out.extend_from_slice(bytes.get(run..i).unwrap_or_default());
+        let Some(&b) = bytes.get(i) else { break };
+        let mut hex = [b'\\', b'u', b'0', b'0', 0, 0];
+        let escaped: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            0x08 => b"\\b",
+            b'\t' => b"\\t",
+            b'\n' => b"\\n",
+            0x0c => b"\\f",
+            b'\r' => b"\\r",
+            _ => {
                 const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(b"\\u00");
-                out.push(HEX[usize::from(b >> 4)]);
-                out.push(HEX[usize::from(b & 0xf)]);
+                hex[4] = HEX[usize::from(b >> 4)];
+                hex[5] = HEX[usize::from(b & 0xf)];
+                &hex
             }
-            _ => out.push(b),
-        }
+        };
+        out.extend_from_slice(escaped);
+        run = i + 1;
     }
     out.push(b'"');
+}
+
+/// Where the first byte JSON must escape (`"`, `\`, a control byte) is, at or after `from`;
+/// `bytes.len()` if none. Eight bytes per step (SWAR: a word has a byte below 0x20 iff
+/// `(x - 0x20…) & !x & 0x80…` is non-zero, and a byte equal to `c` iff that holds for `x ^ c…`
+/// below 1), then byte by byte within the word that has one.
+fn next_escape(bytes: &[u8], from: usize) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const HIGH: u64 = ONES << 7;
+    let below = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x & HIGH;
+    let mut i = from;
+    while let Some(word) = bytes.get(i..i + 8) {
+        let x = u64::from_le_bytes(word.try_into().unwrap_or_default());
+        if below(x, 0x20) | below(x ^ (ONES * 0x22), 1) | below(x ^ (ONES * 0x5c), 1) != 0 {
+            break;
+        }
+        i += 8;
+    }
+    let rest = bytes.get(i..).unwrap_or_default();
+    i + rest.iter().position(|&b| b < 0x20 || b == b'"' || b == b'\\').unwrap_or(rest.len())
 }
 
 #[cfg(test)]
@@ -551,5 +610,105 @@ mod tests {
             v.as_object().unwrap().iter().map(|(k, v)| (k.clone(), to_canonical(v).unwrap())).collect();
         let mut refs: Vec<(&str, &[u8])> = parts.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
         assert_eq!(object(&mut refs), to_canonical(&v).unwrap());
+    }
+
+    /// Deterministic generated strings over an alphabet that has every escape, ASCII on both sides
+    /// of the names we use, and characters whose UTF-8 and UTF-16 orders disagree (U+E000..U+FFFF
+    /// against supplementary characters).
+    fn strings(n: usize, max_len: u64) -> Vec<String> {
+        const ALPHABET: &[char] = &[
+            'a', 'b', 'h', 's', 'z', '_', '"', '\\', '/', '\u{0}', '\u{8}', '\t', '\n', '\u{c}', '\r', '\u{1f}', '\u{7f}',
+            'é', '\u{7ff}', '\u{800}', '\u{d7ff}', '\u{e000}', '\u{fffd}', '\u{ffff}', '\u{10000}', '😀', '\u{10ffff}',
+        ];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        (0..n)
+            .map(|_| {
+                let len = (next() % (max_len + 1)) as usize;
+                (0..len).map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize]).collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn key_order_is_utf16_order() {
+        let xs = strings(400, 6);
+        for a in &xs {
+            for b in &xs {
+                assert_eq!(cmp_keys(a, b), a.encode_utf16().cmp(b.encode_utf16()), "{a:?} vs {b:?}");
+                let longer = format!("{a}{b}");
+                assert_eq!(cmp_keys(a, &longer), a.encode_utf16().cmp(longer.encode_utf16()), "{a:?} vs {longer:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn strings_are_escaped_as_byte_by_byte() {
+        // The escaping as first written, one byte at a time: the oracle.
+        fn oracle(s: &str) -> Vec<u8> {
+            let mut out = vec![b'"'];
+            for &b in s.as_bytes() {
+                match b {
+                    b'"' => out.extend_from_slice(b"\\\""),
+                    b'\\' => out.extend_from_slice(b"\\\\"),
+                    0x08 => out.extend_from_slice(b"\\b"),
+                    b'\t' => out.extend_from_slice(b"\\t"),
+                    b'\n' => out.extend_from_slice(b"\\n"),
+                    0x0c => out.extend_from_slice(b"\\f"),
+                    b'\r' => out.extend_from_slice(b"\\r"),
+                    0x00..=0x1f => out.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
+                    _ => out.push(b),
+                }
+            }
+            out.push(b'"');
+            out
+        }
+        let all: String = (0u8..0x80).map(char::from).collect();
+        // One byte of every kind at every offset of a plain string, so each lands in every lane of
+        // a word and in the tail.
+        let mut one: Vec<String> = Vec::new();
+        for at in 0..27 {
+            for c in (0u8..0x80).map(char::from).chain(['é', '\u{10000}']) {
+                let mut s = "abcdefghijklmnopqrstuvwxyz".to_owned();
+                s.insert(at, c);
+                one.push(s);
+            }
+        }
+        for s in strings(3000, 40).iter().chain(&one).chain([&all, &String::new()]) {
+            let mut got = b"x".to_vec();
+            write_str(s, &mut got);
+            assert_eq!(got[1..], oracle(s)[..], "{s:?}");
+            assert_eq!(serde_json::from_slice::<String>(&got[1..]).unwrap(), *s);
+        }
+    }
+
+    #[test]
+    fn noted_offset_is_where_the_member_splices_in() {
+        let names = strings(60, 6);
+        for (i, name) in names.iter().enumerate() {
+            // Distinct names other than `name`, a varying number of them.
+            let mut others: Vec<&str> = names.iter().take(i % 9).map(String::as_str).filter(|k| k != name).collect();
+            others.sort_unstable();
+            others.dedup();
+            let mut parts: Vec<(&str, &[u8])> = others.iter().map(|k| (*k, b"1".as_slice())).collect();
+            let mut body = Vec::new();
+            let at = write_object_noting(&mut parts, &mut body, name);
+            let mut member = Vec::new();
+            write_str(name, &mut member);
+            member.extend_from_slice(b":2");
+            let (head, tail) = body.split_at(at);
+            let spliced = match (tail.len() > 1, parts.is_empty()) {
+                (true, _) => [head, &member, b",", tail].concat(),
+                (false, true) => [head, &member, tail].concat(),
+                (false, false) => [head, b",", &member, tail].concat(),
+            };
+            parts.push((name, b"2"));
+            assert_eq!(spliced, object(&mut parts), "{name:?} among {others:?}");
+        }
     }
 }

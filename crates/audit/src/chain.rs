@@ -21,33 +21,52 @@ pub(crate) const CHAIN_FIELDS: [&str; 3] = ["seq", "prev_hash", "hash"];
 /// An entry already in canonical pieces: `(member name, canonical value bytes)`.
 #[derive(Debug)]
 pub(crate) struct Prepared {
-    members: Vec<(String, Vec<u8>)>,
+    members: Vec<canonical::Member>,
 }
 
 impl Prepared {
     pub(crate) fn new(entry: &Entry) -> Result<Self, AuditError> {
         let members = canonical::members(entry)?;
-        if let Some((k, _)) = members.iter().find(|(k, _)| CHAIN_FIELDS.contains(&k.as_str())) {
+        if let Some((k, _)) = members.iter().find(|(k, _)| CHAIN_FIELDS.contains(&k.as_ref())) {
             return Err(AuditError::Serialize(format!("entry must not carry chain field `{k}`")));
         }
         Ok(Prepared { members })
     }
 
     /// The stored line (with trailing `\n`) and hash of this entry at `seq` after `prev_hash`.
+    /// The object is built once: the line is the hashed body with the `hash` member spliced in
+    /// where it sorts ([`canonical::write_object_noting`]), which is this writer's serial work.
     pub(crate) fn seal(&self, seq: u64, prev_hash: &str) -> (Vec<u8>, String) {
         let seq_bytes = seq.to_string().into_bytes();
         let mut prev_bytes = Vec::with_capacity(prev_hash.len() + 2);
         canonical::write_str(prev_hash, &mut prev_bytes);
-        let mut parts: Vec<(&str, &[u8])> = Vec::with_capacity(self.members.len() + 3);
-        parts.extend(self.members.iter().map(|(k, v)| (k.as_str(), v.as_slice())));
+        let mut parts: Vec<(&str, &[u8])> = Vec::with_capacity(self.members.len() + 2);
+        parts.extend(self.members.iter().map(|(k, v)| (k.as_ref(), v.as_slice())));
         parts.push(("seq", &seq_bytes));
         parts.push(("prev_hash", &prev_bytes));
-        let body = canonical::object(&mut parts);
-        let hash = hex::encode(Sha256::digest(&body));
-        let mut hash_bytes = Vec::with_capacity(hash.len() + 2);
-        canonical::write_str(&hash, &mut hash_bytes);
-        parts.push(("hash", &hash_bytes));
-        let mut line = canonical::object(&mut parts);
+        let size = parts.iter().map(|(k, v)| k.len() + v.len() + 4).sum::<usize>() + 2;
+        let mut body = Vec::with_capacity(size);
+        let at = canonical::write_object_noting(&mut parts, &mut body, "hash");
+        let hash = crate::record::lower_hex(&Sha256::digest(&body));
+        let mut member = Vec::with_capacity(hash.len() + 10);
+        canonical::write_str("hash", &mut member);
+        member.push(b':');
+        canonical::write_str(&hash, &mut member);
+        let (head, tail) = body.split_at(at.min(body.len()));
+        let mut line = Vec::with_capacity(body.len() + member.len() + 2);
+        line.extend_from_slice(head);
+        if tail.len() > 1 {
+            // Before a member that sorts after it.
+            line.extend_from_slice(&member);
+            line.push(b',');
+        } else {
+            // Last, after every other member (if any).
+            if !parts.is_empty() {
+                line.push(b',');
+            }
+            line.extend_from_slice(&member);
+        }
+        line.extend_from_slice(tail);
         line.push(b'\n');
         (line, hash)
     }
@@ -81,7 +100,7 @@ pub(crate) fn check_line(line: &[u8]) -> Result<Checked, String> {
     let seq = map.get("seq").and_then(Value::as_u64).ok_or("no `seq` integer")?;
     let prev_hash = map.get("prev_hash").and_then(Value::as_str).ok_or("no `prev_hash` string")?.to_owned();
     let body = canonical::to_canonical(&value).map_err(|e| e.to_string())?;
-    let computed = hex::encode(Sha256::digest(&body));
+    let computed = crate::record::lower_hex(&Sha256::digest(&body));
     Ok(Checked { seq, prev_hash, hash, computed })
 }
 
@@ -136,7 +155,7 @@ mod tests {
         for e in [full_entry(), Entry::request("r1", Timestamp::now()), Entry::system(serde_json::json!({"type": "t"}))] {
             let value = serde_json::to_value(&e).unwrap();
             let Value::Object(map) = &value else { panic!("an entry is an object") };
-            let mut want: Vec<(String, Vec<u8>)> = map.iter().map(|(k, v)| (k.clone(), canonical::to_canonical(v).unwrap())).collect();
+            let mut want: Vec<canonical::Member> = map.iter().map(|(k, v)| (k.clone().into(), canonical::to_canonical(v).unwrap())).collect();
             want.sort_by(|a, b| canonical::cmp_keys(&a.0, &b.0));
             let mut got = Prepared::new(&e).unwrap().members;
             got.sort_by(|a, b| canonical::cmp_keys(&a.0, &b.0));
@@ -172,5 +191,30 @@ mod tests {
         assert_eq!(c.seq, 1);
         let v: Value = serde_json::from_slice(&line).unwrap();
         assert_eq!(canonical::to_canonical(&v).unwrap(), line[..line.len() - 1].to_vec());
+    }
+
+    #[test]
+    fn sealed_line_is_the_hashed_object_with_its_hash_added() {
+        for e in [full_entry(), Entry::request("r1", Timestamp::now()), Entry::system(serde_json::json!({"type": "t"}))] {
+            for (seq, prev) in [(1, GENESIS_HASH), (9_007_199_254_740_991, "ab\"\n\u{1}é")] {
+                let p = Prepared::new(&e).unwrap();
+                let (line, hash) = p.seal(seq, prev);
+                // Two object builds, as first written: the oracle.
+                let seq_bytes = seq.to_string().into_bytes();
+                let mut prev_bytes = Vec::new();
+                canonical::write_str(prev, &mut prev_bytes);
+                let mut parts: Vec<(&str, &[u8])> = p.members.iter().map(|(k, v)| (k.as_ref(), v.as_slice())).collect();
+                parts.push(("seq", &seq_bytes));
+                parts.push(("prev_hash", &prev_bytes));
+                let body = canonical::object(&mut parts);
+                assert_eq!(hash, hex::encode(Sha256::digest(&body)));
+                let mut hash_bytes = Vec::new();
+                canonical::write_str(&hash, &mut hash_bytes);
+                parts.push(("hash", &hash_bytes));
+                let mut want = canonical::object(&mut parts);
+                want.push(b'\n');
+                assert_eq!(String::from_utf8(line).unwrap(), String::from_utf8(want).unwrap());
+            }
+        }
     }
 }

@@ -388,7 +388,7 @@ impl BodyDigest {
 
     /// Byte count and lowercase hex digest.
     pub fn finish(self) -> (u64, String) {
-        (self.len, hex::encode(self.hasher.finalize()))
+        (self.len, lower_hex(&self.hasher.finalize()))
     }
 
     /// Digest of a whole body at once.
@@ -397,4 +397,17 @@ impl BodyDigest {
         d.update(bytes);
         d.finish()
     }
+}
+
+/// Lowercase hex of a digest, written through a buffer rather than `hex::encode`'s char iterator:
+/// every record carries two or three of them.
+pub(crate) fn lower_hex(bytes: &[u8]) -> String {
+    let mut buf = vec![0u8; bytes.len() * 2];
+    // The buffer is exactly twice the input (all `encode_to_slice` checks) and hex is ASCII.
+    if hex::encode_to_slice(bytes, &mut buf).is_ok() {
+        if let Ok(s) = String::from_utf8(buf) {
+            return s;
+        }
+    }
+    hex::encode(bytes)
 }

@@ -39,11 +39,26 @@ pub struct Reply {
     pub status: StatusCode,
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub body: Bytes,
+    /// The body's lowercase hex SHA-256 when it is already known, so [`finish`] need not hash the
+    /// body again: only ever from [`tracegate_store::StoredTrace::digest_if_verbatim`], which
+    /// gives it only for a body that is byte for byte the stored bytes it was computed from.
+    digest: Option<String>,
 }
 
 impl Reply {
     pub fn json(status: StatusCode, body: Vec<u8>) -> Reply {
-        Reply { status, headers: vec![(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body: body.into() }
+        Reply {
+            status,
+            headers: vec![(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            body: body.into(),
+            digest: None,
+        }
+    }
+
+    /// Takes the body's digest from the stored trace it is a verbatim copy of, if it is one.
+    pub fn verbatim_of(mut self, stored: &tracegate_store::StoredTrace) -> Reply {
+        self.digest = stored.digest_if_verbatim(&self.body).map(str::to_owned);
+        self
     }
 
     pub fn header(mut self, name: &'static str, value: &str) -> Reply {
@@ -89,7 +104,7 @@ impl Audited {
 /// Records the outcome, then releases it — or, if the record cannot be written, releases only a
 /// 503. Every trace route ends here.
 pub async fn finish(state: &AppState, mut audit: Audited, outcome: Result<Reply, ApiError>) -> Response {
-    let (reply, label) = match outcome {
+    let (mut reply, label) = match outcome {
         Ok(r) => {
             if audit.entry.decision == Some(Decision::Error) {
                 audit.entry.decision = Some(Decision::Allow);
@@ -131,9 +146,17 @@ pub async fn finish(state: &AppState, mut audit: Audited, outcome: Result<Reply,
         }
     };
     audit.entry.status = Some(reply.status.as_u16());
-    let mut digest = BodyDigest::new();
-    digest.update(&reply.body);
-    audit.entry.body(digest);
+    match reply.digest.take() {
+        Some(hex) => {
+            audit.entry.bytes_sent = Some(reply.body.len() as u64);
+            audit.entry.body_sha256 = Some(hex);
+        }
+        None => {
+            let mut digest = BodyDigest::new();
+            digest.update(&reply.body);
+            audit.entry.body(digest);
+        }
+    }
     audit.entry.latency_us = Some(u64::try_from(audit.started.elapsed().as_micros()).unwrap_or(u64::MAX));
     let request_id = audit.entry.request_id.clone();
     let mut resp = match state.audit.append(&audit.entry).await {
@@ -215,6 +238,7 @@ pub async fn record_unrecorded(State(state): State<Arc<AppState>>, req: Request,
             status: parts.status,
             headers: parts.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             body: bytes,
+            digest: None,
         }),
         Ok(bytes) => Err(ApiError::from_rejection(parts.status, &method, &bytes)),
     };

@@ -36,6 +36,17 @@ impl StoredTrace {
         StoredTrace { bytes, version, share: None }
     }
 
+    /// Lowercase hex SHA-256 of `body` when `body` is byte for byte these stored bytes: their
+    /// content version, computed once when they were read, so a response that serves a stored
+    /// trace verbatim (a clean, compact trace read whole) is not hashed a second time for its
+    /// audit record. `None` for any other body, which its caller must hash itself.
+    pub fn digest_if_verbatim(&self, body: &[u8]) -> Option<&str> {
+        if body != &self.bytes[..] {
+            return None;
+        }
+        self.version.strip_prefix("sha256:")
+    }
+
     /// `bytes` read under `share` of the read budget.
     pub(crate) fn within(bytes: Bytes, share: Option<tokio::sync::OwnedSemaphorePermit>) -> Self {
         StoredTrace { share: share.map(std::sync::Arc::new), ..StoredTrace::new(bytes) }
@@ -131,4 +142,44 @@ pub trait TraceStore: Send + Sync + 'static {
     /// One cheap request that needs the backend to answer with the gateway's credential (a
     /// metadata read of a key that need not exist), for readiness: `Ok` if it answered.
     async fn probe(&self) -> Result<(), StoreError>;
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    /// Against the oracle, SHA-256 of the body itself, on generated bodies: equal to the stored
+    /// bytes, differing in one byte anywhere, shorter, longer, empty.
+    #[test]
+    fn a_verbatim_digest_is_only_ever_the_digest_of_the_body() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..300 {
+            let len = (next() % 300) as usize;
+            let stored: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            let trace = StoredTrace::new(Bytes::from(stored.clone()));
+            let mut bodies = vec![stored.clone(), Vec::new(), [stored.as_slice(), b"x"].concat()];
+            if !stored.is_empty() {
+                let mut flipped = stored.clone();
+                let at = (next() % len as u64) as usize;
+                flipped[at] ^= 1 << (next() % 8);
+                bodies.push(flipped);
+                bodies.push(stored[..len - 1].to_vec());
+            }
+            for body in bodies {
+                let oracle = hex::encode(Sha256::digest(&body));
+                match trace.digest_if_verbatim(&body) {
+                    Some(d) => assert_eq!(d, oracle),
+                    None => assert_ne!(body, stored, "the stored bytes themselves get their version"),
+                }
+            }
+            assert_eq!(trace.digest_if_verbatim(&stored), Some(hex::encode(Sha256::digest(&stored)).as_str()));
+        }
+    }
 }

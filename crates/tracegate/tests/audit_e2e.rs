@@ -88,6 +88,44 @@ async fn every_request_leaves_one_record() {
     }
 }
 
+/// A read whose body is the stored bytes verbatim (a clean trace written through the gateway,
+/// read whole) and reads whose bodies differ (masked, projected): each record's `body_sha256` is
+/// the digest of exactly the bytes sent, and `object_version` of exactly the bytes stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recorded_digests_are_of_the_bytes_served_and_stored() {
+    let gw = Gateway::start().await;
+    let w = gw.token("refund-agent", &["agents"], &[("tenant", "acme")]);
+    let clean = serde_json::json!({
+        "metadata": {"tenant": "acme", "agent": "clean-agent", "started_at": "2026-11-24T00:00:00Z"},
+        "steps": [{"index": 0, "output": "The parcel should arrive within two days."}],
+        "final_output": "done",
+    });
+    let (s, body) = gw.put("/v1/traces/clean-1", &w, serde_json::to_vec(&clean).unwrap()).await;
+    assert_eq!(s, 201, "{body}");
+    let erin = gw.token("erin", &["eng"], &[]);
+    let sam = gw.token("sam", &["support"], &[("tenant", "acme")]);
+    let ada = gw.token("ada", &["audit"], &[]);
+    let mut seen = Vec::new(); // (request id, body bytes, stored bytes)
+    for (id, token) in [("clean-1", &erin), ("clean-1", &sam), ("demo-agent-1", &erin), ("demo-agent-1", &sam)] {
+        let stored = std::fs::read(gw.data_dir().join(format!("traces/{id}.json"))).unwrap();
+        let r = gw.client.get(gw.url(&format!("/v1/traces/{id}"))).bearer_auth(token.as_str()).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let rid = r.headers().get("x-request-id").unwrap().to_str().unwrap().to_owned();
+        seen.push((rid, r.bytes().await.unwrap().to_vec(), stored));
+    }
+    assert_eq!(seen[0].1, seen[0].2, "the clean trace is served verbatim to the engineer");
+    assert!(seen[2..].iter().all(|(_, body, stored)| body != stored), "the demo trace's reads change the bytes");
+    let (s, body) = gw.get("/v1/audit?limit=100", &ada).await;
+    assert_eq!(s, 200, "{body}");
+    let records = body["records"].as_array().unwrap();
+    for (rid, bytes, stored) in &seen {
+        let r = records.iter().find(|r| r["request_id"] == rid.as_str()).unwrap_or_else(|| panic!("no record for {rid}"));
+        assert_eq!(r["body_sha256"], hex::encode(Sha256::digest(bytes)), "digest of exactly the bytes sent");
+        assert_eq!(r["bytes_sent"], bytes.len());
+        assert_eq!(r["object_version"], format!("sha256:{}", hex::encode(Sha256::digest(stored))), "version of exactly the bytes stored");
+    }
+}
+
 fn token(data: &Path, sub: &str, groups: &str) -> String {
     cli_token(data, sub, groups)
 }

@@ -114,17 +114,21 @@ async fn read_trace(
     let len = stored.bytes.len();
     let served = if offloads(len) {
         let (policy, who, id, key) = (policy.clone(), who.clone(), id.clone(), state.mask_key.clone());
-        budget::run(len, move || {
+        // `stored` comes back with the result: its bytes and budget share live as long as on
+        // the inline path, until the response is built.
+        let (served, stored) = budget::run(len, move || {
             let job = Job { policy: &policy, who: &who, id: &id, admitted: &admitted, fields: fields.as_deref(), now, explain };
-            job.render(&stored.bytes, &key)
+            (job.render(&stored.bytes, &key), stored)
         })
         .await
-        .ok_or_else(|| ApiError::internal("internal", "projection task failed"))??
+        .ok_or_else(|| ApiError::internal("internal", "projection task failed"))?;
+        (served?, stored)
     } else {
         // Below the threshold on this task, without copying what the job borrows.
         let job = Job { policy: &policy, who: &who, id: &id, admitted: &admitted, fields: fields.as_deref(), now, explain };
-        job.render(&stored.bytes, &state.mask_key)?
+        (job.render(&stored.bytes, &state.mask_key)?, stored)
     };
+    let (served, stored) = served;
     let (served, withheld) = match served {
         Ok(s) => s,
         Err(ServeError::Denied(d)) => return Err(scope_refusal(state, &id, d)),
@@ -162,7 +166,9 @@ async fn read_trace(
 
     // Respond. The withheld list travels in a header, outside the body, so the body and its
     // digest are the same bytes whether or not it was asked for.
+    // A body that is the stored bytes verbatim keeps their content version as its digest.
     let mut reply = Reply::json(StatusCode::OK, served.body)
+        .verbatim_of(&stored)
         .header("x-tracegate-role", &served.role)
         .header("x-tracegate-policy-version", &policy.version.0);
     if let Some(grant) = &grant {
