@@ -381,3 +381,20 @@ fn repeated_texts_are_masked_and_reported_as_fresh_scans_are() {
     }
     assert!(masked > 3_000, "the documents must have something to mask ({masked})");
 }
+
+/// Unterminated private keys, each cut short at a label and hiding the next (found by the
+/// fuzzer): every rescan finds one more. Past the rescan limit the whole text is masked, so no
+/// key is served and masking the output again finds nothing.
+#[test]
+fn a_text_still_finding_after_every_rescan_is_masked_whole() {
+    let m = masker("");
+    for n in [2, 5, 12, 30] {
+        let text: String = (0..n).map(|i| format!("-----BEGIN RSA PRIVATE KEY-----\nMIIEow{i}x [REDACTED:EMAIL] ")).collect();
+        let (out, report) = run(&m, json!({ "t": text }));
+        let s = out["t"].as_str().unwrap_or_default();
+        assert!(!s.contains("BEGIN"), "{n} keys: a key was served: {s}");
+        assert!(report.total() > 0);
+        let (again, second) = run(&m, out.clone());
+        assert_eq!((again, second.total()), (out, 0), "{n} keys: masking the output found more");
+    }
+}
