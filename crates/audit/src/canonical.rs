@@ -531,56 +531,9 @@ macro_rules! struct_trait {
 struct_trait!(SerializeStruct, SerializeStructVariant);
 
 pub(crate) fn write_str(s: &str, out: &mut Vec<u8>) {
-    let bytes = s.as_bytes();
-    out.reserve(bytes.len() + 2);
-    out.push(b'"');
-    // Runs of bytes that need no escape are found eight at a time and copied whole: most
-    // strings are one run.
-    let mut run = 0;
-    loop {
-        let i = next_escape(bytes, run);
-        out.extend_from_slice(bytes.get(run..i).unwrap_or_default());
-        let Some(&b) = bytes.get(i) else { break };
-        let mut hex = [b'\\', b'u', b'0', b'0', 0, 0];
-        let escaped: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            0x08 => b"\\b",
-            b'\t' => b"\\t",
-            b'\n' => b"\\n",
-            0x0c => b"\\f",
-            b'\r' => b"\\r",
-            _ => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                hex[4] = HEX[usize::from(b >> 4)];
-                hex[5] = HEX[usize::from(b & 0xf)];
-                &hex
-            }
-        };
-        out.extend_from_slice(escaped);
-        run = i + 1;
-    }
-    out.push(b'"');
-}
-
-/// Where the first byte JSON must escape (`"`, `\`, a control byte) is, at or after `from`;
-/// `bytes.len()` if none. Eight bytes per step (SWAR: a word has a byte below 0x20 iff
-/// `(x - 0x20…) & !x & 0x80…` is non-zero, and a byte equal to `c` iff that holds for `x ^ c…`
-/// below 1), then byte by byte within the word that has one.
-fn next_escape(bytes: &[u8], from: usize) -> usize {
-    const ONES: u64 = u64::from_ne_bytes([1; 8]);
-    const HIGH: u64 = ONES << 7;
-    let below = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x & HIGH;
-    let mut i = from;
-    while let Some(word) = bytes.get(i..i + 8) {
-        let x = u64::from_le_bytes(word.try_into().unwrap_or_default());
-        if below(x, 0x20) | below(x ^ (ONES * 0x22), 1) | below(x ^ (ONES * 0x5c), 1) != 0 {
-            break;
-        }
-        i += 8;
-    }
-    let rest = bytes.get(i..).unwrap_or_default();
-    i + rest.iter().position(|&b| b < 0x20 || b == b'"' || b == b'\\').unwrap_or(rest.len())
+    // RFC 8785 escapes strings as ECMAScript's `JSON.stringify`, which is serde_json's escaping:
+    // the masking engine's one JSON string writer.
+    tracegate_core::mask::quote_json(s.as_bytes(), out);
 }
 
 #[cfg(test)]

@@ -335,13 +335,15 @@ fn unescape_bytes(raw: &[u8], bytes: &mut Vec<u8>) -> Result<(), &'static str> {
     }
 }
 
-/// Appends `s` as a JSON string (quotes included), escaped as `serde_json` escapes.
+/// Appends `s` as a JSON string (quotes included), escaped as `serde_json` escapes — which is
+/// also RFC 8785's escaping, so the audit trail's canonical form writes its strings with this
+/// (`tracegate_core::mask::quote_json`).
 ///
 /// Jumps from one byte that needs an escape to the next, eight bytes at a time
 /// ([`next_escape`]), and copies the runs in between whole: re-quoting a masked JSON-in-string
 /// document meets a `"` every few bytes, so a per-byte pass over each 8-byte chunk that holds
 /// one (as before) was most of the cost.
-pub(super) fn quote(s: &[u8], out: &mut Vec<u8>) {
+pub fn quote(s: &[u8], out: &mut Vec<u8>) {
     out.reserve(s.len() + 2);
     out.push(b'"');
     let mut from = 0;

@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-pub use bytes::MaskError;
+pub use bytes::{quote as quote_json, MaskError};
 pub use detectors::{Class, Detector};
 pub use keys::BUILTIN as BUILTIN_KEY_NAMES;
 pub use operators::{Op, MIN_KEY_LEN};
