@@ -422,16 +422,7 @@ pub fn quote(s: &[u8], out: &mut Vec<u8>) {
         let Some(&c) = s.get(j) else { break };
         copy_run(s, from, j, out);
         // Fixed-size writes, so no `memcpy` call per escape.
-        let short = match c {
-            b'"' => b'"',
-            b'\\' => b'\\',
-            b'\n' => b'n',
-            b'\r' => b'r',
-            b'\t' => b't',
-            0x08 => b'b',
-            0x0c => b'f',
-            _ => 0,
-        };
+        let short = SHORT_ESCAPE.get(usize::from(c)).copied().unwrap_or(0);
         if short == 0 {
             const HEX: &[u8; 16] = b"0123456789abcdef";
             out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[usize::from(c >> 4)], HEX[usize::from(c & 15)]]);
@@ -443,6 +434,20 @@ pub fn quote(s: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(s.get(from..).unwrap_or_default());
     out.push(b'"');
 }
+
+/// The letter of the two-byte escape of each byte [`quote`] escapes (`"`, `\\`, `\n`, …), 0 for
+/// the control characters written as `\u00XX`: one load per escape instead of a `match`.
+const SHORT_ESCAPE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t[b'\n' as usize] = b'n';
+    t[b'\r' as usize] = b'r';
+    t[b'\t' as usize] = b't';
+    t[0x08] = b'b';
+    t[0x0c] = b'f';
+    t
+};
 
 /// Appends `s[from..to]` to `out`. A re-quoted document has a run of a few bytes between
 /// escapes (`{"role":"user"` …), and a `memcpy` call per run was most of its cost: a run
@@ -1345,6 +1350,20 @@ mod tests {
             }] += 1;
         }
         assert!(kinds.iter().all(|&k| k > 5_000), "{kinds:?}");
+    }
+
+    /// [`quote`] (its escape table, [`SHORT_ESCAPE`]) writes every ASCII character, alone and
+    /// between others, as `serde_json` writes it.
+    #[test]
+    fn quote_writes_every_ascii_character_as_serde_json_does() {
+        for c in (0u8..0x80).map(char::from) {
+            for text in [c.to_string(), format!("ab{c}"), format!("{c}{c}abcdefgh{c}")] {
+                let mut out = Vec::new();
+                quote(text.as_bytes(), &mut out);
+                let want = serde_json::to_string(&text).unwrap_or_default();
+                assert_eq!(String::from_utf8_lossy(&out), want, "{text:?}");
+            }
+        }
     }
 
     /// `unescape` decodes exactly what `serde_json` decodes, and refuses exactly what it refuses.
