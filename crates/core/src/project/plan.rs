@@ -221,20 +221,22 @@ fn run<'a>(
     }
 }
 
-/// A descendant segment: its selectors applied to `v` and to every node below it.
-fn descend<'a>(
-    step: &Step,
-    rest: &[Step],
-    v: &'a Value,
-    at: &mut Vec<At<'a>>,
-    trie: &mut PathTrie<usize>,
-    mark: usize,
-) {
-    select(step, rest, v, at, trie, mark);
+/// A descendant segment: its selectors applied to `v` and to every node below it, i.e. every
+/// child edge under `v` that a selector picks. Names are compared while the children are
+/// walked anyway, rather than looked up (hashed) in every object below.
+fn descend<'a>(step: &Step, rest: &[Step], v: &'a Value, at: &mut Vec<At<'a>>, trie: &mut PathTrie<usize>, mark: usize) {
     match v {
         Value::Object(m) => {
             for (k, c) in m {
                 at.push(At::Key(k));
+                let picked = step.sels.iter().any(|s| match s {
+                    Pick::Name(n) => n == k,
+                    Pick::Wildcard => true,
+                    Pick::Index(_) => false,
+                });
+                if picked {
+                    run(rest, c, at, trie, mark);
+                }
                 descend(step, rest, c, at, trie, mark);
                 at.pop();
             }
@@ -242,12 +244,26 @@ fn descend<'a>(
         Value::Array(a) => {
             for (i, c) in a.iter().enumerate() {
                 at.push(At::Index(i));
+                let picked = step.sels.iter().any(|s| match s {
+                    Pick::Index(x) => element(*x, a.len()) == Some(i),
+                    Pick::Wildcard => true,
+                    Pick::Name(_) => false,
+                });
+                if picked {
+                    run(rest, c, at, trie, mark);
+                }
                 descend(step, rest, c, at, trie, mark);
                 at.pop();
             }
         }
         _ => {}
     }
+}
+
+/// The element an index selector picks in an array of `len` (negative counts from the end).
+fn element(x: i64, len: usize) -> Option<usize> {
+    let i = if x < 0 { usize::try_from(x.unsigned_abs()).ok().and_then(|n| len.checked_sub(n)) } else { usize::try_from(x).ok() };
+    i.filter(|&i| i < len)
 }
 
 /// A child segment's selectors applied to `v`, each selected child carried into `rest`.
@@ -269,14 +285,7 @@ fn select<'a>(
                 }
             }
             (Pick::Index(x), Value::Array(a)) => {
-                let i = if *x < 0 {
-                    usize::try_from(x.unsigned_abs())
-                        .ok()
-                        .and_then(|n| a.len().checked_sub(n))
-                } else {
-                    usize::try_from(*x).ok()
-                };
-                if let Some((i, c)) = i.and_then(|i| a.get(i).map(|c| (i, c))) {
+                if let Some((i, c)) = element(*x, a.len()).and_then(|i| a.get(i).map(|c| (i, c))) {
                     at.push(At::Index(i));
                     run(rest, c, at, trie, mark);
                     at.pop();
