@@ -19,7 +19,7 @@ use serde_json::Value;
 use serde_json_path::JsonPath;
 
 use crate::jsonpath::{scan, SegShape, Sel};
-use crate::path_trie::PathTrie;
+use crate::path_trie::{segs_of, PathTrie, Seg};
 
 /// Most rule texts remembered; past it, rules not yet planned are evaluated by the library.
 const MAX_CACHED: usize = 4096;
@@ -28,8 +28,13 @@ const MAX_CACHED: usize = 4096;
 /// checked; a rule with more of them is left to the library.
 const MAX_AMBIGUOUS: usize = 10;
 
+/// Walked steps, then, for a rule that ends in filters or slices (`$..parts[?@.type == 'x']`),
+/// the rest of the rule evaluated by the library at each node the steps reach.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Plan(Vec<Step>);
+pub(crate) struct Plan {
+    steps: Vec<Step>,
+    tail: Option<JsonPath>,
+}
 
 #[derive(Debug, PartialEq, Eq)]
 struct Step {
@@ -65,31 +70,50 @@ pub(crate) fn cached(expr: &str, path: &JsonPath) -> Option<Arc<Plan>> {
 }
 
 impl Plan {
-    /// The plan of `expr`, if it has one that provably is `path`.
+    /// The plan of `expr`, if it has one that provably is `path`: wholly walked, or walked up to
+    /// a segment boundary with the rest left to the library ([`Plan::split`]).
     pub(crate) fn of(expr: &str, path: &JsonPath) -> Option<Plan> {
+        Plan::walked(expr, path).or_else(|| Plan::split(expr, path))
+    }
+
+    fn walked(expr: &str, path: &JsonPath) -> Option<Plan> {
         let shape = scan(expr).ok()?;
-        let steps = shape
-            .segments
-            .iter()
-            .map(Step::of)
-            .collect::<Option<Vec<_>>>()?;
-        let plan = Plan(steps);
-        let ambiguous: Vec<usize> = (0..plan.0.len())
-            .filter(|&i| plan.0[i].dottable())
-            .collect();
+        let steps = shape.segments.iter().map(Step::of).collect::<Option<Vec<_>>>()?;
+        let plan = Plan { steps, tail: None };
+        let ambiguous: Vec<usize> = (0..plan.steps.len()).filter(|&i| plan.steps[i].dottable()).collect();
         if ambiguous.len() > MAX_AMBIGUOUS {
             return None;
         }
         for forms in 0u32..(1 << ambiguous.len()) {
-            let dotted = |i: usize| {
-                ambiguous
-                    .iter()
-                    .position(|&a| a == i)
-                    .is_some_and(|bit| forms & (1 << bit) != 0)
-            };
+            let dotted = |i: usize| ambiguous.iter().position(|&a| a == i).is_some_and(|bit| forms & (1 << bit) != 0);
             let text = plan.render(dotted);
             if crate::jsonpath::parse(&text).is_ok_and(|p| p == *path) {
                 return Some(plan);
+            }
+        }
+        None
+    }
+
+    /// `expr` cut where a segment starts (`.` or `[`, the longest walkable head first): the head
+    /// must have a walked plan, and `$` followed by the rest must parse on its own. A query is
+    /// `$` and a sequence of segments, parsed unambiguously, so the two parses are `path`'s
+    /// segments split in two (and their displays must join to `path`'s, a second check). The
+    /// rest is evaluated with each reached node as its root, so it may not mention `$` at all.
+    fn split(expr: &str, path: &JsonPath) -> Option<Plan> {
+        let whole = path.to_string();
+        for (j, b) in expr.bytes().enumerate().rev() {
+            if !matches!(b, b'.' | b'[') || j < 2 || expr[j..].contains('$') {
+                continue;
+            }
+            let (head, rest) = expr.split_at(j);
+            let Ok(head_path) = crate::jsonpath::parse(head) else { continue };
+            let Ok(tail) = crate::jsonpath::parse(&format!("${rest}")) else { continue };
+            let shown = format!("{head_path}{}", tail.to_string().get(1..).unwrap_or_default());
+            if shown != whole {
+                continue;
+            }
+            if let Some(Plan { steps, .. }) = Plan::walked(head, &head_path) {
+                return Some(Plan { steps, tail: Some(tail) });
             }
         }
         None
@@ -99,12 +123,17 @@ impl Plan {
     /// [`PathTrie::insert`] does).
     pub(crate) fn mark(&self, doc: &Value, trie: &mut PathTrie<usize>, mark: usize) {
         let mut at = Vec::new();
-        run(&self.0, doc, &mut at, trie, mark);
+        run(&self.steps, doc, &mut at, &mut Out { trie, mark, tail: self.tail.as_ref() });
+    }
+
+    #[cfg(test)]
+    pub(crate) fn is_split(&self) -> bool {
+        self.tail.is_some()
     }
 
     fn render(&self, dotted: impl Fn(usize) -> bool) -> String {
         let mut s = String::from("$");
-        for (i, step) in self.0.iter().enumerate() {
+        for (i, step) in self.steps.iter().enumerate() {
             if step.descendant {
                 s.push_str("..");
             }
@@ -188,6 +217,35 @@ fn quote(s: &mut String, n: &str) {
     s.push('\'');
 }
 
+/// Where a walk marks what it selects.
+struct Out<'t> {
+    trie: &'t mut PathTrie<usize>,
+    mark: usize,
+    tail: Option<&'t JsonPath>,
+}
+
+impl Out<'_> {
+    /// Marks the node at `at` then `more` (an existing mark is kept).
+    fn set(&mut self, at: &[At<'_>], more: &[Seg]) {
+        let mut node = &mut *self.trie;
+        for a in at {
+            node = match a {
+                At::Key(k) => node.key_entry(k),
+                At::Index(i) => node.index_entry(*i),
+            };
+        }
+        for seg in more {
+            node = match seg {
+                Seg::Key(k) => node.key_entry(k),
+                Seg::Index(i) => node.index_entry(*i),
+            };
+        }
+        if node.mark.is_none() {
+            node.mark = Some(self.mark);
+        }
+    }
+}
+
 /// One step of the path walked so far, borrowed from the document.
 enum At<'a> {
     Key(&'a str),
@@ -198,33 +256,29 @@ fn run<'a>(
     steps: &[Step],
     v: &'a Value,
     at: &mut Vec<At<'a>>,
-    trie: &mut PathTrie<usize>,
-    mark: usize,
-) {
+    out: &mut Out<'_>) {
     let Some((step, rest)) = steps.split_first() else {
-        let mut node = trie;
-        for a in at.iter() {
-            node = match a {
-                At::Key(k) => node.key_entry(k),
-                At::Index(i) => node.index_entry(*i),
-            };
-        }
-        if node.mark.is_none() {
-            node.mark = Some(mark);
+        match out.tail {
+            None => out.set(at, &[]),
+            Some(tail) => {
+                for loc in tail.query_located(v).locations() {
+                    out.set(at, &segs_of(loc));
+                }
+            }
         }
         return;
     };
     if step.descendant {
-        descend(step, rest, v, at, trie, mark);
+        descend(step, rest, v, at, out);
     } else {
-        select(step, rest, v, at, trie, mark);
+        select(step, rest, v, at, out);
     }
 }
 
 /// A descendant segment: its selectors applied to `v` and to every node below it, i.e. every
 /// child edge under `v` that a selector picks. Names are compared while the children are
 /// walked anyway, rather than looked up (hashed) in every object below.
-fn descend<'a>(step: &Step, rest: &[Step], v: &'a Value, at: &mut Vec<At<'a>>, trie: &mut PathTrie<usize>, mark: usize) {
+fn descend<'a>(step: &Step, rest: &[Step], v: &'a Value, at: &mut Vec<At<'a>>, out: &mut Out<'_>) {
     match v {
         Value::Object(m) => {
             for (k, c) in m {
@@ -235,9 +289,9 @@ fn descend<'a>(step: &Step, rest: &[Step], v: &'a Value, at: &mut Vec<At<'a>>, t
                     Pick::Index(_) => false,
                 });
                 if picked {
-                    run(rest, c, at, trie, mark);
+                    run(rest, c, at, out);
                 }
-                descend(step, rest, c, at, trie, mark);
+                descend(step, rest, c, at, out);
                 at.pop();
             }
         }
@@ -250,9 +304,9 @@ fn descend<'a>(step: &Step, rest: &[Step], v: &'a Value, at: &mut Vec<At<'a>>, t
                     Pick::Name(_) => false,
                 });
                 if picked {
-                    run(rest, c, at, trie, mark);
+                    run(rest, c, at, out);
                 }
-                descend(step, rest, c, at, trie, mark);
+                descend(step, rest, c, at, out);
                 at.pop();
             }
         }
@@ -272,36 +326,34 @@ fn select<'a>(
     rest: &[Step],
     v: &'a Value,
     at: &mut Vec<At<'a>>,
-    trie: &mut PathTrie<usize>,
-    mark: usize,
-) {
+    out: &mut Out<'_>) {
     for sel in &step.sels {
         match (sel, v) {
             (Pick::Name(n), Value::Object(m)) => {
                 if let Some((k, c)) = m.get_key_value(n.as_str()) {
                     at.push(At::Key(k));
-                    run(rest, c, at, trie, mark);
+                    run(rest, c, at, out);
                     at.pop();
                 }
             }
             (Pick::Index(x), Value::Array(a)) => {
                 if let Some((i, c)) = element(*x, a.len()).and_then(|i| a.get(i).map(|c| (i, c))) {
                     at.push(At::Index(i));
-                    run(rest, c, at, trie, mark);
+                    run(rest, c, at, out);
                     at.pop();
                 }
             }
             (Pick::Wildcard, Value::Object(m)) => {
                 for (k, c) in m {
                     at.push(At::Key(k));
-                    run(rest, c, at, trie, mark);
+                    run(rest, c, at, out);
                     at.pop();
                 }
             }
             (Pick::Wildcard, Value::Array(a)) => {
                 for (i, c) in a.iter().enumerate() {
                     at.push(At::Index(i));
-                    run(rest, c, at, trie, mark);
+                    run(rest, c, at, out);
                     at.pop();
                 }
             }

@@ -328,7 +328,7 @@ fn gen_query(r: &mut rng::Rng) -> String {
                 }
                 s.push('*');
             }
-            7 => s.push_str(r.pick::<&str>(&["[?@.a]", "[1:3]", "[?@ == 'b']", "[::-1]"])),
+            7 => s.push_str(r.pick::<&str>(&["[?@.a]", "[1:3]", "[?@ == 'b']", "[?@ == $.a]", "[?$.a]", "[?!$.b]", "[?length(@) > 1]", "[::-1]"])),
             _ => {
                 s.push('[');
                 for j in 0..1 + r.below(3) {
@@ -357,11 +357,11 @@ fn plan_shorthand(n: &str) -> bool {
 
 /// The walked plan selects exactly the nodes `serde_json_path` locates, for generated
 /// documents and queries (names that need escaping, both quote styles, both forms, negative
-/// indices, descendants); queries with filters or slices get no plan.
+/// indices, descendants, filters and slices after them, filters that mention the root).
 #[test]
 fn plans_select_what_the_library_selects() {
     let mut r = rng::Rng::new(0x9e37_79b9_7f4a_7c15);
-    let (mut planned, mut compared) = (0, 0);
+    let (mut planned, mut compared, mut split) = (0, 0, 0);
     for _ in 0..400 {
         let doc = gen_doc(&mut r, 5);
         for _ in 0..10 {
@@ -373,10 +373,9 @@ fn plans_select_what_the_library_selects() {
             let Some(p) = plan::Plan::of(&q, &path) else {
                 continue;
             };
-            assert!(
-                !q.contains('?') && !q.contains(':'),
-                "`{q}` has a filter or a slice but got a plan"
-            );
+            if p.is_split() {
+                split += 1;
+            }
             planned += 1;
             let mut lib = PathTrie::default();
             for loc in path.query_located(&doc).locations() {
@@ -392,6 +391,9 @@ fn plans_select_what_the_library_selects() {
         planned * 10 > compared * 7,
         "{planned} of {compared} queries planned"
     );
+    // And some of them walked up to a filter or slice, evaluated by the library from there.
+    assert!(split * 20 > compared, "{split} of {compared} queries split");
+    eprintln!("COUNTS planned {planned} split {split} compared {compared}");
 }
 
 /// A rule that already marked a node keeps it: plans and library rules mix in one view.
