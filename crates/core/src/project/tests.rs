@@ -230,3 +230,198 @@ fn remove(doc: &mut Value, segs: &[crate::path_trie::Seg]) {
         (s, _) => unreachable!("{s:?}"),
     }
 }
+
+#[path = "../../tests/corpus/rng.rs"]
+#[allow(dead_code)]
+#[expect(clippy::duplicate_mod, reason = "the shared test xorshift; `mask` includes it privately too")]
+mod rng;
+
+/// Every marked path of a trie with its mark, for comparing two tries.
+fn marks(t: &PathTrie<usize>) -> std::collections::BTreeSet<(String, usize)> {
+    fn go(
+        t: &PathTrie<usize>,
+        at: &mut Vec<Seg>,
+        out: &mut std::collections::BTreeSet<(String, usize)>,
+    ) {
+        if let Some(m) = t.mark {
+            out.insert((crate::path_trie::display(at), m));
+        }
+        t.for_each_child(|k, i, c| {
+            at.push(match (k, i) {
+                (Some(k), _) => Seg::Key(k.to_owned()),
+                (None, i) => Seg::Index(i.unwrap_or_default()),
+            });
+            go(c, at, out);
+            at.pop();
+        });
+    }
+    let mut out = std::collections::BTreeSet::new();
+    go(t, &mut Vec::new(), &mut out);
+    out
+}
+
+const NAMES: &[&str] = &[
+    "a",
+    "b",
+    "steps",
+    "_x1",
+    "x y",
+    "q'uote",
+    "back\\slash",
+    "ü",
+    "a.b",
+    "1a",
+    "tab\t",
+    "",
+];
+
+fn gen_doc(r: &mut rng::Rng, depth: usize) -> Value {
+    match r.below(if depth == 0 { 3 } else { 6 }) {
+        0 => Value::from(r.below(5)),
+        1 => Value::from(*r.pick(NAMES)),
+        2 => Value::Null,
+        3 | 4 => Value::Object(
+            (0..r.below(5))
+                .map(|_| (r.pick(NAMES).to_string(), gen_doc(r, depth - 1)))
+                .collect(),
+        ),
+        _ => Value::Array((0..r.below(5)).map(|_| gen_doc(r, depth - 1)).collect()),
+    }
+}
+
+fn quoted(n: &str, dq: bool) -> String {
+    let q = if dq { '"' } else { '\'' };
+    let mut s = String::from(q);
+    for c in n.chars() {
+        match c {
+            '\\' => s.push_str("\\\\"),
+            '\t' => s.push_str("\\t"),
+            c if c == q => {
+                s.push('\\');
+                s.push(c);
+            }
+            c => s.push(c),
+        }
+    }
+    s.push(q);
+    s
+}
+
+fn gen_query(r: &mut rng::Rng) -> String {
+    let mut s = String::from("$");
+    for _ in 0..1 + r.below(4) {
+        let desc = r.chance(35);
+        if desc {
+            s.push_str("..");
+        }
+        let name = *r.pick(NAMES);
+        match r.below(8) {
+            0 if plan_shorthand(name) => {
+                if !desc {
+                    s.push('.');
+                }
+                s.push_str(name);
+            }
+            1 => {
+                if !desc {
+                    s.push('.');
+                }
+                s.push('*');
+            }
+            7 => s.push_str(r.pick::<&str>(&["[?@.a]", "[1:3]", "[?@ == 'b']", "[?@ == $.a]", "[?$.a]", "[?!$.b]", "[?length(@) > 1]", "[::-1]"])),
+            _ => {
+                s.push('[');
+                for j in 0..1 + r.below(3) {
+                    if j > 0 {
+                        s.push_str(if r.chance(50) { "," } else { " , " });
+                    }
+                    match r.below(4) {
+                        0 => s.push('*'),
+                        1 => s.push_str(&(r.below(7) as i64 - 3).to_string()),
+                        _ => s.push_str(&quoted(r.pick::<&str>(NAMES), r.chance(30))),
+                    }
+                }
+                s.push(']');
+            }
+        }
+    }
+    s
+}
+
+fn plan_shorthand(n: &str) -> bool {
+    let mut cs = n.chars();
+    cs.next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || !c.is_ascii())
+        && cs.all(|c| c.is_ascii_alphanumeric() || c == '_' || !c.is_ascii())
+}
+
+/// The walked plan selects exactly the nodes `serde_json_path` locates, for generated
+/// documents and queries (names that need escaping, both quote styles, both forms, negative
+/// indices, descendants, filters and slices after them, filters that mention the root).
+#[test]
+fn plans_select_what_the_library_selects() {
+    let mut r = rng::Rng::new(0x9e37_79b9_7f4a_7c15);
+    let (mut planned, mut compared, mut split) = (0, 0, 0);
+    for _ in 0..400 {
+        let doc = gen_doc(&mut r, 5);
+        for _ in 0..10 {
+            let q = gen_query(&mut r);
+            let Ok(path) = crate::jsonpath::parse(&q) else {
+                continue;
+            };
+            compared += 1;
+            let Some(p) = plan::Plan::of(&q, &path) else {
+                continue;
+            };
+            if p.is_split() {
+                split += 1;
+            }
+            planned += 1;
+            let mut lib = PathTrie::default();
+            for loc in path.query_located(&doc).locations() {
+                lib.insert(&segs_of(loc), 7);
+            }
+            let mut walked = PathTrie::default();
+            p.mark(&doc, &mut walked, 7);
+            assert_eq!(marks(&walked), marks(&lib), "query `{q}` over {doc}");
+        }
+    }
+    // The plan must apply to most generated queries, or this test would check nothing.
+    assert!(
+        planned * 10 > compared * 7,
+        "{planned} of {compared} queries planned"
+    );
+    // And some of them walked up to a filter or slice, evaluated by the library from there.
+    assert!(split * 20 > compared, "{split} of {compared} queries split");
+    eprintln!("COUNTS planned {planned} split {split} compared {compared}");
+}
+
+/// A rule that already marked a node keeps it: plans and library rules mix in one view.
+#[test]
+fn planned_and_library_rules_mark_the_first_rule() {
+    let p = policy(
+        "allow = [\"$.steps[*]\", \"$.steps[?@.n == 1]\", \"$..output\"]\ndeny = [\"$.steps[0].reasoning\", \"$..reasoning\"]",
+    );
+    let role = p.roles.first().unwrap_or_else(|| unreachable!());
+    let d = doc();
+    let allow = locate(&d, &role.fields, Kind::Allow);
+    let deny = locate(&d, &role.fields, Kind::Deny);
+    let allow_m = marks(&allow);
+    assert!(
+        allow_m.contains(&("$['steps'][1]".to_owned(), 0)),
+        "{allow_m:?}"
+    );
+    assert!(
+        allow_m.contains(&("$['steps'][0]['output']".to_owned(), 2)),
+        "{allow_m:?}"
+    );
+    let deny_m = marks(&deny);
+    assert!(
+        deny_m.contains(&("$['steps'][0]['reasoning']".to_owned(), 0)),
+        "{deny_m:?}"
+    );
+    assert!(
+        deny_m.contains(&("$['steps'][1]['reasoning']".to_owned(), 1)),
+        "{deny_m:?}"
+    );
+}
