@@ -393,7 +393,6 @@ fn plans_select_what_the_library_selects() {
     );
     // And some of them walked up to a filter or slice, evaluated by the library from there.
     assert!(split * 20 > compared, "{split} of {compared} queries split");
-    eprintln!("COUNTS planned {planned} split {split} compared {compared}");
 }
 
 /// A rule that already marked a node keeps it: plans and library rules mix in one view.
