@@ -95,14 +95,16 @@ run() { # label url token [pid: also report that process's CPU per request]
   printf '| %s | %s | %s | %s | %s | %s |\n' "$1" "$rps" "$(ms "$p50")" "$(ms "$p99")" "$(ms "$p999")" "$cpu"
 }
 
-# A/B of two builds instead of the table: AB="BIN_A BIN_B" [ROUNDS=6] [AB_SIZES="2k 100k"]. Runs
-# alternate A and B; each is a fresh gateway with a fresh audit directory (same disk as the data),
-# 1 s of warm-up, then one measured wrk run of the engineer role. Compare CPU µs/request within
+# A/B of two builds instead of the table: AB="BIN_A BIN_B" [ROUNDS=6] [AB_SIZES="2k 100k"]
+# [AB_ROLE=engineer|support]. Runs alternate A and B; each is a fresh gateway with a fresh audit
+# directory (same disk as the data), 1 s of warm-up, then one measured wrk run of the role. Compare CPU µs/request within
 # pairs: it moves far less with the machine's load than req/s does.
 if [ -n "${AB:-}" ]; then
   kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true; unset 'pids[-1]'
   read -r -a ab_bins <<<"$AB"
-  echo "A/B, engineer role, wrk -t2 -c$CONNECTIONS -d$DURATION per run; A = ${ab_bins[0]}, B = ${ab_bins[1]}"
+  AB_ROLE=${AB_ROLE:-engineer}
+  case $AB_ROLE in engineer) AB_TOKEN=$ENG ;; support) AB_TOKEN=$SUP ;; *) echo "AB_ROLE: engineer or support" >&2; exit 2 ;; esac
+  echo "A/B, $AB_ROLE role, wrk -t2 -c$CONNECTIONS -d$DURATION per run; A = ${ab_bins[0]}, B = ${ab_bins[1]}"
   echo
   echo "| run | req/s | p50 | p99 | p99.9 | gateway CPU µs/req |"
   echo "|---|---|---|---|---|---|"
@@ -117,8 +119,8 @@ if [ -n "${AB:-}" ]; then
         RUST_LOG=warn $bin serve --config "$DATA/ab.toml" --listen 127.0.0.1:$((BASE_PORT + 3)) 2>>"$WORK/ab.log" & pids+=($!)
         wait_http http://127.0.0.1:$((BASE_PORT + 3))/healthz
         url=http://127.0.0.1:$((BASE_PORT + 3))/v1/traces/bench-$t
-        wrk -t2 -c"$CONNECTIONS" -d1s -H "Authorization: Bearer $ENG" "$url" >/dev/null
-        run "$side $t, round $round" "$url" "$ENG" "${pids[-1]}"
+        wrk -t2 -c"$CONNECTIONS" -d1s -H "Authorization: Bearer $AB_TOKEN" "$url" >/dev/null
+        run "$side $t, round $round" "$url" "$AB_TOKEN" "${pids[-1]}"
         kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true; unset 'pids[-1]'
         rm -rf "$WORK/ab-audit-$n"
       done
