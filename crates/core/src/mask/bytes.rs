@@ -144,6 +144,17 @@ impl<'i> In<'i> {
     /// and backslashes, then one pass over the rest for control characters.
     #[inline(always)]
     fn string(&mut self) -> R<(usize, usize, bool)> {
+        self.string_or(|_, _, _| None).map(|(s, e, esc, _)| (s, e, esc))
+    }
+
+    /// [`In::string`], offering the string to `decode` at its first backslash: `decode(start,
+    /// clean, j)` gets the text's start, how far it is known free of control characters, and
+    /// the backslash, and returns the closing quote's index when it has read (and decoded) the
+    /// rest of the string itself ([`decode_from`]); the fourth value then is true. When it
+    /// returns `None` the scan goes on as [`In::string`]'s, so every refusal is reported as
+    /// that scan reports it.
+    #[inline(always)]
+    fn string_or(&mut self, mut decode: impl FnMut(usize, usize, usize) -> Option<usize>) -> R<(usize, usize, bool, bool)> {
         /// How far the word-at-a-time search goes before `memchr2` takes over.
         const SHORT: usize = 64;
         let start = self.pos + 1;
@@ -159,9 +170,15 @@ impl<'i> In<'i> {
                         return self.bad("control character in string");
                     }
                     self.pos = j + 1;
-                    return Ok((start, j, esc));
+                    return Ok((start, j, esc, false));
                 }
                 Some(b'\\') => {
+                    if !esc && !ctl {
+                        if let Some(end) = decode(start, j, j) {
+                            self.pos = end + 1;
+                            return Ok((start, end, true, true));
+                        }
+                    }
                     // The escaped byte is never the closing quote, but is still checked.
                     esc = true;
                     ctl |= self.b.get(j + 1).is_some_and(|&c| c < 0x20);
@@ -185,6 +202,12 @@ impl<'i> In<'i> {
             if self.b.get(i) == Some(&b'"') {
                 break;
             }
+            if !esc && !ctl {
+                if let Some(end) = decode(start, checked, i) {
+                    self.pos = end + 1;
+                    return Ok((start, end, true, true));
+                }
+            }
             esc = true;
             i += 2;
         }
@@ -194,7 +217,7 @@ impl<'i> In<'i> {
             return self.bad("control character in string");
         }
         self.pos = i + 1;
-        Ok((start, i, esc))
+        Ok((start, i, esc, false))
     }
 
     fn number(&mut self) -> R<(usize, usize)> {
@@ -277,14 +300,6 @@ fn unescape(text: &str, out: &mut String) -> Result<(), &'static str> {
 
 /// [`unescape`]'s decoding, into bytes.
 fn unescape_bytes(raw: &[u8], bytes: &mut Vec<u8>) -> Result<(), &'static str> {
-    let hex4 = |i: usize| -> Option<u32> {
-        let h = raw.get(i..i + 4)?;
-        let mut v = 0u32;
-        for &c in h {
-            v = v * 16 + char::from(c).to_digit(16)?;
-        }
-        Some(v)
-    };
     let mut i = 0;
     loop {
         let Some(rest) = raw.get(i..) else { return Ok(()) };
@@ -293,45 +308,101 @@ fn unescape_bytes(raw: &[u8], bytes: &mut Vec<u8>) -> Result<(), &'static str> {
             return Ok(());
         };
         copy_run(raw, i, i + j, bytes);
-        i += j;
-        let simple = match raw.get(i + 1) {
-            Some(b'"') => Some(b'"'),
-            Some(b'\\') => Some(b'\\'),
-            Some(b'/') => Some(b'/'),
-            Some(b'b') => Some(0x08),
-            Some(b'f') => Some(0x0c),
-            Some(b'n') => Some(b'\n'),
-            Some(b'r') => Some(b'\r'),
-            Some(b't') => Some(b'\t'),
-            Some(b'u') => None,
-            _ => return Err("invalid escape"),
-        };
-        if let Some(c) = simple {
-            bytes.push(c);
-            i += 2;
-            continue;
+        i = decode_escape(raw, i + j, bytes)?;
+    }
+}
+
+/// Decodes the escape whose backslash is at `raw[i]` onto `bytes`; the index after it.
+#[inline(always)]
+fn decode_escape(raw: &[u8], i: usize, bytes: &mut Vec<u8>) -> Result<usize, &'static str> {
+    let hex4 = |i: usize| -> Option<u32> {
+        let h = raw.get(i..i + 4)?;
+        let mut v = 0u32;
+        for &c in h {
+            v = v * 16 + char::from(c).to_digit(16)?;
         }
-        let Some(hi) = hex4(i + 2) else { return Err("invalid \\u escape") };
-        let cp = match hi {
-            0xD800..=0xDBFF => {
-                if raw.get(i + 6..i + 8) != Some(b"\\u") {
-                    return Err("lone surrogate");
-                }
-                match hex4(i + 8) {
-                    Some(lo @ 0xDC00..=0xDFFF) => {
-                        i += 6;
-                        0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
-                    }
-                    _ => return Err("lone surrogate"),
-                }
+        Some(v)
+    };
+    let simple = match raw.get(i + 1) {
+        Some(b'"') => Some(b'"'),
+        Some(b'\\') => Some(b'\\'),
+        Some(b'/') => Some(b'/'),
+        Some(b'b') => Some(0x08),
+        Some(b'f') => Some(0x0c),
+        Some(b'n') => Some(b'\n'),
+        Some(b'r') => Some(b'\r'),
+        Some(b't') => Some(b'\t'),
+        Some(b'u') => None,
+        _ => return Err("invalid escape"),
+    };
+    if let Some(c) = simple {
+        bytes.push(c);
+        return Ok(i + 2);
+    }
+    let Some(hi) = hex4(i + 2) else { return Err("invalid \\u escape") };
+    let (cp, len) = match hi {
+        0xD800..=0xDBFF => {
+            if raw.get(i + 6..i + 8) != Some(b"\\u") {
+                return Err("lone surrogate");
             }
-            0xDC00..=0xDFFF => return Err("lone surrogate"),
-            cp => cp,
+            match hex4(i + 8) {
+                Some(lo @ 0xDC00..=0xDFFF) => (0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00), 12),
+                _ => return Err("lone surrogate"),
+            }
+        }
+        0xDC00..=0xDFFF => return Err("lone surrogate"),
+        cp => (cp, 6),
+    };
+    let Some(ch) = char::from_u32(cp) else { return Err("invalid \\u escape") };
+    let mut enc = [0u8; 4];
+    bytes.extend_from_slice(ch.encode_utf8(&mut enc).as_bytes());
+    Ok(i + len)
+}
+
+/// Reads and decodes, in one pass, the rest of a string token whose text starts at `b[start]`
+/// and whose first backslash is at `b[first]` (`b[start..clean]` known free of control
+/// characters): the runs between escapes are found with `memchr2` for the closing quote and the
+/// next backslash, checked for control characters and copied, the escapes decoded, into
+/// `out` (cleared first). The closing quote's index, or `None` at anything [`In::string`] or
+/// [`unescape`] would refuse (a control character, a bad escape, no closing quote), for them
+/// to refuse it as they do.
+///
+/// A document inside a string has an escape every few bytes; reading it once to find its end
+/// and again to decode it cost a `memchr2` and a `memchr` call per escape.
+fn decode_from(b: &[u8], start: usize, clean: usize, first: usize, out: &mut Vec<u8>) -> Option<usize> {
+    /// How far the word-at-a-time search for the next escape goes before `memchr2`.
+    const NEAR: usize = 32;
+    let has_ctl = |run: &[u8]| run.iter().fold(false, |acc, &c| acc | (c < 0x20));
+    if has_ctl(b.get(clean..first)?) {
+        return None;
+    }
+    out.clear();
+    out.extend_from_slice(b.get(start..first)?);
+    let mut i = first;
+    loop {
+        // A decoded escape's bytes are letters and hex digits: never a control character.
+        i = decode_escape(b, i, out).ok()?;
+        // The next quote or backslash: a few bytes on in a document, searched word at a time
+        // (control characters found in the same pass); past [`NEAR`] bytes, `memchr2`.
+        let near = b.get(..i + NEAR).unwrap_or(b);
+        let j = match next_escape(near, i) {
+            Some(j) => j,
+            None => {
+                let from = near.len().max(i);
+                let j = from + memchr2(b'"', b'\\', b.get(from..)?)?;
+                if has_ctl(b.get(from..j)?) {
+                    return None;
+                }
+                j
+            }
         };
-        let Some(ch) = char::from_u32(cp) else { return Err("invalid \\u escape") };
-        let mut enc = [0u8; 4];
-        bytes.extend_from_slice(ch.encode_utf8(&mut enc).as_bytes());
-        i += 6;
+        copy_run(b, i, j, out);
+        i = j;
+        match b.get(i) {
+            Some(b'"') => return Some(i),
+            Some(b'\\') => {}
+            _ => return None,
+        }
     }
 }
 
@@ -351,16 +422,7 @@ pub fn quote(s: &[u8], out: &mut Vec<u8>) {
         let Some(&c) = s.get(j) else { break };
         copy_run(s, from, j, out);
         // Fixed-size writes, so no `memcpy` call per escape.
-        let short = match c {
-            b'"' => b'"',
-            b'\\' => b'\\',
-            b'\n' => b'n',
-            b'\r' => b'r',
-            b'\t' => b't',
-            0x08 => b'b',
-            0x0c => b'f',
-            _ => 0,
-        };
+        let short = SHORT_ESCAPE.get(usize::from(c)).copied().unwrap_or(0);
         if short == 0 {
             const HEX: &[u8; 16] = b"0123456789abcdef";
             out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[usize::from(c >> 4)], HEX[usize::from(c & 15)]]);
@@ -372,6 +434,20 @@ pub fn quote(s: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(s.get(from..).unwrap_or_default());
     out.push(b'"');
 }
+
+/// The letter of the two-byte escape of each byte [`quote`] escapes (`"`, `\\`, `\n`, …), 0 for
+/// the control characters written as `\u00XX`: one load per escape instead of a `match`.
+const SHORT_ESCAPE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t[b'\n' as usize] = b'n';
+    t[b'\r' as usize] = b'r';
+    t[b'\t' as usize] = b't';
+    t[0x08] = b'b';
+    t[0x0c] = b'f';
+    t
+};
 
 /// Appends `s[from..to]` to `out`. A re-quoted document has a run of a few bytes between
 /// escapes (`{"role":"user"` …), and a `memcpy` call per run was most of its cost: a run
@@ -559,18 +635,42 @@ impl<'c, 'm> Engine<'c, 'm> {
 
     fn string(&mut self, p: &mut In<'_>, out: &mut Vec<u8>, path: &Path<'_>, at: At, mode: Mode) -> R<Fate> {
         let tok_start = p.pos;
-        let (s, e, esc) = p.string()?;
+        let slot = usize::from(at.layers);
+        let b = p.b;
+        let mut taken: Option<Vec<u8>> = None;
+        let (s, e, esc, decoded) = p.string_or(|start, clean, first| {
+            let mut v = self.take_str(slot).into_bytes();
+            let end = decode_from(b, start, clean, first, &mut v);
+            taken = Some(v);
+            end
+        })?;
         let tok = p.b.get(tok_start..e + 1).unwrap_or_default();
         if !esc {
             // The input is a `str` and the token starts and ends at ASCII quotes.
             return Ok(self.string_value(p.text(s, e), tok, out, path, at, mode));
         }
-        let slot = usize::from(at.layers);
-        let mut buf = self.take_str(slot);
-        if let Err(what) = unescape(p.text(s, e), &mut buf) {
-            self.put_str(slot, buf);
-            p.pos = s;
-            return p.bad(what);
+        let mut buf = match taken.map(String::from_utf8) {
+            Some(Ok(v)) => v,
+            // Cannot happen (escapes decode to whole characters and the runs are cut from a
+            // `str` at ASCII bytes); refused rather than scanned as some other text.
+            Some(Err(_)) if decoded => {
+                p.pos = s;
+                return p.bad("invalid UTF-8 in string");
+            }
+            // A declined decode left bytes behind: `unescape` starts over in the same buffer.
+            Some(Err(e)) => {
+                let mut v = e.into_bytes();
+                v.clear();
+                String::from_utf8(v).unwrap_or_default()
+            }
+            None => self.take_str(slot),
+        };
+        if !decoded {
+            if let Err(what) = unescape(p.text(s, e), &mut buf) {
+                self.put_str(slot, buf);
+                p.pos = s;
+                return p.bad(what);
+            }
         }
         let fate = self.string_value(&buf, tok, out, path, at, mode);
         self.put_str(slot, buf);
@@ -1153,6 +1253,117 @@ mod tests {
             }] += 1;
         }
         assert!(kinds.iter().all(|&k| k > 5_000), "{kinds:?}");
+    }
+
+    /// A string token's bounds and decoded text, or the error and where.
+    type Decoded = Result<(usize, usize, String), (&'static str, usize)>;
+
+    /// A string token read and decoded as the engine reads it: scanned by [`In::string_or`]
+    /// with [`decode_from`] offered at the first backslash, then decoded by [`unescape`] when
+    /// `decode_from` declined it (as [`Engine::string`] does).
+    fn fused(text: &str, open: usize) -> (Decoded, usize) {
+        let mut p = In::new(text, open);
+        let b = p.b;
+        let mut taken = None;
+        let r = p.string_or(|start, clean, first| {
+            let mut v = Vec::from("left over");
+            let end = decode_from(b, start, clean, first, &mut v);
+            taken = Some(v);
+            end
+        });
+        let res = match r {
+            Err(bad) => Err((bad.what, bad.at)),
+            Ok((s, e, _, true)) => match taken.map(String::from_utf8) {
+                Some(Ok(v)) => Ok((s, e, v)),
+                _ => Err(("invalid UTF-8 in string", s)),
+            },
+            Ok((s, e, esc, false)) => {
+                let mut out = String::new();
+                if !esc {
+                    out.push_str(p.text(s, e));
+                    Ok((s, e, out))
+                } else {
+                    match unescape(p.text(s, e), &mut out) {
+                        Ok(()) => Ok((s, e, out)),
+                        Err(what) => Err((what, s)),
+                    }
+                }
+            }
+        };
+        (res, p.pos)
+    }
+
+    /// The one-pass read and decode ([`decode_from`] through [`In::string_or`]) finds the same
+    /// end, the same decoded text, the same error at the same byte and leaves the cursor where
+    /// the two passes it replaced ([`In::string`], then [`unescape`]) do, on generated tokens:
+    /// every kind of escape, valid and not, raw control characters and quotes, runs long
+    /// enough to pass the word-at-a-time window, terminated or not.
+    #[test]
+    fn one_pass_decode_equals_scan_then_unescape() {
+        const RAW: &[&str] = &["\n", "\u{1}", "\u{1f}", "\"", "x", "é"];
+        const VALID: &[&str] = &["\\\"", "\\\\", "\\/", "\\n", "\\t", "\\u00e9", "\\u003c", "\\ud83d\\ude00", "ab", "日本", "\\\"k\\\":"];
+        let mut rng = Rng::new(0x6A09_E667_F3BC_C908);
+        let mut kinds = [0usize; 3];
+        for _ in 0..100_000 {
+            let mut text = String::from(if rng.below(2) == 0 { "\"" } else { "{\"" });
+            for _ in 0..rng.below(10) {
+                match rng.below(16) {
+                    0..=3 => text.push_str(&"x".repeat(rng.below(80))),
+                    4 => text.push_str(RAW[rng.below(RAW.len())]),
+                    5..=12 => text.push_str(VALID[rng.below(VALID.len())]),
+                    _ => {
+                        let piece = gen_text(&mut rng);
+                        text.push_str(&piece);
+                        if piece.ends_with('\\') && !piece.ends_with("\\\\") {
+                            break;
+                        }
+                    }
+                }
+            }
+            if rng.below(5) != 0 {
+                text.push('"');
+                text.push_str(&",1".repeat(rng.below(4)));
+            }
+            let open = text.find('"').unwrap_or(0);
+            let (got, got_pos) = fused(&text, open);
+            let mut p = In::new(&text, open);
+            let want = match p.string() {
+                Err(bad) => Err((bad.what, bad.at)),
+                Ok((s, e, esc)) => {
+                    let mut out = String::new();
+                    if esc {
+                        unescape(p.text(s, e), &mut out).map(|()| (s, e, out)).map_err(|what| (what, s))
+                    } else {
+                        out.push_str(p.text(s, e));
+                        Ok((s, e, out))
+                    }
+                }
+            };
+            assert_eq!(got, want, "{text:?}");
+            if want.is_ok() {
+                assert_eq!(got_pos, p.pos, "{text:?}");
+            }
+            kinds[match &want {
+                Ok((s, e, out)) if out.as_str() != &text[*s..*e] => 0,
+                Ok(_) => 1,
+                Err(_) => 2,
+            }] += 1;
+        }
+        assert!(kinds.iter().all(|&k| k > 5_000), "{kinds:?}");
+    }
+
+    /// [`quote`] (its escape table, [`SHORT_ESCAPE`]) writes every ASCII character, alone and
+    /// between others, as `serde_json` writes it.
+    #[test]
+    fn quote_writes_every_ascii_character_as_serde_json_does() {
+        for c in (0u8..0x80).map(char::from) {
+            for text in [c.to_string(), format!("ab{c}"), format!("{c}{c}abcdefgh{c}")] {
+                let mut out = Vec::new();
+                quote(text.as_bytes(), &mut out);
+                let want = serde_json::to_string(&text).unwrap_or_default();
+                assert_eq!(String::from_utf8_lossy(&out), want, "{text:?}");
+            }
+        }
     }
 
     /// `unescape` decodes exactly what `serde_json` decodes, and refuses exactly what it refuses.

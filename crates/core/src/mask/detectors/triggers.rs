@@ -39,7 +39,12 @@ pub struct Triggers {
     classes: u32,
     /// For each match state, in order, the union of the rules its patterns wake.
     woken: Vec<RuleSet>,
+    /// The longest trigger, in bytes: how far before its half a second walker must start.
+    longest: usize,
 }
+
+/// Texts at least this long are walked as two halves at once ([`Triggers::fired`]).
+const SPLIT_AT: usize = 96;
 
 impl Triggers {
     pub fn build(rules: &[Rule]) -> Result<Triggers, String> {
@@ -115,7 +120,8 @@ impl Triggers {
                 w
             })
             .collect();
-        Ok(Triggers { next, class, first_match: (plain.len() * classes) as u32, classes: classes as u32, woken })
+        let longest = patterns.iter().map(|p| p.len()).max().unwrap_or(1);
+        Ok(Triggers { next, class, first_match: (plain.len() * classes) as u32, classes: classes as u32, woken, longest })
     }
 
     /// The rules woken by the triggers occurring in `b`: the union over every occurrence of
@@ -133,31 +139,47 @@ impl Triggers {
     }
 
     pub fn fired(&self, b: &[u8]) -> RuleSet {
-        let mut fire = RuleSet::default();
-        let mut sid = 0u32;
-        let mut step = |c: u8| {
-            sid = self.next[(sid as usize + usize::from(self.class[usize::from(c)])) & TABLE_MASK];
-            if sid >= self.first_match {
-                if let Some(w) = self.woken.get(((sid - self.first_match) / self.classes) as usize) {
-                    fire.union(w);
-                }
+        if b.len() < SPLIT_AT {
+            let mut fire = RuleSet::default();
+            let mut sid = 0u32;
+            for &c in b {
+                sid = self.step(sid, c, &mut fire);
             }
-        };
-        // Four bytes per loop test (the loop counter was a third of the work per byte).
-        let mut chunks = b.chunks_exact(4);
-        for c in &mut chunks {
-            for &x in c {
-                step(x);
+            return fire;
+        }
+        // Each byte's step waits for the last one's table load, so one walker runs at the
+        // latency of a load per byte. Two walkers over the two halves, stepped in turn, keep two
+        // loads in flight. The second starts `longest - 1` bytes before its half, so every
+        // occurrence ending in its half lies wholly inside what it walks, and a walker started
+        // from the start state reports exactly the occurrences that begin after its start.
+        let mid = b.len() / 2;
+        let (lo, hi) = (&b[..mid], &b[mid - (self.longest - 1).min(mid)..]);
+        let (mut fire_lo, mut fire_hi) = (RuleSet::default(), RuleSet::default());
+        let (mut s_lo, mut s_hi) = (0u32, 0u32);
+        for (&x, &y) in lo.iter().zip(hi) {
+            s_lo = self.step(s_lo, x, &mut fire_lo);
+            s_hi = self.step(s_hi, y, &mut fire_hi);
+        }
+        for &y in hi.get(lo.len()..).unwrap_or_default() {
+            s_hi = self.step(s_hi, y, &mut fire_hi);
+        }
+        fire_lo.union(&fire_hi);
+        fire_lo
+    }
+
+    /// One byte of a walk: the next state, and the rules its matches wake added to `fire`.
+    #[inline(always)]
+    fn step(&self, sid: u32, c: u8, fire: &mut RuleSet) -> u32 {
+        let sid = self.next[(sid as usize + usize::from(self.class[usize::from(c)])) & TABLE_MASK];
+        if sid >= self.first_match {
+            if let Some(w) = self.woken.get(((sid - self.first_match) / self.classes) as usize) {
+                fire.union(w);
             }
         }
-        for &x in chunks.remainder() {
-            step(x);
-        }
-        fire
+        sid
     }
 }
 
-/// The distinct trigger literals (ASCII case folded) and, for each, the rules it wakes.
 fn patterns(rules: &[Rule]) -> (Vec<&'static str>, Vec<RuleSet>) {
     let mut patterns: Vec<&'static str> = Vec::new();
     let mut rules_of: Vec<RuleSet> = Vec::new();
@@ -255,6 +277,51 @@ mod tests {
             }
         }
         assert!(tried > 100, "{tried}");
+    }
+
+    /// Texts long enough to be walked in two halves, with triggers at every offset around the
+    /// midpoint (straddling it, ending on it, starting on it) as well as anywhere else: cutting
+    /// the second walker's overlap short by one byte makes this fail.
+    #[test]
+    fn split_walks_find_what_one_walk_finds() {
+        let rules = secrets::rules().unwrap_or_else(|e| unreachable!("{e}"));
+        let triggers = Triggers::build(&rules).unwrap_or_else(|e| unreachable!("{e}"));
+        let (patterns, rules_of) = patterns(&rules);
+        let ac = AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .build(&patterns)
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let mut rng = crate::mask::test_rng::Rng::new(0x9e37_79b9_7f4a_7c15);
+        let filler = |rng: &mut crate::mask::test_rng::Rng, len: usize| -> Vec<u8> { (0..len).map(|_| b"ab xyz.-_9"[rng.below(10)]).collect() };
+        let check = |t: &[u8]| assert_eq!(triggers.fired(t), reference(&ac, &rules_of, t), "{:?}", String::from_utf8_lossy(t));
+        // Every trigger with its last byte just before, on and just after the midpoint, and
+        // starting on it.
+        let mut straddled = 0;
+        for p in &patterns {
+            let p = p.as_bytes();
+            for len in [SPLIT_AT, SPLIT_AT + 1, 301] {
+                let mid = len / 2;
+                assert!(p.len() < mid, "a trigger longer than half of SPLIT_AT: raise it");
+                for at in [mid - p.len(), mid + 1 - p.len(), mid + 2 - p.len(), mid] {
+                    let mut t = filler(&mut rng, len);
+                    t[at..at + p.len()].copy_from_slice(p);
+                    straddled += usize::from(at < mid && at + p.len() > mid);
+                    check(&t);
+                }
+            }
+        }
+        // And anywhere, in texts of any length past the split.
+        for _ in 0..5_000 {
+            let len = SPLIT_AT + rng.below(400);
+            let mut t = filler(&mut rng, len);
+            let p = patterns[rng.below(patterns.len())].as_bytes();
+            let at = rng.below(len);
+            let end = (at + p.len()).min(len);
+            t[at..end].copy_from_slice(&p[..end - at]);
+            check(&t);
+        }
+        assert!(straddled > patterns.len(), "{straddled}");
     }
 
     #[test]
