@@ -157,19 +157,50 @@ fn int(out: &mut Vec<u8>, n: i128) -> Result<(), AuditError> {
 /// Writes one value's canonical form to the buffer it holds.
 struct Canon<'a>(&'a mut Vec<u8>);
 
-/// An object's members while it is serialised; sorted and written when it ends.
+/// An object's members while it is serialised. At the top level they are collected, sorted, as
+/// the result; inside, each member is written straight to the output as it comes, and the members
+/// are put in order when the object ends only if they did not come in order. Struct fields mostly
+/// come in order, so a nested object costs no buffer per member (the record's mask list and
+/// principal were one allocation per field, on every request).
 struct Members<'a> {
     /// `None` at the top level, where the members themselves are the result.
     out: Option<&'a mut Vec<u8>>,
     top: Option<&'a mut Vec<Member>>,
     members: Vec<Member>,
+    /// Inside: each member's name and where its `"name":value` is in `out`, in the order written.
+    spans: Vec<(Cow<'static, str>, usize, usize)>,
+    /// Inside: where the first member is (or would be) written, just after the `{`.
+    body: usize,
     key: Option<String>,
     /// For `{"variant": {...}}`: the variant name the object is wrapped in.
     variant: Option<&'static str>,
 }
 
-impl Members<'_> {
+impl<'a> Members<'a> {
+    /// An object inside a value: its opening (and its variant's wrapper) is written at once.
+    fn nested(out: &'a mut Vec<u8>, len: usize, variant: Option<&'static str>) -> Members<'a> {
+        if let Some(v) = variant {
+            out.push(b'{');
+            write_str(v, out);
+            out.push(b':');
+        }
+        out.push(b'{');
+        let body = out.len();
+        Members { out: Some(out), top: None, members: Vec::new(), spans: Vec::with_capacity(len), body, key: None, variant }
+    }
+
     fn member(&mut self, key: Cow<'static, str>, value: &(impl Serialize + ?Sized)) -> Result<(), AuditError> {
+        if let Some(out) = self.out.as_deref_mut() {
+            if !self.spans.is_empty() {
+                out.push(b',');
+            }
+            let start = out.len();
+            write_str(&key, out);
+            out.push(b':');
+            value.serialize(Canon(out))?;
+            self.spans.push((key, start, out.len()));
+            return Ok(());
+        }
         let mut bytes = Vec::new();
         value.serialize(Canon(&mut bytes))?;
         self.members.push((key, bytes));
@@ -177,6 +208,28 @@ impl Members<'_> {
     }
 
     fn end(mut self) -> Result<(), AuditError> {
+        if let Some(out) = self.out.take() {
+            let in_order = self.spans.windows(2).all(|w| cmp_keys(&w[0].0, &w[1].0) == Ordering::Less);
+            if !in_order {
+                // Stable, so equal names stay adjacent and are found below.
+                self.spans.sort_by(|a, b| cmp_keys(&a.0, &b.0));
+                if self.spans.windows(2).any(|w| w[0].0 == w[1].0) {
+                    return refuse("an object with a repeated member name");
+                }
+                let written = out.split_off(self.body);
+                for (i, (_, start, end)) in self.spans.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(&written[start - self.body..end - self.body]);
+                }
+            }
+            out.push(b'}');
+            if self.variant.is_some() {
+                out.push(b'}');
+            }
+            return Ok(());
+        }
         self.members.sort_by(|a, b| cmp_keys(&a.0, &b.0));
         // `to_value` would keep one of two equal names silently; a record never has them.
         if self.members.windows(2).any(|w| w[0].0 == w[1].0) {
@@ -184,18 +237,6 @@ impl Members<'_> {
         }
         if let Some(top) = self.top.take() {
             *top = std::mem::take(&mut self.members);
-            return Ok(());
-        }
-        let Some(out) = self.out.take() else { return Ok(()) };
-        if let Some(v) = self.variant {
-            out.push(b'{');
-            write_str(v, out);
-            out.push(b':');
-        }
-        let mut refs: Vec<(&str, &[u8])> = self.members.iter().map(|(k, v)| (k.as_ref(), v.as_slice())).collect();
-        write_object(&mut refs, out);
-        if self.variant.is_some() {
-            out.push(b'}');
         }
         Ok(())
     }
@@ -411,13 +452,13 @@ impl<'a> serde::Serializer for Canon<'a> {
         Ok(Items { out: self.0, first: true, variant: true })
     }
     fn serialize_map(self, len: Option<usize>) -> Result<Members<'a>, AuditError> {
-        Ok(Members { out: Some(self.0), top: None, members: Vec::with_capacity(len.unwrap_or(0)), key: None, variant: None })
+        Ok(Members::nested(self.0, len.unwrap_or(0), None))
     }
     fn serialize_struct(self, _: &'static str, len: usize) -> Result<Members<'a>, AuditError> {
         self.serialize_map(Some(len))
     }
     fn serialize_struct_variant(self, _: &'static str, _: u32, variant: &'static str, len: usize) -> Result<Members<'a>, AuditError> {
-        Ok(Members { out: Some(self.0), top: None, members: Vec::with_capacity(len), key: None, variant: Some(variant) })
+        Ok(Members::nested(self.0, len, Some(variant)))
     }
 }
 
@@ -437,7 +478,15 @@ impl<'a> serde::Serializer for Top<'a> {
     type SerializeStructVariant = serde::ser::Impossible<(), AuditError>;
 
     fn serialize_map(self, len: Option<usize>) -> Result<Members<'a>, AuditError> {
-        Ok(Members { out: None, top: Some(self.0), members: Vec::with_capacity(len.unwrap_or(0)), key: None, variant: None })
+        Ok(Members {
+            out: None,
+            top: Some(self.0),
+            members: Vec::with_capacity(len.unwrap_or(0)),
+            spans: Vec::new(),
+            body: 0,
+            key: None,
+            variant: None,
+        })
     }
     fn serialize_struct(self, _: &'static str, len: usize) -> Result<Members<'a>, AuditError> {
         self.serialize_map(Some(len))
@@ -663,5 +712,104 @@ mod tests {
             parts.push((name, b"2"));
             assert_eq!(spliced, object(&mut parts), "{name:?} among {others:?}");
         }
+    }
+
+    /// A generated value of nested objects (names in generated, mostly unsorted order), lists,
+    /// strings and integers.
+    fn value(next: &mut impl FnMut() -> u64, names: &[String], depth: u32) -> Value {
+        match next() % if depth == 0 { 2 } else { 5 } {
+            0 => Value::String(names[(next() % names.len() as u64) as usize].clone()),
+            1 => json!((next() % (2 * MAX_SAFE + 1)) as i64 - MAX_SAFE as i64),
+            2 => Value::Array((0..next() % 4).map(|_| value(next, names, depth - 1)).collect()),
+            _ => {
+                let mut map = serde_json::Map::new();
+                for _ in 0..next() % 7 {
+                    let k = names[(next() % names.len() as u64) as usize].clone();
+                    map.insert(k, value(next, names, depth - 1));
+                }
+                Value::Object(map)
+            }
+        }
+    }
+
+    #[test]
+    fn nested_objects_written_in_place_match_full_canonicalisation() {
+        // Differential: objects inside a record are written straight to the output and reordered
+        // only when their members came out of order; the tree canonicalisation is the oracle.
+        let names = strings(40, 4);
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..2_000 {
+            let mut map = serde_json::Map::new();
+            for _ in 0..next() % 5 {
+                let k = names[(next() % names.len() as u64) as usize].clone();
+                map.insert(k, value(&mut next, &names, 4));
+            }
+            let v = Value::Object(map);
+            let got = members(&v).unwrap();
+            let mut refs: Vec<(&str, &[u8])> = got.iter().map(|(k, v)| (k.as_ref(), v.as_slice())).collect();
+            assert_eq!(String::from_utf8(object(&mut refs)).unwrap(), String::from_utf8(to_canonical(&v).unwrap()).unwrap());
+        }
+    }
+
+    #[derive(serde::Serialize)]
+    enum Shape {
+        Wrapped { zeta: u8, alpha: Vec<u8>, mid: &'static str },
+    }
+
+    #[derive(serde::Serialize)]
+    struct Unsorted {
+        b: u8,
+        a: Shape,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        c: Option<u8>,
+        inner: Inner,
+    }
+
+    #[derive(serde::Serialize)]
+    struct Inner {
+        y: &'static str,
+        x: Vec<Inner>,
+    }
+
+    #[test]
+    fn struct_fields_and_variants_out_of_order_are_sorted() {
+        let v = Unsorted {
+            b: 1,
+            a: Shape::Wrapped { zeta: 2, alpha: vec![3, 4], mid: "m" },
+            c: None,
+            inner: Inner { y: "y", x: vec![Inner { y: "z", x: vec![] }] },
+        };
+        let got = members(&v).unwrap();
+        let mut refs: Vec<(&str, &[u8])> = got.iter().map(|(k, v)| (k.as_ref(), v.as_slice())).collect();
+        assert_eq!(object(&mut refs), to_canonical(&serde_json::to_value(&v).unwrap()).unwrap());
+    }
+
+    struct Repeated(&'static [&'static str]);
+
+    impl serde::Serialize for Repeated {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_map(self.0.iter().map(|k| (*k, 1)))
+        }
+    }
+
+    #[test]
+    fn a_repeated_name_is_refused_inside_as_at_the_top() {
+        for keys in [&["a", "b", "a"][..], &["b", "a", "b"], &["a", "a"]] {
+            assert!(members(&Repeated(keys)).is_err(), "{keys:?} at the top");
+            assert!(members(&json!({"outer": [1]})).is_ok());
+            let mut wrap = std::collections::BTreeMap::new();
+            wrap.insert("outer", Repeated(keys));
+            assert!(members(&wrap).is_err(), "{keys:?} inside");
+        }
+        let mut wrap = std::collections::BTreeMap::new();
+        wrap.insert("outer", Repeated(&["b", "a"]));
+        let got = members(&wrap).unwrap();
+        assert_eq!(got[0].1, br#"{"a":1,"b":1}"#.to_vec());
     }
 }
