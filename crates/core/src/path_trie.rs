@@ -22,24 +22,31 @@ pub fn segs_of(path: &NormalizedPath<'_>) -> Vec<Seg> {
         .collect()
 }
 
+/// Writes `n` as an RFC 9535 single-quoted name (`'it\'s'`), as normalized paths spell names.
+pub(crate) fn quote_name(s: &mut String, n: &str) {
+    s.push('\'');
+    for c in n.chars() {
+        match c {
+            '\'' => s.push_str("\\'"),
+            '\\' => s.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(s, "\\u{:04x}", c as u32);
+            }
+            c => s.push(c),
+        }
+    }
+    s.push('\'');
+}
+
 /// Formats segments as an RFC 9535 normalized path, e.g. `$['steps'][0]['reasoning']`.
 pub fn display(segs: &[Seg]) -> String {
     let mut s = String::from("$");
     for seg in segs {
         match seg {
             Seg::Key(k) => {
-                s.push_str("['");
-                for c in k.chars() {
-                    match c {
-                        '\'' => s.push_str("\\'"),
-                        '\\' => s.push_str("\\\\"),
-                        c if (c as u32) < 0x20 => {
-                            let _ = write!(s, "\\u{:04x}", c as u32);
-                        }
-                        c => s.push(c),
-                    }
-                }
-                s.push_str("']");
+                s.push('[');
+                quote_name(&mut s, k);
+                s.push(']');
             }
             Seg::Index(i) => {
                 let _ = write!(s, "[{i}]");

@@ -19,7 +19,7 @@ use serde_json::Value;
 use serde_json_path::JsonPath;
 
 use crate::jsonpath::{scan, SegShape, Sel};
-use crate::path_trie::{segs_of, PathTrie, Seg};
+use crate::path_trie::{quote_name, segs_of, PathTrie, Seg};
 
 /// Most rule texts remembered; past it, rules not yet planned are evaluated by the library.
 const MAX_CACHED: usize = 4096;
@@ -153,7 +153,7 @@ impl Plan {
                     s.push(',');
                 }
                 match sel {
-                    Pick::Name(n) => quote(&mut s, n),
+                    Pick::Name(n) => quote_name(&mut s, n),
                     Pick::Index(x) => {
                         let _ = write!(s, "{x}");
                     }
@@ -199,22 +199,6 @@ fn shorthand(n: &str) -> bool {
     let mut cs = n.chars();
     let first = |c: char| c.is_ascii_alphabetic() || c == '_' || !c.is_ascii();
     cs.next().is_some_and(first) && cs.all(|c| first(c) || c.is_ascii_digit())
-}
-
-/// A single-quoted RFC 9535 string literal.
-fn quote(s: &mut String, n: &str) {
-    s.push('\'');
-    for c in n.chars() {
-        match c {
-            '\'' => s.push_str("\\'"),
-            '\\' => s.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(s, "\\u{:04x}", c as u32);
-            }
-            c => s.push(c),
-        }
-    }
-    s.push('\'');
 }
 
 /// Where a walk marks what it selects.

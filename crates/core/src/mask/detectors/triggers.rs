@@ -279,11 +279,9 @@ mod tests {
         assert!(tried > 100, "{tried}");
     }
 
-    /// Texts long enough to be walked in two halves, with triggers at every offset around the
-    /// midpoint (straddling it, ending on it, starting on it) as well as anywhere else: cutting
-    /// the second walker's overlap short by one byte makes this fail.
-    #[test]
-    fn split_walks_find_what_one_walk_finds() {
+    /// The rules, their trigger pass, its patterns with the rules each wakes, and the crate's own
+    /// overlapping automaton over the same patterns (the reference).
+    fn built() -> (Vec<secrets::Rule>, Triggers, Vec<&'static str>, Vec<RuleSet>, AhoCorasick) {
         let rules = secrets::rules().unwrap_or_else(|e| unreachable!("{e}"));
         let triggers = Triggers::build(&rules).unwrap_or_else(|e| unreachable!("{e}"));
         let (patterns, rules_of) = patterns(&rules);
@@ -292,6 +290,15 @@ mod tests {
             .match_kind(MatchKind::Standard)
             .build(&patterns)
             .unwrap_or_else(|e| unreachable!("{e}"));
+        (rules, triggers, patterns, rules_of, ac)
+    }
+
+    /// Texts long enough to be walked in two halves, with triggers at every offset around the
+    /// midpoint (straddling it, ending on it, starting on it) as well as anywhere else: cutting
+    /// the second walker's overlap short by one byte makes this fail.
+    #[test]
+    fn split_walks_find_what_one_walk_finds() {
+        let (_, triggers, patterns, rules_of, ac) = built();
         let mut rng = crate::mask::test_rng::Rng::new(0x9e37_79b9_7f4a_7c15);
         let filler = |rng: &mut crate::mask::test_rng::Rng, len: usize| -> Vec<u8> { (0..len).map(|_| b"ab xyz.-_9"[rng.below(10)]).collect() };
         let check = |t: &[u8]| assert_eq!(triggers.fired(t), reference(&ac, &rules_of, t), "{:?}", String::from_utf8_lossy(t));
@@ -326,14 +333,7 @@ mod tests {
 
     #[test]
     fn fired_is_the_union_of_every_overlapping_match() {
-        let rules = secrets::rules().unwrap_or_else(|e| unreachable!("{e}"));
-        let triggers = Triggers::build(&rules).unwrap_or_else(|e| unreachable!("{e}"));
-        let (patterns, rules_of) = patterns(&rules);
-        let ac = AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
-            .build(&patterns)
-            .unwrap_or_else(|e| unreachable!("{e}"));
+        let (rules, triggers, patterns, rules_of, ac) = built();
         let mut woken = 0;
         for t in texts(&patterns) {
             let want = reference(&ac, &rules_of, &t);
