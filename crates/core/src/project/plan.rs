@@ -59,6 +59,11 @@ pub(crate) fn cached(expr: &str, path: &JsonPath) -> Option<Arc<Plan>> {
         if let Some(p) = m.get(expr) {
             return p.clone();
         }
+        if m.len() >= MAX_CACHED {
+            // Full: building a plan (up to 2^MAX_AMBIGUOUS parses) on every request would cost
+            // more than the library's evaluation it replaces.
+            return None;
+        }
     }
     let p = Plan::of(expr, path).map(Arc::new);
     if let Ok(mut m) = plans.write() {
