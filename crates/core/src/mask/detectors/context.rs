@@ -6,7 +6,7 @@
 //! ordinary word ("password reset", "token limit"), so every rule here validates its value
 //! (`validate::password_like`, `validate::prose_secret`, checksums) before it masks anything.
 
-use super::secrets::{Check, Spec};
+use super::secrets::{Check, Spec, LEAD};
 use super::Detector;
 use crate::mask::validate;
 
@@ -69,7 +69,7 @@ pub fn specs() -> Vec<Spec> {
             Check::Valid(validate::prose_secret), false),
         // Secrets, keys and tokens in prose, up to four words after the keyword.
         (D::SecretInText, &["secret", "key", "token", "credential", "passkey"],
-            format!(r#"(?i)(?-u:\b){secret_words}(?-u:\b)(?:[ \t]+(?-u:[A-Za-z]){{1,14}}){{0,4}}?(?:[ \t]*(?:is|was|are|of|:|=|->|=>))?[ \t]*["'(`\[<]?[ \t]*(?-i:({RANDOM}))"#),
+            format!(r#"(?i)(?-u:\b){secret_words}(?-u:\b){LEAD}(?:[ \t]+(?-u:[A-Za-z]){{1,14}}){{0,4}}?(?:[ \t]*(?:is|was|are|of|:|=|->|=>))?[ \t]*["'(`\[<]?[ \t]*(?-i:({RANDOM}))"#),
             Check::Valid(validate::prose_secret), true),
         (D::CookieHeader, &["cookie"],
             r#"(?i)(?-u:\b)(?:set-)?cookie["']?[ \t]*:[ \t]*([^\r\n"'\\]{4,4096~})"#.into(),

@@ -33,6 +33,29 @@ pub enum Check {
 /// One rule as written: detector, trigger literals, pattern, check, bounded.
 pub type Spec = (Detector, &'static [&'static str], String, Check, bool);
 
+/// Written in a pattern after its keyword part (`(?i)\b(?:secret|token|…)\b` + `LEAD` + the
+/// rest), at its top level: the rule is then searched as [`Led`] describes. An empty group, so
+/// the pattern compiles to the same language with it.
+pub const LEAD: &str = "(?:)";
+
+/// A rule searched from its keywords: the keyword part alone (`lead`) finds where a match can
+/// start, and the whole pattern runs anchored there.
+///
+/// Why: a context rule searched unanchored keeps, at every byte, a thread for a match starting
+/// there beside the ones in flight (a keyword, up to four skipped words, a value), so its lazy
+/// DFA meets new states on new text and builds them while it searches: on realistic traces
+/// the engine had not seen, building the states of `secret_in_text` and `generic_secret` cost
+/// more than searching. The keyword automaton is small and an anchored search has one start,
+/// so both stop growing after a few documents. Exact: every match of `lead` + rest starts with a
+/// match of `lead`, so the first start (in order) where the anchored pattern matches is where
+/// the unanchored search's leftmost-first match starts, and the anchored search there returns
+/// that match.
+#[derive(Debug)]
+struct Led {
+    lead: regex_automata::meta::Regex,
+    full: regex_automata::meta::Regex,
+}
+
 #[derive(Debug)]
 pub struct Rule {
     pub detector: Detector,
@@ -51,6 +74,14 @@ pub struct Rule {
     check: Check,
     /// The byte after the secret must not continue the token (so `{40}` does not cut a longer word).
     bounded: bool,
+    /// When the pattern marks its keyword part ([`LEAD`]): the relaxed pattern, searched from
+    /// its keywords.
+    led: Option<Led>,
+}
+
+/// The position after the character at `at` (`at + 1` at the end, ending a search loop).
+fn next_char(text: &str, at: usize) -> usize {
+    at + text.get(at..).and_then(|r| r.chars().next()).map_or(1, char::len_utf8)
 }
 
 /// Token bytes for the `bounded` test.
@@ -104,10 +135,25 @@ impl Rule {
             None => (Regex::new(pattern).map_err(|e| bad(e.to_string()))?, None, usize::MAX),
         };
         let secret_groups = re.capture_names().enumerate().skip(1).filter(|(_, n)| n.is_none()).map(|(i, _)| i).collect();
-        Ok(Rule { detector, triggers, re, exact, limit, secret_groups, check, bounded })
+        let led = match pattern.split_once(LEAD) {
+            None => None,
+            Some((lead, _)) => Some(Led {
+                lead: regex_automata::meta::Regex::new(lead).map_err(|e| bad(e.to_string()))?,
+                full: regex_automata::meta::Regex::new(re.as_str()).map_err(|e| bad(e.to_string()))?,
+            }),
+        };
+        Ok(Rule { detector, triggers, re, exact, limit, secret_groups, check, bounded, led })
     }
 
     pub fn find(&self, text: &str, out: &mut Vec<Span>) {
+        match &self.led {
+            Some(led) => self.find_led(led, text, out),
+            None => self.find_plain(text, out),
+        }
+    }
+
+    /// The relaxed pattern searched unanchored (with the exact one where a capture is long).
+    fn find_plain(&self, text: &str, out: &mut Vec<Span>) {
         if self.re.captures_len() == 1 {
             for m in self.re.find_iter(text) {
                 self.push(text, m.start(), m.end(), out);
@@ -128,16 +174,58 @@ impl Rule {
             if let Some((s, e)) = self.secret_groups.iter().find_map(|&i| locs.get(i)) {
                 self.push(text, s, e, out);
             }
-            at = if end > start { end } else { end + text.get(end..).and_then(|r| r.chars().next()).map_or(1, char::len_utf8) };
+            at = if end > start { end } else { next_char(text, end) };
+        }
+    }
+
+    /// [`Rule::find`] for a rule with a keyword part: the same matches, in the same order.
+    fn find_led(&self, led: &Led, text: &str, out: &mut Vec<Span>) {
+        use regex_automata::{Anchored, Input};
+        let mut caps = led.full.create_captures();
+        let mut locs = self.re.capture_locations();
+        let mut at = 0;
+        'matches: while at <= text.len() {
+            // The leftmost match at or after `at`: the first keyword start where the whole
+            // pattern matches, anchored.
+            let mut from = at;
+            loop {
+                let Some(key) = led.lead.search(&Input::new(text).range(from..)) else { break 'matches };
+                led.full.search_captures(&Input::new(text).range(key.start()..).anchored(Anchored::Yes), &mut caps);
+                if caps.is_match() {
+                    break;
+                }
+                from = next_char(text, key.start());
+                if from > text.len() {
+                    break 'matches;
+                }
+            }
+            let Some(m) = caps.get_match() else { break };
+            let (mut start, mut end) = (m.start(), m.end());
+            let long = (1..caps.group_len()).filter_map(|i| caps.get_group(i)).any(|g| self.over_limit(text, g.start, g.end));
+            let secret = match self.exact.as_ref().filter(|_| long) {
+                // As in `find`: the exact pattern's next match, from the relaxed one's start.
+                Some(exact) => {
+                    let Some(m) = exact.captures_read_at(&mut locs, text, start) else { break };
+                    (start, end) = (m.start(), m.end());
+                    self.secret_groups.iter().find_map(|&i| locs.get(i))
+                }
+                None => self.secret_groups.iter().find_map(|&i| caps.get_group(i)).map(|g| (g.start, g.end)),
+            };
+            if let Some((s, e)) = secret {
+                self.push(text, s, e, out);
+            }
+            at = if end > start { end } else { next_char(text, end) };
         }
     }
 
     /// True when some capture is longer than `limit` characters: a relaxed repeat may have
     /// run past its bound.
     fn too_long(&self, text: &str, locs: &regex::CaptureLocations) -> bool {
-        (1..locs.len()).filter_map(|i| locs.get(i)).any(|(s, e)| {
-            e - s > self.limit && text.get(s..e).is_none_or(|v| v.chars().count() > self.limit)
-        })
+        (1..locs.len()).filter_map(|i| locs.get(i)).any(|(s, e)| self.over_limit(text, s, e))
+    }
+
+    fn over_limit(&self, text: &str, s: usize, e: usize) -> bool {
+        e - s > self.limit && text.get(s..e).is_none_or(|v| v.chars().count() > self.limit)
     }
 
     fn push(&self, text: &str, start: usize, end: usize, out: &mut Vec<Span>) {
@@ -238,7 +326,7 @@ pub fn rules() -> Result<Vec<Rule>, String> {
             format!(r#"(?i)(?:password|passwd|passphrase|pwd|secret)(?-u:[a-z0-9_\-.]){{0,30}}{ASSIGN}(?:\\?"([^"\\\r\n]{{1,256~}})\\?"|'([^'\r\n]{{1,256~}})'|([^\s"',;&<>\\]{{1,256~}}))"#),
             Check::NotPlaceholder, false),
         (D::GenericSecret, &["key", "token", "secret", "credential"],
-            format!(r#"(?i){generic_names}(?-u:[a-z0-9_\-.]){{0,20}}(?:{ASSIGN}|[ \t]+(?:is|was)[ \t]+)\\?["']?((?-u:[A-Za-z0-9_\-+/=.~]){{16,512~}})"#),
+            format!(r#"(?i){generic_names}{LEAD}(?-u:[a-z0-9_\-.]){{0,20}}(?:{ASSIGN}|[ \t]+(?:is|was)[ \t]+)\\?["']?((?-u:[A-Za-z0-9_\-+/=.~]){{16,512~}})"#),
             Check::Random(3.0), true),
     ];
     specs.extend(super::providers::specs());
@@ -264,6 +352,50 @@ mod tests {
             }
         }
         out
+    }
+
+    /// A rule searched from its keywords finds what its pattern searched unanchored finds, on
+    /// generated prose around every keyword spelling (case-folded and look-alike ones too),
+    /// connectors, skipped words, values of every form and length (past the relaxed bounds),
+    /// keywords back to back and overlapping, and text without any.
+    #[test]
+    fn led_rules_find_what_their_patterns_find() {
+        use crate::mask::test_rng::Rng;
+        const PIECES: &[&str] = &[
+            "secret", "Secret Key", "secret_access_key", "client secret", "app-secret", "api key", "API_KEY", "apikeys",
+            "access token", "personal access token", "github token", "bot_token", "tokens", "TOKEN", "credential",
+            "credentials", "passkey", "private key", "signing-key", "auth_token", "refresh.token", "session-token",
+            "ſecret", "\u{212a}ey", "tokenizer", "keys", "monkey", "is", "was", "of", ":", "=", "->", "=>", " ", "  ", "\t",
+            "\n", "for", "the", "staging", "cluster", "averyveryverylongword", "kq3V9x9TbLm2Pq", "AbCdEf1234567890XyZ",
+            "sk_9f8e7d6c5b4a39281706", "\"", "'", "`", "(", ")", "[", "]", "<", ">", ".", ",", "é", "日本", "\\\"",
+        ];
+        let rules = rules().unwrap_or_else(|e| unreachable!("{e}"));
+        let led: Vec<&Rule> = rules.iter().filter(|r| r.led.is_some()).collect();
+        assert!(led.len() >= 2, "only {} led rules", led.len());
+        let mut rng = Rng::new(0x510E_527F_ADE6_82D1);
+        let long = "Zq9".repeat(200);
+        let mut found = 0usize;
+        for n in 0..15_000 {
+            let mut t = String::new();
+            for _ in 0..rng.below(16) {
+                t.push_str(PIECES[rng.below(PIECES.len())]);
+                if rng.below(3) > 0 {
+                    t.push(' ');
+                }
+            }
+            if n % 50 == 0 {
+                t.push_str(&long);
+            }
+            for r in &led {
+                let (mut got, mut want) = (Vec::new(), Vec::new());
+                r.find(&t, &mut got);
+                r.find_plain(&t, &mut want);
+                let spans = |v: &[Span]| v.iter().map(|s| (s.start, s.end)).collect::<Vec<_>>();
+                assert_eq!(spans(&got), spans(&want), "{} on {t:?}", r.detector.name());
+                found += want.len();
+            }
+        }
+        assert!(found > 1_500, "only {found} matches: the texts test little");
     }
 
     #[test]
