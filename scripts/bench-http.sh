@@ -43,6 +43,14 @@ wait_http http://127.0.0.1:$BASE_PORT/healthz
 kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true; pids=()
 python3 scripts/gen-trace.py 2048 bench-2k > "$DATA/traces/bench-2k.json"
 python3 scripts/gen-trace.py 102400 bench-100k > "$DATA/traces/bench-100k.json"
+# Realistic traces, all different (the labeled corpus's generator: OTLP GenAI spans and agent
+# step logs dense with secrets, PII and names, JSON in strings, Go-HTML escapes): wrk reads them
+# in random order, so the masking engine keeps meeting text it has not seen, as in front of a
+# real store. REAL_COUNT of each size.
+REAL_COUNT=${REAL_COUNT:-256}
+cargo build --release -q -p tracegate-core --example gen_corpus
+target/release/examples/gen_corpus 2048 "$REAL_COUNT" real-2k "$DATA/traces"
+target/release/examples/gen_corpus 102400 "$REAL_COUNT" real-100k "$DATA/traces"
 # One principal sends every request: lift its per-principal limits for the run.
 printf '\n[limits]\nrequests_per_minute = 100000000\nrequest_burst = 1000000\n' >> "$DATA/tracegate.toml"
 RUST_LOG=warn $BIN serve --config "$DATA/tracegate.toml" --listen 127.0.0.1:$BASE_PORT 2>"$WORK/gw.log" & pids+=($!)
@@ -74,6 +82,18 @@ done = function(summary, latency, requests)
   io.write(string.format("PCT %d %d %d\n", latency:percentile(50), latency:percentile(99), latency:percentile(99.9)))
 end
 LUA
+# The same, reading real-<size>-0 … real-<size>-(REAL_COUNT-1) in random order (a URL ending
+# in `/real-2k` or `/real-100k` names the set).
+for t in 2k 100k; do
+  cat "$WORK/pct.lua" - > "$WORK/real-$t.lua" <<LUA
+local threads = 0
+setup = function(thread) threads = threads + 1; thread:set("id", threads) end
+init = function(args) math.randomseed(os.time() + 7919 * id) end
+request = function()
+  return wrk.format("GET", wrk.path .. "-" .. math.random(0, $REAL_COUNT - 1))
+end
+LUA
+done
 ms() { awk -v us="$1" 'BEGIN { printf "%.2f ms", us / 1000 }'; }
 
 # Gateway CPU (user + system, clock ticks) of a process, from /proc/<pid>/stat.
@@ -83,7 +103,9 @@ HZ=$(getconf CLK_TCK)
 run() { # label url token [pid: also report that process's CPU per request]
   local out rps p50 p99 p999 reqs before after cpu="–"
   [ -n "${4:-}" ] && before=$(cpu_ticks "$4")
-  out=$(wrk -t2 -c"$CONNECTIONS" -d"$DURATION" -s "$WORK/pct.lua" -H "Authorization: Bearer $3" "$2")
+  local script=$WORK/pct.lua
+  case $2 in */real-2k) script=$WORK/real-2k.lua ;; */real-100k) script=$WORK/real-100k.lua ;; esac
+  out=$(wrk -t2 -c"$CONNECTIONS" -d"$DURATION" -s "$script" -H "Authorization: Bearer $3" "$2")
   if echo "$out" | grep -q "Non-2xx"; then echo "non-2xx responses for $1" >&2; echo "$out" >&2; exit 1; fi
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   reqs=$(echo "$out" | awk '/requests in/ {print $1}')
@@ -95,7 +117,7 @@ run() { # label url token [pid: also report that process's CPU per request]
   printf '| %s | %s | %s | %s | %s | %s |\n' "$1" "$rps" "$(ms "$p50")" "$(ms "$p99")" "$(ms "$p999")" "$cpu"
 }
 
-# A/B of two builds instead of the table: AB="BIN_A BIN_B" [ROUNDS=6] [AB_SIZES="2k 100k"]
+# A/B of two builds instead of the table: AB="BIN_A BIN_B" [ROUNDS=6] [AB_SIZES="2k 100k real-2k real-100k"]
 # [AB_ROLE=engineer|support]. Runs alternate A and B; each is a fresh gateway with a fresh audit
 # directory (same disk as the data), 1 s of warm-up, then one measured wrk run of the role. Compare CPU µs/request within
 # pairs: it moves far less with the machine's load than req/s does.
@@ -119,7 +141,9 @@ if [ -n "${AB:-}" ]; then
         RUST_LOG=warn $bin serve --config "$DATA/ab.toml" --listen 127.0.0.1:$((BASE_PORT + 3)) 2>>"$WORK/ab.log" & pids+=($!)
         wait_http http://127.0.0.1:$((BASE_PORT + 3))/healthz
         url=http://127.0.0.1:$((BASE_PORT + 3))/v1/traces/bench-$t
-        wrk -t2 -c"$CONNECTIONS" -d1s -H "Authorization: Bearer $AB_TOKEN" "$url" >/dev/null
+        warm=()
+        case $t in real-*) url=http://127.0.0.1:$((BASE_PORT + 3))/v1/traces/$t; warm=(-s "$WORK/$t.lua") ;; esac
+        wrk -t2 -c"$CONNECTIONS" -d1s "${warm[@]}" -H "Authorization: Bearer $AB_TOKEN" "$url" >/dev/null
         run "$side $t, round $round" "$url" "$AB_TOKEN" "${pids[-1]}"
         kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true; unset 'pids[-1]'
         rm -rf "$WORK/ab-audit-$n"
@@ -139,6 +163,10 @@ for t in 2k 100k; do
   run "nginx proxy hop, $t"             http://127.0.0.1:$((BASE_PORT + 2))/v1/traces/bench-$t x
   run "tracegate engineer (all fields), $t" http://127.0.0.1:$BASE_PORT/v1/traces/bench-$t "$ENG" "$GW"
   run "tracegate support (projected), $t"   http://127.0.0.1:$BASE_PORT/v1/traces/bench-$t "$SUP" "$GW"
+done
+for t in 2k 100k; do
+  run "nginx proxy hop, realistic $t ($REAL_COUNT distinct)"  http://127.0.0.1:$((BASE_PORT + 2))/v1/traces/real-$t x
+  run "tracegate engineer, realistic $t ($REAL_COUNT distinct)" http://127.0.0.1:$BASE_PORT/v1/traces/real-$t "$ENG" "$GW"
 done
 
 # Side measurement: the same gateway with its audit log on tmpfs, so the difference to the
