@@ -213,9 +213,9 @@ enum Kind {
 }
 
 /// Marks every node the view's allow (or deny) rules select, with the index of the first rule.
-/// A rule of names, indices and wildcards only is walked by its [`plan::Plan`] (the same nodes,
-/// without the evaluator's per-node path copies, which were most of a projected read's CPU);
-/// any other rule by `serde_json_path`.
+/// A rule of names, indices and wildcards only is walked by its [`plan::Plan`], built when the
+/// policy was compiled (the same nodes, without the evaluator's per-node path copies, which were
+/// most of a projected read's CPU); any other rule by `serde_json_path`.
 fn locate(doc: &Value, view: &FieldView, kind: Kind) -> PathTrie<usize> {
     let rules = match kind {
         Kind::Allow => &view.allow,
@@ -223,7 +223,7 @@ fn locate(doc: &Value, view: &FieldView, kind: Kind) -> PathTrie<usize> {
     };
     let mut trie = PathTrie::default();
     for (i, rule) in rules.iter().enumerate() {
-        match plan::cached(&rule.expr, &rule.path) {
+        match &rule.plan {
             Some(p) => p.mark(doc, &mut trie, i),
             None => {
                 for loc in rule.path.query_located(doc).locations() {
@@ -406,7 +406,7 @@ impl Trail {
     }
 }
 
-mod plan;
+pub(crate) mod plan;
 
 #[cfg(test)]
 mod tests;

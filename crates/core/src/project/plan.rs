@@ -10,19 +10,17 @@
 //! library on what a rule means — only on how such a query is evaluated, which the differential
 //! test over generated documents and queries checks (`tests.rs`, `plans_select_what_the_library_selects`).
 //! Anything else (filters, slices, a rendering that does not round-trip) is evaluated by the library.
+//!
+//! A plan depends on nothing but the rule, so it is built once, when the policy is compiled
+//! ([`crate::policy::FieldRule`]), and read without a lock on every request.
 
-use std::collections::HashMap;
 use std::fmt::Write;
-use std::sync::{Arc, OnceLock, RwLock};
 
 use serde_json::Value;
 use serde_json_path::JsonPath;
 
 use crate::jsonpath::{scan, SegShape, Sel};
 use crate::path_trie::{quote_name, segs_of, PathTrie, Seg};
-
-/// Most rule texts remembered; past it, rules not yet planned are evaluated by the library.
-const MAX_CACHED: usize = 4096;
 
 /// Segments whose text has two forms (`.name` / `['name']`, `.*` / `[*]`) tried when a plan is
 /// checked; a rule with more of them is left to the library.
@@ -47,31 +45,6 @@ enum Pick {
     Name(String),
     Index(i64),
     Wildcard,
-}
-
-/// The plan of the rule `expr` (parsed as `path`), built and checked once per process and rule
-/// text. A plan depends on nothing but the text, so sharing it across requests and policy
-/// versions cannot change what any read selects.
-pub(crate) fn cached(expr: &str, path: &JsonPath) -> Option<Arc<Plan>> {
-    static PLANS: OnceLock<RwLock<HashMap<String, Option<Arc<Plan>>>>> = OnceLock::new();
-    let plans = PLANS.get_or_init(Default::default);
-    if let Ok(m) = plans.read() {
-        if let Some(p) = m.get(expr) {
-            return p.clone();
-        }
-        if m.len() >= MAX_CACHED {
-            // Full: building a plan (up to 2^MAX_AMBIGUOUS parses) on every request would cost
-            // more than the library's evaluation it replaces.
-            return None;
-        }
-    }
-    let p = Plan::of(expr, path).map(Arc::new);
-    if let Ok(mut m) = plans.write() {
-        if m.len() < MAX_CACHED {
-            m.insert(expr.to_owned(), p.clone());
-        }
-    }
-    p
 }
 
 impl Plan {
