@@ -124,7 +124,7 @@ pub fn write_object_noting(members: &mut [(&str, &[u8])], out: &mut Vec<u8>, nam
 pub type Member = (Cow<'static, str>, Vec<u8>);
 
 /// The canonical members of a value that serialises as a JSON object, straight from its
-/// `Serialize` impl: `(member name, canonical value bytes)` in the order serialised (callers sort).
+/// `Serialize` impl: `(member name, canonical value bytes)` sorted by name.
 /// The same bytes as [`to_canonical`] over `serde_json::to_value`, without building the tree: an
 /// audit record is canonicalised this way on every request, and the tree of strings it copied
 /// was most of that cost.

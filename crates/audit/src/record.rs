@@ -217,68 +217,70 @@ impl MaskApplied {
 /// (`seq`, `prev_hash`, `hash`), which the log's single writer assigns.
 ///
 /// Optional fields are omitted from the record when `None` (never written as `null`), so the
-/// canonical form has one spelling for "absent".
+/// canonical form has one spelling for "absent". Fields are declared in canonical member order,
+/// as the nested structs' are (see [`PrincipalRecord`]): the record's members are then sorted as
+/// serialised, on every request, and the writer's seal only places its chain fields among them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
-    /// Record layout version ([`SCHEMA`]).
-    pub schema: u32,
-    pub kind: Kind,
-    /// When the request arrived (request records) or the event happened.
-    pub time: Timestamp,
-    /// The gateway's id for the request, also returned to the client in `x-request-id`.
-    pub request_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub principal: Option<PrincipalRecord>,
+    pub approval_id: Option<String>,
+    /// Lowercase hex SHA-256 of exactly the `bytes_sent` bytes; replay reproduces and compares it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_sha256: Option<String>,
+    /// Size of the response body released to the client (for writes, the stored bytes are named
+    /// by `object_version`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_sent: Option<u64>,
     /// The client's address as the gateway saw it (`ip:port`), or as a trusted proxy reported it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_addr: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request: Option<RequestRecord>,
-    /// `sha256:<hex>` of the policy file the decision was made under; the file is kept in the
-    /// policy archive so replay can re-apply it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub policy_version: Option<String>,
     /// Always present on `request` records; the access request's state on `approval` records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision: Option<Decision>,
     /// Stable reason code of a denial (`field_denied`, `approval_required`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deny_code: Option<String>,
-    /// The human-readable reason of a denial or error, as the client was told.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    /// Policy rule ids behind the decision, e.g. `roles.support.fields`.
-    #[serde(default)]
-    pub rules: Vec<String>,
-    /// The role that served the request (or that a denial was judged under).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub role: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub slice: Option<Slice>,
-    /// Maskers that changed the response; empty when nothing was masked.
-    #[serde(default)]
-    pub masks: Vec<MaskApplied>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub approval_id: Option<String>,
-    /// Version (etag or content hash) of the stored object read or written, for replay.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub object_version: Option<String>,
-    /// HTTP status returned to the client.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<u16>,
-    /// Size of the response body released to the client (for writes, the stored bytes are named
-    /// by `object_version`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bytes_sent: Option<u64>,
-    /// Lowercase hex SHA-256 of exactly those bytes; replay reproduces and compares it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub body_sha256: Option<String>,
-    /// Time from request arrival to the audit append, in microseconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub latency_us: Option<u64>,
     /// Free-form details for `approval` and `system` records (integers only, no floats).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event: Option<Value>,
+    pub kind: Kind,
+    /// Time from request arrival to the audit append, in microseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_us: Option<u64>,
+    /// Maskers that changed the response; empty when nothing was masked.
+    #[serde(default)]
+    pub masks: Vec<MaskApplied>,
+    /// The human-readable reason of a denial or error, as the client was told.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Version (etag or content hash) of the stored object read or written, for replay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_version: Option<String>,
+    /// `sha256:<hex>` of the policy file the decision was made under; the file is kept in the
+    /// policy archive so replay can re-apply it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<PrincipalRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<RequestRecord>,
+    /// The gateway's id for the request, also returned to the client in `x-request-id`.
+    pub request_id: String,
+    /// The role that served the request (or that a denial was judged under).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// Policy rule ids behind the decision, e.g. `roles.support.fields`.
+    #[serde(default)]
+    pub rules: Vec<String>,
+    /// Record layout version ([`SCHEMA`]).
+    pub schema: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slice: Option<Slice>,
+    /// HTTP status returned to the client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// When the request arrived (request records) or the event happened.
+    pub time: Timestamp,
 }
 
 impl Entry {
@@ -437,8 +439,8 @@ mod tests {
         }
     }
 
-    /// Nested record structs are declared in canonical member order, so the canonical writer
-    /// never reorders them on the request path; a field added out of order fails here.
+    /// Record structs are declared in canonical member order, so the canonical writer never
+    /// reorders them on the request path; a field added out of order fails here.
     #[test]
     fn nested_records_serialise_in_canonical_order() {
         let principal = PrincipalRecord {
@@ -464,5 +466,22 @@ mod tests {
         assert_canonical("Slice", &names(&slice), 2);
         let mask = MaskApplied { count: 1, detector: "email".into(), operator: "hash".into(), paths: vec!["$['a']".into()] };
         assert_canonical("MaskApplied", &names(&mask), 4);
+        let mut entry = Entry::request("r1", Timestamp::now());
+        entry.approval_id = Some("a1".into());
+        entry.body(BodyDigest::new());
+        entry.client_addr = Some("127.0.0.1:1".into());
+        entry.deny_code = Some("field_denied".into());
+        entry.event = Some(serde_json::json!({}));
+        entry.latency_us = Some(1);
+        entry.masks = vec![mask];
+        entry.message = Some("m".into());
+        entry.object_version = Some("sha256:00".into());
+        entry.policy_version = Some("sha256:00".into());
+        entry.principal = Some(principal);
+        entry.request = Some(request);
+        entry.role = Some("support".into());
+        entry.slice = Some(slice);
+        entry.status = Some(200);
+        assert_canonical("Entry", &names(&entry), 22);
     }
 }
