@@ -420,6 +420,7 @@ pub(crate) fn lower_hex(bytes: &[u8]) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use crate::canonical::cmp_keys;
