@@ -222,7 +222,18 @@ fn locate(doc: &Value, view: &FieldView, kind: Kind) -> PathTrie<usize> {
         Kind::Deny => &view.deny,
     };
     let mut trie = PathTrie::default();
+    // Consecutive `$..name` rules share one walk ([`plan::mark_descendants`]); keeping them
+    // consecutive keeps every rule's turn, so the first rule to reach a node still names it.
+    let mut group: Vec<(&[plan::Pick], usize)> = Vec::new();
     for (i, rule) in rules.iter().enumerate() {
+        if let Some(sels) = rule.plan.as_ref().and_then(plan::Plan::descendant_only) {
+            group.push((sels, i));
+            continue;
+        }
+        if !group.is_empty() {
+            plan::mark_descendants(&group, doc, &mut trie);
+            group.clear();
+        }
         match &rule.plan {
             Some(p) => p.mark(doc, &mut trie, i),
             None => {
@@ -231,6 +242,9 @@ fn locate(doc: &Value, view: &FieldView, kind: Kind) -> PathTrie<usize> {
                 }
             }
         }
+    }
+    if !group.is_empty() {
+        plan::mark_descendants(&group, doc, &mut trie);
     }
     trie
 }
