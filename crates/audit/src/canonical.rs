@@ -37,7 +37,11 @@ pub fn write(v: &Value, out: &mut Vec<u8>) -> Result<(), AuditError> {
                     "number `{n}` is not an integer within ±(2^53-1); audit records carry integers only"
                 )));
             }
-            out.extend_from_slice(n.to_string().as_bytes());
+            match (n.as_i64(), n.as_u64()) {
+                (Some(i), _) => decimal(out, i.into()),
+                (None, Some(u)) => decimal(out, u.into()),
+                (None, None) => out.extend_from_slice(n.to_string().as_bytes()),
+            }
         }
         Value::String(s) => write_str(s, out),
         Value::Array(items) => {
@@ -124,7 +128,7 @@ pub fn write_object_noting(members: &mut [(&str, &[u8])], out: &mut Vec<u8>, nam
 pub type Member = (Cow<'static, str>, Vec<u8>);
 
 /// The canonical members of a value that serialises as a JSON object, straight from its
-/// `Serialize` impl: `(member name, canonical value bytes)` in the order serialised (callers sort).
+/// `Serialize` impl: `(member name, canonical value bytes)` sorted by name.
 /// The same bytes as [`to_canonical`] over `serde_json::to_value`, without building the tree: an
 /// audit record is canonicalised this way on every request, and the tree of strings it copied
 /// was most of that cost.
@@ -150,8 +154,30 @@ fn int(out: &mut Vec<u8>, n: i128) -> Result<(), AuditError> {
             "number `{n}` is not an integer within ±(2^53-1); audit records carry integers only"
         )));
     }
-    out.extend_from_slice(n.to_string().as_bytes());
+    decimal(out, n);
     Ok(())
+}
+
+/// Appends `n` in plain decimal, through a stack buffer rather than a `String` per integer: a
+/// record carries a dozen of them (counts, status, sizes, latency), canonicalised per request.
+fn decimal(out: &mut Vec<u8>, n: i128) {
+    let mut buf = [0u8; 40];
+    let mut i = buf.len();
+    let mut m = n.unsigned_abs();
+    loop {
+        i -= 1;
+        // `m % 10` is a digit, so the cast is exact.
+        buf[i] = b'0' + (m % 10) as u8;
+        m /= 10;
+        if m == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        i -= 1;
+        buf[i] = b'-';
+    }
+    out.extend_from_slice(&buf[i..]);
 }
 
 /// Writes one value's canonical form to the buffer it holds.
@@ -597,6 +623,16 @@ mod tests {
         let v = json!({"b": [1, -2, "x\n\u{1}é"], "a": {"z": null, "y": true}, "é": "/"});
         let s = String::from_utf8(to_canonical(&v).unwrap()).unwrap();
         assert_eq!(s, r#"{"a":{"y":true,"z":null},"b":[1,-2,"x\n\u0001é"],"é":"/"}"#);
+    }
+
+    #[test]
+    fn decimal_is_plain_decimal() {
+        let safe = MAX_SAFE as i128;
+        for n in [0, 1, 9, 10, 99, 100, -1, -9, -10, 12_345, safe, -safe, i128::MAX, i128::MIN + 1] {
+            let mut out = Vec::new();
+            decimal(&mut out, n);
+            assert_eq!(String::from_utf8(out).unwrap(), n.to_string());
+        }
     }
 
     #[test]

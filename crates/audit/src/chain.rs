@@ -42,8 +42,12 @@ impl Prepared {
         canonical::write_str(prev_hash, &mut prev_bytes);
         let mut parts: Vec<(&str, &[u8])> = Vec::with_capacity(self.members.len() + 2);
         parts.extend(self.members.iter().map(|(k, v)| (k.as_ref(), v.as_slice())));
-        parts.push(("seq", &seq_bytes));
-        parts.push(("prev_hash", &prev_bytes));
+        // The members are sorted ([`canonical::members`]): the chain fields go where they sort,
+        // so the object build below finds everything in order and moves nothing.
+        for (name, bytes) in [("seq", seq_bytes.as_slice()), ("prev_hash", prev_bytes.as_slice())] {
+            let at = parts.partition_point(|(k, _)| canonical::cmp_keys(k, name) == std::cmp::Ordering::Less);
+            parts.insert(at, (name, bytes));
+        }
         let size = parts.iter().map(|(k, v)| k.len() + v.len() + 4).sum::<usize>() + 2;
         let mut body = Vec::with_capacity(size);
         let at = canonical::write_object_noting(&mut parts, &mut body, "hash");

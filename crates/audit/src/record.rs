@@ -105,23 +105,27 @@ impl Decision {
 }
 
 /// Who made the request, as identity established it. Never the token or any secret.
+///
+/// Fields are declared in canonical (JCS) member order, as every nested record struct is, so the
+/// canonical writer takes them as they come and never reorders them (`canonical::Members::end`;
+/// `nested_records_serialise_in_canonical_order` keeps them so).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PrincipalRecord {
-    pub subject: String,
-    pub issuer: String,
-    pub groups: Vec<String>,
-    /// Roles of the policy reached from `groups` (not only the one that served).
-    pub roles: Vec<String>,
     /// How the caller authenticated: `oidc`, `dev`, `saml`, `service_account`, ...
     pub auth_method: String,
-    /// What the caller presented, when it was not a bearer credential: `session` for a browser
-    /// session cookie (whose sign-in `auth_method` names). Absent for bearer tokens and API keys.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credential: Option<String>,
     /// The scalar claims row scope can match on (e.g. `tenant`), so replay re-decides with
     /// what the caller had. Claims are attributes, never credentials.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub claims: BTreeMap<String, String>,
+    /// What the caller presented, when it was not a bearer credential: `session` for a browser
+    /// session cookie (whose sign-in `auth_method` names). Absent for bearer tokens and API keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+    pub groups: Vec<String>,
+    pub issuer: String,
+    /// Roles of the policy reached from `groups` (not only the one that served).
+    pub roles: Vec<String>,
+    pub subject: String,
 }
 
 impl PrincipalRecord {
@@ -146,26 +150,26 @@ impl PrincipalRecord {
     }
 }
 
-/// What was asked for.
+/// What was asked for (fields in canonical order, as [`PrincipalRecord`]'s).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RequestRecord {
-    /// HTTP method, e.g. `GET`.
-    pub method: String,
-    /// The matched route template, e.g. `/v1/traces/{id}` (not the raw path, which may carry ids
-    /// twice and query strings).
-    pub route: String,
     /// Policy action: `read`, `search`, `write`, `audit`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
-    /// Trace ids named by the request, or returned by a search.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub trace_ids: Vec<String>,
     /// JSONPaths the caller asked for; empty means "the whole view".
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<String>,
+    /// HTTP method, e.g. `GET`.
+    pub method: String,
     /// The purpose the caller gave, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub purpose: Option<String>,
+    /// The matched route template, e.g. `/v1/traces/{id}` (not the raw path, which may carry ids
+    /// twice and query strings).
+    pub route: String,
+    /// Trace ids named by the request, or returned by a search.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trace_ids: Vec<String>,
 }
 
 /// The slice granted: the field rules of the role that served, as JSONPath expressions.
@@ -184,12 +188,13 @@ impl Slice {
     }
 }
 
-/// One masker's effect on the response: how many values and where, never the values.
+/// One masker's effect on the response: how many values and where, never the values (fields in
+/// canonical order, as [`PrincipalRecord`]'s: a read carries several of these).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MaskApplied {
+    pub count: u64,
     pub detector: String,
     pub operator: String,
-    pub count: u64,
     /// Normalised JSONPaths of the masked nodes.
     pub paths: Vec<String>,
 }
@@ -212,68 +217,70 @@ impl MaskApplied {
 /// (`seq`, `prev_hash`, `hash`), which the log's single writer assigns.
 ///
 /// Optional fields are omitted from the record when `None` (never written as `null`), so the
-/// canonical form has one spelling for "absent".
+/// canonical form has one spelling for "absent". Fields are declared in canonical member order,
+/// as the nested structs' are (see [`PrincipalRecord`]): the record's members are then sorted as
+/// serialised, on every request, and the writer's seal only places its chain fields among them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
-    /// Record layout version ([`SCHEMA`]).
-    pub schema: u32,
-    pub kind: Kind,
-    /// When the request arrived (request records) or the event happened.
-    pub time: Timestamp,
-    /// The gateway's id for the request, also returned to the client in `x-request-id`.
-    pub request_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub principal: Option<PrincipalRecord>,
+    pub approval_id: Option<String>,
+    /// Lowercase hex SHA-256 of exactly the `bytes_sent` bytes; replay reproduces and compares it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_sha256: Option<String>,
+    /// Size of the response body released to the client (for writes, the stored bytes are named
+    /// by `object_version`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_sent: Option<u64>,
     /// The client's address as the gateway saw it (`ip:port`), or as a trusted proxy reported it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_addr: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request: Option<RequestRecord>,
-    /// `sha256:<hex>` of the policy file the decision was made under; the file is kept in the
-    /// policy archive so replay can re-apply it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub policy_version: Option<String>,
     /// Always present on `request` records; the access request's state on `approval` records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision: Option<Decision>,
     /// Stable reason code of a denial (`field_denied`, `approval_required`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deny_code: Option<String>,
-    /// The human-readable reason of a denial or error, as the client was told.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    /// Policy rule ids behind the decision, e.g. `roles.support.fields`.
-    #[serde(default)]
-    pub rules: Vec<String>,
-    /// The role that served the request (or that a denial was judged under).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub role: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub slice: Option<Slice>,
-    /// Maskers that changed the response; empty when nothing was masked.
-    #[serde(default)]
-    pub masks: Vec<MaskApplied>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub approval_id: Option<String>,
-    /// Version (etag or content hash) of the stored object read or written, for replay.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub object_version: Option<String>,
-    /// HTTP status returned to the client.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<u16>,
-    /// Size of the response body released to the client (for writes, the stored bytes are named
-    /// by `object_version`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bytes_sent: Option<u64>,
-    /// Lowercase hex SHA-256 of exactly those bytes; replay reproduces and compares it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub body_sha256: Option<String>,
-    /// Time from request arrival to the audit append, in microseconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub latency_us: Option<u64>,
     /// Free-form details for `approval` and `system` records (integers only, no floats).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event: Option<Value>,
+    pub kind: Kind,
+    /// Time from request arrival to the audit append, in microseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_us: Option<u64>,
+    /// Maskers that changed the response; empty when nothing was masked.
+    #[serde(default)]
+    pub masks: Vec<MaskApplied>,
+    /// The human-readable reason of a denial or error, as the client was told.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Version (etag or content hash) of the stored object read or written, for replay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_version: Option<String>,
+    /// `sha256:<hex>` of the policy file the decision was made under; the file is kept in the
+    /// policy archive so replay can re-apply it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<PrincipalRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<RequestRecord>,
+    /// The gateway's id for the request, also returned to the client in `x-request-id`.
+    pub request_id: String,
+    /// The role that served the request (or that a denial was judged under).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// Policy rule ids behind the decision, e.g. `roles.support.fields`.
+    #[serde(default)]
+    pub rules: Vec<String>,
+    /// Record layout version ([`SCHEMA`]).
+    pub schema: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slice: Option<Slice>,
+    /// HTTP status returned to the client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// When the request arrived (request records) or the event happened.
+    pub time: Timestamp,
 }
 
 impl Entry {
@@ -410,4 +417,72 @@ pub(crate) fn lower_hex(bytes: &[u8]) -> String {
         }
     }
     hex::encode(bytes)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::canonical::cmp_keys;
+
+    /// Member names of `v` in the order its `Serialize` impl writes them (`preserve_order`).
+    fn names(v: &impl Serialize) -> Vec<String> {
+        match serde_json::to_value(v) {
+            Ok(Value::Object(m)) => m.keys().cloned().collect(),
+            other => panic!("not an object: {other:?}"),
+        }
+    }
+
+    fn assert_canonical(what: &str, names: &[String], expected: usize) {
+        assert_eq!(names.len(), expected, "{what}: every field set, so every member written: {names:?}");
+        for w in names.windows(2) {
+            assert_eq!(cmp_keys(&w[0], &w[1]), std::cmp::Ordering::Less, "{what}: `{}` is declared before `{}`", w[0], w[1]);
+        }
+    }
+
+    /// Record structs are declared in canonical member order, so the canonical writer never
+    /// reorders them on the request path; a field added out of order fails here.
+    #[test]
+    fn nested_records_serialise_in_canonical_order() {
+        let principal = PrincipalRecord {
+            auth_method: "dev".into(),
+            claims: BTreeMap::from([("tenant".to_owned(), "acme".to_owned())]),
+            credential: Some("session".into()),
+            groups: vec!["eng".into()],
+            issuer: "https://issuer".into(),
+            roles: vec!["engineer".into()],
+            subject: "alice".into(),
+        };
+        assert_canonical("PrincipalRecord", &names(&principal), 7);
+        let request = RequestRecord {
+            action: Some("read".into()),
+            fields: vec!["$.a".into()],
+            method: "GET".into(),
+            purpose: Some("debug".into()),
+            route: "/v1/traces/{id}".into(),
+            trace_ids: vec!["t1".into()],
+        };
+        assert_canonical("RequestRecord", &names(&request), 6);
+        let slice = Slice { allow: vec!["$".into()], deny: vec![] };
+        assert_canonical("Slice", &names(&slice), 2);
+        let mask = MaskApplied { count: 1, detector: "email".into(), operator: "hash".into(), paths: vec!["$['a']".into()] };
+        assert_canonical("MaskApplied", &names(&mask), 4);
+        let mut entry = Entry::request("r1", Timestamp::now());
+        entry.approval_id = Some("a1".into());
+        entry.body(BodyDigest::new());
+        entry.client_addr = Some("127.0.0.1:1".into());
+        entry.deny_code = Some("field_denied".into());
+        entry.event = Some(serde_json::json!({}));
+        entry.latency_us = Some(1);
+        entry.masks = vec![mask];
+        entry.message = Some("m".into());
+        entry.object_version = Some("sha256:00".into());
+        entry.policy_version = Some("sha256:00".into());
+        entry.principal = Some(principal);
+        entry.request = Some(request);
+        entry.role = Some("support".into());
+        entry.slice = Some(slice);
+        entry.status = Some(200);
+        assert_canonical("Entry", &names(&entry), 22);
+    }
 }

@@ -135,12 +135,38 @@ pub fn encode(v: &Value, layers: u8) -> Value {
 /// Decodes, in place, every string of `doc` that holds a document, recording where.
 pub fn decode_tree(doc: &mut Value) -> Decoded {
     let mut out = Decoded::default();
-    let mut at = Vec::new();
-    walk(doc, &mut at, 0, 0, &mut out);
+    walk(doc, None, 0, 0, &mut out);
     out
 }
 
-fn walk(v: &mut Value, at: &mut Vec<Seg>, layers: u8, nesting: usize, out: &mut Decoded) {
+/// The path walked so far, one borrowed step per stack frame: copied into owned segments only
+/// where a document is found (rarely), not one key copy per member visited.
+struct At<'a> {
+    up: Option<&'a At<'a>>,
+    seg: Step<'a>,
+}
+
+#[derive(Clone, Copy)]
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+fn path_of(at: Option<&At<'_>>) -> Vec<Seg> {
+    let mut segs = Vec::new();
+    let mut node = at;
+    while let Some(a) = node {
+        segs.push(match a.seg {
+            Step::Key(k) => Seg::Key(k.to_owned()),
+            Step::Index(i) => Seg::Index(i),
+        });
+        node = a.up;
+    }
+    segs.reverse();
+    segs
+}
+
+fn walk(v: &mut Value, at: Option<&At<'_>>, layers: u8, nesting: usize, out: &mut Decoded) {
     match v {
         Value::String(s) => {
             if s.len() < 2 {
@@ -150,7 +176,7 @@ fn walk(v: &mut Value, at: &mut Vec<Seg>, layers: u8, nesting: usize, out: &mut 
                 Ok(None) => {}
                 Ok(Some((inner, n))) => {
                     *v = inner;
-                    out.embedded.insert(at, n);
+                    out.embedded.insert(&path_of(at), n);
                     walk(v, at, layers + n, nesting, out);
                 }
                 Err(()) => {
@@ -165,16 +191,12 @@ fn walk(v: &mut Value, at: &mut Vec<Seg>, layers: u8, nesting: usize, out: &mut 
         }
         Value::Array(a) => {
             for (i, c) in a.iter_mut().enumerate() {
-                at.push(Seg::Index(i));
-                walk(c, at, layers, nesting + 1, out);
-                at.pop();
+                walk(c, Some(&At { up: at, seg: Step::Index(i) }), layers, nesting + 1, out);
             }
         }
         Value::Object(m) => {
             for (k, c) in m.iter_mut() {
-                at.push(Seg::Key(k.clone()));
-                walk(c, at, layers, nesting + 1, out);
-                at.pop();
+                walk(c, Some(&At { up: at, seg: Step::Key(k) }), layers, nesting + 1, out);
             }
         }
         _ => {}

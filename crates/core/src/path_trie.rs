@@ -1,7 +1,7 @@
 //! A trie of normalized JSON paths, so "is this node selected, denied, or under either?" is one walk.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::OnceLock;
 
 use serde_json_path::{NormalizedPath, PathElement};
 
@@ -56,17 +56,28 @@ pub fn display(segs: &[Seg]) -> String {
     s
 }
 
+/// The tries' maps: keyed by aHash under one random key per process (a projected read marks and
+/// looks up a few dozen names, and SipHash was a tenth of its instructions). The key stays
+/// random, as std's is, because a document's member names come from whoever wrote the trace; one
+/// per process rather than per map because a trie makes two maps per node it touches.
+type Map<K, V> = hashbrown::HashMap<K, V, ahash::RandomState>;
+
+fn map<K, V>() -> Map<K, V> {
+    static KEY: OnceLock<ahash::RandomState> = OnceLock::new();
+    Map::with_hasher(KEY.get_or_init(ahash::RandomState::new).clone())
+}
+
 /// A set of paths, each carrying a mark `T` (e.g. the index of the rule that put it there).
 #[derive(Debug)]
 pub struct PathTrie<T> {
     pub mark: Option<T>,
-    keys: HashMap<String, PathTrie<T>>,
-    indices: HashMap<usize, PathTrie<T>>,
+    keys: Map<String, PathTrie<T>>,
+    indices: Map<usize, PathTrie<T>>,
 }
 
 impl<T> Default for PathTrie<T> {
     fn default() -> Self {
-        PathTrie { mark: None, keys: HashMap::new(), indices: HashMap::new() }
+        PathTrie { mark: None, keys: map(), indices: map() }
     }
 }
 
@@ -76,7 +87,7 @@ impl<T: Clone> PathTrie<T> {
         let mut node = self;
         for seg in path {
             node = match seg {
-                Seg::Key(k) => node.keys.entry(k.clone()).or_default(),
+                Seg::Key(k) => node.keys.entry_ref(k.as_str()).or_default(),
                 Seg::Index(i) => node.indices.entry(*i).or_default(),
             };
         }
@@ -93,9 +104,10 @@ impl<T: Clone> PathTrie<T> {
         self.indices.get(&i)
     }
 
-    /// The child trie at key `k`, created if absent.
+    /// The child trie at key `k`, created if absent (the key is copied only then: a walk marks
+    /// the same names again and again).
     pub fn key_entry(&mut self, k: &str) -> &mut PathTrie<T> {
-        self.keys.entry(k.to_owned()).or_default()
+        self.keys.entry_ref(k).or_default()
     }
 
     /// The child trie at index `i`, created if absent.

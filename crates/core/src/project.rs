@@ -160,7 +160,7 @@ fn view_with(doc: Value, role: &Role, trail: Option<&mut Trail>) -> View {
     let allow = locate(&doc, fields, Kind::Allow);
     let deny = locate(&doc, fields, Kind::Deny);
     let mut embedded = Embedded::default();
-    let out = build(&doc, Some(&allow), false, Some(&deny), Some(&decoded.embedded), &mut embedded, trail)
+    let out = build(doc, Some(&allow), false, Some(&deny), Some(&decoded.embedded), &mut embedded, trail)
         .unwrap_or(Value::Object(Map::new()));
     View { doc: out, embedded, withheld: decoded.withheld }
 }
@@ -181,7 +181,7 @@ pub fn narrow(view: View, requested: &[FieldRequest], limits: &Limits) -> Result
         }
     }
     let mut embedded = Embedded::default();
-    let doc = build(&view.doc, Some(&sel), false, None, Some(&view.embedded), &mut embedded, None).unwrap_or(Value::Object(Map::new()));
+    let doc = build(view.doc, Some(&sel), false, None, Some(&view.embedded), &mut embedded, None).unwrap_or(Value::Object(Map::new()));
     Ok(View { doc, embedded, withheld: view.withheld })
 }
 
@@ -213,17 +213,28 @@ enum Kind {
 }
 
 /// Marks every node the view's allow (or deny) rules select, with the index of the first rule.
-/// A rule of names, indices and wildcards only is walked by its [`plan::Plan`] (the same nodes,
-/// without the evaluator's per-node path copies, which were most of a projected read's CPU);
-/// any other rule by `serde_json_path`.
+/// A rule of names, indices and wildcards only is walked by its [`plan::Plan`], built when the
+/// policy was compiled (the same nodes, without the evaluator's per-node path copies, which were
+/// most of a projected read's CPU); any other rule by `serde_json_path`.
 fn locate(doc: &Value, view: &FieldView, kind: Kind) -> PathTrie<usize> {
     let rules = match kind {
         Kind::Allow => &view.allow,
         Kind::Deny => &view.deny,
     };
     let mut trie = PathTrie::default();
+    // Consecutive `$..name` rules share one walk ([`plan::mark_descendants`]); keeping them
+    // consecutive keeps every rule's turn, so the first rule to reach a node still names it.
+    let mut group: Vec<(&[plan::Pick], usize)> = Vec::new();
     for (i, rule) in rules.iter().enumerate() {
-        match plan::cached(&rule.expr, &rule.path) {
+        if let Some(sels) = rule.plan.as_ref().and_then(plan::Plan::descendant_only) {
+            group.push((sels, i));
+            continue;
+        }
+        if !group.is_empty() {
+            plan::mark_descendants(&group, doc, &mut trie);
+            group.clear();
+        }
+        match &rule.plan {
             Some(p) => p.mark(doc, &mut trie, i),
             None => {
                 for loc in rule.path.query_located(doc).locations() {
@@ -232,15 +243,19 @@ fn locate(doc: &Value, view: &FieldView, kind: Kind) -> PathTrie<usize> {
             }
         }
     }
+    if !group.is_empty() {
+        plan::mark_descendants(&group, doc, &mut trie);
+    }
     trie
 }
 
-/// Copies the selected parts of `v`. `full` means an ancestor was selected whole. Decoded
+/// Keeps the selected parts of `v`, moving them out of it rather than copying them (the stored
+/// document is parsed for this one read). `full` means an ancestor was selected whole. Decoded
 /// positions (`exp`) are carried over to `out_exp` at the output's positions (array elements
 /// that are not kept shift the ones after them). With a `trail`, every node left out is noted
 /// at its stored path (the walk returns at the first one, so only top-most paths are noted).
 fn build(
-    v: &Value,
+    v: Value,
     sel: Option<&PathTrie<usize>>,
     full: bool,
     deny: Option<&PathTrie<usize>>,
@@ -270,7 +285,7 @@ fn build(
         if let Some(e) = exp {
             copy_marks(e, out_exp);
         }
-        return Some(v.clone());
+        return Some(v);
     }
     fn child_sel(full: bool, s: Option<&PathTrie<usize>>) -> Option<&PathTrie<usize>> {
         if full {
@@ -289,10 +304,10 @@ fn build(
                 }
                 let kid = build(
                     c,
-                    child_sel(full, sel.and_then(|s| s.key(k))),
+                    child_sel(full, sel.and_then(|s| s.key(&k))),
                     full,
-                    deny.and_then(|d| d.key(k)),
-                    exp.and_then(|e| e.key(k)),
+                    deny.and_then(|d| d.key(&k)),
+                    exp.and_then(|e| e.key(&k)),
                     &mut kid_exp,
                     trail.as_deref_mut(),
                 );
@@ -301,16 +316,16 @@ fn build(
                 }
                 if let Some(x) = kid {
                     if !kid_exp.is_empty() {
-                        *out_exp.key_entry(k) = kid_exp;
+                        *out_exp.key_entry(&k) = kid_exp;
                     }
-                    o.insert(k.clone(), x);
+                    o.insert(k, x);
                 }
             }
             Value::Object(o)
         }
         Value::Array(a) => {
             let mut out = Vec::new();
-            for (i, c) in a.iter().enumerate() {
+            for (i, c) in a.into_iter().enumerate() {
                 let mut kid_exp = Embedded::default();
                 if let Some(t) = trail.as_deref_mut() {
                     t.enter(Seg::Index(i));
@@ -336,7 +351,7 @@ fn build(
             }
             Value::Array(out)
         }
-        scalar if full => scalar.clone(),
+        scalar if full => scalar,
         _ => {
             if let Some(t) = trail {
                 t.withhold();
@@ -406,7 +421,7 @@ impl Trail {
     }
 }
 
-mod plan;
+pub(crate) mod plan;
 
 #[cfg(test)]
 mod tests;

@@ -197,7 +197,7 @@ fn render(
         // Gateways before the byte engine served whole-document reads through the parsed view:
         // the same values, but an unchanged JSON-in-string re-encoded. Those records replay
         // through that rendering; both renderings are functions of the same inputs.
-        let doc: Value = serde_json::from_slice(stored).map_err(|_| ReplayError::Corrupt(tid.clone()))?;
+        let doc: Value = tracegate_core::pipeline::parse_stored(stored).map_err(|_| ReplayError::Corrupt(tid.clone()))?;
         let served = project_and_mask(&candidates, doc, None, key).map_err(refused)?;
         let tree = serde_json::to_vec(&served.body).map_err(|e| ReplayError::Refused(e.to_string()))?;
         let (_, tree_digest) = BodyDigest::of(&tree);

@@ -55,7 +55,19 @@ impl StoredTrace {
 
 /// The content version of a trace: `sha256:<hex>` of its bytes.
 pub fn content_version(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+    const PREFIX: &[u8] = b"sha256:";
+    let digest = Sha256::digest(bytes);
+    // Hex written into one buffer of the final size, not through `hex::encode`'s per-char
+    // iterator and a second `format!` copy: every read computes one.
+    let mut out = vec![0u8; PREFIX.len() + 2 * digest.len()];
+    let (head, tail) = out.split_at_mut(PREFIX.len());
+    head.copy_from_slice(PREFIX);
+    if hex::encode_to_slice(digest, tail).is_ok() {
+        if let Ok(s) = String::from_utf8(out) {
+            return s;
+        }
+    }
+    format!("sha256:{}", hex::encode(digest))
 }
 
 /// The object key of a trace's current version: the order [`TraceStore::list_after`] walks in.

@@ -81,6 +81,18 @@ pub struct FieldRule {
     pub path: JsonPath,
     /// Its pattern, for deciding from the policy alone what a request can reach.
     pub shape: crate::jsonpath::Shape,
+    /// How a read locates what the rule selects: its checked walk, built once when the policy
+    /// is compiled (`None`: the library evaluates it). Built here rather than looked up per
+    /// request, so a read takes no lock and hashes no rule text.
+    pub(crate) plan: Option<crate::project::plan::Plan>,
+}
+
+impl FieldRule {
+    /// A rule for `expr` as parsed into `path` and `shape`, with its plan.
+    pub(crate) fn new(id: String, expr: String, path: JsonPath, shape: crate::jsonpath::Shape) -> FieldRule {
+        let plan = crate::project::plan::Plan::of(&expr, &path);
+        FieldRule { id, expr, path, shape, plan }
+    }
 }
 
 /// The projection a role gets: nodes matched by any `allow`, minus subtrees matched by any `deny`.

@@ -160,12 +160,12 @@ impl Ctx<'_> {
             match crate::jsonpath::parse(s.get_ref()).and_then(|path| {
                 crate::jsonpath::scan(s.get_ref()).map(|shape| (path, shape)).map_err(|e| e.0)
             }) {
-                Ok((path, shape)) => out.push(FieldRule {
-                    id: format!("roles.{role}.fields.{kind}[{i}]"),
-                    expr: s.get_ref().clone(),
+                Ok((path, shape)) => out.push(FieldRule::new(
+                    format!("roles.{role}.fields.{kind}[{i}]"),
+                    s.get_ref().clone(),
                     path,
                     shape,
-                }),
+                )),
                 Err(e) => self.err(
                     s.span(),
                     format!("`{}` is not an RFC 9535 JSONPath: {e}", s.get_ref()),

@@ -10,19 +10,17 @@
 //! library on what a rule means — only on how such a query is evaluated, which the differential
 //! test over generated documents and queries checks (`tests.rs`, `plans_select_what_the_library_selects`).
 //! Anything else (filters, slices, a rendering that does not round-trip) is evaluated by the library.
+//!
+//! A plan depends on nothing but the rule, so it is built once, when the policy is compiled
+//! ([`crate::policy::FieldRule`]), and read without a lock on every request.
 
-use std::collections::HashMap;
 use std::fmt::Write;
-use std::sync::{Arc, OnceLock, RwLock};
 
 use serde_json::Value;
 use serde_json_path::JsonPath;
 
 use crate::jsonpath::{scan, SegShape, Sel};
 use crate::path_trie::{quote_name, segs_of, PathTrie, Seg};
-
-/// Most rule texts remembered; past it, rules not yet planned are evaluated by the library.
-const MAX_CACHED: usize = 4096;
 
 /// Segments whose text has two forms (`.name` / `['name']`, `.*` / `[*]`) tried when a plan is
 /// checked; a rule with more of them is left to the library.
@@ -43,35 +41,10 @@ struct Step {
 }
 
 #[derive(Debug, PartialEq, Eq)]
-enum Pick {
+pub(crate) enum Pick {
     Name(String),
     Index(i64),
     Wildcard,
-}
-
-/// The plan of the rule `expr` (parsed as `path`), built and checked once per process and rule
-/// text. A plan depends on nothing but the text, so sharing it across requests and policy
-/// versions cannot change what any read selects.
-pub(crate) fn cached(expr: &str, path: &JsonPath) -> Option<Arc<Plan>> {
-    static PLANS: OnceLock<RwLock<HashMap<String, Option<Arc<Plan>>>>> = OnceLock::new();
-    let plans = PLANS.get_or_init(Default::default);
-    if let Ok(m) = plans.read() {
-        if let Some(p) = m.get(expr) {
-            return p.clone();
-        }
-        if m.len() >= MAX_CACHED {
-            // Full: building a plan (up to 2^MAX_AMBIGUOUS parses) on every request would cost
-            // more than the library's evaluation it replaces.
-            return None;
-        }
-    }
-    let p = Plan::of(expr, path).map(Arc::new);
-    if let Ok(mut m) = plans.write() {
-        if m.len() < MAX_CACHED {
-            m.insert(expr.to_owned(), p.clone());
-        }
-    }
-    p
 }
 
 impl Plan {
@@ -129,6 +102,16 @@ impl Plan {
     pub(crate) fn mark(&self, doc: &Value, trie: &mut PathTrie<usize>, mark: usize) {
         let mut at = Vec::new();
         run(&self.steps, doc, &mut at, &mut Out { trie, mark, tail: self.tail.as_ref() });
+    }
+
+    /// The selectors of a plan that is one descendant segment and nothing else (`$..reasoning`,
+    /// `$..['a','b']`): it marks exactly the child edges they pick, anywhere, so such plans can
+    /// share one walk ([`mark_descendants`]).
+    pub(crate) fn descendant_only(&self) -> Option<&[Pick]> {
+        match (self.steps.as_slice(), &self.tail) {
+            ([step], None) if step.descendant => Some(&step.sels),
+            _ => None,
+        }
     }
 
     #[cfg(test)]
@@ -301,6 +284,54 @@ fn descend<'a>(step: &Step, rest: &[Step], v: &'a Value, at: &mut Vec<At<'a>>, o
         }
         _ => {}
     }
+}
+
+/// Marks what several [`Plan::descendant_only`] plans select, each with its own mark, in one walk
+/// of `doc` instead of one walk per rule (a role's deny list is mostly `$..name` rules, and each
+/// walk visits every node). The trie is the one their walks in turn would leave: such a plan
+/// marks a node only at its own edge, and at each edge the plans are tried in the given order,
+/// so the first of them to pick a node names it, as it would have marked it first.
+pub(crate) fn mark_descendants(group: &[(&[Pick], usize)], doc: &Value, trie: &mut PathTrie<usize>) {
+    fn walk<'a>(group: &[(&[Pick], usize)], v: &'a Value, at: &mut Vec<At<'a>>, trie: &mut PathTrie<usize>) {
+        match v {
+            Value::Object(m) => {
+                for (k, c) in m {
+                    at.push(At::Key(k));
+                    for (sels, mark) in group {
+                        let picked = sels.iter().any(|s| match s {
+                            Pick::Name(n) => n == k,
+                            Pick::Wildcard => true,
+                            Pick::Index(_) => false,
+                        });
+                        if picked {
+                            Out { trie: &mut *trie, mark: *mark, tail: None }.set(at, &[]);
+                        }
+                    }
+                    walk(group, c, at, trie);
+                    at.pop();
+                }
+            }
+            Value::Array(a) => {
+                for (i, c) in a.iter().enumerate() {
+                    at.push(At::Index(i));
+                    for (sels, mark) in group {
+                        let picked = sels.iter().any(|s| match s {
+                            Pick::Index(x) => element(*x, a.len()) == Some(i),
+                            Pick::Wildcard => true,
+                            Pick::Name(_) => false,
+                        });
+                        if picked {
+                            Out { trie: &mut *trie, mark: *mark, tail: None }.set(at, &[]);
+                        }
+                    }
+                    walk(group, c, at, trie);
+                    at.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+    walk(group, doc, &mut Vec::new(), trie);
 }
 
 /// The element an index selector picks in an array of `len` (negative counts from the end).

@@ -424,3 +424,39 @@ fn planned_and_library_rules_mark_the_first_rule() {
         "{deny_m:?}"
     );
 }
+
+/// `$..name` rules sharing one walk leave the trie their walks in turn leave, marks included,
+/// for generated documents and groups of such rules (names, indices, wildcards, unions).
+#[test]
+fn shared_descendant_walk_marks_what_walks_in_turn_mark() {
+    let mut r = rng::Rng::new(0x2545_f491_4f6c_dd1d);
+    let mut compared = 0;
+    for _ in 0..300 {
+        let doc = gen_doc(&mut r, 5);
+        let mut plans = Vec::new();
+        for _ in 0..40 {
+            let q = format!("$..{}", gen_query(&mut r).trim_start_matches('$').trim_start_matches('.'));
+            let Ok(path) = crate::jsonpath::parse(&q) else { continue };
+            if let Some(p) = plan::Plan::of(&q, &path).filter(|p| p.descendant_only().is_some()) {
+                plans.push(p);
+            }
+            if plans.len() == 4 {
+                break;
+            }
+        }
+        if plans.len() < 2 {
+            continue;
+        }
+        compared += 1;
+        let mut in_turn = PathTrie::default();
+        for (i, p) in plans.iter().enumerate() {
+            p.mark(&doc, &mut in_turn, i);
+        }
+        let group: Vec<(&[plan::Pick], usize)> =
+            plans.iter().enumerate().filter_map(|(i, p)| p.descendant_only().map(|s| (s, i))).collect();
+        let mut shared = PathTrie::default();
+        plan::mark_descendants(&group, &doc, &mut shared);
+        assert_eq!(marks(&shared), marks(&in_turn), "{} rules over {doc}", plans.len());
+    }
+    assert!(compared > 100, "only {compared} groups compared");
+}

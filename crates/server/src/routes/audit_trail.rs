@@ -232,7 +232,7 @@ async fn own_view(state: &AppState, who: &Principal, tid: &TraceId, version: &st
     let len = stored.bytes.len();
     let (policy, who, tid, key) = (state.policy.clone(), who.clone(), tid.clone(), state.mask_key.clone());
     crate::budget::run(len, move || {
-        let Ok(doc) = serde_json::from_slice::<Value>(&stored.bytes) else {
+        let Ok(doc) = tracegate_core::pipeline::parse_stored(&stored.bytes) else {
             return Err("the stored version is not valid JSON");
         };
         let meta = TraceMeta::extract(tid, &doc);

@@ -13,7 +13,7 @@ use serde_json::Value;
 use tracegate_core::approval::MAX_PURPOSE_LEN;
 use tracegate_core::decision::{check_rows, roles_for_action};
 use tracegate_core::pipeline::{
-    decide_read_gated, explain_withheld, serve_read, Candidate, ReadDecision, ReadRequest, Rendered, ServeError, WithheldReport,
+    decide_read_gated, explain_withheld, parse_stored, serve_read, Candidate, ReadDecision, ReadRequest, Rendered, ServeError, WithheldReport,
 };
 use tracegate_core::project::{check_request, FieldRequest};
 use tracegate_core::mask::MaskKey;
@@ -207,7 +207,7 @@ impl Job<'_> {
         // entry the decision used may be stale. Only a role whose row scope reads the trace
         // (`match`, `max_age`) needs the document parsed for it; the parsed tree is reused.
         let parsed: Option<Value> = match roles.iter().any(|(r, _)| r.rows.reads_trace()) {
-            true => Some(serde_json::from_slice(stored).map_err(|e| corrupt(&e))?),
+            true => Some(parse_stored(stored).map_err(|e| corrupt(&e))?),
             false => None,
         };
         let fresh = parsed.as_ref().map(|doc| TraceMeta::extract(self.id.clone(), doc));
