@@ -96,8 +96,12 @@ impl Operators {
                     let tag = m.finalize().into_bytes();
                     out.push_str(label);
                     out.push('_');
-                    let hex = hex::encode(&tag[..PSEUDONYM_HEX / 2]);
-                    out.push_str(&hex);
+                    // Into a stack buffer: `hex::encode` builds a `String` a char at a time,
+                    // and every pseudonym of a read passes here.
+                    let mut hex = [0u8; PSEUDONYM_HEX];
+                    if hex::encode_to_slice(&tag[..PSEUDONYM_HEX / 2], &mut hex).is_ok() {
+                        out.push_str(std::str::from_utf8(&hex).unwrap_or_default());
+                    }
                 }
             }
             Op::Redact | Op::Off | Op::Drop => {
