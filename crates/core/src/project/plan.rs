@@ -297,16 +297,11 @@ pub(crate) fn mark_descendants(group: &[(&[Pick], usize)], doc: &Value, trie: &m
             Value::Object(m) => {
                 for (k, c) in m {
                     at.push(At::Key(k));
-                    for (sels, mark) in group {
-                        let picked = sels.iter().any(|s| match s {
-                            Pick::Name(n) => n == k,
-                            Pick::Wildcard => true,
-                            Pick::Index(_) => false,
-                        });
-                        if picked {
-                            Out { trie: &mut *trie, mark: *mark, tail: None }.set(at, &[]);
-                        }
-                    }
+                    mark_edge(group, at, trie, |s| match s {
+                        Pick::Name(n) => n == k,
+                        Pick::Wildcard => true,
+                        Pick::Index(_) => false,
+                    });
                     walk(group, c, at, trie);
                     at.pop();
                 }
@@ -314,21 +309,24 @@ pub(crate) fn mark_descendants(group: &[(&[Pick], usize)], doc: &Value, trie: &m
             Value::Array(a) => {
                 for (i, c) in a.iter().enumerate() {
                     at.push(At::Index(i));
-                    for (sels, mark) in group {
-                        let picked = sels.iter().any(|s| match s {
-                            Pick::Index(x) => element(*x, a.len()) == Some(i),
-                            Pick::Wildcard => true,
-                            Pick::Name(_) => false,
-                        });
-                        if picked {
-                            Out { trie: &mut *trie, mark: *mark, tail: None }.set(at, &[]);
-                        }
-                    }
+                    mark_edge(group, at, trie, |s| match s {
+                        Pick::Index(x) => element(*x, a.len()) == Some(i),
+                        Pick::Wildcard => true,
+                        Pick::Name(_) => false,
+                    });
                     walk(group, c, at, trie);
                     at.pop();
                 }
             }
             _ => {}
+        }
+    }
+    /// Marks the edge just pushed onto `at` for each plan of the group (in order) that picks it.
+    fn mark_edge(group: &[(&[Pick], usize)], at: &[At<'_>], trie: &mut PathTrie<usize>, picks: impl Fn(&Pick) -> bool) {
+        for (sels, mark) in group {
+            if sels.iter().any(&picks) {
+                Out { trie: &mut *trie, mark: *mark, tail: None }.set(at, &[]);
+            }
         }
     }
     walk(group, doc, &mut Vec::new(), trie);
