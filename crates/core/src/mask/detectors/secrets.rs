@@ -79,6 +79,10 @@ pub struct Rule {
     led: Option<Led>,
 }
 
+/// Keyword starts a led search tries and fails before it hands the rest of a text to the
+/// unanchored search ([`Rule::find_led`]).
+const MAX_FAILED_STARTS: usize = 32;
+
 /// The position after the character at `at` (`at + 1` at the end, ending a search loop).
 fn next_char(text: &str, at: usize) -> usize {
     at + text.get(at..).and_then(|r| r.chars().next()).map_or(1, char::len_utf8)
@@ -154,14 +158,20 @@ impl Rule {
 
     /// The relaxed pattern searched unanchored (with the exact one where a capture is long).
     fn find_plain(&self, text: &str, out: &mut Vec<Span>) {
+        self.find_plain_from(text, 0, out);
+    }
+
+    /// [`Rule::find_plain`] for the matches that start at or after `at`.
+    fn find_plain_from(&self, text: &str, mut at: usize, out: &mut Vec<Span>) {
         if self.re.captures_len() == 1 {
-            for m in self.re.find_iter(text) {
+            while at <= text.len() {
+                let Some(m) = self.re.find_at(text, at) else { break };
                 self.push(text, m.start(), m.end(), out);
+                at = if m.end() > m.start() { m.end() } else { next_char(text, m.end()) };
             }
             return;
         }
         let mut locs = self.re.capture_locations();
-        let mut at = 0;
         while at <= text.len() {
             let Some(m) = self.re.captures_read_at(&mut locs, text, at) else { break };
             let (mut start, mut end) = (m.start(), m.end());
@@ -184,6 +194,11 @@ impl Rule {
         let mut caps = led.full.create_captures();
         let mut locs = self.re.capture_locations();
         let mut at = 0;
+        // Keyword starts where the anchored pattern failed. Each such search can read to the
+        // end of the text (`token.token.token…` followed by a long run the value class takes),
+        // so past a few of them the rest of the text goes to the one unanchored search, which
+        // reads it once: the same matches, and never quadratic in the number of keywords.
+        let mut failed = 0usize;
         'matches: while at <= text.len() {
             // The leftmost match at or after `at`: the first keyword start where the whole
             // pattern matches, anchored.
@@ -193,6 +208,10 @@ impl Rule {
                 led.full.search_captures(&Input::new(text).range(key.start()..).anchored(Anchored::Yes), &mut caps);
                 if caps.is_match() {
                     break;
+                }
+                failed += 1;
+                if failed > MAX_FAILED_STARTS {
+                    return self.find_plain_from(text, at, out);
                 }
                 from = next_char(text, key.start());
                 if from > text.len() {
@@ -396,6 +415,16 @@ mod tests {
             }
         }
         assert!(found > 1_500, "only {found} matches: the texts test little");
+        // Past MAX_FAILED_STARTS failed keyword starts the rest goes to the unanchored search:
+        // many keywords before a long value-class run, then matches after it.
+        let hostile = format!("{}{} then token is kq3V9x9TbLm2Pq and api_key=AbCdEf1234567890XyZ", "token.".repeat(200), "a".repeat(5000));
+        for r in &led {
+            let (mut got, mut want) = (Vec::new(), Vec::new());
+            r.find(&hostile, &mut got);
+            r.find_plain(&hostile, &mut want);
+            let spans = |v: &[Span]| v.iter().map(|s| (s.start, s.end)).collect::<Vec<_>>();
+            assert_eq!(spans(&got), spans(&want), "{}", r.detector.name());
+        }
     }
 
     #[test]
