@@ -8,6 +8,7 @@
 //! - [`record`] — the record: every field named once and documented (also `docs/audit.md`);
 //! - [`canonical`] and [`chain`] — the canonical form and the hash chain over it;
 //! - [`log`] — the embedded append-only log with group commit, recovery and prune;
+//! - `reserve` — disk space reserved ahead of the log's end, so flushes write no allocation metadata;
 //! - [`checkpoint`] — Ed25519-signed checkpoints of the chain head and prune anchors;
 //! - [`verify`] — checks the chain and every signature, locating the first break;
 //! - [`pg`] — the same trail in PostgreSQL: one chain for every replica, group-committed;
@@ -25,6 +26,7 @@ pub mod pg;
 pub mod policies;
 pub mod query;
 pub mod record;
+mod reserve;
 pub mod trail;
 pub mod verify;
 

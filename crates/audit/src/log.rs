@@ -38,6 +38,7 @@ use crate::chain::{check_line, Prepared};
 use crate::checkpoint::{AnchorInfo, Checkpoint, PublicKey, SigningKey};
 use crate::error::AuditError;
 use crate::record::{Entry, Sealed, Timestamp, GENESIS_HASH};
+use crate::reserve::Reservation;
 
 /// The log file inside the audit directory.
 pub const LOG_FILE: &str = "audit.jsonl";
@@ -270,6 +271,7 @@ impl AuditLog {
             token_tx: token_tx.clone(),
             sync_threads,
             truncated_after_failure: false,
+            reserved: Reservation::default(),
             _lock: lock,
         };
         if let Some(r) = &mut recovery {
@@ -401,6 +403,8 @@ struct Writer {
     token_tx: mpsc::Sender<()>,
     sync_threads: usize,
     truncated_after_failure: bool,
+    /// Blocks reserved past the end of `log` ([`crate::reserve`]).
+    reserved: Reservation,
     _lock: File,
 }
 
@@ -520,6 +524,7 @@ impl Writer {
             prev = hash;
             seq += 1;
         }
+        self.reserved.ahead(&self.log, self.len, buf.len() as u64);
         match self.log.write_all(&buf) {
             Ok(()) => {
                 self.len += buf.len() as u64;
@@ -531,6 +536,7 @@ impl Writer {
                 let msg = format!("writing `{}` failed: {e}", self.log_path.display());
                 // Cut off the partial write; earlier batches (maybe in flight) are untouched.
                 let _ = self.log.set_len(self.len);
+                self.reserved.reset(self.len, false);
                 self.shared.fail(msg.clone());
                 Err(msg)
             }
@@ -577,6 +583,7 @@ impl Writer {
         let held = self.quiesce();
         let durable = self.shared.durable();
         let _ = self.log.set_len(durable.len).and_then(|()| self.log.sync_data());
+        self.reserved.reset(durable.len, false);
         self.truncated_after_failure = true;
         self.release(held);
     }
@@ -728,6 +735,7 @@ impl Writer {
         sync_dir(&self.dir)?;
         self.log = open_append(&self.log_path)?;
         self.len -= cut;
+        self.reserved.reset(self.len, true);
         self.generation += 1;
         let mut d = self.shared.durable.lock().unwrap_or_else(PoisonError::into_inner);
         d.len = self.len;
