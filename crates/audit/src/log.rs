@@ -249,8 +249,8 @@ impl AuditLog {
         });
         let public_key = key.public_key().clone();
         let sync_threads = opts.sync_threads.max(1);
-        let (work_tx, work_rx) = mpsc::channel::<Pending>();
-        let (token_tx, token_rx) = mpsc::channel::<()>();
+        let (token_tx, token_rx) = mpsc::channel::<usize>();
+        let (work_txs, work_rxs): (Vec<_>, Vec<_>) = (0..sync_threads).map(|_| mpsc::channel::<Pending>()).unzip();
         let mut writer = Writer {
             log_path,
             ckpt_path,
@@ -266,7 +266,7 @@ impl AuditLog {
             shared: shared.clone(),
             opts,
             generation: 0,
-            work: Some(work_tx),
+            work: Some(work_txs),
             tokens: token_rx,
             token_tx: token_tx.clone(),
             sync_threads,
@@ -288,13 +288,12 @@ impl AuditLog {
             tracing::warn!(torn_bytes = r.torn_bytes, "audit log recovered a torn tail after an unclean stop");
         }
 
-        let work_rx = Arc::new(Mutex::new(work_rx));
-        for i in 0..sync_threads {
-            let (path, work_rx, tokens, shared) = (writer.log_path.clone(), work_rx.clone(), token_tx.clone(), shared.clone());
-            let _ = tokens.send(());
+        for (i, work_rx) in work_rxs.into_iter().enumerate() {
+            let (path, tokens, shared) = (writer.log_path.clone(), token_tx.clone(), shared.clone());
+            let _ = tokens.send(i);
             std::thread::Builder::new()
                 .name(format!("tracegate-audit-sync-{i}"))
-                .spawn(move || sync_worker(&path, &work_rx, &tokens, &shared))
+                .spawn(move || sync_worker(i, &path, &work_rx, &tokens, &shared))
                 .map_err(AuditError::io(&dir))?;
         }
         drop(token_tx);
@@ -397,10 +396,13 @@ struct Writer {
     shared: Arc<Shared>,
     opts: LogOptions,
     generation: u64,
-    work: Option<mpsc::Sender<Pending>>,
-    /// One token per idle sync worker.
-    tokens: mpsc::Receiver<()>,
-    token_tx: mpsc::Sender<()>,
+    /// Each sync worker's own queue: a worker waits on its channel alone, so handing it a batch
+    /// wakes only it (with one queue shared under a mutex, every hand-off also woke the next
+    /// idle worker to take the lock: per request more `futex` calls than anything else made).
+    work: Option<Vec<mpsc::Sender<Pending>>>,
+    /// One token per idle sync worker: its index in `work`.
+    tokens: mpsc::Receiver<usize>,
+    token_tx: mpsc::Sender<usize>,
     sync_threads: usize,
     truncated_after_failure: bool,
     /// Blocks reserved past the end of `log` ([`crate::reserve`]).
@@ -434,7 +436,7 @@ impl Writer {
             match msg {
                 Msg::Append(p, reply) => {
                     // Wait for a free sync worker first: whatever arrives meanwhile joins the batch.
-                    let have_token = self.tokens.recv().is_ok();
+                    let token = self.tokens.recv().ok();
                     let mut batch = vec![(p, reply)];
                     while batch.len() < self.opts.max_batch {
                         match rx.try_recv() {
@@ -446,8 +448,8 @@ impl Writer {
                             Err(_) => break,
                         }
                     }
-                    if have_token {
-                        self.dispatch(batch);
+                    if let Some(worker) = token {
+                        self.dispatch(batch, worker);
                     } else {
                         self.shared.fail("audit sync workers stopped".into());
                         nack(batch.into_iter().map(|(_, r)| r), "audit sync workers stopped");
@@ -480,12 +482,12 @@ impl Writer {
         }
     }
 
-    /// Seals and writes `batch`, then hands it to a sync worker (whose token we hold).
-    fn dispatch(&mut self, batch: Vec<(Prepared, Reply<Sealed>)>) {
+    /// Seals and writes `batch`, then hands it to sync worker `worker` (whose token we hold).
+    fn dispatch(&mut self, batch: Vec<(Prepared, Reply<Sealed>)>, worker: usize) {
         let (prepared, replies): (Vec<Prepared>, Vec<Reply<Sealed>>) = batch.into_iter().unzip();
         if let Some(f) = self.shared.failure() {
             nack(replies.into_iter(), &f);
-            self.release(1);
+            self.release(vec![worker]);
             return;
         }
         let refs: Vec<&Prepared> = prepared.iter().collect();
@@ -493,20 +495,20 @@ impl Writer {
             Ok(s) => s,
             Err(msg) => {
                 nack(replies.into_iter(), &msg);
-                self.release(1);
+                self.release(vec![worker]);
                 return;
             }
         };
         let end = Durable { seq: self.next_seq - 1, hash: self.head_hash.clone(), len: self.len };
         let job = Pending { replies, sealed, end, generation: self.generation };
-        let unsent = match &self.work {
+        let unsent = match self.work.as_ref().and_then(|w| w.get(worker)) {
             Some(w) => w.send(job).err().map(|mpsc::SendError(job)| job),
             None => Some(job),
         };
         if let Some(job) = unsent {
             self.shared.fail("audit sync workers stopped".into());
             nack(job.replies.into_iter(), "audit sync workers stopped");
-            self.release(1);
+            self.release(vec![worker]);
         }
     }
 
@@ -558,19 +560,22 @@ impl Writer {
         Ok(sealed)
     }
 
-    /// Waits until no flush is in flight; returns how many tokens it now holds.
-    fn quiesce(&mut self) -> usize {
-        let mut held = 0;
-        while held < self.sync_threads && self.tokens.recv().is_ok() {
-            held += 1;
+    /// Waits until no flush is in flight; returns the tokens it now holds.
+    fn quiesce(&mut self) -> Vec<usize> {
+        let mut held = Vec::with_capacity(self.sync_threads);
+        while held.len() < self.sync_threads {
+            match self.tokens.recv() {
+                Ok(t) => held.push(t),
+                Err(_) => break,
+            }
         }
         held
     }
 
     /// Gives tokens back to the pool (the channel workers return theirs on).
-    fn release(&mut self, held: usize) {
-        for _ in 0..held {
-            let _ = self.token_tx.send(());
+    fn release(&mut self, held: Vec<usize>) {
+        for t in held {
+            let _ = self.token_tx.send(t);
         }
     }
 
@@ -747,14 +752,10 @@ impl Writer {
 /// A sync worker: flushes written batches and acknowledges them. Each worker opens the log
 /// itself, so a writeback error is reported to every worker's next flush (an error seen through
 /// one open file description is not seen again through the same one).
-fn sync_worker(path: &Path, work: &Mutex<mpsc::Receiver<Pending>>, tokens: &mpsc::Sender<()>, shared: &Shared) {
+fn sync_worker(me: usize, path: &Path, work: &mpsc::Receiver<Pending>, tokens: &mpsc::Sender<usize>, shared: &Shared) {
     let mut file: Option<(u64, File)> = None;
     loop {
-        let job = {
-            let rx = work.lock().unwrap_or_else(PoisonError::into_inner);
-            rx.recv()
-        };
-        let Ok(job) = job else { return };
+        let Ok(job) = work.recv() else { return };
         let flushed = match &file {
             Some((generation, f)) if *generation == job.generation => f.sync_data(),
             _ => File::open(path).and_then(|f| {
@@ -777,7 +778,7 @@ fn sync_worker(path: &Path, work: &Mutex<mpsc::Receiver<Pending>>, tokens: &mpsc
                 nack(job.replies.into_iter(), &msg);
             }
         }
-        let _ = tokens.send(());
+        let _ = tokens.send(me);
     }
 }
 
