@@ -5,7 +5,8 @@
 #   DURATION=10s CONNECTIONS=32 bash scripts/bench-http.sh
 # Then the scaled-out deployment (SCALE=0 skips it): traces in a moto S3 bucket, state in a
 # fresh PostgreSQL database, started by scripts/start-replicas.sh — one replica directly and
-# behind nginx, two behind nginx — beside moto read directly and through an nginx proxy hop.
+# behind nginx, two behind nginx — beside moto read directly and through an nginx proxy hop;
+# the realistic traces too, put into the bucket as they are and indexed by `index rebuild`.
 # What the audit flush adds: the embedded engineer rows again with the audit log on tmpfs
 # (/dev/shm, where fdatasync returns at once) — a side measurement, never a deployment.
 # AB="BIN_A BIN_B" runs an alternated A/B of two builds instead (see below).
@@ -83,14 +84,18 @@ done = function(summary, latency, requests)
 end
 LUA
 # The same, reading real-<size>-0 … real-<size>-(REAL_COUNT-1) in random order (a URL ending
-# in `/real-2k` or `/real-100k` names the set).
+# in `/real-2k` or `/real-100k` names the set; `/real-2k.json`, an object key, the same set in
+# a bucket).
 for t in 2k 100k; do
   cat "$WORK/pct.lua" - > "$WORK/real-$t.lua" <<LUA
 local threads = 0
 setup = function(thread) threads = threads + 1; thread:set("id", threads) end
 init = function(args) math.randomseed(os.time() + 7919 * id) end
 request = function()
-  return wrk.format("GET", wrk.path .. "-" .. math.random(0, $REAL_COUNT - 1))
+  local n = math.random(0, $REAL_COUNT - 1)
+  local base, ext = wrk.path:match("^(.-)(%.json)$")
+  if base then return wrk.format("GET", base .. "-" .. n .. ext) end
+  return wrk.format("GET", wrk.path .. "-" .. n)
 end
 LUA
 done
@@ -104,7 +109,7 @@ run() { # label url token [pid: also report that process's CPU per request]
   local out rps p50 p99 p999 reqs before after cpu="–"
   [ -n "${4:-}" ] && before=$(cpu_ticks "$4")
   local script=$WORK/pct.lua
-  case $2 in */real-2k) script=$WORK/real-2k.lua ;; */real-100k) script=$WORK/real-100k.lua ;; esac
+  case $2 in */real-2k | */real-2k.json) script=$WORK/real-2k.lua ;; */real-100k | */real-100k.json) script=$WORK/real-100k.lua ;; esac
   out=$(wrk -t2 -c"$CONNECTIONS" -d"$DURATION" -s "$script" -H "Authorization: Bearer $3" "$2")
   if echo "$out" | grep -q "Non-2xx"; then echo "non-2xx responses for $1" >&2; echo "$out" >&2; exit 1; fi
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
@@ -210,6 +215,23 @@ for t in 2k 100k; do
   curl -sf -o /dev/null -X PUT -H "Authorization: Bearer $WRITER" --data-binary "@$DATA/traces/bench-$t.json" "$A_URL/v1/traces/bench-$t"
 done
 bucket_path=${STORE_URL#s3://}
+# The realistic traces go into the bucket as they are (dense with secrets, as a store filled
+# before the gateway arrived holds them): written through the gateway, the writer role would
+# mask them first. Signed PUTs with the deployment's credential (boto3 comes with moto;
+# `public-read`, so the unsigned nginx hop can read them too), then the index rebuilt from the
+# bucket, as an operator adopting an existing bucket would.
+export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_ENDPOINT_URL AWS_ALLOW_HTTP AWS_REGION
+BUCKET_PATH=$bucket_path REAL_DIR=$DATA/traces REAL_COUNT=$REAL_COUNT python3 - <<'PY'
+import os, boto3
+bucket, _, prefix = os.environ["BUCKET_PATH"].partition("/")
+s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name=os.environ["AWS_REGION"])
+for size in ("2k", "100k"):
+    for k in range(int(os.environ["REAL_COUNT"])):
+        name = f"real-{size}-{k}.json"
+        with open(os.path.join(os.environ["REAL_DIR"], name), "rb") as f:
+            s3.put_object(Bucket=bucket, Key=f"{prefix}/{name}" if prefix else name, Body=f.read(), ContentType="application/json", ACL="public-read")
+PY
+$BIN index rebuild --config "$SCFG" 2>"$WORK/index-rebuild.log"
 
 echo
 echo "S3 (moto) + PostgreSQL: $BIN, engineer role; the stored trace is what the writer role stored"
@@ -222,5 +244,9 @@ for t in 2k 100k; do
   run "tracegate S3+PG, 1 replica, $t"          "$A_URL/v1/traces/bench-$t" "$SENG"
   run "tracegate S3+PG, 1 replica behind nginx, $t" "$NGINX_A_URL/v1/traces/bench-$t" "$SENG"
   run "tracegate S3+PG, 2 replicas behind nginx, $t" "$NGINX_URL/v1/traces/bench-$t" "$SENG"
+done
+for t in 2k 100k; do
+  run "nginx proxy hop to moto S3, realistic $t ($REAL_COUNT distinct)" "$S3_HOP_URL/$bucket_path/real-$t.json" x
+  run "tracegate S3+PG, 2 replicas behind nginx, realistic $t ($REAL_COUNT distinct)" "$NGINX_URL/v1/traces/real-$t" "$SENG"
 done
 run "tracegate S3+PG search (PostgreSQL index), 2 replicas behind nginx" "$NGINX_URL/v1/traces?agent=bench-agent" "$SENG"

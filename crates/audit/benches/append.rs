@@ -67,7 +67,7 @@ struct Run {
 
 async fn run(dir: PathBuf, key: PathBuf, appenders: usize, sync_threads: usize, work: Duration, secs: u64) -> Run {
     let _ = std::fs::remove_dir_all(&dir);
-    let opts = LogOptions { dir, checkpoint_every_records: 1000, checkpoint_interval: Duration::from_secs(60), max_batch: 4096, sync_threads };
+    let opts = LogOptions { dir, checkpoint_every_records: 1000, checkpoint_interval: Duration::from_secs(60), max_batch: 4096, sync_threads, flush_delay: Duration::ZERO };
     let log = Arc::new(AuditLog::open(opts, SigningKey::load_or_generate(&key).expect("key")).expect("open"));
     let deadline = Instant::now() + Duration::from_secs(secs);
     let start = Instant::now();

@@ -40,6 +40,13 @@ pub struct AuditConfig {
     /// before it. 1 is classic group commit; more cuts latency on devices where a lone flush is
     /// slow (virtual disks). Default 4.
     pub sync_threads: usize,
+    /// Under load, how long a batch waits for more records before it is flushed (humantime,
+    /// e.g. `300us`; `0s` turns it off). Only when a batch went out within the last ten of these
+    /// (a lone record after a quiet spell is flushed at once): then each flush covers more
+    /// records, which on a virtual disk frees more CPU than the wait costs in latency. Records
+    /// are still acknowledged only once flushed. Default `300us`.
+    #[serde(deserialize_with = "duration")]
+    pub flush_delay: Duration,
 }
 
 impl Default for AuditConfig {
@@ -53,9 +60,13 @@ impl Default for AuditConfig {
             retention: None,
             max_batch: 4096,
             sync_threads: 4,
+            flush_delay: Duration::from_micros(300),
         }
     }
 }
+
+/// Longest `flush_delay` honoured: past this the wait is latency with nothing left to gain.
+const MAX_FLUSH_DELAY: Duration = Duration::from_millis(100);
 
 impl AuditConfig {
     /// The same config with relative paths resolved against `data_dir`.
@@ -70,6 +81,7 @@ impl AuditConfig {
             checkpoint_interval: self.checkpoint_interval,
             max_batch: self.max_batch.max(1),
             sync_threads: self.sync_threads.clamp(1, 64),
+            flush_delay: self.flush_delay.min(MAX_FLUSH_DELAY),
         }
     }
 
@@ -112,5 +124,17 @@ mod tests {
         assert_eq!(c.checkpoint_interval, Duration::from_secs(5));
         assert_eq!(c.retention, Some(Duration::from_secs(30 * 86400)));
         assert!(toml::from_str::<AuditConfig>("dri = \"a\"").is_err());
+    }
+
+    #[test]
+    fn flush_delay_defaults_parses_and_is_capped() {
+        assert_eq!(AuditConfig::default().log_options().flush_delay, Duration::from_micros(300));
+        let c: AuditConfig = toml::from_str("flush_delay = \"750us\"").unwrap();
+        assert_eq!(c.log_options().flush_delay, Duration::from_micros(750));
+        let off: AuditConfig = toml::from_str("flush_delay = \"0s\"").unwrap();
+        assert!(off.log_options().flush_delay.is_zero());
+        let long: AuditConfig = toml::from_str("flush_delay = \"5s\"").unwrap();
+        assert_eq!(long.log_options().flush_delay, MAX_FLUSH_DELAY);
+        assert!(toml::from_str::<AuditConfig>("flush_delay = \"soon\"").is_err());
     }
 }

@@ -35,7 +35,7 @@ impl Env {
     }
 
     fn opts(&self, every: u64) -> LogOptions {
-        LogOptions { dir: self.dir.clone(), checkpoint_every_records: every, checkpoint_interval: Duration::from_secs(3600), max_batch: 256, sync_threads: 4 }
+        LogOptions { dir: self.dir.clone(), checkpoint_every_records: every, checkpoint_interval: Duration::from_secs(3600), max_batch: 256, sync_threads: 4, flush_delay: Duration::ZERO }
     }
 
     fn open(&self, every: u64) -> AuditLog {
@@ -112,6 +112,40 @@ async fn concurrent_appends_form_one_chain_and_reopen_resumes_it() {
     assert!(r.ok(), "{:?}", r.problems);
     assert_eq!((r.records, r.first_seq, r.last_seq, r.last_signed_seq), (401, Some(1), Some(401), Some(401)));
     assert_eq!(r.unsigned_records, 0);
+}
+
+/// Under load (a batch went out lately and records overlap) a batch waits `flush_delay` for
+/// more records, so pairs of records arriving tens of milliseconds apart share flushes; without
+/// the wait every pair would get one or two flushes of its own. Everything is still
+/// acknowledged, in one chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn under_load_a_batch_waits_for_more_records_before_its_flush() {
+    let env = Env::new();
+    let opts = LogOptions { flush_delay: Duration::from_millis(500), sync_threads: 1, ..env.opts(1_000_000) };
+    let log = Arc::new(AuditLog::open(opts, SigningKey::load(&env.key_path).unwrap()).unwrap());
+    let mut tasks = Vec::new();
+    for t in 0..12u64 {
+        let log = log.clone();
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20 * t)).await;
+            let (ea, eb) = (entry(2 * t, "alice", Decision::Allow), entry(2 * t + 1, "bob", Decision::Allow));
+            let (a, b) = tokio::join!(log.append(&ea), log.append(&eb));
+            [a.unwrap().seq, b.unwrap().seq]
+        }));
+    }
+    let mut seqs = Vec::new();
+    for t in tasks {
+        seqs.extend(t.await.unwrap());
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=24).collect::<Vec<_>>());
+    // 12 pairs over 240 ms; once two records overlap, each batch stays open 500 ms.
+    let flushes = log.flushes();
+    assert!((1..=4).contains(&flushes), "{flushes} flushes for 24 records");
+    log.shutdown().await.unwrap();
+    let r = env.verify();
+    assert!(r.ok(), "{:?}", r.problems);
+    assert_eq!(r.records, 24);
 }
 
 #[tokio::test]
