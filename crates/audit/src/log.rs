@@ -6,7 +6,9 @@
 //! `fdatasync` and only then acknowledges each appender. So a record acknowledged is a record on
 //! disk, and many concurrent requests share one flush. With `sync_threads` > 1 several flushes
 //! overlap (each covers every batch written before it started), which cuts latency on devices
-//! that complete a lone flush slowly; with 1 it is classic group commit.
+//! that complete a lone flush slowly; with 1 it is classic group commit. Under load the writer
+//! keeps a batch open for `flush_delay` before writing it, so each flush covers more records
+//! ([`LogOptions::flush_delay`]); a lone caller is never kept waiting.
 //!
 //! Fail closed: when a write or `fsync` fails, the whole batch gets an error (the server answers
 //! 503 and releases no data) and the log refuses every later record until it is reopened — after a
@@ -59,8 +61,9 @@ pub struct LogOptions {
     /// Batches whose `fdatasync` may be in flight at once (1 = classic group commit). Several
     /// overlapping flushes cut latency on devices that complete a lone flush slowly.
     pub sync_threads: usize,
-    /// Under load (a batch dispatched within the last ten of these), how long the writer waits
-    /// for more records to join a batch before writing it; zero never waits.
+    /// Under load (a batch dispatched within the last ten of these, and records overlapping: the
+    /// last batch held several, or one is being flushed), how long the writer waits for more
+    /// records to join a batch before writing it; zero never waits.
     pub flush_delay: Duration,
 }
 
