@@ -41,10 +41,11 @@ pub struct AuditConfig {
     /// slow (virtual disks). Default 4.
     pub sync_threads: usize,
     /// Under load, how long a batch waits for more records before it is flushed (humantime,
-    /// e.g. `300us`; `0s` turns it off). Only when a batch went out within the last ten of these
-    /// (a lone record after a quiet spell is flushed at once): then each flush covers more
-    /// records, which on a virtual disk frees more CPU than the wait costs in latency. Records
-    /// are still acknowledged only once flushed. Default `300us`.
+    /// e.g. `300us`; `0s` turns it off; at most `100ms`). Only when a batch went out within the
+    /// last ten of these and records overlap (the last batch held several, or one is being
+    /// flushed), so a lone caller appending one record at a time never waits: then each flush
+    /// covers more records, which on a virtual disk frees more CPU than the wait costs in
+    /// latency. Records are still acknowledged only once flushed. Default `300us`.
     #[serde(deserialize_with = "duration")]
     pub flush_delay: Duration,
 }

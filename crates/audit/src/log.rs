@@ -536,7 +536,7 @@ impl Writer {
         let (prepared, replies): (Vec<Prepared>, Vec<Reply<Sealed>>) = batch.into_iter().unzip();
         if let Some(f) = self.shared.failure() {
             nack(replies.into_iter(), &f);
-            self.release(vec![worker]);
+            self.release([worker]);
             return;
         }
         let refs: Vec<&Prepared> = prepared.iter().collect();
@@ -544,7 +544,7 @@ impl Writer {
             Ok(s) => s,
             Err(msg) => {
                 nack(replies.into_iter(), &msg);
-                self.release(vec![worker]);
+                self.release([worker]);
                 return;
             }
         };
@@ -561,7 +561,7 @@ impl Writer {
             self.shared.in_flight.fetch_sub(1, Ordering::AcqRel);
             self.shared.fail("audit sync workers stopped".into());
             nack(job.replies.into_iter(), "audit sync workers stopped");
-            self.release(vec![worker]);
+            self.release([worker]);
         }
     }
 
@@ -626,7 +626,7 @@ impl Writer {
     }
 
     /// Gives tokens back to the pool (the channel workers return theirs on).
-    fn release(&mut self, held: Vec<usize>) {
+    fn release(&mut self, held: impl IntoIterator<Item = usize>) {
         for t in held {
             let _ = self.token_tx.send(t);
         }
