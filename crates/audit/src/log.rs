@@ -471,21 +471,11 @@ impl Writer {
                     let recent = self.last_dispatch.is_some_and(|t| t.elapsed() < delay.saturating_mul(10));
                     let overlap = self.last_batch > 1 || self.shared.in_flight.load(Ordering::Acquire) > 0;
                     if !delay.is_zero() && recent && overlap {
-                        let deadline = Instant::now() + delay;
-                        while batch.len() < self.opts.max_batch {
-                            let left = deadline.saturating_duration_since(Instant::now());
-                            if left.is_zero() {
-                                break;
-                            }
-                            match rx.recv_timeout(left) {
-                                Ok(Msg::Append(p, r)) => batch.push((p, r)),
-                                Ok(other) => {
-                                    pending = Some(other);
-                                    break;
-                                }
-                                Err(_) => break,
-                            }
-                        }
+                        // Asleep, not waiting on the channel: a receiver blocked in `recv`
+                        // is woken by every send, so waiting there cost a wake-up and a
+                        // context switch per record that joined. Records queue meanwhile
+                        // and are drained below.
+                        std::thread::sleep(delay);
                     }
                     while pending.is_none() && batch.len() < self.opts.max_batch {
                         match rx.try_recv() {
