@@ -628,7 +628,7 @@ impl<'c, 'm> Engine<'c, 'm> {
         }
         let op = self.cx.ops().effective(op);
         let mut masked = String::new();
-        self.cx.ops().apply(op, &Detector::KeyName.label(), text, &mut masked);
+        self.cx.ops().apply(op, Detector::KeyName.label(), text, &mut masked);
         quote(masked.as_bytes(), out);
         self.cx.hit(Detector::KeyName, op, path);
     }

@@ -82,6 +82,15 @@ impl Masker {
         self.ops.contains(&Op::Hash)
     }
 
+    /// The operators for one masking run: the keyed MAC only when some detector uses `hash`.
+    fn operators(&self, key: &MaskKey) -> operators::Operators {
+        if self.uses_hash() {
+            operators::Operators::new(key)
+        } else {
+            operators::Operators::without_hash()
+        }
+    }
+
     /// True when this masker never changes anything (e.g. the `sre` role), so callers may skip it.
     pub fn is_off(&self) -> bool {
         self.enabled.is_empty() && self.key_op == Op::Off
@@ -110,7 +119,7 @@ impl Masker {
         let text = std::str::from_utf8(input)
             .map_err(|e| MaskError::NotJson { what: "invalid UTF-8", at: e.valid_up_to() })?;
         let start = out.len();
-        let mut cx = walk::Cx::new(self, &self.engine, operators::Operators::new(key));
+        let mut cx = walk::Cx::new(self, &self.engine, self.operators(key));
         if self.is_off() {
             // Nothing to mask: check the text is JSON and serve it as it is.
             return serde_json::from_str::<serde::de::IgnoredAny>(text)
@@ -152,7 +161,7 @@ impl Masker {
     }
 
     fn walk(&self, doc: &mut Value, exp: &mut crate::embedded::Embedded, withheld: u64, key: &MaskKey) -> MaskReport {
-        let mut cx = walk::Cx::new(self, &self.engine, operators::Operators::new(key));
+        let mut cx = walk::Cx::new(self, &self.engine, self.operators(key));
         cx.withheld(withheld);
         cx.document(doc, exp);
         cx.report()

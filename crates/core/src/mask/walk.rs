@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::detectors::{gate, merge, Detector, Engine, Span, MIN_SCAN_LEN};
+use super::detectors::{gate, merge, too_plain, Detector, Engine, Span, MIN_SCAN_LEN};
 use crate::embedded::Embedded;
 use super::memo::{Answer, Memo};
 use super::operators::{Op, Operators};
@@ -544,7 +544,7 @@ impl<'m> Cx<'m> {
             Value::Null | Value::Bool(_) => return Fate::Keep,
         };
         let mut out = String::new();
-        self.ops.apply(op, &label, &text, &mut out);
+        self.ops.apply(op, label, &text, &mut out);
         *v = Value::String(out);
         self.changed += 1;
         self.pending.push((Detector::KeyName, op));
@@ -572,7 +572,9 @@ impl<'m> Cx<'m> {
     /// A text seen before in this document gets the answer it got then, from the memo
     /// ([`super::memo`]): the same output and the same detections queued.
     pub(super) fn text(&mut self, s: &str) -> TextFate {
-        if s.len() < MIN_SCAN_LEN || self.m.enabled.is_empty() {
+        if s.len() < MIN_SCAN_LEN || self.m.enabled.is_empty() || too_plain(s.as_bytes()) {
+            // Most object keys (`attributes`, `stringValue`): nothing to find, and not worth
+            // a memo lookup, let alone an entry.
             return TextFate::Keep;
         }
         let (hash, found) = self.memo.get(s);
@@ -618,7 +620,7 @@ impl<'m> Cx<'m> {
         let Some(&(d, op)) = self.pending.last() else { return fate };
         self.pending.push((d, op));
         let mut out = String::new();
-        self.ops.apply(op, &d.label(), s, &mut out);
+        self.ops.apply(op, d.label(), s, &mut out);
         TextFate::Replace(out)
     }
 
@@ -663,11 +665,11 @@ impl<'m> Cx<'m> {
                 // Spans come from byte scanners on ASCII boundaries; if one ever were not on a
                 // char boundary, mask the whole text rather than risk serving it.
                 out.clear();
-                self.ops.apply(Op::Redact, &sp.detector.label(), "", &mut out);
+                self.ops.apply(Op::Redact, sp.detector.label(), "", &mut out);
                 return TextFate::Replace(out);
             };
             out.push_str(before);
-            self.ops.apply(self.m.op(sp.detector), &sp.detector.label(), val, &mut out);
+            self.ops.apply(self.m.op(sp.detector), sp.detector.label(), val, &mut out);
             at = sp.end;
         }
         out.push_str(src.get(at..).unwrap_or(""));

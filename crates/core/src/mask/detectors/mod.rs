@@ -210,8 +210,11 @@ detectors! {
 
 impl Detector {
     /// The label shown by `redact` and used as the pseudonym prefix: the name in capitals.
-    pub fn label(self) -> String {
-        self.name().to_ascii_uppercase()
+    /// From a table built once, so masking a value allocates no label.
+    pub fn label(self) -> &'static str {
+        static LABELS: OnceLock<Vec<String>> = OnceLock::new();
+        let labels = LABELS.get_or_init(|| Detector::ALL.iter().map(|d| d.name().to_ascii_uppercase()).collect());
+        labels.get(self as usize).map_or("", String::as_str)
     }
 
     pub fn parse(name: &str) -> Option<Detector> {
@@ -224,7 +227,7 @@ impl Detector {
         if !label.bytes().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_') {
             return None;
         }
-        Detector::ALL.iter().copied().find(|d| d.name().eq_ignore_ascii_case(label))
+        Detector::ALL.iter().copied().find(|d| d.label() == label)
     }
 }
 
@@ -344,10 +347,8 @@ impl Engine {
         if b.len() < MIN_SCAN_LEN {
             return;
         }
-        if b.len() < 20 && seen & !(gate::LOWER | gate::UPPER) == 0 {
-            // Letters only, and too short for the two all-letter formats (AWS key ids and
-            // Google keys need 20+ characters): no detector can match. This is most object
-            // keys (`content`, `stringValue`), so it matters for speed.
+        if b.len() < PLAIN_LEN && seen & !(gate::LOWER | gate::UPPER) == 0 {
+            // [`too_plain`], from the classes already found.
             return;
         }
         self.secrets(text, seen, enabled, out);
@@ -373,6 +374,16 @@ impl Engine {
             }
         }
     }
+}
+
+/// Texts of letters only shorter than this hold nothing any detector finds: the two
+/// all-letter formats (AWS key ids and Google keys) need 20+ characters.
+const PLAIN_LEN: usize = 20;
+
+/// True when no detector can match in `b`: letters only, and shorter than [`PLAIN_LEN`]. This
+/// is most object keys (`content`, `stringValue`), so it matters for speed.
+pub fn too_plain(b: &[u8]) -> bool {
+    b.len() < PLAIN_LEN && b.iter().all(u8::is_ascii_alphabetic)
 }
 
 /// No detector can match fewer bytes than this (`a@b.co`, `1.1.1.1` minus one).

@@ -192,7 +192,8 @@ impl Rule {
     fn find_led(&self, led: &Led, text: &str, out: &mut Vec<Span>) {
         use regex_automata::{Anchored, Input};
         let mut caps = led.full.create_captures();
-        let mut locs = self.re.capture_locations();
+        // Only for a relaxed match with a long capture: most calls never need it.
+        let mut locs = None;
         let mut at = 0;
         // Keyword starts where the anchored pattern failed. Each such search can read to the
         // end of the text (`token.token.token…` followed by a long run the value class takes),
@@ -224,7 +225,8 @@ impl Rule {
             let secret = match self.exact.as_ref().filter(|_| long) {
                 // As in `find`: the exact pattern's next match, from the relaxed one's start.
                 Some(exact) => {
-                    let Some(m) = exact.captures_read_at(&mut locs, text, start) else { break };
+                    let locs = locs.get_or_insert_with(|| self.re.capture_locations());
+                    let Some(m) = exact.captures_read_at(locs, text, start) else { break };
                     (start, end) = (m.start(), m.end());
                     self.secret_groups.iter().find_map(|&i| locs.get(i))
                 }
