@@ -3,10 +3,12 @@
 # measured in the same run with wrk. Prints a Markdown table (req/s, p50, p99, p99.9, and for the
 # embedded gateway its CPU per request: utime + stime from /proc/<pid>/stat over the run ÷ requests).
 #   DURATION=10s CONNECTIONS=32 bash scripts/bench-http.sh
-# Then the scaled-out deployment (SCALE=0 skips it): traces in a moto S3 bucket, state in a
+# Then the scaled-out deployment (SCALE=0 skips it): traces in an S3 bucket served by s3s-fs
+# (BENCH_S3=moto for moto, which caps every row at a few hundred GETs a second here), state in a
 # fresh PostgreSQL database, started by scripts/start-replicas.sh — one replica directly and
-# behind nginx, two behind nginx — beside moto read directly and through an nginx proxy hop;
-# the realistic traces too, put into the bucket as they are and indexed by `index rebuild`.
+# behind nginx, two behind nginx — beside the S3 server read directly and through an nginx proxy
+# hop (presigned GETs: the server checks signatures); the realistic traces too, put into the
+# bucket as they are and indexed by `index rebuild`.
 # What the audit flush adds: the embedded engineer rows again with the audit log on tmpfs
 # (/dev/shm, where fdatasync returns at once) — a side measurement, never a deployment.
 # AB="BIN_A BIN_B" runs an alternated A/B of two builds instead (see below).
@@ -108,8 +110,10 @@ HZ=$(getconf CLK_TCK)
 run() { # label url token [pid: also report that process's CPU per request]
   local out rps p50 p99 p999 reqs before after cpu="–"
   [ -n "${4:-}" ] && before=$(cpu_ticks "$4")
-  local script=$WORK/pct.lua
-  case $2 in */real-2k | */real-2k.json) script=$WORK/real-2k.lua ;; */real-100k | */real-100k.json) script=$WORK/real-100k.lua ;; esac
+  local script=${RUN_SCRIPT:-$WORK/pct.lua}
+  if [ -z "${RUN_SCRIPT:-}" ]; then
+    case $2 in */real-2k | */real-2k.json) script=$WORK/real-2k.lua ;; */real-100k | */real-100k.json) script=$WORK/real-100k.lua ;; esac
+  fi
   out=$(wrk -t2 -c"$CONNECTIONS" -d"$DURATION" -s "$script" -H "Authorization: Bearer $3" "$2")
   if echo "$out" | grep -q "Non-2xx"; then echo "non-2xx responses for $1" >&2; echo "$out" >&2; exit 1; fi
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
@@ -200,7 +204,10 @@ $BIN quickstart --listen 127.0.0.1:$BASE_PORT --data "$SDATA" >/dev/null 2>&1 & 
 wait_http http://127.0.0.1:$BASE_PORT/healthz
 kill "$qs"; wait "$qs" 2>/dev/null || true
 printf '\n[limits]\nrequests_per_minute = 100000000\nrequest_burst = 1000000\n' >> "$SDATA/tracegate.toml"
-bash scripts/start-replicas.sh --bin "$BIN" --work "$WORK/scale" --data "$SDATA" --parent-pid $$ 2>"$WORK/replicas.log" & pids+=($!)
+BENCH_S3=${BENCH_S3:-s3s-fs}
+# shellcheck source=scripts/install-s3s-fs.sh
+if [ "$BENCH_S3" = s3s-fs ]; then . scripts/install-s3s-fs.sh; fi
+REPLICAS_S3=$BENCH_S3 bash scripts/start-replicas.sh --bin "$BIN" --work "$WORK/scale" --data "$SDATA" --parent-pid $$ 2>"$WORK/replicas.log" & pids+=($!)
 until [ -f "$WORK/scale/replicas.env" ]; do
   kill -0 "${pids[-1]}" 2>/dev/null || { cat "$WORK/replicas.log" >&2; echo "start-replicas.sh failed" >&2; exit 1; }
   sleep 0.2
@@ -217,36 +224,52 @@ done
 bucket_path=${STORE_URL#s3://}
 # The realistic traces go into the bucket as they are (dense with secrets, as a store filled
 # before the gateway arrived holds them): written through the gateway, the writer role would
-# mask them first. Signed PUTs with the deployment's credential (boto3 comes with moto;
-# `public-read`, so the unsigned nginx hop can read them too), then the index rebuilt from the
-# bucket, as an operator adopting an existing bucket would.
+# mask them first. Signed PUTs with the deployment's credential (boto3 comes with moto), then
+# the index rebuilt from the bucket, as an operator adopting an existing bucket would. The
+# rows without the gateway read presigned URLs (valid for the run), one wrk script per object
+# set: the same path and query direct and through the hop, which sends the server's own Host.
 export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_ENDPOINT_URL AWS_ALLOW_HTTP AWS_REGION
-BUCKET_PATH=$bucket_path REAL_DIR=$DATA/traces REAL_COUNT=$REAL_COUNT python3 - <<'PY'
+BUCKET_PATH=$bucket_path REAL_DIR=$DATA/traces REAL_COUNT=$REAL_COUNT OUT=$WORK python3 - <<'PY'
 import os, boto3
+from botocore.config import Config
 bucket, _, prefix = os.environ["BUCKET_PATH"].partition("/")
-s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name=os.environ["AWS_REGION"])
+s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name=os.environ["AWS_REGION"],
+                  config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
+key = lambda name: f"{prefix}/{name}" if prefix else name
+def presigned(name):
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key(name)}, ExpiresIn=3600)
+    return url[len(os.environ["AWS_ENDPOINT_URL"]):]
+def lua(file, paths):
+    with open(os.path.join(os.environ["OUT"], file), "w") as f:
+        f.write("local paths = {" + ",".join(f'"{p}"' for p in paths) + "}\n")
+        f.write("local threads = 0\nsetup = function(thread) threads = threads + 1; thread:set('id', threads) end\n")
+        f.write("init = function(args) math.randomseed(os.time() + 7919 * id) end\n")
+        f.write("request = function() return wrk.format('GET', paths[math.random(1, #paths)]) end\n")
 for size in ("2k", "100k"):
-    for k in range(int(os.environ["REAL_COUNT"])):
-        name = f"real-{size}-{k}.json"
+    names = [f"real-{size}-{k}.json" for k in range(int(os.environ["REAL_COUNT"]))]
+    for name in names:
         with open(os.path.join(os.environ["REAL_DIR"], name), "rb") as f:
-            s3.put_object(Bucket=bucket, Key=f"{prefix}/{name}" if prefix else name, Body=f.read(), ContentType="application/json", ACL="public-read")
+            s3.put_object(Bucket=bucket, Key=key(name), Body=f.read(), ContentType="application/json")
+    lua(f"s3-real-{size}.lua", [presigned(n) for n in names])
+    lua(f"s3-bench-{size}.lua", [presigned(f"bench-{size}.json")])
 PY
+for f in "$WORK"/s3-*.lua; do cat "$f" "$WORK/pct.lua" > "$f.tmp" && mv "$f.tmp" "$f"; done
 $BIN index rebuild --config "$SCFG" 2>"$WORK/index-rebuild.log"
 
 echo
-echo "S3 (moto) + PostgreSQL: $BIN, engineer role; the stored trace is what the writer role stored"
+echo "S3 ($S3_SERVER) + PostgreSQL: $BIN, engineer role; the stored trace is what the writer role stored"
 echo
 echo "| target | req/s | p50 | p99 | p99.9 | gateway CPU µs/req |"
 echo "|---|---|---|---|---|---|"
 for t in 2k 100k; do
-  run "moto S3 GET, direct, $t"                 "$MOTO_URL/$bucket_path/bench-$t.json" x
-  run "nginx proxy hop to moto S3, $t"          "$S3_HOP_URL/$bucket_path/bench-$t.json" x
+  RUN_SCRIPT=$WORK/s3-bench-$t.lua run "$S3_SERVER GET, direct, $t" "$S3_URL/" x
+  RUN_SCRIPT=$WORK/s3-bench-$t.lua run "nginx proxy hop to $S3_SERVER, $t" "$S3_HOP_URL/" x
   run "tracegate S3+PG, 1 replica, $t"          "$A_URL/v1/traces/bench-$t" "$SENG"
   run "tracegate S3+PG, 1 replica behind nginx, $t" "$NGINX_A_URL/v1/traces/bench-$t" "$SENG"
   run "tracegate S3+PG, 2 replicas behind nginx, $t" "$NGINX_URL/v1/traces/bench-$t" "$SENG"
 done
 for t in 2k 100k; do
-  run "nginx proxy hop to moto S3, realistic $t ($REAL_COUNT distinct)" "$S3_HOP_URL/$bucket_path/real-$t.json" x
+  RUN_SCRIPT=$WORK/s3-real-$t.lua run "nginx proxy hop to $S3_SERVER, realistic $t ($REAL_COUNT distinct)" "$S3_HOP_URL/" x
   run "tracegate S3+PG, 2 replicas behind nginx, realistic $t ($REAL_COUNT distinct)" "$NGINX_URL/v1/traces/real-$t" "$SENG"
 done
 run "tracegate S3+PG search (PostgreSQL index), 2 replicas behind nginx" "$NGINX_URL/v1/traces?agent=bench-agent" "$SENG"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-#! The scaled-out deployment on one machine: an S3-compatible bucket (moto server), a fresh
+#! The scaled-out deployment on one machine: an S3-compatible bucket (moto server, or s3s-fs), a fresh
 #! PostgreSQL database, two `tracegate serve` replicas over both, and nginx in front of them.
 #! Used by crates/tracegate/tests/replicas.rs and scripts/bench-http.sh; also runnable by hand.
 #
@@ -7,17 +7,21 @@
 #   scripts/start-replicas.sh --bin TRACEGATE --work DIR [--data DIR] [--parent-pid PID]
 #
 #   --bin         the tracegate binary to run (a test passes CARGO_BIN_EXE_tracegate)
-#   --work        an empty directory for logs, nginx's files, the moto and replica state
+#   --work        an empty directory for logs, nginx's files, the S3 server's and replicas' state
 #   --data        a data directory laid out by `tracegate quickstart` (default WORK/data, laid
 #                 out here when it has no tracegate.toml). Its `[store]` becomes the bucket and
 #                 a `[state]` section is appended: edit policy and limits before calling this.
 #   --parent-pid  stop everything once that process is gone (a test that was killed)
 #
+# REPLICAS_S3=s3s-fs serves the bucket with s3s-fs (Rust, checks every SigV4 signature, files on
+# disk) instead of moto (the default): moto answers a few hundred GETs a second on this machine,
+# so a load run over it measures moto; scripts/bench-http.sh uses s3s-fs.
+#
 # When everything answers it writes WORK/replicas.env (KEY=VALUE lines: NGINX_URL, NGINX_A_URL,
-# A_URL, A_PID, B_URL, B_PID, MOTO_URL, STORE_URL, STATE_URL, CONFIG and the AWS_* variables the
-# replicas were given), then stays in the foreground. SIGTERM, SIGINT or the parent's exit stops
-# the replicas, nginx and moto and drops the database. A peer that is missing or does not come
-# up is an error, never a skip.
+# S3_HOP_URL, A_URL, A_PID, B_URL, B_PID, S3_URL, S3_SERVER (and MOTO_URL with moto), STORE_URL,
+# STATE_URL, CONFIG and the AWS_* variables the replicas were given), then stays in the
+# foreground. SIGTERM, SIGINT or the parent's exit stops the replicas, nginx and the S3 server
+# and drops the database. A peer that is missing or does not come up is an error, never a skip.
 #
 # The bucket credential reaches the replicas only through the standard AWS_* environment; the
 # config file names the bucket, never the key.
@@ -42,7 +46,12 @@ mkdir -p "$work"
 work="$(cd "$work" && pwd)"
 [ -n "$data" ] || data="$work/data"
 
-command -v moto_server >/dev/null || die "moto_server is not installed (python3 -m pip install 'moto[server]'; scripts/test.sh does)"
+s3_server=${REPLICAS_S3:-moto}
+case $s3_server in
+  moto) command -v moto_server >/dev/null || die "moto_server is not installed (python3 -m pip install 'moto[server]'; scripts/test.sh does)" ;;
+  s3s-fs) command -v s3s-fs >/dev/null || die "s3s-fs is not installed (scripts/test.sh installs it; put its bin directory on PATH)" ;;
+  *) die "REPLICAS_S3 must be moto or s3s-fs" ;;
+esac
 command -v nginx >/dev/null || die "nginx is not installed (Debian nginx-light; scripts/test.sh installs it)"
 command -v createdb >/dev/null || die "createdb is not installed (Debian postgresql-client)"
 
@@ -69,14 +78,32 @@ wait_http() { # url pid log
   done
 }
 
-# 1. The bucket: moto on a free port, a bucket created by an (accepted) unsigned request.
-moto_port=$(free_port)
-moto_server -H 127.0.0.1 -p "$moto_port" >"$work/moto.log" 2>&1 & pids+=($!)
-moto_url="http://127.0.0.1:$moto_port"
-wait_http "$moto_url/" "${pids[-1]}" "$work/moto.log"
+# The bucket credential of this run.
+export AWS_ACCESS_KEY_ID="tgreplicas-key-$$"
+AWS_SECRET_ACCESS_KEY="tgreplicas-secret-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
+export AWS_SECRET_ACCESS_KEY
+
+# 1. The bucket on a free port: moto, the bucket created by an (accepted) unsigned request; or
+# s3s-fs over a directory holding the bucket, refusing anything not signed with the credential.
+s3_port=$(free_port)
+s3_url="http://127.0.0.1:$s3_port"
 bucket="tracegate-replicas"
 prefix="run-$$"
-curl -sf -X PUT "$moto_url/$bucket" -o /dev/null || die "could not create bucket $bucket on moto"
+if [ "$s3_server" = moto ]; then
+  moto_server -H 127.0.0.1 -p "$s3_port" >"$work/moto.log" 2>&1 & pids+=($!)
+  wait_http "$s3_url/" "${pids[-1]}" "$work/moto.log"
+  curl -sf -X PUT "$s3_url/$bucket" -o /dev/null || die "could not create bucket $bucket on moto"
+else
+  mkdir -p "$work/s3s/$bucket"
+  s3s-fs --host 127.0.0.1 --port "$s3_port" --access-key "$AWS_ACCESS_KEY_ID" --secret-key "$AWS_SECRET_ACCESS_KEY" "$work/s3s" >"$work/s3s.log" 2>&1 & pids+=($!)
+  deadline=$(( $(date +%s) + 30 ))
+  # Any answer will do: unsigned requests are refused, which is the point.
+  until curl -s -o /dev/null "$s3_url/"; do
+    kill -0 "${pids[-1]}" 2>/dev/null || { cat "$work/s3s.log" >&2; die "s3s-fs exited (log above)"; }
+    [ "$(date +%s)" -lt "$deadline" ] || die "no answer from s3s-fs (log: $work/s3s.log)"
+    sleep 0.1
+  done
+fi
 
 # 2. A database of this run's own (trust auth on the machine's server, as TestDb connects).
 for u in ${PGUSER:-} ${USER:-} postgres root; do
@@ -100,10 +127,7 @@ grep -q '^kind = "local"$' "$config" || die "$config has no embedded [store] to 
 sed -i -e "s|^kind = \"local\"\$|url = \"$store_url\"|" -e '/^path = "traces"$/d' "$config"
 printf '\n[state]\nurl = "%s"\n' "$state_url" >>"$config"
 
-export AWS_ACCESS_KEY_ID="tgreplicas-key-$$"
-AWS_SECRET_ACCESS_KEY="tgreplicas-secret-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
-export AWS_SECRET_ACCESS_KEY
-export AWS_ENDPOINT_URL="$moto_url" AWS_ALLOW_HTTP=true AWS_REGION=us-east-1
+export AWS_ENDPOINT_URL="$s3_url" AWS_ALLOW_HTTP=true AWS_REGION=us-east-1
 export RUST_LOG="${RUST_LOG:-warn}"
 
 # 4. The replicas. Migrations run once, as a deploy job would, before any replica starts; A
@@ -142,7 +166,7 @@ http {
     keepalive 64;
   }
   upstream replica_a { server 127.0.0.1:$port_a; keepalive 64; }
-  upstream moto { server 127.0.0.1:$moto_port; keepalive 64; }
+  upstream s3 { server 127.0.0.1:$s3_port; keepalive 64; }
   proxy_http_version 1.1;
   proxy_set_header Connection "";
   proxy_set_header Host \$host;
@@ -150,7 +174,8 @@ http {
   server { listen 127.0.0.1:$lb_port; location / { proxy_pass http://replicas; } }
   server { listen 127.0.0.1:$lb_a_port; location / { proxy_pass http://replica_a; } }
   # The baseline hop: nginx in front of the same S3 server, no gateway (scripts/bench-http.sh).
-  server { listen 127.0.0.1:$s3_hop_port; location / { proxy_pass http://moto; } }
+  # The S3 server's own host, so a URL presigned for it verifies through the hop too.
+  server { listen 127.0.0.1:$s3_hop_port; location / { proxy_set_header Host 127.0.0.1:$s3_port; proxy_pass http://s3; } }
 }
 NGINX
 nginx -p "$work/nginx" -e "$work/nginx/error.log" -c "$work/nginx/nginx.conf" & pids+=($!)
@@ -164,7 +189,8 @@ A_URL=http://127.0.0.1:$port_a
 A_PID=$pid_a
 B_URL=http://127.0.0.1:$port_b
 B_PID=$pid_b
-MOTO_URL=$moto_url
+S3_URL=$s3_url
+S3_SERVER=$s3_server
 STORE_URL=$store_url
 STATE_URL=$state_url
 CONFIG=$config
@@ -174,6 +200,7 @@ AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL
 AWS_ALLOW_HTTP=$AWS_ALLOW_HTTP
 AWS_REGION=$AWS_REGION
 ENV
+if [ "$s3_server" = moto ]; then echo "MOTO_URL=$s3_url" >>"$work/replicas.env.tmp"; fi
 mv "$work/replicas.env.tmp" "$work/replicas.env"
 echo "start-replicas.sh: ready; $work/replicas.env" >&2
 

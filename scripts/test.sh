@@ -25,13 +25,8 @@ if ! command -v moto_server >/dev/null; then
   python3 -m pip install -q "moto[server]"
 fi
 # s3s-fs checks SigV4 signatures (the storage suite's signing path, crates/store/tests/backends.rs).
-# Built once per machine outside the checkout (~216 s of CPU with -j1), then reused.
-s3s_root="${XDG_CACHE_HOME:-$HOME/.cache}/tracegate/s3s-fs"
-if ! command -v s3s-fs >/dev/null && [ ! -x "$s3s_root/bin/s3s-fs" ]; then
-  echo "test.sh: installing s3s-fs 0.14.1 into $s3s_root (the S3 server that checks signatures)"
-  cargo install s3s-fs --version 0.14.1 --features binary --locked --root "$s3s_root"
-fi
-export PATH="$s3s_root/bin:$PATH"
+# shellcheck source=scripts/install-s3s-fs.sh
+. scripts/install-s3s-fs.sh
 # Two replicas behind a load balancer (scripts/start-replicas.sh, crates/tracegate/tests/replicas.rs):
 # nginx in front, curl and the PostgreSQL client to make the run's own database.
 scale_debs=()
