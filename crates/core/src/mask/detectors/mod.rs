@@ -382,7 +382,7 @@ const PLAIN_LEN: usize = 20;
 
 /// True when no detector can match in `b`: letters only, and shorter than [`PLAIN_LEN`]. This
 /// is most object keys (`content`, `stringValue`), so it matters for speed.
-pub fn too_plain(b: &[u8]) -> bool {
+pub(in crate::mask) fn too_plain(b: &[u8]) -> bool {
     b.len() < PLAIN_LEN && b.iter().all(u8::is_ascii_alphabetic)
 }
 
