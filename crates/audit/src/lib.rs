@@ -27,6 +27,7 @@ pub mod policies;
 pub mod query;
 pub mod record;
 mod reserve;
+mod sched;
 pub mod trail;
 pub mod verify;
 

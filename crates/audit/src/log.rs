@@ -307,14 +307,20 @@ impl AuditLog {
             let _ = tokens.send(i);
             std::thread::Builder::new()
                 .name(format!("tracegate-audit-sync-{i}"))
-                .spawn(move || sync_worker(i, &path, &work_rx, &tokens, &shared))
+                .spawn(move || {
+                    crate::sched::batch();
+                    sync_worker(i, &path, &work_rx, &tokens, &shared)
+                })
                 .map_err(AuditError::io(&dir))?;
         }
         drop(token_tx);
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("tracegate-audit-writer".into())
-            .spawn(move || writer.run(rx))
+            .spawn(move || {
+                crate::sched::batch();
+                writer.run(rx)
+            })
             .map_err(AuditError::io(&dir))?;
         Ok(AuditLog { tx, shared, dir, public_key, recovery })
     }
