@@ -142,6 +142,9 @@ impl std::fmt::Debug for Limits {
 /// clock is the database's. A new cell starts at `now + interval` (allowed: the tolerance is at
 /// least one interval). An existing one moves to `max(tat, now) + interval` if that is within
 /// the tolerance of now, and otherwise stays, refused; `SET` expressions all read the old row.
+/// The time returned for a refusal's wait is read again once the row is locked: the statement's
+/// own clock was read before it queued for the lock, and behind concurrent steps that stale
+/// time made the wait longer than one interval (a `Retry-After` of 3601 on an hourly limit).
 ///
 /// Committed without waiting for the WAL flush (`synchronous_commit` off for this statement's
 /// own transaction only, `set_config(…, true)`): the step holds its cell's row lock until it
@@ -161,7 +164,7 @@ ON CONFLICT (name, issuer, subject) DO UPDATE SET
     tat_us = CASE WHEN GREATEST(r.tat_us, EXCLUDED.seen_us) + $4 - EXCLUDED.seen_us <= $5
                   THEN GREATEST(r.tat_us, EXCLUDED.seen_us) + $4 ELSE r.tat_us END,
     seen_us = EXCLUDED.seen_us
-RETURNING allowed, tat_us, seen_us";
+RETURNING allowed, tat_us, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint";
 
 impl Limits {
     /// Builds the limiters from `[limits]`; zero anywhere is a configuration error (a limit of
