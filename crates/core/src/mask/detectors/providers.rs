@@ -28,7 +28,7 @@ pub fn specs() -> Vec<Spec> {
         (D::GithubToken, &["ghp_", "gho_", "ghu_", "ghs_", "ghr_"], r"gh[pousr]_[A-Za-z0-9]{36}".into(), Check::Valid(validate::github_checksum), true),
         // Project, service-account and admin keys: the prefix is specific enough without the
         // randomness check the bare `sk-` rule needs.
-        (D::OpenaiApiKey, &["sk-proj-", "sk-svcacct-", "sk-admin-"], b(r"sk-(?:proj|svcacct|admin)-[A-Za-z0-9_\-]{20,255}"), Check::None, false),
+        (D::OpenaiApiKey, &["sk-proj-", "sk-svcacct-", "sk-admin-"], b(r"(sk-(?:proj|svcacct|admin)-[A-Za-z0-9_\-]{20,255~})"), Check::None, false),
         (D::GitlabToken, &["GR1348941"], r"GR1348941[A-Za-z0-9_\-]{20}".into(), Check::None, true),
         (D::SquareToken, &["EAAA"], b(r"EAAA[A-Za-z0-9_\-]{60}"), Check::None, true),
         (D::HuggingfaceToken, &["api_org_"], b(r"api_org_[A-Za-z]{34}"), Check::None, true),
@@ -59,7 +59,7 @@ pub fn specs() -> Vec<Spec> {
         (D::ElevenlabsApiKey, &["sk_"], b(r"sk_[a-f0-9]{48}"), Check::None, true),
         (D::CohereApiKey, &["cohere", "co_api_key"], named(r"(?:cohere|co_api_key)", r"[A-Za-z0-9]{40}"), Check::Random(3.0), true),
         (D::MistralApiKey, &["mistral"], named("mistral", r"[A-Za-z0-9]{32}"), Check::Random(3.0), true),
-        (D::AtlassianToken, &["ATATT3", "ATCTT3"], r"AT[AC]TT3[A-Za-z0-9_\-=]{60,300}".into(), Check::None, false),
+        (D::AtlassianToken, &["ATATT3", "ATCTT3"], r"(AT[AC]TT3[A-Za-z0-9_\-=]{60,300~})".into(), Check::None, false),
         (D::BitbucketToken, &["ATBB"], b(r"ATBB[A-Za-z0-9_=.\-]{32,}"), Check::None, false),
         (D::TwilioKey, &["twilio"], named("twilio", r"[a-f0-9]{32}"), Check::None, true),
         (D::MailchimpApiKey, &["-us"], b(r"[0-9a-f]{32}-us[0-9]{1,2}"), Check::None, true),
