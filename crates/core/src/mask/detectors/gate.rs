@@ -1,7 +1,9 @@
 //! The byte classes a text holds, found in one pass, so that scanners which need a class the
 //! text lacks are skipped: the PII number scanners need a digit, email an `@`, IPv6 and colon
 //! MACs a `:`, names a capital or a non-ASCII letter, the shape scanners a digit (every shape
-//! but two), a capital (Twilio's `SK…`) or a `-` (dashed MACs).
+//! but two), a capital (Twilio's `SK…`) or a `-` (dashed MACs); a secret rule is skipped when
+//! the text lacks a class each of its matches holds (`secrets::Rule::may_match`: the
+//! assignment-shaped rules need an `=`, a `:` or a blank).
 //!
 //! Why a table: most strings of a clean trace are prose and ids, and each scanner's own anchor
 //! search is a pass over the bytes; one table lookup per byte answers all of them at once.
@@ -22,6 +24,10 @@ pub const OTHER: Classes = 1 << 7;
 /// `\` and `%` (also `OTHER`): where an escape the detectors decode (`\u0040`, `%40`) can
 /// start, so a text without one is not searched for escapes again.
 pub const ESCAPE: Classes = 1 << 8;
+/// `=` (also `OTHER`): with `COLON`, what every assignment (`key=value`, `key: value`) holds.
+pub const EQUALS: Classes = 1 << 9;
+/// A space or a tab (also `OTHER`).
+pub const BLANK: Classes = 1 << 10;
 
 static CLASS: [Classes; 256] = {
     let mut t = [OTHER; 256];
@@ -37,12 +43,19 @@ static CLASS: [Classes; 256] = {
             b':' => COLON,
             b'-' => DASH,
             b'\\' | b'%' => OTHER | ESCAPE,
+            b'=' => OTHER | EQUALS,
+            b' ' | b'\t' => OTHER | BLANK,
             _ => OTHER,
         };
         i += 1;
     }
     t
 };
+
+/// The bytes of class `c` (any of its classes).
+pub fn bytes_of(c: Classes) -> Vec<u8> {
+    (0..=255u8).filter(|&b| CLASS[usize::from(b)] & c != 0).collect()
+}
 
 /// The union of the classes of `b`'s bytes.
 pub fn classes(b: &[u8]) -> Classes {
@@ -168,7 +181,8 @@ mod tests {
     fn classes_are_the_union_of_every_byte() {
         assert_eq!(classes(b""), 0);
         assert_eq!(classes(b"hello"), LOWER);
-        assert_eq!(classes(b"Hello world"), LOWER | UPPER | OTHER);
+        assert_eq!(classes(b"Hello world"), LOWER | UPPER | OTHER | BLANK);
+        assert_eq!(classes(b"k=v\tw"), LOWER | OTHER | EQUALS | BLANK);
         assert_eq!(classes(b"a@b.co:1-2"), LOWER | AT | OTHER | COLON | DIGIT | DASH);
         assert_eq!(classes("zoë".as_bytes()), LOWER | HIGH);
         // The remainder after the 4-byte chunks counts too.

@@ -368,7 +368,7 @@ impl Engine {
         }
         for i in fired.members() {
             if let Some(rule) = self.rules.get(i) {
-                if enabled.contains(rule.detector) {
+                if enabled.contains(rule.detector) && rule.may_match(seen) {
                     rule.find(text, out);
                 }
             }

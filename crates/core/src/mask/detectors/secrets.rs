@@ -19,7 +19,7 @@
 
 use regex::Regex;
 
-use super::{Detector, Span};
+use super::{gate, Detector, Span};
 use crate::mask::validate::looks_random;
 
 /// After-the-fact checks that keep keyword-driven rules off ordinary words.
@@ -83,6 +83,82 @@ pub struct Rule {
     /// When the pattern marks its keyword part ([`LEAD`]): the relaxed pattern, searched from
     /// its keywords.
     led: Option<Led>,
+    /// Byte classes of which every match holds a byte, one entry per requirement
+    /// ([`needed_classes`]): a text lacking one is not searched.
+    needs: Vec<gate::Classes>,
+}
+
+/// The class groups [`needed_classes`] tries: the gate's classes alone, and the separators of
+/// an assignment together (`key=value`, `key: value`, `key is value`).
+const NEED_CANDIDATES: &[gate::Classes] = &[
+    gate::LOWER,
+    gate::UPPER,
+    gate::DIGIT,
+    gate::AT,
+    gate::COLON,
+    gate::DASH,
+    gate::EQUALS,
+    gate::BLANK,
+    gate::COLON | gate::EQUALS,
+    gate::COLON | gate::EQUALS | gate::BLANK,
+];
+
+/// Which of [`NEED_CANDIDATES`] every match of `pattern` holds a byte of, smallest groups
+/// only. Exact, from the pattern's syntax: the pattern with every byte of the group taken out
+/// of its literals and classes matches nothing.
+///
+/// Why: a rule is woken by its trigger alone, and most of the texts that wake the
+/// assignment-shaped rules (`gen_ai.usage.input_tokens` wakes `generic_secret` through
+/// `token`) lack the `=`, `:` or blank every match of theirs needs; the gate's byte classes,
+/// already found for the text, answer that before any regex runs.
+fn needed_classes(pattern: &str) -> Result<Vec<gate::Classes>, String> {
+    use regex_syntax::hir::{Capture, Class, ClassBytes, ClassBytesRange, ClassUnicode, ClassUnicodeRange, Hir, HirKind, Repetition};
+    fn without(h: &Hir, bytes: &[u8]) -> Hir {
+        match h.kind() {
+            HirKind::Empty | HirKind::Look(_) => h.clone(),
+            HirKind::Literal(l) => if l.0.iter().any(|b| bytes.contains(b)) { Hir::fail() } else { h.clone() },
+            HirKind::Class(Class::Unicode(c)) => {
+                let mut c = c.clone();
+                c.difference(&ClassUnicode::new(bytes.iter().map(|&b| ClassUnicodeRange::new(char::from(b), char::from(b)))));
+                Hir::class(Class::Unicode(c))
+            }
+            HirKind::Class(Class::Bytes(c)) => {
+                let mut c = c.clone();
+                c.difference(&ClassBytes::new(bytes.iter().map(|&b| ClassBytesRange::new(b, b))));
+                Hir::class(Class::Bytes(c))
+            }
+            HirKind::Repetition(r) => Hir::repetition(Repetition { sub: Box::new(without(&r.sub, bytes)), ..r.clone() }),
+            HirKind::Capture(c) => Hir::capture(Capture { sub: Box::new(without(&c.sub, bytes)), ..c.clone() }),
+            HirKind::Concat(v) => Hir::concat(v.iter().map(|x| without(x, bytes)).collect()),
+            HirKind::Alternation(v) => Hir::alternation(v.iter().map(|x| without(x, bytes)).collect()),
+        }
+    }
+    /// True when `h` matches nothing. Our own walk: regex-syntax's `minimum_len` calls
+    /// `x{0,n}` of a class emptied this way unmatchable too, where it matches the empty string.
+    fn never(h: &Hir) -> bool {
+        match h.kind() {
+            HirKind::Empty | HirKind::Look(_) | HirKind::Literal(_) => false,
+            HirKind::Class(Class::Unicode(c)) => c.ranges().is_empty(),
+            HirKind::Class(Class::Bytes(c)) => c.ranges().is_empty(),
+            HirKind::Repetition(r) => r.min > 0 && never(&r.sub),
+            HirKind::Capture(c) => never(&c.sub),
+            HirKind::Concat(v) => v.iter().any(never),
+            HirKind::Alternation(v) => v.iter().all(never),
+        }
+    }
+    let hir = regex_syntax::Parser::new().parse(pattern).map_err(|e| e.to_string())?;
+    let needed: Vec<gate::Classes> = NEED_CANDIDATES
+        .iter()
+        .copied()
+        .filter(|&c| {
+            let bytes = gate::bytes_of(c);
+            // Only the bytes that are this group's alone: `=` is also `OTHER`, and taking every
+            // `OTHER` byte out would claim too much.
+            let bytes: Vec<u8> = bytes.into_iter().filter(|&b| gate::classes(&[b]) & !(c | gate::OTHER) == 0).collect();
+            never(&without(&hir, &bytes))
+        })
+        .collect();
+    Ok(needed.iter().copied().filter(|&c| !needed.iter().any(|&d| d != c && d & c == d)).collect())
 }
 
 /// Keyword starts a led search tries and fails before it hands the rest of a text to the
@@ -152,7 +228,13 @@ impl Rule {
                 full: regex_automata::meta::Regex::new(re.as_str()).map_err(|e| bad(e.to_string()))?,
             }),
         };
-        Ok(Rule { detector, triggers, re, exact, limit, secret_groups, check, bounded, led })
+        let needs = needed_classes(re.as_str()).map_err(bad)?;
+        Ok(Rule { detector, triggers, re, exact, limit, secret_groups, check, bounded, led, needs })
+    }
+
+    /// False when a text of byte classes `seen` lacks a class every match needs.
+    pub fn may_match(&self, seen: gate::Classes) -> bool {
+        self.needs.iter().all(|&c| seen & c != 0)
     }
 
     pub fn find(&self, text: &str, out: &mut Vec<Span>) {
@@ -433,6 +515,55 @@ mod tests {
         // many keywords before a long value-class run, then matches after it.
         let hostile = format!("{}{} then token is kq3V9x9TbLm2Pq and api_key=AbCdEf1234567890XyZ", "token.".repeat(200), "a".repeat(5000));
         assert!(same(&hostile) >= 2, "the matches after the run are found");
+    }
+
+    /// The class requirements are found, and hold: on generated texts around every rule's
+    /// triggers, a rule whose requirement the text lacks finds nothing when searched anyway.
+    #[test]
+    fn a_rule_never_matches_a_text_lacking_a_class_it_needs() {
+        use crate::mask::test_rng::Rng;
+        let rules = rules().unwrap_or_else(|e| unreachable!("{e}"));
+        let of = |d: Detector| rules.iter().find(|r| r.detector == d).map(|r| r.needs.clone()).unwrap_or_default();
+        // The assignment-shaped rules need a separator; a prefix token needs its prefix's
+        // classes; a rule with a bare alternative needs nothing the alternatives do not share.
+        assert_eq!(of(Detector::GenericSecret), vec![gate::COLON | gate::EQUALS | gate::BLANK]);
+        assert_eq!(of(Detector::PasswordAssignment), vec![gate::COLON | gate::EQUALS]);
+        assert!(of(Detector::GroqApiKey).contains(&gate::LOWER), "{:?}", of(Detector::GroqApiKey));
+        assert!(of(Detector::AwsAccessKeyId).contains(&gate::UPPER));
+        assert!(!of(Detector::Jwt).contains(&gate::DIGIT));
+        let with_needs = rules.iter().filter(|r| !r.needs.is_empty()).count();
+        assert!(with_needs > rules.len() / 2, "only {with_needs} of {} rules need a class", rules.len());
+        const FILL: &[&str] = &[
+            " ", "\t", "=", ":", ":=", "=>", "-", "_", ".", "@", "\"", "'", "/", "+", "(", ")", "[", "]", "\n", " is ", " was ",
+            "é", "\u{212a}", "ſ", "0", "42", "1234567890", "abcdefghijklmnop", "ABCDEFGHIJKLMNOP", "Zq9xW3kP7mN2vB5tR8yL", "0123abcd",
+            "abcdefghijklmnopQRSTUVWXYZabcdefghijklmnopQRSTUVWXYZabcdefghijklmnopQRSTUVWXYZabcdefghijklmnop",
+            "QWERTYUIOPASDFGHJKLZXCVBNMQWERTYUIOPASDFGHJKLZXCVBNM", "qwertyuiopasdfghjklzxcvbnmqwertyuiopasdfghjklzxcvbnm",
+            "12345678901234567890123456789012345678901234567890", "0123456789abcdef0123456789abcdef0123456789abcdef",
+        ];
+        let mut rng = Rng::new(0x6A09_E667_F3BC_C908);
+        let mut skipped = 0usize;
+        let mut matched = 0usize;
+        for n in 0..60_000 {
+            let rule = &rules[n % rules.len()];
+            let mut t = String::new();
+            for k in 0..rng.below(6) + 1 {
+                if k == 0 || rng.below(3) == 0 {
+                    let trig = rule.triggers[rng.below(rule.triggers.len())];
+                    t.push_str(&if rng.below(2) == 0 { trig.to_ascii_uppercase() } else { trig.to_string() });
+                } else {
+                    t.push_str(FILL[rng.below(FILL.len())]);
+                }
+            }
+            let seen = gate::classes(t.as_bytes());
+            let mut found = Vec::new();
+            rule.find(&t, &mut found);
+            matched += usize::from(!found.is_empty());
+            if !rule.may_match(seen) {
+                skipped += 1;
+                assert!(found.is_empty(), "`{}` needs {:?}, matched {t:?} of classes {seen:#x}", rule.detector.name(), rule.needs);
+            }
+        }
+        assert!(skipped > 5_000 && matched > 500, "{skipped} texts lacked a class, {matched} matched: the test tests little");
     }
 
     #[test]
