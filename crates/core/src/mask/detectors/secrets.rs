@@ -150,13 +150,7 @@ fn needed_classes(pattern: &str) -> Result<Vec<gate::Classes>, String> {
     let needed: Vec<gate::Classes> = NEED_CANDIDATES
         .iter()
         .copied()
-        .filter(|&c| {
-            let bytes = gate::bytes_of(c);
-            // Only the bytes that are this group's alone: `=` is also `OTHER`, and taking every
-            // `OTHER` byte out would claim too much.
-            let bytes: Vec<u8> = bytes.into_iter().filter(|&b| gate::classes(&[b]) & !(c | gate::OTHER) == 0).collect();
-            never(&without(&hir, &bytes))
-        })
+        .filter(|&c| never(&without(&hir, &gate::bytes_of(c))))
         .collect();
     Ok(needed.iter().copied().filter(|&c| !needed.iter().any(|&d| d != c && d & c == d)).collect())
 }
