@@ -60,7 +60,17 @@ pub const LEAD: &str = "(?:)";
 struct Led {
     lead: regex_automata::meta::Regex,
     full: regex_automata::meta::Regex,
+    /// Capture slots for `full`, reused across calls ([`Scratch`]).
+    caps: Scratch<regex_automata::util::captures::Captures>,
 }
+
+/// Per-thread scratch of a rule's searches, taken for one call and given back: a rule is
+/// searched tens of thousands of times per megabyte of trace, and allocating its capture slots
+/// on every call cost 2–3% of masking. The crate's own pool (what its regexes keep their
+/// caches in): the thread that made it gets its value without a lock. Every search rewrites
+/// the slots it reports, so values left from an earlier call are never read (the loops below
+/// already reuse one value across the matches of a call).
+type Scratch<T> = regex_automata::util::pool::Pool<T, Box<dyn Fn() -> T + Send + Sync>>;
 
 #[derive(Debug)]
 pub struct Rule {
@@ -74,6 +84,8 @@ pub struct Rule {
     exact: Option<Regex>,
     /// The smallest upper bound of a relaxed repeat, in characters.
     limit: usize,
+    /// Capture slots for `re`, reused across calls ([`Scratch`]).
+    locs: Scratch<regex::CaptureLocations>,
     /// Capture groups that can hold the secret (unnamed ones; named groups only carry a
     /// relaxed repeat for the `limit` test), in order: the first that took part is the secret.
     secret_groups: Vec<usize>,
@@ -217,13 +229,20 @@ impl Rule {
         let secret_groups = re.capture_names().enumerate().skip(1).filter(|(_, n)| n.is_none()).map(|(i, _)| i).collect();
         let led = match pattern.split_once(LEAD) {
             None => None,
-            Some((lead, _)) => Some(Led {
-                lead: regex_automata::meta::Regex::new(lead).map_err(|e| bad(e.to_string()))?,
-                full: regex_automata::meta::Regex::new(re.as_str()).map_err(|e| bad(e.to_string()))?,
-            }),
+            Some((lead, _)) => {
+                let full = regex_automata::meta::Regex::new(re.as_str()).map_err(|e| bad(e.to_string()))?;
+                let for_caps = full.clone();
+                Some(Led {
+                    lead: regex_automata::meta::Regex::new(lead).map_err(|e| bad(e.to_string()))?,
+                    full,
+                    caps: Scratch::new(Box::new(move || for_caps.create_captures())),
+                })
+            }
         };
         let needs = needed_classes(re.as_str()).map_err(bad)?;
-        Ok(Rule { detector, triggers, re, exact, limit, secret_groups, check, bounded, led, needs })
+        let for_locs = re.clone();
+        let locs = Scratch::new(Box::new(move || for_locs.capture_locations()));
+        Ok(Rule { detector, triggers, re, exact, limit, locs, secret_groups, check, bounded, led, needs })
     }
 
     /// False when a text of byte classes `seen` lacks a class every match needs.
@@ -253,7 +272,7 @@ impl Rule {
             }
             return;
         }
-        let mut locs = self.re.capture_locations();
+        let mut locs = self.locs.get();
         while at <= text.len() {
             let Some(m) = self.re.captures_read_at(&mut locs, text, at) else { break };
             let (mut start, mut end) = (m.start(), m.end());
@@ -273,7 +292,7 @@ impl Rule {
     /// [`Rule::find`] for a rule with a keyword part: the same matches, in the same order.
     fn find_led(&self, led: &Led, text: &str, out: &mut Vec<Span>) {
         use regex_automata::{Anchored, Input};
-        let mut caps = led.full.create_captures();
+        let mut caps = led.caps.get();
         // Only for a relaxed match with a long capture: most calls never need it.
         let mut locs = None;
         let mut at = 0;
