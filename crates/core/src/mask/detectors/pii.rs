@@ -114,7 +114,9 @@ fn blank(b: &[u8], g: &Group) -> bool {
 
 fn numbers(b: &[u8], enabled: DetSet, out: &mut Vec<Span>) {
     let Some(first) = gate::next_digit(b, 0) else { return };
-    let mut groups: Vec<Group> = Vec::with_capacity(MAX_GROUPS);
+    // On the stack: this runs for every text holding a digit, and a heap buffer per call was
+    // one allocation per such text.
+    let mut store = [Group { start: 0, end: 0, sep_start: 0 }; MAX_GROUPS];
     let mut i = first;
     while i < b.len() {
         match gate::next_digit(b, i) {
@@ -135,7 +137,7 @@ fn numbers(b: &[u8], enabled: DetSet, out: &mut Vec<Span>) {
             }
         }
         // Collect the chunk.
-        groups.clear();
+        let mut len = 0;
         let mut j = i;
         let mut sep_start = i;
         loop {
@@ -143,8 +145,9 @@ fn numbers(b: &[u8], enabled: DetSet, out: &mut Vec<Span>) {
             while j < b.len() && b[j].is_ascii_digit() {
                 j += 1;
             }
-            groups.push(Group { start: gs, end: j, sep_start });
-            if groups.len() == MAX_GROUPS {
+            store[len] = Group { start: gs, end: j, sep_start };
+            len += 1;
+            if len == MAX_GROUPS {
                 break;
             }
             let mut k = j;
@@ -159,6 +162,7 @@ fn numbers(b: &[u8], enabled: DetSet, out: &mut Vec<Span>) {
             }
         }
         let chunk_end = j;
+        let groups = &store[..len];
         // The prefix: `+` or `(` directly before the first digit.
         let mut lead = i;
         while lead > 0 && i - lead < 2 && matches!(b[lead - 1], b'+' | b'(') {
@@ -309,7 +313,9 @@ fn shape(b: &[u8], win: &[Group], prefix: &[u8], whole: bool, enabled: DetSet) -
 fn iban_at(b: &[u8], start: usize) -> Option<usize> {
     let mut compact = [0u8; 34];
     let mut n = 0;
-    let mut ends: Vec<(usize, usize)> = Vec::new(); // (byte end, compact length)
+    // (byte end, compact length): a group edge needs a character of the 34 after it.
+    let mut ends = [(0usize, 0usize); 35];
+    let mut edges = 0;
     let mut j = start;
     while j < b.len() && n < 34 {
         let c = b[j];
@@ -318,7 +324,8 @@ fn iban_at(b: &[u8], start: usize) -> Option<usize> {
             n += 1;
             j += 1;
         } else if c == b' ' && j + 1 < b.len() && (b[j + 1].is_ascii_uppercase() || b[j + 1].is_ascii_digit()) && n >= 4 {
-            ends.push((j, n));
+            ends[edges] = (j, n);
+            edges += 1;
             j += 1;
         } else {
             break;
@@ -327,9 +334,10 @@ fn iban_at(b: &[u8], start: usize) -> Option<usize> {
     if j < b.len() && word(b[j]) && n < 34 {
         // glued to a lowercase letter or `_`: only earlier group edges can end it
     } else {
-        ends.push((j, n));
+        ends[edges] = (j, n);
+        edges += 1;
     }
-    ends.iter().rev().find(|&&(_, len)| validate::iban(&compact[..len])).map(|&(end, _)| end)
+    ends[..edges].iter().rev().find(|&&(_, len)| validate::iban(&compact[..len])).map(|&(end, _)| end)
 }
 
 fn ipv6_byte(c: u8) -> bool {
