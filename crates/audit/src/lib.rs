@@ -35,7 +35,7 @@ pub use checkpoint::{public_key_path, AnchorInfo, Checkpoint, CheckpointKind, Pu
 pub use config::AuditConfig;
 pub use error::AuditError;
 pub use log::{AuditLog, Head, LogOptions, PruneReport, Recovery};
-pub use pg::{PgAuditLog, PgOptions};
+pub use pg::{AppendPaths, PgAuditLog, PgOptions};
 pub use policies::PolicyArchive;
 pub use query::{export, query, AuditQuery};
 pub use record::{

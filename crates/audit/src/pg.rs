@@ -2,11 +2,15 @@
 //! chain hashing ([`crate::chain`]) and checkpoint signatures ([`crate::checkpoint`]) of the file
 //! log, verified by the same [`crate::verify::Verifier`].
 //!
-//! Ordering: one sequence. Each append is one transaction that locks the single `audit_head`
-//! row (`SELECT … FOR UPDATE`), seals its records after that head, inserts them (one statement
-//! for the whole batch), moves the head and commits. Two replicas appending at once queue on that
-//! row lock, so the chain never forks; a seq gap or a second record at a seq is impossible because
-//! `seq` is the primary key and only the head's holder writes. A record is acknowledged only after
+//! Ordering: one sequence, kept in the single `audit_head` row. A batch sealed after the head
+//! this replica last committed goes in as one statement that moves the head only if it is still
+//! that head and inserts the rows only if it moved (one round trip; the usual case for a replica
+//! writing alone or most of the time). When the head has moved, another replica appended, and the
+//! batch takes a transaction that locks the row (`SELECT … FOR UPDATE`), seals its records after
+//! the head it finds, inserts them, moves the head and commits. Either way two replicas appending
+//! at once queue on that row's lock and each re-checks the row after the other committed, so the
+//! chain never forks; a seq gap or a second record at a seq is impossible because `seq` is the
+//! primary key and only the head's mover writes. A record is acknowledged only after
 //! `COMMIT` returned, so it is durable (per the server's `synchronous_commit`) before the response
 //! is released. Group commit: each process has one writer task that drains every append queued
 //! while the previous transaction ran into the next, so one round-trip serves many records.
@@ -23,6 +27,7 @@
 //! each with its own key given to verifiers): each signs a real (seq, hash) pair of the one chain.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -54,6 +59,13 @@ pub struct PgOptions {
     pub checkpoint_interval: Duration,
     /// Most records in one transaction.
     pub max_batch: usize,
+}
+
+/// How a replica's batches went in ([`PgAuditLog::append_paths`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendPaths {
+    pub one_statement: u64,
+    pub locked: u64,
 }
 
 /// The columns `GET /v1/audit` filters on, copied out of the entry on the caller's task.
@@ -97,6 +109,9 @@ struct Shared {
     failure: Mutex<Option<String>>,
     /// The head this process last committed or saw.
     head: Mutex<Option<Head>>,
+    /// Batches committed by one statement, and by the locked transaction.
+    one_statement: AtomicU64,
+    locked: AtomicU64,
 }
 
 impl Shared {
@@ -128,7 +143,7 @@ impl PgAuditLog {
     pub async fn open(pool: PgPool, opts: PgOptions, key: SigningKey) -> Result<PgAuditLog, AuditError> {
         let signed: Option<i64> = sqlx::query_scalar("SELECT max(seq) FROM audit_checkpoints").fetch_one(&pool).await.map_err(db)?;
         let head = read_head(&pool).await?;
-        let shared = Arc::new(Shared { failure: Mutex::new(None), head: Mutex::new(Some(head)) });
+        let shared = Arc::new(Shared { head: Mutex::new(Some(head)), ..Shared::default() });
         let public_key = key.public_key().clone();
         let (tx, rx) = mpsc::channel(opts.max_batch.max(1) * 4);
         let writer = Writer {
@@ -138,6 +153,7 @@ impl PgAuditLog {
             signed_seq: signed.map_or(0, |s| u64::try_from(s).unwrap_or(0)),
             last_ckpt: Instant::now(),
             opts: PgOptions { max_batch: opts.max_batch.max(1), checkpoint_every_records: opts.checkpoint_every_records.max(1), ..opts },
+            conn: None,
         };
         tokio::spawn(writer.run(rx));
         Ok(PgAuditLog { tx, shared, pool, public_key })
@@ -150,6 +166,12 @@ impl PgAuditLog {
         let (reply, rx) = oneshot::channel();
         self.tx.send(Msg::Append(prepared, Columns::of(entry), reply)).await.map_err(|_| AuditError::Closed)?;
         rx.await.map_err(|_| AuditError::Closed)?
+    }
+
+    /// Batches this replica committed so far: by one statement after the head it knew, and by
+    /// the transaction that locks the head (another replica had appended since).
+    pub fn append_paths(&self) -> AppendPaths {
+        AppendPaths { one_statement: self.shared.one_statement.load(Ordering::Relaxed), locked: self.shared.locked.load(Ordering::Relaxed) }
     }
 
     /// Signs a checkpoint of the committed head now. `None` when nothing is unsigned.
@@ -231,6 +253,8 @@ struct Writer {
     signed_seq: u64,
     last_ckpt: Instant,
     opts: PgOptions,
+    /// The connection of the last batch and when it finished ([`Writer::write`]).
+    conn: Option<(sqlx::pool::PoolConnection<sqlx::Postgres>, Instant)>,
 }
 
 impl Writer {
@@ -315,54 +339,39 @@ impl Writer {
         }
     }
 
-    async fn write(&self, items: &[(Prepared, Columns)]) -> Result<(Vec<Sealed>, Head), AuditError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE").fetch_one(&mut *tx).await.map_err(db)?;
-        let (seq0, mut prev): (i64, String) = (row.try_get(0).map_err(db)?, row.try_get(1).map_err(db)?);
-        let mut seq = u64::try_from(seq0).map_err(|_| AuditError::Database("audit_head.seq is negative".into()))?;
-        let n = items.len();
-        let (mut seqs, mut prevs, mut hashes, mut lines) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
-        let mut sealed = Vec::with_capacity(n);
-        for (p, _) in items {
-            seq += 1;
-            let (mut line, hash) = p.seal(seq, &prev);
-            line.pop(); // the trailing '\n' of the file format
-            let line = String::from_utf8(line).map_err(|_| AuditError::Serialize("canonical form is not utf-8".into()))?;
-            seqs.push(i64::try_from(seq).map_err(|_| AuditError::Database("seq overflow".into()))?);
-            prevs.push(std::mem::replace(&mut prev, hash.clone()));
-            hashes.push(hash.clone());
-            lines.push(line);
-            sealed.push(Sealed { seq, hash });
-        }
-        let col = |f: fn(&Columns) -> Option<String>| items.iter().map(|(_, c)| f(c)).collect::<Vec<_>>();
-        sqlx::query(
-            "INSERT INTO audit_records (seq, prev_hash, hash, time, kind, request_id, subject, decision, trace_ids, line)
-             SELECT s, p, h, t::timestamptz, k, r, sub, d, ARRAY(SELECT jsonb_array_elements_text(tids::jsonb)), l
-             FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
-                  AS u(s, p, h, t, k, r, sub, d, tids, l)",
-        )
-        .bind(&seqs)
-        .bind(&prevs)
-        .bind(&hashes)
-        .bind(col(|c| Some(c.time.clone())))
-        .bind(col(|c| Some(c.kind.clone())))
-        .bind(col(|c| Some(c.request_id.clone())))
-        .bind(col(|c| c.subject.clone()))
-        .bind(col(|c| c.decision.clone()))
-        .bind(col(|c| Some(c.trace_ids.clone())))
-        .bind(&lines)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        let head = Head { seq, hash: prev };
-        sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
-            .bind(i64::try_from(head.seq).unwrap_or(i64::MAX))
-            .bind(&head.hash)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        Ok((sealed, head))
+    /// Writes one batch; `Ok` only once it committed.
+    ///
+    /// When the head is still the one this replica last committed, the batch is one statement
+    /// ([`Writer::append_after`]); otherwise (another replica appended since, or this one's last
+    /// commit failed) the transaction that locks the head ([`Writer::append_locked`]). The batch
+    /// runs on the connection the writer kept from its last batch when that was recent: taking a
+    /// connection from the pool and giving it back each cost a round trip (sqlx pings it).
+    async fn write(&mut self, items: &[(Prepared, Columns)]) -> Result<(Vec<Sealed>, Head), AuditError> {
+        let mut conn = match self.conn.take() {
+            Some((conn, used)) if used.elapsed() < KEEP_CONNECTION => conn,
+            // Back to the pool, which pings it before anyone uses it again.
+            _ => self.pool.acquire().await.map_err(db)?,
+        };
+        let known = self.shared.head.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let fast = match known {
+            Some(head) => append_after(&mut conn, &head, items).await?,
+            None => None,
+        };
+        let done = match fast {
+            Some(done) => {
+                self.shared.one_statement.fetch_add(1, Ordering::Relaxed);
+                done
+            }
+            None => {
+                let done = append_locked(&mut conn, items).await?;
+                self.shared.locked.fetch_add(1, Ordering::Relaxed);
+                done
+            }
+        };
+        // Kept only after a success: a connection that failed goes back to the pool, whose
+        // release check closes it if it is broken.
+        self.conn = Some((conn, Instant::now()));
+        Ok(done)
     }
 
     async fn prune(&mut self, before: std::time::SystemTime, export: &std::path::Path) -> Result<PruneReport, AuditError> {
@@ -469,6 +478,121 @@ impl Writer {
         self.last_ckpt = Instant::now();
         Ok(c)
     }
+}
+
+/// How long the writer keeps its connection between batches (see [`Writer::write`]). Longer
+/// than batches come under load, short enough that a connection idle since is checked again.
+const KEEP_CONNECTION: Duration = Duration::from_secs(1);
+
+/// A batch sealed after a head: the columns to insert, the receipts, and the head it leaves.
+struct SealedBatch {
+    seqs: Vec<i64>,
+    prevs: Vec<String>,
+    hashes: Vec<String>,
+    lines: Vec<String>,
+    sealed: Vec<Sealed>,
+    head: Head,
+}
+
+fn seal(items: &[(Prepared, Columns)], after: &Head) -> Result<SealedBatch, AuditError> {
+    let n = items.len();
+    let mut b = SealedBatch {
+        seqs: Vec::with_capacity(n),
+        prevs: Vec::with_capacity(n),
+        hashes: Vec::with_capacity(n),
+        lines: Vec::with_capacity(n),
+        sealed: Vec::with_capacity(n),
+        head: after.clone(),
+    };
+    for (p, _) in items {
+        let seq = b.head.seq + 1;
+        let (mut line, hash) = p.seal(seq, &b.head.hash);
+        line.pop(); // the trailing '\n' of the file format
+        let line = String::from_utf8(line).map_err(|_| AuditError::Serialize("canonical form is not utf-8".into()))?;
+        b.seqs.push(i64::try_from(seq).map_err(|_| AuditError::Database("seq overflow".into()))?);
+        b.prevs.push(std::mem::replace(&mut b.head, Head { seq, hash: hash.clone() }).hash);
+        b.hashes.push(hash.clone());
+        b.lines.push(line);
+        b.sealed.push(Sealed { seq, hash });
+    }
+    Ok(b)
+}
+
+/// The batch's rows, from `UNNEST` of the arrays bound as `$1`..`$10` ([`bind_rows`]).
+const ROWS: &str = "INSERT INTO audit_records (seq, prev_hash, hash, time, kind, request_id, subject, decision, trace_ids, line)
+     SELECT s, p, h, t::timestamptz, k, r, sub, d, ARRAY(SELECT jsonb_array_elements_text(tids::jsonb)), l
+     FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
+          AS u(s, p, h, t, k, r, sub, d, tids, l)";
+
+fn bind_rows<'q>(
+    q: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    b: &'q SealedBatch,
+    items: &[(Prepared, Columns)],
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    let col = |f: fn(&Columns) -> Option<String>| items.iter().map(|(_, c)| f(c)).collect::<Vec<_>>();
+    q.bind(&b.seqs)
+        .bind(&b.prevs)
+        .bind(&b.hashes)
+        .bind(col(|c| Some(c.time.clone())))
+        .bind(col(|c| Some(c.kind.clone())))
+        .bind(col(|c| Some(c.request_id.clone())))
+        .bind(col(|c| c.subject.clone()))
+        .bind(col(|c| c.decision.clone()))
+        .bind(col(|c| Some(c.trace_ids.clone())))
+        .bind(&b.lines)
+}
+
+/// One statement, one round trip: the batch sealed after `known`, inserted only if the head
+/// still is `known`, in the same statement that moves it. `None` (nothing written) when the
+/// head has moved: another replica appended, and the caller takes the locked path.
+///
+/// Why this cannot fork the chain: the head row is updated only where it still holds the
+/// (seq, hash) the batch was sealed after, and the rows go in only if that update happened, in
+/// one statement, so one transaction. A concurrent append holds the row's lock until it commits;
+/// this update waits for it and then re-checks its condition against the committed row, which
+/// no longer matches. Seqs only grow, so a stale head never matches again.
+async fn append_after(conn: &mut sqlx::PgConnection, known: &Head, items: &[(Prepared, Columns)]) -> Result<Option<(Vec<Sealed>, Head)>, AuditError> {
+    let b = seal(items, known)?;
+    let sql = format!(
+        "WITH moved AS (UPDATE audit_head SET seq = $11, hash = $12 WHERE id = 1 AND seq = $13 AND hash = $14 RETURNING 1),
+              written AS ({ROWS} WHERE EXISTS (SELECT 1 FROM moved) RETURNING 1)
+         SELECT count(*) FROM written"
+    );
+    let written: i64 = bind_rows(sqlx::query(&sql), &b, items)
+        .bind(i64::try_from(b.head.seq).unwrap_or(i64::MAX))
+        .bind(&b.head.hash)
+        .bind(i64::try_from(known.seq).unwrap_or(i64::MAX))
+        .bind(&known.hash)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db)?
+        .try_get(0)
+        .map_err(db)?;
+    match usize::try_from(written) {
+        Ok(0) => Ok(None),
+        Ok(n) if n == items.len() => Ok(Some((b.sealed, b.head))),
+        _ => Err(AuditError::Database(format!("audit trail: {written} of {} records written", items.len()))),
+    }
+}
+
+/// The batch in a transaction that locks the head row first, so it always goes in after
+/// whatever head is committed.
+async fn append_locked(conn: &mut sqlx::PgConnection, items: &[(Prepared, Columns)]) -> Result<(Vec<Sealed>, Head), AuditError> {
+    use sqlx::Acquire;
+    let mut tx = conn.begin().await.map_err(db)?;
+    let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE").fetch_one(&mut *tx).await.map_err(db)?;
+    let seq: i64 = row.try_get(0).map_err(db)?;
+    let head = Head { seq: u64::try_from(seq).map_err(|_| AuditError::Database("audit_head.seq is negative".into()))?, hash: row.try_get(1).map_err(db)? };
+    let b = seal(items, &head)?;
+    bind_rows(sqlx::query(ROWS), &b, items).execute(&mut *tx).await.map_err(db)?;
+    sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+        .bind(i64::try_from(b.head.seq).unwrap_or(i64::MAX))
+        .bind(&b.head.hash)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+    tx.commit().await.map_err(db)?;
+    Ok((b.sealed, b.head))
 }
 
 async fn read_head(pool: &PgPool) -> Result<Head, AuditError> {

@@ -84,6 +84,46 @@ async fn two_replicas_appending_at_once_make_one_chain_that_verifies() {
     assert_eq!(prevs.iter().collect::<BTreeSet<_>>().len(), 640);
 }
 
+/// The one-statement append is taken only while the head is where this replica left it; once
+/// the other replica has appended, the stale head matches nothing and the batch goes through
+/// the locked transaction, after the other's records. The chain stays one, with no record lost.
+#[tokio::test]
+async fn a_replica_whose_head_is_stale_appends_after_the_other_and_never_forks() {
+    use tracegate_audit::AppendPaths;
+    let Some(db) = TestDb::create().await else { return };
+    let keys = Keys::new();
+    let a = PgAuditLog::open(db.pool().await, opts(1000), keys.signing()).await.unwrap();
+    let b = PgAuditLog::open(db.pool().await, opts(1000), keys.signing()).await.unwrap();
+    let paths = |l: &PgAuditLog| l.append_paths();
+    // Alone: one statement per append.
+    for i in 1..=3 {
+        assert_eq!(a.append(&entry(i, "alice", Decision::Allow)).await.unwrap().seq, i);
+    }
+    assert_eq!(paths(&a), AppendPaths { one_statement: 3, locked: 0 });
+    // b opened at seq 0: its head is stale, so it locks and goes in after a's three.
+    assert_eq!(b.append(&entry(4, "bob", Decision::Allow)).await.unwrap().seq, 4);
+    assert_eq!(paths(&b), AppendPaths { one_statement: 0, locked: 1 });
+    // Now a's head is stale: locked once, then one statement again.
+    assert_eq!(a.append(&entry(5, "alice", Decision::Allow)).await.unwrap().seq, 5);
+    assert_eq!(a.append(&entry(6, "alice", Decision::Allow)).await.unwrap().seq, 6);
+    assert_eq!(paths(&a), AppendPaths { one_statement: 4, locked: 1 });
+    // Strict alternation: every append finds the head moved by the other.
+    for i in 7..=12 {
+        let log = if i % 2 == 1 { &b } else { &a };
+        assert_eq!(log.append(&entry(i, "carol", Decision::Allow)).await.unwrap().seq, i);
+    }
+    assert_eq!(paths(&a), AppendPaths { one_statement: 4, locked: 4 });
+    assert_eq!(paths(&b), AppendPaths { one_statement: 0, locked: 4 });
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+    let r = AuditSource::Postgres(db.pool().await).verify(&[keys.public()]).await.unwrap();
+    assert!(r.ok(), "{:?}", r.problems);
+    assert_eq!((r.records, r.first_seq, r.last_seq), (12, Some(1), Some(12)));
+    let pool = db.raw_pool().await;
+    let order: Vec<String> = sqlx::query_scalar("SELECT request_id FROM audit_records ORDER BY seq").fetch_all(&pool).await.unwrap();
+    assert_eq!(order, (1..=12).map(|i| format!("req-{i}")).collect::<Vec<_>>(), "each record at the seq its append returned");
+}
+
 #[tokio::test]
 async fn tampered_deleted_and_forged_rows_are_found_by_verify() {
     let Some(db) = TestDb::create().await else { return };
