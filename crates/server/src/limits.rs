@@ -13,7 +13,14 @@
 //!   one budget and a caller gains nothing by spreading requests over replicas. A check is one
 //!   statement — an `INSERT … ON CONFLICT DO UPDATE … RETURNING` that applies the GCRA step
 //!   under the row's lock, on the database's clock (replicas' clocks may disagree), and returns
-//!   the verdict and, when refused, what `Retry-After` needs: one round trip per request.
+//!   the verdict and, when refused, what `Retry-After` needs. A principal whose requests come
+//!   fast is served from *leases* ([`Lease`]): one step takes several requests' worth of budget
+//!   from the shared cell, and this replica spends them locally for at most [`LEASE_TTL`], so a
+//!   busy caller costs one statement per lease instead of one per request. Leases are real spends
+//!   from the one budget, so across replicas no more than the budget is ever allowed; what a
+//!   replica leased and did not use before its lease ran out is lost (the caller's budget is that
+//!   much smaller, at most [`max_lease`] − 1 requests, a 16th of the burst, each time its traffic
+//!   stops). Bursts under 32 never lease more than one request: small budgets stay exact.
 //!   When PostgreSQL cannot answer, the check fails closed (`503 rate_limit_unavailable`): a
 //!   limiter that cannot count does not allow. (The audit record of such a request cannot be
 //!   written either, so in practice the caller sees `503 audit_unavailable`.)
@@ -51,6 +58,65 @@ struct Rate {
     interval_us: i64,
     /// `burst × interval`: how far ahead of now a cell's arrival time may run.
     tolerance_us: i64,
+    /// The largest lease ([`max_lease`]).
+    max_lease: u32,
+    /// This replica's leases of shared budget, per principal.
+    leases: Mutex<HashMap<Key, Lease>>,
+}
+
+/// How long a lease of shared budget may be spent after it was taken.
+pub const LEASE_TTL: Duration = Duration::from_millis(250);
+
+/// The most requests one lease takes: a 16th of the burst, at most 64 (at least 1).
+pub fn max_lease(burst: u32) -> u32 {
+    (burst / 16).clamp(1, 64)
+}
+
+/// Budget this replica took from a shared cell and has not spent yet.
+#[derive(Debug)]
+struct Lease {
+    left: u32,
+    /// How many requests the last lease took: the next doubles it while leases are used up
+    /// within [`LEASE_TTL`], and starts at one again after a pause.
+    size: u32,
+    taken: std::time::Instant,
+}
+
+impl Rate {
+    /// Spends one leased request of `key`, if a live lease has one left.
+    fn spend_leased(&self, key: &Key) -> bool {
+        let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+        match leases.get_mut(key) {
+            Some(l) if l.left > 0 && l.taken.elapsed() < LEASE_TTL => {
+                l.left -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The size of the next lease for `key`: double the last while the last was used up in
+    /// time, else one.
+    fn next_lease(&self, key: &Key) -> u32 {
+        let leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+        match leases.get(key) {
+            Some(l) if l.taken.elapsed() < LEASE_TTL => l.size.saturating_mul(2).min(self.max_lease),
+            _ => 1,
+        }
+    }
+
+    /// Keeps the `size - 1` requests a granted step of weight `size` leased beyond this one.
+    fn keep_lease(&self, key: Key, size: u32) {
+        let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+        let now = std::time::Instant::now();
+        let l = leases.entry(key).or_insert(Lease { left: 0, size, taken: now });
+        if l.taken.elapsed() >= LEASE_TTL {
+            l.left = 0;
+        }
+        l.left = l.left.saturating_add(size - 1);
+        l.size = size;
+        l.taken = now;
+    }
 }
 
 impl Rate {
@@ -73,6 +139,8 @@ impl Rate {
             local: governor::RateLimiter::keyed(quota),
             interval_us,
             tolerance_us: interval_us.saturating_mul(i64::from(burst.get())),
+            max_lease: max_lease(burst.get()),
+            leases: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -82,6 +150,8 @@ pub struct Limits {
     opens: Rate,
     /// The `[state]` pool when the buckets are shared.
     shared: Option<PgPool>,
+    /// Steps sent to the shared cells ([`Limits::shared_steps`]).
+    steps: std::sync::atomic::AtomicU64,
     /// Pending access requests one requester may have at once.
     pub max_pending: usize,
     /// Each requester's opening queue in this process, while it has openings in flight.
@@ -138,9 +208,10 @@ impl std::fmt::Debug for Limits {
     }
 }
 
-/// The GCRA step on one shared cell. `$4` is the emission interval, `$5` the tolerance; the
-/// clock is the database's. A new cell starts at `now + interval` (allowed: the tolerance is at
-/// least one interval). An existing one moves to `max(tat, now) + interval` if that is within
+/// The GCRA step on one shared cell. `$4` is the step's increment — the emission interval
+/// times the requests it spends (one, or a lease's size) — and `$5` the tolerance; the
+/// clock is the database's. A new cell starts at `now + increment` (allowed: a lease is at most
+/// a 16th of the burst, so within the tolerance). An existing one moves to `max(tat, now) + increment` if that is within
 /// the tolerance of now, and otherwise stays, refused; `SET` expressions all read the old row.
 /// The time returned for a refusal's wait is read again once the row is locked: the statement's
 /// own clock was read before it queued for the lock, and behind concurrent steps that stale
@@ -202,6 +273,7 @@ impl Limits {
             requests,
             opens,
             shared: None,
+            steps: std::sync::atomic::AtomicU64::new(0),
             max_pending,
             openings: Mutex::new(HashMap::new()),
             open_queue,
@@ -265,18 +337,23 @@ impl Limits {
                 refused(not_until.wait_time_from(DefaultClock::default().now()))
             });
         };
-        let row: (bool, i64, i64) = sqlx::query_as(GCRA_STEP)
-            .bind(rate.name)
-            .bind(&who.issuer)
-            .bind(&who.subject)
-            .bind(rate.interval_us)
-            .bind(rate.tolerance_us)
-            .fetch_one(pool)
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, limit = rate.name, "shared rate limit could not be checked; refusing the request");
-                ApiError::unavailable("rate_limit_unavailable", "the rate limit could not be checked, so the request was refused")
-            })?;
+        let key = (who.issuer.clone(), who.subject.clone());
+        if rate.spend_leased(&key) {
+            return Ok(());
+        }
+        let size = rate.next_lease(&key);
+        let mut row = self.step(pool, rate, who, size).await?;
+        if !row.0 && size > 1 {
+            // Too little left for a lease: this one request may still fit. Leasing starts
+            // again from one, so a caller at its limit costs one statement per request.
+            rate.leases.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+            row = self.step(pool, rate, who, 1).await?;
+        } else if row.0 && size > 1 {
+            rate.keep_lease(key, size);
+        } else if row.0 {
+            // A lease of one: nothing to keep, but the next may double it.
+            rate.keep_lease(key, 1);
+        }
         match row {
             (true, _, _) => Ok(()),
             (false, tat_us, now_us) => {
@@ -291,11 +368,36 @@ impl Limits {
         }
     }
 
+    /// One GCRA step of `weight` requests on `who`'s shared cell: all of them or none.
+    async fn step(&self, pool: &PgPool, rate: &Rate, who: &Principal, weight: u32) -> Result<(bool, i64, i64), ApiError> {
+        self.steps.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        sqlx::query_as(GCRA_STEP)
+            .bind(rate.name)
+            .bind(&who.issuer)
+            .bind(&who.subject)
+            .bind(rate.interval_us.saturating_mul(i64::from(weight)))
+            .bind(rate.tolerance_us)
+            .fetch_one(pool)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, limit = rate.name, "shared rate limit could not be checked; refusing the request");
+                ApiError::unavailable("rate_limit_unavailable", "the rate limit could not be checked, so the request was refused")
+            })
+    }
+
+    /// Statements this process has sent to the shared cells (one per lease, not per request).
+    pub fn shared_steps(&self) -> u64 {
+        self.steps.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Forgets principals whose buckets are full again, so memory (or the shared table) holds
     /// only recent callers. A failure is logged: it only delays the cleanup.
     pub async fn forget_idle(&self) {
         self.requests.local.retain_recent();
         self.opens.local.retain_recent();
+        for rate in [&self.requests, &self.opens] {
+            rate.leases.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, l| l.taken.elapsed() < LEASE_TTL);
+        }
         if let Some(pool) = &self.shared {
             let idle = "DELETE FROM rate_limits WHERE tat_us < (extract(epoch FROM clock_timestamp()) * 1000000)::bigint";
             if let Err(e) = sqlx::query(idle).execute(pool).await {

@@ -179,3 +179,59 @@ async fn an_unreachable_database_refuses_rather_than_allows() {
     limits.forget_idle().await;
     assert!(limits.check_open(&who("eve")).await.is_err());
 }
+
+/// A busy caller is served from leases of its shared budget: far fewer statements than
+/// requests, a single replica still spends exactly its budget, and two replicas racing never
+/// allow more than it between them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_cut_statements_and_never_overspend_across_replicas() {
+    const BIG: usize = 1600; // leases of up to 64; one request a minute refills nothing here
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let cfg = LimitsSection {
+        requests_per_minute: 1,
+        request_burst: BIG as u32,
+        ..LimitsSection::default()
+    };
+    let one = Arc::new(Limits::new(&cfg).unwrap().shared(db.pool().await));
+    let two = Arc::new(Limits::new(&cfg).unwrap().shared(db.pool().await));
+
+    // One replica, one request after another: exactly the burst, then refusals.
+    let mut allowed = 0;
+    for _ in 0..BIG + 50 {
+        match one.check_request(&who("alice")).await {
+            Ok(()) => allowed += 1,
+            Err(e) => assert_eq!((e.status.as_u16(), e.code), (429, "rate_limited")),
+        }
+    }
+    assert_eq!(allowed, BIG, "leases spend the budget exactly");
+    let steps = one.shared_steps();
+    // ~7 growing leases, ~25 of 64, a few near the end, one per refusal.
+    assert!(steps < 150, "{steps} statements for {} checks", BIG + 50);
+
+    // Two replicas at once for another principal: never more than the budget.
+    let before = one.shared_steps() + two.shared_steps();
+    let mut tasks = Vec::new();
+    for n in 0..16 {
+        let l = if n % 2 == 0 { one.clone() } else { two.clone() };
+        tasks.push(tokio::spawn(async move {
+            let mut ok = 0;
+            for _ in 0..125 {
+                ok += usize::from(l.check_request(&who("bob")).await.is_ok());
+            }
+            ok
+        }));
+    }
+    let mut allowed = 0;
+    for t in tasks {
+        allowed += t.await.unwrap();
+    }
+    assert!(allowed <= BIG, "{allowed} allowed across two replicas; the budget is {BIG}");
+    // What a replica leased and had no request left for is lost: at most a lease each.
+    assert!(allowed >= BIG - 2 * 63, "{allowed} allowed");
+    let steps = one.shared_steps() + two.shared_steps() - before;
+    assert!(steps < 1000, "{steps} statements for 2000 checks");
+    // Another principal is another budget.
+    assert!(two.check_request(&who("carol")).await.is_ok());
+}
