@@ -6,7 +6,8 @@
 //! this replica last committed goes in as one statement that moves the head only if it is still
 //! that head and inserts the rows only if it moved (one round trip; the usual case for a replica
 //! writing alone or most of the time). When the head has moved, another replica appended, and the
-//! batch takes a transaction that locks the row (`SELECT … FOR UPDATE`), seals its records after
+//! batch (and the next ones, until a locked batch finds the head where this replica left it) takes
+//! a transaction that locks the row (`SELECT … FOR UPDATE`), seals its records after
 //! the head it finds, inserts them, moves the head and commits. Either way two replicas appending
 //! at once queue on that row's lock and each re-checks the row after the other committed, so the
 //! chain never forks; a seq gap or a second record at a seq is impossible because `seq` is the
@@ -66,6 +67,8 @@ pub struct PgOptions {
 pub struct AppendPaths {
     pub one_statement: u64,
     pub locked: u64,
+    /// One-statement attempts that found the head moved by another replica.
+    pub conflicts: u64,
 }
 
 /// The columns `GET /v1/audit` filters on, copied out of the entry on the caller's task.
@@ -109,9 +112,11 @@ struct Shared {
     failure: Mutex<Option<String>>,
     /// The head this process last committed or saw.
     head: Mutex<Option<Head>>,
-    /// Batches committed by one statement, and by the locked transaction.
+    /// Batches committed by one statement, and by the locked transaction; one-statement
+    /// attempts that found the head moved (and wrote nothing).
     one_statement: AtomicU64,
     locked: AtomicU64,
+    conflicts: AtomicU64,
 }
 
 impl Shared {
@@ -154,6 +159,7 @@ impl PgAuditLog {
             last_ckpt: Instant::now(),
             opts: PgOptions { max_batch: opts.max_batch.max(1), checkpoint_every_records: opts.checkpoint_every_records.max(1), ..opts },
             conn: None,
+            contended: false,
         };
         tokio::spawn(writer.run(rx));
         Ok(PgAuditLog { tx, shared, pool, public_key })
@@ -171,7 +177,8 @@ impl PgAuditLog {
     /// Batches this replica committed so far: by one statement after the head it knew, and by
     /// the transaction that locks the head (another replica had appended since).
     pub fn append_paths(&self) -> AppendPaths {
-        AppendPaths { one_statement: self.shared.one_statement.load(Ordering::Relaxed), locked: self.shared.locked.load(Ordering::Relaxed) }
+        let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        AppendPaths { one_statement: n(&self.shared.one_statement), locked: n(&self.shared.locked), conflicts: n(&self.shared.conflicts) }
     }
 
     /// Signs a checkpoint of the committed head now. `None` when nothing is unsigned.
@@ -255,6 +262,10 @@ struct Writer {
     opts: PgOptions,
     /// The connection of the last batch and when it finished ([`Writer::write`]).
     conn: Option<(sqlx::pool::PoolConnection<sqlx::Postgres>, Instant)>,
+    /// Another replica is appending too: the one-statement path found the head moved, and no
+    /// locked batch since found it where this replica left it. Batches go straight to the lock
+    /// meanwhile, instead of spending a round trip on a statement that would write nothing.
+    contended: bool,
 }
 
 impl Writer {
@@ -353,9 +364,16 @@ impl Writer {
             _ => self.pool.acquire().await.map_err(db)?,
         };
         let known = self.shared.head.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        let fast = match known {
-            Some(head) => append_after(&mut conn, &head, items).await?,
-            None => None,
+        let fast = match &known {
+            Some(head) if !self.contended => {
+                let fast = append_after(&mut conn, head, items).await?;
+                if fast.is_none() {
+                    self.shared.conflicts.fetch_add(1, Ordering::Relaxed);
+                    self.contended = true;
+                }
+                fast
+            }
+            _ => None,
         };
         let done = match fast {
             Some(done) => {
@@ -363,9 +381,14 @@ impl Writer {
                 done
             }
             None => {
-                let done = append_locked(&mut conn, items).await?;
+                let (sealed, head, found) = append_locked(&mut conn, items).await?;
                 self.shared.locked.fetch_add(1, Ordering::Relaxed);
-                done
+                // The head was still ours: nobody else appended since, so the next batch
+                // tries the one statement again.
+                if known.as_ref() == Some(&found) {
+                    self.contended = false;
+                }
+                (sealed, head)
             }
         };
         // Kept only after a success: a connection that failed goes back to the pool, whose
@@ -576,8 +599,8 @@ async fn append_after(conn: &mut sqlx::PgConnection, known: &Head, items: &[(Pre
 }
 
 /// The batch in a transaction that locks the head row first, so it always goes in after
-/// whatever head is committed.
-async fn append_locked(conn: &mut sqlx::PgConnection, items: &[(Prepared, Columns)]) -> Result<(Vec<Sealed>, Head), AuditError> {
+/// whatever head is committed. Also returns the head it found.
+async fn append_locked(conn: &mut sqlx::PgConnection, items: &[(Prepared, Columns)]) -> Result<(Vec<Sealed>, Head, Head), AuditError> {
     use sqlx::Acquire;
     let mut tx = conn.begin().await.map_err(db)?;
     let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE").fetch_one(&mut *tx).await.map_err(db)?;
@@ -592,7 +615,7 @@ async fn append_locked(conn: &mut sqlx::PgConnection, items: &[(Prepared, Column
         .await
         .map_err(db)?;
     tx.commit().await.map_err(db)?;
-    Ok((b.sealed, b.head))
+    Ok((b.sealed, b.head, head))
 }
 
 async fn read_head(pool: &PgPool) -> Result<Head, AuditError> {

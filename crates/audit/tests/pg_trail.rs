@@ -95,33 +95,43 @@ async fn a_replica_whose_head_is_stale_appends_after_the_other_and_never_forks()
     let a = PgAuditLog::open(db.pool().await, opts(1000), keys.signing()).await.unwrap();
     let b = PgAuditLog::open(db.pool().await, opts(1000), keys.signing()).await.unwrap();
     let paths = |l: &PgAuditLog| l.append_paths();
+    let at = |one_statement, locked, conflicts| AppendPaths { one_statement, locked, conflicts };
     // Alone: one statement per append.
     for i in 1..=3 {
         assert_eq!(a.append(&entry(i, "alice", Decision::Allow)).await.unwrap().seq, i);
     }
-    assert_eq!(paths(&a), AppendPaths { one_statement: 3, locked: 0 });
-    // b opened at seq 0: its head is stale, so it locks and goes in after a's three.
+    assert_eq!(paths(&a), at(3, 0, 0));
+    // b opened at seq 0: its head is stale, so its statement writes nothing and it locks and
+    // goes in after a's three.
     assert_eq!(b.append(&entry(4, "bob", Decision::Allow)).await.unwrap().seq, 4);
-    assert_eq!(paths(&b), AppendPaths { one_statement: 0, locked: 1 });
-    // Now a's head is stale: locked once, then one statement again.
-    assert_eq!(a.append(&entry(5, "alice", Decision::Allow)).await.unwrap().seq, 5);
-    assert_eq!(a.append(&entry(6, "alice", Decision::Allow)).await.unwrap().seq, 6);
-    assert_eq!(paths(&a), AppendPaths { one_statement: 4, locked: 1 });
-    // Strict alternation: every append finds the head moved by the other.
-    for i in 7..=12 {
-        let log = if i % 2 == 1 { &b } else { &a };
+    assert_eq!(paths(&b), at(0, 1, 1));
+    // Now a's head is stale: a conflict, then locked while it is contended; the locked batch
+    // that finds the head where a left it lets the next go back to one statement.
+    for i in 5..=7 {
+        assert_eq!(a.append(&entry(i, "alice", Decision::Allow)).await.unwrap().seq, i);
+    }
+    assert_eq!(paths(&a), at(4, 2, 1), "conflict at 5 (locked), 6 locked and found a's head, 7 one statement");
+    // Strict alternation: every append finds the head moved by the other; b stays on the lock
+    // without trying the statement, a tries once more and joins it.
+    for i in 8..=13 {
+        let log = if i % 2 == 0 { &b } else { &a };
         assert_eq!(log.append(&entry(i, "carol", Decision::Allow)).await.unwrap().seq, i);
     }
-    assert_eq!(paths(&a), AppendPaths { one_statement: 4, locked: 4 });
-    assert_eq!(paths(&b), AppendPaths { one_statement: 0, locked: 4 });
+    assert_eq!(paths(&a), at(4, 5, 2));
+    assert_eq!(paths(&b), at(0, 4, 1));
+    // a alone again: one locked batch finds its own head, then one statement.
+    for i in 14..=15 {
+        assert_eq!(a.append(&entry(i, "alice", Decision::Allow)).await.unwrap().seq, i);
+    }
+    assert_eq!(paths(&a), at(5, 6, 2));
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
     let r = AuditSource::Postgres(db.pool().await).verify(&[keys.public()]).await.unwrap();
     assert!(r.ok(), "{:?}", r.problems);
-    assert_eq!((r.records, r.first_seq, r.last_seq), (12, Some(1), Some(12)));
+    assert_eq!((r.records, r.first_seq, r.last_seq), (15, Some(1), Some(15)));
     let pool = db.raw_pool().await;
     let order: Vec<String> = sqlx::query_scalar("SELECT request_id FROM audit_records ORDER BY seq").fetch_all(&pool).await.unwrap();
-    assert_eq!(order, (1..=12).map(|i| format!("req-{i}")).collect::<Vec<_>>(), "each record at the seq its append returned");
+    assert_eq!(order, (1..=15).map(|i| format!("req-{i}")).collect::<Vec<_>>(), "each record at the seq its append returned");
 }
 
 #[tokio::test]
