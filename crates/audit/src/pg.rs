@@ -36,6 +36,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 use tracegate_core::PolicyVersion;
 use tracegate_state::sqlx::{self, QueryBuilder, Row};
+use tracegate_state::warm::Warm;
 use tracegate_state::PgPool;
 
 use crate::chain::Prepared;
@@ -158,7 +159,7 @@ impl PgAuditLog {
             signed_seq: signed.map_or(0, |s| u64::try_from(s).unwrap_or(0)),
             last_ckpt: Instant::now(),
             opts: PgOptions { max_batch: opts.max_batch.max(1), checkpoint_every_records: opts.checkpoint_every_records.max(1), ..opts },
-            conn: None,
+            warm: Warm::new(pool.clone(), 1),
             contended: false,
         };
         tokio::spawn(writer.run(rx));
@@ -260,8 +261,8 @@ struct Writer {
     signed_seq: u64,
     last_ckpt: Instant,
     opts: PgOptions,
-    /// The connection of the last batch and when it finished ([`Writer::write`]).
-    conn: Option<(sqlx::pool::PoolConnection<sqlx::Postgres>, Instant)>,
+    /// The connection of the last batch, while it is warm ([`Writer::write`]).
+    warm: Warm,
     /// Another replica is appending too: the one-statement path found the head moved, and no
     /// locked batch since found it where this replica left it. Batches go straight to the lock
     /// meanwhile, instead of spending a round trip on a statement that would write nothing.
@@ -353,20 +354,16 @@ impl Writer {
     /// Writes one batch; `Ok` only once it committed.
     ///
     /// When the head is still the one this replica last committed, the batch is one statement
-    /// ([`Writer::append_after`]); otherwise (another replica appended since, or this one's last
-    /// commit failed) the transaction that locks the head ([`Writer::append_locked`]). The batch
-    /// runs on the connection the writer kept from its last batch when that was recent: taking a
-    /// connection from the pool and giving it back each cost a round trip (sqlx pings it).
+    /// ([`append_after`]); otherwise (another replica appended since, or this one's last
+    /// commit failed) the transaction that locks the head ([`append_locked`]). The batch
+    /// runs on the connection the writer kept warm from its last batch ([`tracegate_state::warm`]).
     async fn write(&mut self, items: &[(Prepared, Columns)]) -> Result<(Vec<Sealed>, Head), AuditError> {
-        let mut conn = match self.conn.take() {
-            Some((conn, used)) if used.elapsed() < KEEP_CONNECTION => conn,
-            // Back to the pool, which pings it before anyone uses it again.
-            _ => self.pool.acquire().await.map_err(db)?,
-        };
+        let mut taken = self.warm.take().await.map_err(db)?;
+        let conn = &mut *taken.conn;
         let known = self.shared.head.lock().unwrap_or_else(PoisonError::into_inner).clone();
         let fast = match &known {
             Some(head) if !self.contended => {
-                let fast = append_after(&mut conn, head, items).await?;
+                let fast = append_after(conn, head, items).await?;
                 if fast.is_none() {
                     self.shared.conflicts.fetch_add(1, Ordering::Relaxed);
                     self.contended = true;
@@ -381,7 +378,7 @@ impl Writer {
                 done
             }
             None => {
-                let (sealed, head, found) = append_locked(&mut conn, items).await?;
+                let (sealed, head, found) = append_locked(conn, items).await?;
                 self.shared.locked.fetch_add(1, Ordering::Relaxed);
                 // The head was still ours: nobody else appended since, so the next batch
                 // tries the one statement again.
@@ -392,8 +389,9 @@ impl Writer {
             }
         };
         // Kept only after a success: a connection that failed goes back to the pool, whose
-        // release check closes it if it is broken.
-        self.conn = Some((conn, Instant::now()));
+        // release check closes it if it is broken. A write is never retried: it may have
+        // committed before the connection broke.
+        self.warm.keep(taken);
         Ok(done)
     }
 
@@ -502,10 +500,6 @@ impl Writer {
         Ok(c)
     }
 }
-
-/// How long the writer keeps its connection between batches (see [`Writer::write`]). Longer
-/// than batches come under load, short enough that a connection idle since is checked again.
-const KEEP_CONNECTION: Duration = Duration::from_secs(1);
 
 /// A batch sealed after a head: the columns to insert, the receipts, and the head it leaves.
 struct SealedBatch {

@@ -28,6 +28,7 @@ mod expiry;
 pub mod saml;
 pub mod service_accounts;
 pub mod sessions;
+pub mod warm;
 #[cfg(feature = "test-support")]
 pub mod testing;
 

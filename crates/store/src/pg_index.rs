@@ -15,6 +15,7 @@ use futures::StreamExt;
 use tracegate_core::pipeline::SearchScope;
 use tracegate_core::{TraceId, TraceMeta};
 use tracegate_state::sqlx::{self, QueryBuilder, Row};
+use tracegate_state::warm::Warm;
 use tracegate_state::PgPool;
 
 use crate::{StoreError, TraceIndex, TraceStore};
@@ -62,7 +63,13 @@ impl MetaIndex {
 #[derive(Debug, Clone)]
 pub struct PgTraceIndex {
     pool: PgPool,
+    /// Connections for [`PgTraceIndex::get`], the lookup every read makes ([`tracegate_state::warm`]).
+    warm: std::sync::Arc<Warm>,
 }
+
+/// Warm connections the lookup keeps: about as many lookups as are in flight at once under load,
+/// few enough to leave the rest of the pool to everything else.
+const WARM_LOOKUPS: usize = 4;
 
 fn db(e: sqlx::Error) -> StoreError {
     StoreError::Backend(format!("metadata index: {e}"))
@@ -89,7 +96,7 @@ fn column(key: &str) -> Option<&'static str> {
 
 impl PgTraceIndex {
     pub fn new(pool: PgPool) -> Self {
-        PgTraceIndex { pool }
+        PgTraceIndex { warm: std::sync::Arc::new(Warm::new(pool.clone(), WARM_LOOKUPS)), pool }
     }
 
     /// Upserts rows in one statement.
@@ -126,11 +133,20 @@ impl PgTraceIndex {
     }
 
     pub async fn get(&self, id: &TraceId) -> Result<Option<TraceMeta>, StoreError> {
-        let row = sqlx::query("SELECT trace_id, tenant, project, agent, \"user\", started_ns FROM trace_index WHERE trace_id = $1")
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?;
+        const SQL: &str = "SELECT trace_id, tenant, project, agent, \"user\", started_ns FROM trace_index WHERE trace_id = $1";
+        let id = id.to_string();
+        let mut taken = self.warm.take().await.map_err(db)?;
+        let mut row = sqlx::query(SQL).bind(&id).fetch_optional(&mut *taken.conn).await;
+        if let Err(e) = &row {
+            if taken.kept && tracegate_state::is_unavailable(e) {
+                // A kept connection the database dropped since it last answered: the read once
+                // more, on a connection the pool checks.
+                taken = self.warm.fresh().await.map_err(db)?;
+                row = sqlx::query(SQL).bind(&id).fetch_optional(&mut *taken.conn).await;
+            }
+        }
+        let row = row.map_err(db)?;
+        self.warm.keep(taken);
         row.map(|r| meta_of(&r)).transpose()
     }
 

@@ -251,3 +251,29 @@ async fn upsert_replaces_and_rebuild_resumes_after_the_last_committed_key() {
     pg.upsert_batch(&[m.clone()]).await.unwrap();
     assert_eq!(pg.get(&id).await.unwrap(), Some(m));
 }
+
+/// The lookup every read makes runs on a kept connection; when the database dropped that
+/// connection since (a restart), the lookup runs once more on a checked one instead of failing
+/// the read, and a database that is really gone still fails it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lookup_on_a_connection_the_database_dropped_runs_again_on_a_checked_one() {
+    let Some(db) = TestDb::create().await else { return };
+    let pg = PgTraceIndex::new(db.pool().await);
+    let mut g = Gen(7);
+    let data = metas(&mut g, 3);
+    pg.upsert_batch(&data).await.unwrap();
+    let id = data[0].trace_id.clone();
+    for _ in 0..3 {
+        assert_eq!(pg.get(&id).await.unwrap().map(|m| m.trace_id), Some(id.clone()));
+    }
+    // Every backend of this database killed: the kept connection is dead.
+    db.terminate_connections().await;
+    assert_eq!(pg.get(&id).await.unwrap().map(|m| m.trace_id), Some(id.clone()), "answered on a fresh connection");
+    assert_eq!(pg.get(&id).await.unwrap().map(|m| m.trace_id), Some(id.clone()));
+    // Gone for real: no new connections. The retry cannot reach it either, so the read fails.
+    db.allow_connections(false).await;
+    db.terminate_connections().await;
+    assert!(pg.get(&id).await.is_err(), "fails closed");
+    db.allow_connections(true).await;
+    assert_eq!(pg.get(&id).await.unwrap().map(|m| m.trace_id), Some(id));
+}
