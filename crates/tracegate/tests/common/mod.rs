@@ -173,13 +173,19 @@ pub fn spawn_serve_on(
         .unwrap();
     let url = format!("http://127.0.0.1:{port}");
     let client = reqwest::blocking::Client::new();
-    for _ in 0..200 {
+    // Up to 30 s, as the shared peers' gateways wait (`peers.rs`): start-up fetches the identity
+    // providers' metadata, and with the whole suite sharing two cores it has taken over ten
+    // seconds. A gateway that exits is reported at once.
+    for _ in 0..600 {
         if client
             .get(format!("{url}/healthz"))
             .send()
             .is_ok_and(|r| r.status().is_success())
         {
             return (child, url);
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("gateway exited before answering ({status})");
         }
         std::thread::sleep(Duration::from_millis(50));
     }
