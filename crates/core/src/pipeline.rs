@@ -141,6 +141,34 @@ pub fn decide_read_gated<'p>(
     Ok(ReadDecision::Approval(Gate { role, rule, rules, shape }))
 }
 
+/// [`decide_read_gated`] for a read that needs no metadata: when every role `who` reaches for
+/// reading admits every trace (no `rows.match`, no `rows.max_age`), the decision is the same
+/// whatever the trace's metadata, and this returns it if it serves without approval. `None`
+/// (some role's row scope reads the trace, or the read waits for approval, or is refused):
+/// look the metadata up and call [`decide_read_gated`].
+///
+/// Why: the metadata lookup before the fetch is then only an existence check, which the fetch
+/// itself answers (the same `404`); on a PostgreSQL index it was a round trip per read.
+/// Approval and refusal still go through the lookup, so a trace that does not exist is never
+/// answered with an access request or a refusal that a real lookup would have made a `404`.
+pub fn decide_read_unscoped<'p>(
+    policy: &'p Policy,
+    who: &Principal,
+    id: &crate::trace_id::TraceId,
+    req: &ReadRequest<'_>,
+    now: SystemTime,
+) -> Option<Vec<Candidate<'p>>> {
+    let roles = roles_for_action(policy, who, Action::Read).ok()?;
+    if roles.iter().any(|r| r.rows.reads_trace()) {
+        return None;
+    }
+    let bare = TraceMeta { trace_id: id.clone(), fields: Default::default(), started_at: None };
+    match decide_read_gated(policy, who, &bare, req, now) {
+        Ok(ReadDecision::Serve(c)) => Some(c),
+        _ => None,
+    }
+}
+
 /// The role that serves `who` a plain read (the role's whole view, no `fields=`) of this trace
 /// without approval, if any: what the requester sees without a grant. From the requester's own
 /// principal, never from whoever later looks at the request.
