@@ -11,7 +11,8 @@
 # bucket as they are and indexed by `index rebuild`.
 # What the audit flush adds: the embedded engineer rows again with the audit log on tmpfs
 # (/dev/shm, where fdatasync returns at once) — a side measurement, never a deployment.
-# AB="BIN_A BIN_B" runs an alternated A/B of two builds instead (see below).
+# AB="BIN_A BIN_B" runs an alternated A/B of two builds instead (see below), on the embedded
+# default or, with AB_DEPLOY=s3, on one replica of the S3 + PostgreSQL deployment.
 # Needs wrk and nginx (Debian packages wrk, nginx-light); installs them if missing; the S3 rows
 # also need moto_server and PostgreSQL at 127.0.0.1:5432 (see scripts/start-replicas.sh).
 set -euo pipefail
@@ -127,41 +128,55 @@ run() { # label url token [pid: also report that process's CPU per request]
 }
 
 # A/B of two builds instead of the table: AB="BIN_A BIN_B" [ROUNDS=6] [AB_SIZES="2k 100k real-2k real-100k"]
-# [AB_ROLE=engineer|support]. Runs alternate A and B; each is a fresh gateway with a fresh audit
-# directory (same disk as the data), 1 s of warm-up, then one measured wrk run of the role. Compare CPU µs/request within
-# pairs: it moves far less with the machine's load than req/s does.
-if [ -n "${AB:-}" ]; then
-  kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true; unset 'pids[-1]'
+# [AB_ROLE=engineer|support] [AB_DEPLOY=embedded|s3]. Runs alternate A and B; each is a fresh
+# gateway, 1 s of warm-up, then one measured wrk run of the role. On the embedded default
+# (`AB_DEPLOY=embedded`) each gateway gets a fresh audit directory (same disk as the data); with
+# `AB_DEPLOY=s3` it is one replica of the S3 + PostgreSQL deployment set up as for the table
+# below (the two started replicas are stopped first; every run appends to the same PostgreSQL
+# trail). Compare CPU µs/request within pairs: it moves far less with the machine's load than
+# req/s does.
+AB_DEPLOY=${AB_DEPLOY:-embedded}
+case $AB_DEPLOY in embedded | s3) ;; *) echo "AB_DEPLOY: embedded or s3" >&2; exit 2 ;; esac
+ab_loop() { # config-of-run (a function: run number -> config path) engineer-token support-token
+  local cfg_of=$1 token n=0 round t side bin url warm cfg
   read -r -a ab_bins <<<"$AB"
   AB_ROLE=${AB_ROLE:-engineer}
-  case $AB_ROLE in engineer) AB_TOKEN=$ENG ;; support) AB_TOKEN=$SUP ;; *) echo "AB_ROLE: engineer or support" >&2; exit 2 ;; esac
-  echo "A/B, $AB_ROLE role, wrk -t2 -c$CONNECTIONS -d$DURATION per run; A = ${ab_bins[0]}, B = ${ab_bins[1]}"
+  case $AB_ROLE in engineer) token=$2 ;; support) token=$3 ;; *) echo "AB_ROLE: engineer or support" >&2; exit 2 ;; esac
+  echo "A/B, $AB_DEPLOY, $AB_ROLE role, wrk -t2 -c$CONNECTIONS -d$DURATION per run; A = ${ab_bins[0]}, B = ${ab_bins[1]}"
   echo
   echo "| run | req/s | p50 | p99 | p99.9 | gateway CPU µs/req |"
   echo "|---|---|---|---|---|---|"
-  n=0
   for round in $(seq 1 "${ROUNDS:-6}"); do
     for t in ${AB_SIZES:-2k}; do
       for side in A B; do
         bin=${ab_bins[0]}; [ "$side" = B ] && bin=${ab_bins[1]}
         n=$((n + 1))
-        cp "$DATA/tracegate.toml" "$DATA/ab.toml"
-        printf '\n[audit]\ndir = "%s"\n' "$WORK/ab-audit-$n" >> "$DATA/ab.toml"
-        RUST_LOG=warn $bin serve --config "$DATA/ab.toml" --listen 127.0.0.1:$((BASE_PORT + 3)) 2>>"$WORK/ab.log" & pids+=($!)
-        wait_http http://127.0.0.1:$((BASE_PORT + 3))/healthz
+        cfg=$("$cfg_of" "$n")
+        RUST_LOG=warn $bin serve --config "$cfg" --listen 127.0.0.1:$((BASE_PORT + 3)) 2>>"$WORK/ab.log" & pids+=($!)
+        wait_http http://127.0.0.1:$((BASE_PORT + 3))/readyz
         url=http://127.0.0.1:$((BASE_PORT + 3))/v1/traces/bench-$t
         warm=()
         case $t in real-*) url=http://127.0.0.1:$((BASE_PORT + 3))/v1/traces/$t; warm=(-s "$WORK/$t.lua") ;; esac
-        wrk -t2 -c"$CONNECTIONS" -d1s "${warm[@]}" -H "Authorization: Bearer $AB_TOKEN" "$url" >/dev/null
-        run "$side $t, round $round" "$url" "$AB_TOKEN" "${pids[-1]}"
+        wrk -t2 -c"$CONNECTIONS" -d1s "${warm[@]}" -H "Authorization: Bearer $token" "$url" >/dev/null
+        run "$side $t, round $round" "$url" "$token" "${pids[-1]}"
         kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true; unset 'pids[-1]'
         rm -rf "$WORK/ab-audit-$n"
       done
     done
   done
+}
+embedded_ab_config() { # run number: a copy of the config with its own audit directory
+  cp "$DATA/tracegate.toml" "$DATA/ab-$1.toml"
+  printf '\n[audit]\ndir = "%s"\n' "$WORK/ab-audit-$1" >> "$DATA/ab-$1.toml"
+  echo "$DATA/ab-$1.toml"
+}
+if [ -n "${AB:-}" ] && [ "$AB_DEPLOY" = embedded ]; then
+  kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true; unset 'pids[-1]'
+  ab_loop embedded_ab_config "$ENG" "$SUP"
   exit 0
 fi
 
+if [ -z "${AB:-}" ]; then
 echo "wrk -t2 -c$CONNECTIONS -d$DURATION, loopback, $(nproc) cores shared by client and server"
 echo
 echo "| target | req/s | p50 | p99 | p99.9 | gateway CPU µs/req |"
@@ -190,8 +205,9 @@ for t in 2k 100k; do
   run "tracegate engineer, audit log on tmpfs (no flush cost), $t" http://127.0.0.1:$BASE_PORT/v1/traces/bench-$t "$ENG" "${pids[-1]}"
 done
 rm -rf "$SHM"
+fi
 
-[ "${SCALE:-1}" = 0 ] && exit 0
+[ -z "${AB:-}" ] && [ "${SCALE:-1}" = 0 ] && exit 0
 
 # The embedded gateway and its nginx stop first: the S3 rows get the machine to themselves.
 for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
@@ -217,6 +233,7 @@ done
 SCFG=$SDATA/tracegate.toml
 WRITER=$($BIN token --config "$SCFG" --sub bench-writer --groups agents --claim tenant=acme --ttl 1h)
 SENG=$($BIN token --config "$SCFG" --sub bench --groups eng --ttl 1h)
+SSUP=$($BIN token --config "$SCFG" --sub bench --groups support --claim tenant=acme --ttl 1h)
 for t in 2k 100k; do
   # Written through the gateway, as agents write: the writer role masks secrets before storing.
   curl -sf -o /dev/null -X PUT -H "Authorization: Bearer $WRITER" --data-binary "@$DATA/traces/bench-$t.json" "$A_URL/v1/traces/bench-$t"
@@ -255,6 +272,14 @@ for size in ("2k", "100k"):
 PY
 for f in "$WORK"/s3-*.lua; do cat "$f" "$WORK/pct.lua" > "$f.tmp" && mv "$f.tmp" "$f"; done
 $BIN index rebuild --config "$SCFG" 2>"$WORK/index-rebuild.log"
+
+if [ -n "${AB:-}" ]; then
+  # The A/B's gateways take the replicas' place: same config, bucket, database and credential.
+  kill "$A_PID" "$B_PID" 2>/dev/null || true
+  s3_ab_config() { echo "$SCFG"; }
+  ab_loop s3_ab_config "$SENG" "$SSUP"
+  exit 0
+fi
 
 echo
 echo "S3 ($S3_SERVER) + PostgreSQL: $BIN, engineer role; the stored trace is what the writer role stored"
