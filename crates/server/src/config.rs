@@ -78,6 +78,13 @@ pub struct ServerSection {
     /// learn which ids exist in other tenants). The audit record has the true reason either way.
     #[serde(default)]
     pub explicit_row_scope_denials: bool,
+    /// Acceptor threads, each with its own listening socket on the port and its own
+    /// single-threaded runtime, as nginx runs worker processes (see the `acceptors` module for
+    /// why and what it costs); `0` serves every connection on one shared work-stealing runtime.
+    /// Absent: one per core on the embedded default (a local store and no `[state]`), `0`
+    /// otherwise. At most 256.
+    #[serde(default)]
+    pub acceptors: Option<usize>,
 }
 
 impl Default for ServerSection {
@@ -88,6 +95,7 @@ impl Default for ServerSection {
             max_read_bytes: default_max_read_bytes(),
             read_budget_bytes: default_read_budget_bytes(),
             explicit_row_scope_denials: false,
+            acceptors: None,
         }
     }
 }
@@ -136,6 +144,18 @@ impl GatewayConfig {
         self.state.effective_url().is_some()
     }
 
+    /// How many acceptor threads serve (`server.acceptors`, or its default for this deployment);
+    /// `0`: the shared runtime serves.
+    pub fn acceptors(&self) -> usize {
+        match self.server.acceptors {
+            Some(n) => n,
+            None if !self.store.is_bucket() && !self.has_state() => {
+                std::thread::available_parallelism().map_or(1, |n| n.get().min(crate::acceptors::MAX_ACCEPTORS))
+            }
+            None => 0,
+        }
+    }
+
     /// Opens the configured trace store, its reads bounded by `server.max_read_bytes` each and
     /// by `server.read_budget_bytes` together.
     pub fn open_store(&self) -> Result<tracegate_store::ObjectTraceStore, ConfigError> {
@@ -148,7 +168,7 @@ impl GatewayConfig {
         let bad = |m: &str| ConfigError::Invalid(format!("[store]: {m}"));
         let s = &self.store;
         match (&s.url, &s.kind, &s.path) {
-            (Some(url), None, None) if url.contains("://") && !url.starts_with("file://") => {
+            (Some(url), None, None) if is_bucket_url(url) => {
                 tracegate_store::ObjectTraceStore::open(url).map_err(|e| bad(&e.to_string()))
             }
             (Some(url), None, None) => {
@@ -162,6 +182,17 @@ impl GatewayConfig {
             _ => Err(bad("give either `url`, or `kind = \"local\"` with `path`")),
         }
     }
+}
+
+impl StoreSection {
+    /// True when traces live in a bucket (S3, GCS, Azure), not in a local directory.
+    pub fn is_bucket(&self) -> bool {
+        self.url.as_deref().is_some_and(is_bucket_url)
+    }
+}
+
+fn is_bucket_url(url: &str) -> bool {
+    url.contains("://") && !url.starts_with("file://")
 }
 
 #[derive(Debug, Deserialize)]
@@ -321,6 +352,12 @@ impl GatewayConfig {
         cfg.base_dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
         if cfg.base_dir.as_os_str().is_empty() {
             cfg.base_dir = PathBuf::from(".");
+        }
+        if cfg.server.acceptors.is_some_and(|n| n > crate::acceptors::MAX_ACCEPTORS) {
+            return Err(ConfigError::Invalid(format!(
+                "[server] acceptors: at most {}",
+                crate::acceptors::MAX_ACCEPTORS
+            )));
         }
         Ok(cfg)
     }

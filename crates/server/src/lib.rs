@@ -4,6 +4,7 @@
 //! phase order — authenticate, decide, fetch, project and mask, respond — and every failure
 //! becomes one [`ApiError`] with its status, a stable code and the rules behind it.
 
+pub mod acceptors;
 pub mod audit;
 pub mod budget;
 pub mod config;
@@ -28,19 +29,36 @@ pub fn router(state: Arc<AppState>) -> Router {
     routes::router(state)
 }
 
-/// Serves until `shutdown` resolves, then drains in-flight requests.
+/// Serves until `shutdown` resolves, then drains in-flight requests. Runs the audit retention
+/// task beside the connections (see [`spawn_retention`]).
 pub async fn serve(
     state: Arc<AppState>,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let retention = state.audit_retention.map(|age| tokio::spawn(prune_periodically(state.clone(), age)));
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let retention = spawn_retention(&state);
+    let served = serve_connections(state, listener, shutdown).await;
     if let Some(task) = retention {
         task.abort();
     }
     served
+}
+
+/// Serves one listener's connections until `shutdown` resolves, then drains in-flight
+/// requests; nothing else. [`acceptors`] runs one of these per thread.
+pub async fn serve_connections(
+    state: Arc<AppState>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
+/// Starts the hourly audit retention task on the current runtime, if `[audit] retention` is
+/// set. One per process: abort the handle when serving ends.
+pub fn spawn_retention(state: &Arc<AppState>) -> Option<tokio::task::JoinHandle<()>> {
+    state.audit_retention.map(|age| tokio::spawn(prune_periodically(state.clone(), age)))
 }
 
 /// How often the retention task looks for records past their age.

@@ -233,6 +233,94 @@ fn kill_9_under_load_loses_no_acknowledged_record() {
     assert!(missing.is_empty(), "{} of {} acknowledged responses have no record", missing.len(), acked.len());
 }
 
+/// `[server] acceptors = 3`: three threads share the port, every one of many connections is
+/// served and recorded, no second gateway can take the port, and SIGTERM drains every thread
+/// and seals the trail with a final checkpoint.
+#[cfg(target_os = "linux")]
+#[test]
+fn acceptor_threads_serve_every_connection_keep_the_port_and_seal_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    tracegate::commands::quickstart::lay_out(&data).unwrap();
+    let cfg = data.join("tracegate.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    assert!(text.contains("[server]\n"));
+    std::fs::write(&cfg, text.replacen("[server]\n", "[server]\nacceptors = 3\n", 1)).unwrap();
+    let tok = token(&data, "erin", "eng");
+    let (mut child, url) = spawn_serve(&data, "");
+
+    let threads = || -> Vec<String> {
+        std::fs::read_dir(format!("/proc/{}/task", child.id()))
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.unwrap().path().join("comm")).ok())
+            .map(|c| c.trim().to_owned())
+            .collect()
+    };
+    let want: Vec<String> = (0..3).map(|i| format!("tg-acceptor-{i}")).collect();
+    for _ in 0..100 {
+        if want.iter().all(|w| threads().contains(w)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let named: Vec<String> = threads().into_iter().filter(|t| t.starts_with("tg-acceptor-")).collect();
+    assert_eq!(named.len(), 3, "{named:?}");
+    assert!(want.iter().all(|w| named.contains(w)), "{named:?}");
+
+    // 4 clients at once, 12 requests each, every request on a connection of its own (the
+    // kernel spreads new connections over the three sockets).
+    let path = "/v1/traces/demo-agent-1";
+    let reference = reqwest::blocking::Client::new().get(format!("{url}{path}")).bearer_auth(&tok).send().unwrap();
+    assert_eq!(reference.status().as_u16(), 200);
+    let reference = reference.text().unwrap();
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (url, tok, reference) = (url.clone(), tok.clone(), reference.clone());
+            std::thread::spawn(move || {
+                (0..12)
+                    .map(|_| {
+                        let client = reqwest::blocking::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+                        let r = client.get(format!("{url}{path}")).bearer_auth(&tok).send().unwrap();
+                        assert_eq!(r.status().as_u16(), 200);
+                        let id = r.headers().get("x-request-id").unwrap().to_str().unwrap().to_owned();
+                        assert_eq!(r.text().unwrap(), reference, "every thread serves the same slice");
+                        id
+                    })
+                    .collect::<Vec<String>>()
+            })
+        })
+        .collect();
+    let ids: Vec<String> = clients.into_iter().flat_map(|c| c.join().unwrap()).collect();
+    assert_eq!(ids.len(), 48);
+
+    // A second gateway (its own data directory) on the same port is refused, not let in.
+    let other = dir.path().join("other");
+    tracegate::commands::quickstart::lay_out(&other).unwrap();
+    let listen = url.trim_start_matches("http://");
+    let out = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(other.join("tracegate.toml"))
+        .args(["--listen", listen])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains(&format!("binding `{listen}`")) && err.contains("in use"), "{err}");
+
+    // SIGTERM: every thread drains, the trail is sealed, the process exits cleanly.
+    let term = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(term.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let (good, report) = verify(&data);
+    assert!(good, "{report}");
+    assert!(report.contains(" 0 records after the last checkpoint"), "not sealed: {report}");
+    let recorded: HashSet<String> =
+        log_records(&data).iter().filter_map(|r| r["request_id"].as_str().map(str::to_owned)).collect();
+    let missing: Vec<&String> = ids.iter().filter(|id| !recorded.contains(*id)).collect();
+    assert!(missing.is_empty(), "{} of 48 responses have no record", missing.len());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_reproduces_exactly_what_was_shown_or_says_why_not() {
     let gw = Gateway::start().await;

@@ -54,6 +54,9 @@ const CONFIG: &str = r#"# tracegate configuration, written by `tracegate quickst
 listen = "127.0.0.1:8080"
 # Largest trace accepted on write (bytes).
 max_trace_bytes = 16777216
+# Acceptor threads (socket + thread + single-threaded runtime each); unset: one per core here,
+# since the store is local. 0: one shared runtime for every connection.
+# acceptors = 2
 
 [store]
 kind = "local"

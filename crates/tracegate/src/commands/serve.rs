@@ -46,14 +46,39 @@ pub async fn serve(config: &Path, listen: Option<&str>, on_ready: impl FnOnce(st
             dev.check_listen(a)?;
         }
     }
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding `{addr}`"))?;
-    let bound = listener.local_addr()?;
-    tracing::info!(%bound, "tracegate listening");
-    on_ready(bound);
-    tracegate_server::serve(state.clone(), listener, shutdown_signal()).await?;
-    // Seal the trail with a final signed checkpoint before exiting.
+    let acceptors = cfg.acceptors();
+    let served = if acceptors == 0 {
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding `{addr}`"))?;
+        let bound = listener.local_addr()?;
+        tracing::info!(%bound, "tracegate listening");
+        on_ready(bound);
+        tracegate_server::serve(state.clone(), listener, shutdown_signal()).await
+    } else {
+        let listeners = bind_acceptors(addr, acceptors).await?;
+        let bound = listeners[0].local_addr()?;
+        tracing::info!(%bound, acceptors, "tracegate listening");
+        on_ready(bound);
+        tracegate_server::acceptors::serve(state.clone(), listeners, shutdown_signal()).await
+    };
+    // Seal the trail with a final signed checkpoint before exiting, whether serving ended on a
+    // signal or on a failure.
     state.audit.shutdown().await?;
+    served.context("serving")?;
     Ok(())
+}
+
+/// The acceptors' sockets on the first address `addr` resolves to that binds, as
+/// `TcpListener::bind` tries them.
+async fn bind_acceptors(addr: &str, n: usize) -> anyhow::Result<Vec<std::net::TcpListener>> {
+    let mut last = None;
+    for a in tokio::net::lookup_host(addr).await.with_context(|| format!("resolving `{addr}`"))? {
+        match tracegate_server::acceptors::bind(a, n) {
+            Ok(ls) => return Ok(ls),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.map_or_else(|| anyhow::anyhow!("`{addr}` resolves to no address"), anyhow::Error::from))
+        .with_context(|| format!("binding `{addr}`"))
 }
 
 async fn shutdown_signal() {
