@@ -15,9 +15,13 @@
 //! that thread. Reads large enough to matter are masked on the blocking pool (`budget`), as on
 //! the shared runtime, so the thread keeps accepting and serving.
 //!
-//! The port stays exclusive. `SO_REUSEPORT` alone would let a second gateway (or anything else
-//! run by the same user) bind the same port and silently take a share of the connections, so
-//! [`bind`] first binds the address without it, which fails if anything holds the port.
+//! The port is not shared by accident. `SO_REUSEPORT` alone would let a second gateway started
+//! on the same port by the same user bind it and silently take a share of the connections, so
+//! [`bind`] first binds the address without it, which fails if anything holds the port. What it
+//! cannot stop: a process of the same user that sets `SO_REUSEPORT` itself may still join the
+//! group (the kernel checks only the user). Such a process is inside the trust boundary anyway
+//! — it can read the store credential and the signing keys — but run the gateway as a user of
+//! its own.
 
 use std::future::Future;
 use std::io;
