@@ -25,7 +25,7 @@ if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
 fi
 # BIN=path runs an already built binary (say which build in the figures); default: release.
 if [ -z "${BIN:-}" ]; then
-  cargo build --release -p tracegate -q
+  . scripts/install-build-deps.sh; cargo build --release -p tracegate -q
   BIN=target/release/tracegate
 fi
 WORK=$(mktemp -d)

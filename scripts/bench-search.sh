@@ -22,7 +22,7 @@ export PGHOST=${PGHOST:-127.0.0.1}
 if ! command -v wrk >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
 fi
-if [ -z "${BIN:-}" ]; then cargo build --release -p tracegate -q; BIN=target/release/tracegate; fi
+if [ -z "${BIN:-}" ]; then . scripts/install-build-deps.sh; cargo build --release -p tracegate -q; BIN=target/release/tracegate; fi
 WORK=$(mktemp -d)
 DB=tg_bench_search_$$
 pid=

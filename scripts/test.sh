@@ -9,13 +9,10 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   echo "test.sh: installing Node.js (needed by the real OIDC provider tests)"
   apt-get update -qq && apt-get install -y -qq nodejs npm
 fi
-# SAML: samael links libxmlsec1/libxml2 through bindgen (the `saml` feature, on by default, so
-# the plain workspace build below needs these), and the real IdP is pysaml2 signing with xmlsec1.
-saml_debs=(libxmlsec1-dev libxml2-dev libclang-dev libssl-dev pkg-config xmlsec1)
-if ! dpkg -s "${saml_debs[@]}" >/dev/null 2>&1; then
-  echo "test.sh: installing ${saml_debs[*]} (SAML build and its real IdP)"
-  apt-get update -qq && apt-get install -y -qq "${saml_debs[@]}"
-fi
+# SAML: the build's Debian packages (samael links libxmlsec1/libxml2 through bindgen) and
+# xmlsec1, the real IdP's signer.
+# shellcheck source=scripts/install-build-deps.sh
+. scripts/install-build-deps.sh
 if ! python3 -c "import saml2" 2>/dev/null; then
   echo "test.sh: installing pysaml2 (the real SAML identity provider, scripts/saml-idp.py)"
   python3 -m pip install -q pysaml2
