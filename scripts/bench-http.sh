@@ -11,6 +11,7 @@
 # bucket as they are and indexed by `index rebuild`.
 # What the audit flush adds: the embedded engineer rows again with the audit log on tmpfs
 # (/dev/shm, where fdatasync returns at once) — a side measurement, never a deployment.
+# PERF=1 adds, after each gateway row, where its CPU went (perf; see run() below).
 # AB="BIN_A BIN_B" runs an alternated A/B of two builds instead (see below), on the embedded
 # default or, with AB_DEPLOY=s3, on one replica of the S3 + PostgreSQL deployment.
 # Needs wrk and nginx (Debian packages wrk, nginx-light); installs them if missing; the S3 rows
@@ -20,6 +21,9 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-32}
 BASE_PORT=${BASE_PORT:-18080}
+if [ -n "${PERF:-}" ] && ! command -v perf >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf >/dev/null
+fi
 if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light >/dev/null
 fi
@@ -115,7 +119,16 @@ run() { # label url token [pid: also report that process's CPU per request]
   if [ -z "${RUN_SCRIPT:-}" ]; then
     case $2 in */real-2k | */real-2k.json) script=$WORK/real-2k.lua ;; */real-100k | */real-100k.json) script=$WORK/real-100k.lua ;; esac
   fi
+  # PERF=1: the gateway's rows are also sampled by perf (DWARF call graphs, 999 Hz) for the
+  # length of the run, and each row is followed by where its CPU went, by category
+  # (scripts/perf-categories.py). Sampling costs the gateway throughput: read the req/s of a
+  # run without PERF.
+  local perf_pid=""
+  if [ -n "${PERF:-}" ] && [ -n "${4:-}" ]; then
+    perf record -q -F 999 --call-graph dwarf,16384 -p "$4" -o "$WORK/perf.data" -- sleep "$DURATION" 2>/dev/null & perf_pid=$!
+  fi
   out=$(wrk -t2 -c"$CONNECTIONS" -d"$DURATION" -s "$script" -H "Authorization: Bearer $3" "$2")
+  [ -n "$perf_pid" ] && wait "$perf_pid"
   if echo "$out" | grep -q "Non-2xx"; then echo "non-2xx responses for $1" >&2; echo "$out" >&2; exit 1; fi
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   reqs=$(echo "$out" | awk '/requests in/ {print $1}')
@@ -125,6 +138,12 @@ run() { # label url token [pid: also report that process's CPU per request]
   fi
   read -r p50 p99 p999 < <(echo "$out" | awk '$1=="PCT" {print $2, $3, $4}')
   printf '| %s | %s | %s | %s | %s | %s |\n' "$1" "$rps" "$(ms "$p50")" "$(ms "$p99")" "$(ms "$p999")" "$cpu"
+  if [ -n "$perf_pid" ]; then
+    echo; echo "Where the CPU of \"$1\" went:"; echo
+    perf script -i "$WORK/perf.data" 2>/dev/null | python3 scripts/perf-categories.py "$cpu"
+    echo
+    rm -f "$WORK/perf.data"
+  fi
 }
 
 # A/B of two builds instead of the table: AB="BIN_A BIN_B" [ROUNDS=6] [AB_SIZES="2k 100k real-2k real-100k"]

@@ -200,15 +200,12 @@ pub struct MaskApplied {
 }
 
 impl MaskApplied {
-    pub fn from_report(r: &MaskReport) -> Vec<MaskApplied> {
+    /// Takes the report: its paths (up to [`tracegate_core::mask::MAX_REPORT_PATHS`] per
+    /// detector, on every request) move into the record instead of being copied.
+    pub fn from_report(r: MaskReport) -> Vec<MaskApplied> {
         r.hits
-            .iter()
-            .map(|h| MaskApplied {
-                detector: h.detector.clone(),
-                operator: h.operator.clone(),
-                count: h.count,
-                paths: h.paths.clone(),
-            })
+            .into_iter()
+            .map(|h| MaskApplied { detector: h.detector, operator: h.operator, count: h.count, paths: h.paths })
             .collect()
     }
 }

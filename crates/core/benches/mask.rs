@@ -243,7 +243,8 @@ fn ratio_only() -> bool {
     true
 }
 
-/// `MASK_PROFILE=KIND:SIZE:ROUNDS` (e.g. `realistic:100KB:200`): the byte engine alone on one
+/// `MASK_PROFILE=KIND:SIZE:ROUNDS` (e.g. `realistic:100KB:200`; `file:PATH:ROUNDS` for a
+/// document on disk): the byte engine alone on one
 /// input, `ROUNDS` times, for a profiler (`valgrind --tool=callgrind`, `perf record`) to see
 /// the masking rather than the input generation or the other rows.
 fn profile_only() -> bool {
@@ -253,6 +254,21 @@ fn profile_only() -> bool {
     let rounds: usize = rounds.and_then(|r| r.parse().ok()).unwrap_or(100);
     let Ok(policy) = Policy::parse("bench", POLICY) else { return true };
     let key = MaskKey(b"benchmark-key-0123456789abcdef".to_vec());
+    if kind == "file" {
+        // `file:PATH:ROUNDS`: a document from disk (say the load run's `scripts/gen-trace.py`
+        // trace, which the gateway masks on every read), masked again and again.
+        let Ok(bytes) = std::fs::read(size) else {
+            eprintln!("cannot read {size}");
+            return true;
+        };
+        let t = std::time::Instant::now();
+        for _ in 0..rounds {
+            black_box(bytes_engine(black_box(&bytes), &policy, &key));
+        }
+        let secs = t.elapsed().as_secs_f64();
+        eprintln!("{size}: {rounds} rounds, {:.0} MB/s", (bytes.len() * rounds) as f64 / secs / 1e6);
+        return true;
+    }
     let n = match size {
         "2KB" => 2_000,
         "100KB" => 100_000,

@@ -93,7 +93,7 @@ impl Audited {
     }
 
     /// The role that served, the rules behind it, its slice and what masking did.
-    pub fn served(&mut self, role: &Role, rules: Vec<String>, masks: &MaskReport) {
+    pub fn served(&mut self, role: &Role, rules: Vec<String>, masks: MaskReport) {
         self.entry.role = Some(role.name.clone());
         self.entry.rules = rules;
         self.entry.slice = Some(Slice::of(&role.fields));

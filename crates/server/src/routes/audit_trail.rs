@@ -43,7 +43,7 @@ async fn run(state: &AppState, audit: &mut Audited, query: Option<String>, calle
     // Decide.
     let roles = roles_for_action(&state.policy, &who, Action::Audit)?;
     if let Some(role) = roles.first() {
-        audit.served(role, vec![role.rule("actions")], &MaskReport::default());
+        audit.served(role, vec![role.rule("actions")], MaskReport::default());
     }
     // Fetch: an indexed query in PostgreSQL, or a scan of the embedded log off the async workers.
     let records = state.audit.source().query(&q).await.map_err(|e| {
@@ -92,7 +92,7 @@ async fn check(state: &AppState, audit: &mut Audited, caller: Result<Caller, Api
     // Decide.
     let roles = roles_for_action(&state.policy, &who, Action::Audit)?;
     if let Some(role) = roles.first() {
-        audit.served(role, vec![role.rule("actions")], &MaskReport::default());
+        audit.served(role, vec![role.rule("actions")], MaskReport::default());
     }
     // Fetch and check.
     let report = state.audit.source().verify(std::slice::from_ref(state.audit.public_key())).await.map_err(|e| {
@@ -122,7 +122,7 @@ async fn latest_checkpoint(state: &AppState, audit: &mut Audited, caller: Result
     // Decide.
     let roles = roles_for_action(&state.policy, &who, Action::Audit)?;
     if let Some(role) = roles.first() {
-        audit.served(role, vec![role.rule("actions")], &MaskReport::default());
+        audit.served(role, vec![role.rule("actions")], MaskReport::default());
     }
     // Fetch.
     let latest = state.audit.source().latest_checkpoint().await.map_err(|e| {
@@ -165,7 +165,7 @@ async fn reproduce(state: &AppState, audit: &mut Audited, request_id: String, ca
     // Decide.
     let roles = roles_for_action(&state.policy, &who, Action::Audit)?;
     if let Some(role) = roles.first() {
-        audit.served(role, vec![role.rule("actions")], &MaskReport::default());
+        audit.served(role, vec![role.rule("actions")], MaskReport::default());
     }
     // Fetch the record, then replay it with the gateway's own credential.
     let source = state.audit.source();

@@ -137,14 +137,14 @@ async fn read_trace(
         (job.render(&stored.bytes, &state.mask_key)?, stored)
     };
     let (served, stored) = served;
-    let (served, withheld) = match served {
+    let (mut served, withheld) = match served {
         Ok(s) => s,
         Err(ServeError::Denied(d)) => return Err(scope_refusal(state, &id, d)),
         Err(ServeError::TooCostly(e)) => return Err(ApiError::bad_request("query_too_costly", e.to_string())),
         Err(ServeError::NotJson(_)) => return Err(ApiError::internal("internal", "the stored trace could not be rendered")),
     };
     if let Some(role) = policy.role(&served.role) {
-        audit.served(role, served.rules.clone(), &served.masks);
+        audit.served(role, std::mem::take(&mut served.rules), std::mem::take(&mut served.masks));
     }
     // A grant is used only once the response is ready: of concurrent reads under a one-time
     // grant exactly one gets past here; the others are refused and sent nothing.

@@ -57,7 +57,7 @@ async fn run(state: &AppState, audit: &mut Audited, query: Option<String>, calle
         .ok_or_else(|| ApiError::internal("internal", "the serving role vanished from the policy"))?;
     let serialise_failed = || ApiError::internal("internal", "serialising the response failed");
     let body = serde_json::to_value(&result).map_err(|_| serialise_failed())?;
-    audit.served(role, result.rules.clone(), &result.masks);
+    audit.served(role, result.rules.clone(), result.masks.clone());
     // Respond.
     let body = serde_json::to_vec(&body).map_err(|_| serialise_failed())?;
     Ok(Reply::json(StatusCode::OK, body))

@@ -118,7 +118,8 @@ async fn store_trace(
     } else {
         serde_json::to_vec(&doc).map_err(|_| ApiError::internal("internal", "serialising the masked trace failed"))?.into()
     };
-    audit.served(granted.role, granted.rules.clone(), &masks);
+    let masked = masks.total();
+    audit.served(granted.role, granted.rules.clone(), masks);
     let role = granted.role.name.clone();
     // Store, then index, then (in `finish`) audit: the index row is committed before the write's
     // audit record, which is written before the response. A crash or an index failure in
@@ -137,7 +138,7 @@ async fn store_trace(
     };
     audit.entry.object_version = Some(version.clone());
     state.index.upsert(meta).await?;
-    let body = serde_json::to_vec(&serde_json::json!({ "trace_id": id, "version": version, "role": role, "masked": masks.total() }))
+    let body = serde_json::to_vec(&serde_json::json!({ "trace_id": id, "version": version, "role": role, "masked": masked }))
         .map_err(|_| ApiError::internal("internal", "serialising the response failed"))?;
     Ok(Reply::json(StatusCode::CREATED, body).header("etag", &format!("\"{version}\"")))
 }

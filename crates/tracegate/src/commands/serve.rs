@@ -61,10 +61,14 @@ pub async fn serve(config: &Path, listen: Option<&str>, on_ready: impl FnOnce(st
         tracegate_server::acceptors::serve(state.clone(), listeners, shutdown_signal()).await
     };
     // Seal the trail with a final signed checkpoint before exiting, whether serving ended on a
-    // signal or on a failure.
-    state.audit.shutdown().await?;
-    served.context("serving")?;
-    Ok(())
+    // signal or on a failure. When both fail, the error names both: neither is dropped.
+    let sealed = state.audit.shutdown().await;
+    match (served, sealed) {
+        (Ok(()), Ok(())) => Ok(()),
+        (Err(e), Ok(())) => Err(anyhow::Error::from(e).context("serving")),
+        (Ok(()), Err(e)) => Err(anyhow::Error::from(e).context("sealing the audit trail")),
+        (Err(e), Err(seal)) => Err(anyhow::Error::from(e).context(format!("serving (and then sealing the audit trail failed too: {seal})"))),
+    }
 }
 
 /// The acceptors' sockets on the first address `addr` resolves to that binds, as
