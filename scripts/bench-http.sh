@@ -125,10 +125,14 @@ run() { # label url token [pid: also report that process's CPU per request]
   # run without PERF.
   local perf_pid=""
   if [ -n "${PERF:-}" ] && [ -n "${4:-}" ]; then
-    perf record -q -F 999 --call-graph dwarf,16384 -p "$4" -o "$WORK/perf.data" -- sleep "$DURATION" 2>/dev/null & perf_pid=$!
+    perf record -q -F 999 --call-graph dwarf,16384 -p "$4" -o "$WORK/perf.data" -- sleep "$DURATION" 2>"$WORK/perf.err" & perf_pid=$!
   fi
   out=$(wrk -t2 -c"$CONNECTIONS" -d"$DURATION" -s "$script" -H "Authorization: Bearer $3" "$2")
-  [ -n "$perf_pid" ] && wait "$perf_pid"
+  if [ -n "$perf_pid" ] && ! wait "$perf_pid"; then
+    echo "perf record failed for $1 (PERF=1 needs root or kernel.perf_event_paranoid <= 1):" >&2
+    cat "$WORK/perf.err" >&2
+    exit 1
+  fi
   if echo "$out" | grep -q "Non-2xx"; then echo "non-2xx responses for $1" >&2; echo "$out" >&2; exit 1; fi
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   reqs=$(echo "$out" | awk '/requests in/ {print $1}')
