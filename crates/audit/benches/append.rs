@@ -4,6 +4,7 @@
 //! each appending realistic request records back to back for `AUDIT_BENCH_SECS` seconds
 //! (default 3) — and once with 2 ms of other work before each append, as a request would have —
 //! prints records/s and the append latency p50/p99/max: the time `append` adds to a request.
+//! Each row runs with the flush journal (the default) and with the log flushed itself.
 //! The first row is the device's floor, one write + `fdatasync` at a time. Runs on the disk of
 //! the target directory (not /tmp, which may be tmpfs where fsync is free); set
 //! `AUDIT_BENCH_DIR` to measure another disk.
@@ -58,6 +59,7 @@ struct Run {
     appenders: usize,
     work: Duration,
     sync_threads: usize,
+    journal: bool,
     records: u64,
     secs: f64,
     p50: Duration,
@@ -65,9 +67,9 @@ struct Run {
     max: Duration,
 }
 
-async fn run(dir: PathBuf, key: PathBuf, appenders: usize, sync_threads: usize, work: Duration, secs: u64) -> Run {
+async fn run(dir: PathBuf, key: PathBuf, appenders: usize, sync_threads: usize, journal: bool, work: Duration, secs: u64) -> Run {
     let _ = std::fs::remove_dir_all(&dir);
-    let opts = LogOptions { dir, checkpoint_every_records: 1000, checkpoint_interval: Duration::from_secs(60), max_batch: 4096, sync_threads, flush_delay: Duration::ZERO };
+    let opts = LogOptions { dir, checkpoint_every_records: 1000, checkpoint_interval: Duration::from_secs(60), max_batch: 4096, sync_threads, flush_delay: Duration::ZERO, journal };
     let log = Arc::new(AuditLog::open(opts, SigningKey::load_or_generate(&key).expect("key")).expect("open"));
     let deadline = Instant::now() + Duration::from_secs(secs);
     let start = Instant::now();
@@ -98,7 +100,7 @@ async fn run(dir: PathBuf, key: PathBuf, appenders: usize, sync_threads: usize, 
     log.shutdown().await.expect("shutdown");
     lat.sort_unstable();
     let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
-    Run { appenders, work, sync_threads, records: lat.len() as u64, secs, p50: pct(0.50), p99: pct(0.99), max: *lat.last().expect("records") }
+    Run { appenders, work, sync_threads, journal, records: lat.len() as u64, secs, p50: pct(0.50), p99: pct(0.99), max: *lat.last().expect("records") }
 }
 
 /// The floor: one 700-byte append plus `fdatasync`, sequentially, on the same disk. No audit
@@ -127,23 +129,29 @@ fn main() {
     let base = std::env::var_os("AUDIT_BENCH_DIR").map_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("audit-bench"), PathBuf::from);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     println!("audit log append, fdatasync per batch, {secs} s per row, dir {}", base.display());
-    println!("| appenders | other work per request | sync_threads | records/s | p50 µs | p99 µs | max µs |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| appenders | other work per request | sync_threads | flushes | records/s | p50 µs | p99 µs | max µs |");
+    println!("|---:|---:|---:|---|---:|---:|---:|---:|");
     let (f50, f99) = raw_fdatasync(&base);
-    println!("| floor: 1 write + fdatasync | – | – | {:.0} | {} | {} | |", 1.0 / f50.as_secs_f64(), f50.as_micros(), f99.as_micros());
+    println!("| floor: 1 write + fdatasync | – | – | – | {:.0} | {} | {} | |", 1.0 / f50.as_secs_f64(), f50.as_micros(), f99.as_micros());
     let none = Duration::ZERO;
     let two_ms = Duration::from_millis(2);
-    for (appenders, work, sync_threads) in [(1, none, 1), (1, none, 4), (8, none, 1), (8, none, 4), (64, none, 1), (64, none, 4), (64, two_ms, 4)] {
-        let r = rt.block_on(run(base.join(format!("c{appenders}")), base.join("bench.key"), appenders, sync_threads, work, secs));
-        println!(
-            "| {} | {} | {} | {:.0} | {} | {} | {} |",
-            r.appenders,
-            if r.work.is_zero() { "none (closed loop)".to_owned() } else { format!("{} ms", r.work.as_millis()) },
-            r.sync_threads,
-            r.records as f64 / r.secs,
-            r.p50.as_micros(),
-            r.p99.as_micros(),
-            r.max.as_micros()
-        );
+    // Each configuration with the flush journal (the default) and with the log flushed itself,
+    // back to back, so the two are compared on the same minute of the same disk.
+    let rows = [(1, none, 1), (1, none, 4), (8, none, 1), (8, none, 4), (64, none, 1), (64, none, 4), (64, two_ms, 4)];
+    for (appenders, work, sync_threads) in rows {
+        for journal in [true, false] {
+            let r = rt.block_on(run(base.join(format!("c{appenders}")), base.join("bench.key"), appenders, sync_threads, journal, work, secs));
+            println!(
+                "| {} | {} | {} | {} | {:.0} | {} | {} | {} |",
+                r.appenders,
+                if r.work.is_zero() { "none (closed loop)".to_owned() } else { format!("{} ms", r.work.as_millis()) },
+                r.sync_threads,
+                if r.journal { "journal" } else { "log" },
+                r.records as f64 / r.secs,
+                r.p50.as_micros(),
+                r.p99.as_micros(),
+                r.max.as_micros()
+            );
+        }
     }
 }

@@ -48,6 +48,13 @@ pub struct AuditConfig {
     /// latency. Records are still acknowledged only once flushed. Default `300us`.
     #[serde(deserialize_with = "duration")]
     pub flush_delay: Duration,
+    /// Make each batch durable by flushing a small ring of pre-written blocks beside the log
+    /// (`audit.journal`, 4 MiB) instead of the growing `audit.jsonl`: an overwrite in place
+    /// flushes faster than an append, which must also write the file's new size. The log is
+    /// still flushed before every checkpoint and before the ring comes round, and after an
+    /// unclean stop the records it lost are appended back from the journal. `false` flushes
+    /// the log itself each time. Default `true`.
+    pub flush_journal: bool,
 }
 
 impl Default for AuditConfig {
@@ -62,6 +69,7 @@ impl Default for AuditConfig {
             max_batch: 4096,
             sync_threads: 4,
             flush_delay: Duration::from_micros(300),
+            flush_journal: true,
         }
     }
 }
@@ -83,6 +91,7 @@ impl AuditConfig {
             max_batch: self.max_batch.max(1),
             sync_threads: self.sync_threads.clamp(1, 64),
             flush_delay: self.flush_delay.min(MAX_FLUSH_DELAY),
+            journal: self.flush_journal,
         }
     }
 

@@ -39,6 +39,7 @@ use tokio::sync::oneshot;
 use crate::chain::{check_line, Prepared};
 use crate::checkpoint::{AnchorInfo, Checkpoint, PublicKey, SigningKey};
 use crate::error::AuditError;
+use crate::journal::{self, Journal, Placed, JOURNAL_FILE};
 use crate::record::{Entry, Sealed, Timestamp, GENESIS_HASH};
 use crate::reserve::Reservation;
 
@@ -65,6 +66,9 @@ pub struct LogOptions {
     /// last batch held several, or one is being flushed), how long the writer waits for more
     /// records to join a batch before writing it; zero never waits.
     pub flush_delay: Duration,
+    /// Make batches durable in the flush journal ([`crate::journal`]) rather than by flushing
+    /// `audit.jsonl` itself each time.
+    pub journal: bool,
 }
 
 /// The last record of the chain.
@@ -87,6 +91,8 @@ pub struct Recovery {
     pub saved_as: Option<PathBuf>,
     /// Bytes of a torn final line removed from `checkpoints.jsonl`.
     pub torn_checkpoint_bytes: u64,
+    /// Acknowledged records the log had lost and the flush journal held, appended back.
+    pub replayed: u64,
     /// The `system` record that documents the recovery in the chain.
     pub record: Option<Sealed>,
 }
@@ -122,6 +128,11 @@ struct Shared {
     flushes: AtomicU64,
     /// Batches handed to sync workers and not yet flushed.
     in_flight: AtomicUsize,
+    /// With the flush journal: the head `audit.jsonl` itself holds durably, and the journal
+    /// mark it covers, from the last background flush of the log ([`Writer::request_log_sync`]).
+    log_synced: Mutex<Option<(Durable, u64)>>,
+    /// A background flush of the log is with a sync worker.
+    log_sync_in_flight: AtomicBool,
 }
 
 #[derive(Debug, Clone)]
@@ -229,6 +240,25 @@ impl AuditLog {
             log.set_len(keep_len).and_then(|()| log.sync_data()).map_err(AuditError::io(&log_path))?;
         }
 
+        // Records acknowledged from the journal that the log lost (a power loss before the log
+        // was flushed) continue the chain; then the journal is reused, or removed when off.
+        let journal_path = dir.join(JOURNAL_FILE);
+        let (head, replayed) = journal::replay(&journal_path, &mut log, &head).map_err(AuditError::io(&journal_path))?;
+        let keep_len = keep_len + replayed.bytes;
+        if replayed.records > 0 {
+            tracing::warn!(records = replayed.records, "audit log: appended acknowledged records from the flush journal after an unclean stop");
+        }
+        let journal = if opts.journal {
+            Some(Journal::open(&journal_path, journal::RING).map_err(AuditError::io(&journal_path))?)
+        } else {
+            match fs::remove_file(&journal_path) {
+                Ok(()) => sync_dir(&dir)?,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(AuditError::Io { path: journal_path, source: e }),
+            }
+            None
+        };
+
         let mut ckpt_signed_seq = 0;
         if let Some(c) = &last_ckpt {
             if c.seq > head.seq {
@@ -242,12 +272,19 @@ impl AuditLog {
             }
             ckpt_signed_seq = c.seq;
         }
-        if !cut.is_empty() || !ckpt_tail.torn.is_empty() {
+        if !cut.is_empty() || !ckpt_tail.torn.is_empty() || replayed.records > 0 {
             recovery = Some(Recovery {
-                reason: if cut.is_empty() { "torn_tail" } else { reason },
+                reason: if !cut.is_empty() {
+                    reason
+                } else if ckpt_tail.torn.is_empty() {
+                    "journal_replay"
+                } else {
+                    "torn_tail"
+                },
                 torn_bytes: cut.len() as u64,
                 saved_as: saved_as.clone(),
                 torn_checkpoint_bytes: ckpt_tail.torn.len() as u64,
+                replayed: replayed.records,
                 record: None,
             });
         }
@@ -258,6 +295,8 @@ impl AuditLog {
             durable: Mutex::new(Durable { seq: head.seq, hash: head.hash.clone(), len: keep_len }),
             flushes: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
+            log_synced: Mutex::new(None),
+            log_sync_in_flight: AtomicBool::new(false),
         });
         let public_key = key.public_key().clone();
         let sync_threads = opts.sync_threads.max(1);
@@ -284,6 +323,7 @@ impl AuditLog {
             sync_threads,
             truncated_after_failure: false,
             reserved: Reservation::default(),
+            journal,
             last_dispatch: None,
             last_batch: 0,
             _lock: lock,
@@ -296,6 +336,7 @@ impl AuditLog {
                 "torn_sha256": hex::encode(Sha256::digest(&cut)),
                 "saved_as": r.saved_as.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()),
                 "torn_checkpoint_bytes": r.torn_checkpoint_bytes,
+                "replayed": r.replayed,
             }));
             let sealed = writer.write_synced(&[&Prepared::new(&entry)?])?;
             r.record = sealed.into_iter().next();
@@ -304,12 +345,13 @@ impl AuditLog {
 
         for (i, work_rx) in work_rxs.into_iter().enumerate() {
             let (path, tokens, shared) = (writer.log_path.clone(), token_tx.clone(), shared.clone());
+            let journal_path = writer.journal.as_ref().map(|j| j.path().to_owned());
             let _ = tokens.send(i);
             std::thread::Builder::new()
                 .name(format!("tracegate-audit-sync-{i}"))
                 .spawn(move || {
                     crate::sched::batch();
-                    sync_worker(i, &path, &work_rx, &tokens, &shared)
+                    sync_worker(i, &path, journal_path.as_deref(), &work_rx, &tokens, &shared)
                 })
                 .map_err(AuditError::io(&dir))?;
         }
@@ -399,6 +441,18 @@ struct Pending {
     end: Durable,
     /// Which file the batch is in (bumped when prune swaps the file).
     generation: u64,
+    /// Which file makes it durable.
+    flush: Flush,
+    /// A background flush of the log (no records of its own): on success, `end` and this
+    /// journal mark become [`Shared::log_synced`].
+    log_sync: Option<u64>,
+}
+
+/// The file whose `fdatasync` makes a batch durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flush {
+    Log,
+    Journal,
 }
 
 /// Owns the log file: assigns seqs, seals and writes batches in chain order, and hands each
@@ -433,6 +487,8 @@ struct Writer {
     truncated_after_failure: bool,
     /// Blocks reserved past the end of `log` ([`crate::reserve`]).
     reserved: Reservation,
+    /// Where batches become durable, when on ([`LogOptions::journal`]).
+    journal: Option<Journal>,
     /// When the last batch went to a sync worker, and how many records it held
     /// ([`LogOptions::flush_delay`]).
     last_dispatch: Option<Instant>,
@@ -501,7 +557,7 @@ impl Writer {
                     }
                     self.after_failure();
                     if self.due_for_checkpoint() {
-                        if let Err(e) = self.checkpoint() {
+                        if let Err(e) = self.due_checkpoint() {
                             tracing::error!(error = %e, "audit log: checkpoint failed");
                         }
                     }
@@ -536,7 +592,7 @@ impl Writer {
             return;
         }
         let refs: Vec<&Prepared> = prepared.iter().collect();
-        let sealed = match self.write(&refs) {
+        let (sealed, flush) = match self.write(&refs) {
             Ok(s) => s,
             Err(msg) => {
                 nack(replies.into_iter(), &msg);
@@ -547,7 +603,7 @@ impl Writer {
         let end = Durable { seq: self.next_seq - 1, hash: self.head_hash.clone(), len: self.len };
         self.last_dispatch = Some(Instant::now());
         self.last_batch = replies.len();
-        let job = Pending { replies, sealed, end, generation: self.generation };
+        let job = Pending { replies, sealed, end, generation: self.generation, flush, log_sync: None };
         self.shared.in_flight.fetch_add(1, Ordering::AcqRel);
         let unsent = match self.work.as_ref().and_then(|w| w.get(worker)) {
             Some(w) => w.send(job).err().map(|mpsc::SendError(job)| job),
@@ -561,9 +617,10 @@ impl Writer {
         }
     }
 
-    /// Appends sealed lines to the file (page cache only). On error the partial write is cut
-    /// off, the log fails, and `Err` says why.
-    fn write(&mut self, batch: &[&Prepared]) -> Result<Vec<Sealed>, String> {
+    /// Appends sealed lines to the file and frames them in the journal (page cache only), and
+    /// says which file to flush. On error the partial write is cut off, the log fails, and
+    /// `Err` says why.
+    fn write(&mut self, batch: &[&Prepared]) -> Result<(Vec<Sealed>, Flush), String> {
         let mut buf = Vec::with_capacity(batch.len() * 768);
         let mut sealed = Vec::with_capacity(batch.len());
         let mut seq = self.next_seq;
@@ -579,9 +636,11 @@ impl Writer {
         match self.log.write_all(&buf) {
             Ok(()) => {
                 self.len += buf.len() as u64;
+                let first = self.next_seq;
                 self.next_seq = seq;
                 self.head_hash = prev;
-                Ok(sealed)
+                let flush = self.journal_frame(&buf, first, seq - 1)?;
+                Ok((sealed, flush))
             }
             Err(e) => {
                 let msg = format!("writing `{}` failed: {e}", self.log_path.display());
@@ -594,17 +653,91 @@ impl Writer {
         }
     }
 
-    /// Writes and flushes inline (recovery and prune records, while no worker is in flight).
-    fn write_synced(&mut self, batch: &[&Prepared]) -> Result<Vec<Sealed>, AuditError> {
-        if let Some(f) = self.shared.failure() {
-            return Err(AuditError::Failed(f));
+    /// Frames lines just appended to the log in the journal, flushing the log first when the
+    /// ring would otherwise overwrite a frame it does not hold durably yet.
+    fn journal_frame(&mut self, lines: &[u8], first: u64, last: u64) -> Result<Flush, String> {
+        if self.journal.is_none() {
+            return Ok(Flush::Log);
         }
-        let sealed = self.write(batch).map_err(AuditError::Failed)?;
+        if let Some((_, mark)) = self.shared.log_synced.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
+            if let Some(j) = self.journal.as_mut() {
+                j.log_synced_to(*mark);
+            }
+        }
+        if self.journal.as_ref().is_some_and(|j| j.unsynced() > journal::RING / 4) {
+            self.request_log_sync();
+        }
+        let Some(journal) = self.journal.as_mut() else { return Ok(Flush::Log) };
+        let mut placed = journal.write(lines, first, last);
+        if let Ok(Placed::Unsynced) = placed {
+            if let Err(e) = self.log.sync_data() {
+                let msg = format!("flushing `{}` failed: {e}", self.log_path.display());
+                self.shared.fail(msg.clone());
+                return Err(msg);
+            }
+            journal.log_synced();
+            placed = journal.write(lines, first, last);
+        }
+        match placed {
+            Ok(Placed::Journal) => Ok(Flush::Journal),
+            Ok(Placed::TooLarge | Placed::Unsynced) => Ok(Flush::Log),
+            Err(e) => {
+                // The lines are in the log (unflushed): the log fails, and after_failure cuts
+                // them off again.
+                let msg = format!("writing `{}` failed: {e}", journal.path().display());
+                self.shared.fail(msg.clone());
+                Err(msg)
+            }
+        }
+    }
+
+    /// With the flush journal: hands a flush of the log itself to a free sync worker, if one is
+    /// free and none is already flushing the log, so checkpoints can sign and the ring can come
+    /// round without the writer ever waiting for the log's (larger) flush.
+    fn request_log_sync(&mut self) {
+        let Some(journal) = self.journal.as_ref() else { return };
+        if self.shared.log_sync_in_flight.load(Ordering::Acquire) {
+            return;
+        }
+        let Ok(worker) = self.tokens.try_recv() else { return };
+        let end = Durable { seq: self.next_seq - 1, hash: self.head_hash.clone(), len: self.len };
+        let job = Pending {
+            replies: Vec::new(),
+            sealed: Vec::new(),
+            end,
+            generation: self.generation,
+            flush: Flush::Log,
+            log_sync: Some(journal.mark()),
+        };
+        self.shared.log_sync_in_flight.store(true, Ordering::Release);
+        let sent = self.work.as_ref().and_then(|w| w.get(worker)).is_some_and(|w| w.send(job).is_ok());
+        if !sent {
+            self.shared.log_sync_in_flight.store(false, Ordering::Release);
+            self.release([worker]);
+        }
+    }
+
+    /// Flushes the log itself, inline: before an explicit, final or prune checkpoint, and when
+    /// the ring would otherwise overwrite a frame the log does not hold durably.
+    fn sync_log(&mut self) -> Result<(), AuditError> {
         if let Err(e) = self.log.sync_data() {
             let msg = format!("flushing `{}` failed: {e}", self.log_path.display());
             self.shared.fail(msg.clone());
             return Err(AuditError::Failed(msg));
         }
+        if let Some(j) = self.journal.as_mut() {
+            j.log_synced();
+        }
+        Ok(())
+    }
+
+    /// Writes and flushes inline (recovery and prune records, while no worker is in flight).
+    fn write_synced(&mut self, batch: &[&Prepared]) -> Result<Vec<Sealed>, AuditError> {
+        if let Some(f) = self.shared.failure() {
+            return Err(AuditError::Failed(f));
+        }
+        let (sealed, _) = self.write(batch).map_err(AuditError::Failed)?;
+        self.sync_log()?;
         self.shared.advance(&Durable { seq: self.next_seq - 1, hash: self.head_hash.clone(), len: self.len });
         Ok(sealed)
     }
@@ -638,6 +771,9 @@ impl Writer {
         let durable = self.shared.durable();
         let _ = self.log.set_len(durable.len).and_then(|()| self.log.sync_data());
         self.reserved.reset(durable.len, false);
+        if let Some(j) = self.journal.as_mut() {
+            let _ = j.erase_after(durable.seq);
+        }
         self.truncated_after_failure = true;
         self.release(held);
     }
@@ -652,7 +788,7 @@ impl Writer {
     fn timed_checkpoint(&mut self) {
         if self.next_seq - 1 == self.signed_seq {
             self.last_ckpt = Instant::now();
-        } else if let Err(e) = self.checkpoint() {
+        } else if let Err(e) = self.due_checkpoint() {
             tracing::error!(error = %e, "audit log: timed checkpoint failed");
         }
     }
@@ -664,6 +800,28 @@ impl Writer {
         self.work = None;
         self.release(held);
         r
+    }
+
+    /// A checkpoint that came due (by count or time). Without the journal it signs the durable
+    /// head at once. With it, it signs the head the last background flush made durable in the
+    /// log itself, once every record up to it is acknowledged (a record not yet acknowledged
+    /// may still be cut back after a failure, and a signature must never pass the log's end);
+    /// when there is nothing new to sign that way, it asks for a flush and signs next time.
+    fn due_checkpoint(&mut self) -> Result<Option<Checkpoint>, AuditError> {
+        if self.journal.is_none() {
+            return self.checkpoint();
+        }
+        if let Some(f) = self.shared.failure() {
+            return Err(AuditError::Failed(f));
+        }
+        let synced = self.shared.log_synced.lock().unwrap_or_else(PoisonError::into_inner).as_ref().map(|(d, _)| d.clone());
+        match synced {
+            Some(d) if d.seq > self.signed_seq && d.seq <= self.shared.durable().seq => self.sign(&d, None),
+            _ => {
+                self.request_log_sync();
+                Ok(None)
+            }
+        }
     }
 
     /// Signs the durable head and appends it to `checkpoints.jsonl`, synced. A failure fails the
@@ -681,6 +839,16 @@ impl Writer {
             self.last_ckpt = Instant::now();
             return Ok(None);
         }
+        // Durable in the journal is not enough for a signature: a checkpoint must never sign a
+        // record the log itself could still lose (then the log would verify short of it).
+        if self.journal.is_some() {
+            self.sync_log()?;
+        }
+        self.sign(&head, anchor)
+    }
+
+    /// Signs `head` (durable in the log itself) and appends it to `checkpoints.jsonl`, synced.
+    fn sign(&mut self, head: &Durable, anchor: Option<AnchorInfo>) -> Result<Option<Checkpoint>, AuditError> {
         let c = self.key.sign(head.seq, &head.hash, Timestamp::now(), anchor)?;
         let line = c.line()?;
         if let Err(e) = self.ckpts.write_all(&line).and_then(|()| self.ckpts.sync_data()) {
@@ -790,6 +958,9 @@ impl Writer {
         self.log = open_append(&self.log_path)?;
         self.len -= cut;
         self.reserved.reset(self.len, true);
+        if let Some(j) = self.journal.as_mut() {
+            j.log_synced(); // the new file was flushed whole before the rename
+        }
         self.generation += 1;
         let mut d = self.shared.durable.lock().unwrap_or_else(PoisonError::into_inner);
         d.len = self.len;
@@ -801,18 +972,53 @@ impl Writer {
 /// A sync worker: flushes written batches and acknowledges them. Each worker opens the log
 /// itself, so a writeback error is reported to every worker's next flush (an error seen through
 /// one open file description is not seen again through the same one).
-fn sync_worker(me: usize, path: &Path, work: &mpsc::Receiver<Pending>, tokens: &mpsc::Sender<usize>, shared: &Shared) {
+fn sync_worker(
+    me: usize,
+    path: &Path,
+    journal_path: Option<&Path>,
+    work: &mpsc::Receiver<Pending>,
+    tokens: &mpsc::Sender<usize>,
+    shared: &Shared,
+) {
     let mut file: Option<(u64, File)> = None;
+    let mut journal: Option<File> = None;
     loop {
         let Ok(job) = work.recv() else { return };
-        let flushed = match &file {
-            Some((generation, f)) if *generation == job.generation => f.sync_data(),
-            _ => File::open(path).and_then(|f| {
-                let r = f.sync_data();
-                file = Some((job.generation, f));
-                r
-            }),
+        let (flushed, flushed_path) = match (job.flush, journal_path) {
+            (Flush::Journal, Some(jp)) => {
+                let r = match &journal {
+                    Some(f) => f.sync_data(),
+                    None => File::open(jp).and_then(|f| {
+                        let r = f.sync_data();
+                        journal = Some(f);
+                        r
+                    }),
+                };
+                (r, jp)
+            }
+            _ => {
+                let r = match &file {
+                    Some((generation, f)) if *generation == job.generation => f.sync_data(),
+                    _ => File::open(path).and_then(|f| {
+                        let r = f.sync_data();
+                        file = Some((job.generation, f));
+                        r
+                    }),
+                };
+                (r, path)
+            }
         };
+        if let Some(mark) = job.log_sync {
+            if flushed.is_ok() {
+                *shared.log_synced.lock().unwrap_or_else(PoisonError::into_inner) = Some((job.end, mark));
+            }
+            shared.log_sync_in_flight.store(false, Ordering::Release);
+            if let Err(e) = flushed {
+                shared.fail(format!("flushing `{}` failed: {e}", flushed_path.display()));
+            }
+            let _ = tokens.send(me);
+            continue;
+        }
         // Before any reply: a caller acknowledged must not find its own batch still in flight.
         shared.in_flight.fetch_sub(1, Ordering::AcqRel);
         match (flushed, shared.failure()) {
@@ -825,7 +1031,7 @@ fn sync_worker(me: usize, path: &Path, work: &mpsc::Receiver<Pending>, tokens: &
             }
             (Ok(()), Some(f)) => nack(job.replies.into_iter(), &f),
             (Err(e), _) => {
-                let msg = format!("flushing `{}` failed: {e}", path.display());
+                let msg = format!("flushing `{}` failed: {e}", flushed_path.display());
                 shared.fail(msg.clone());
                 nack(job.replies.into_iter(), &msg);
             }

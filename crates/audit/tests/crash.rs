@@ -17,7 +17,7 @@ use tracegate_audit::{export, verify, Record, AuditLog, AuditQuery, Decision, En
 const CHILD_ENV: &str = "TRACEGATE_AUDIT_CRASH_CHILD";
 
 fn opts(dir: PathBuf) -> LogOptions {
-    LogOptions { dir, checkpoint_every_records: 64, checkpoint_interval: Duration::from_millis(50), max_batch: 256, sync_threads: 4, flush_delay: Duration::ZERO }
+    LogOptions { dir, checkpoint_every_records: 64, checkpoint_interval: Duration::from_millis(50), max_batch: 256, sync_threads: 4, flush_delay: Duration::ZERO, journal: true }
 }
 
 /// The child: appends from 32 tasks until killed (or 30 s pass), printing `acked <seq> <id>`.

@@ -241,7 +241,7 @@ async fn the_same_entries_give_the_same_chain_queries_and_export_on_both_backend
     let keys = Keys::new();
     let dir = tempfile::tempdir().unwrap();
     let file = AuditLog::open(
-        LogOptions { dir: dir.path().join("audit"), checkpoint_every_records: 5, checkpoint_interval: Duration::from_secs(3600), max_batch: 64, sync_threads: 1, flush_delay: Duration::ZERO },
+        LogOptions { dir: dir.path().join("audit"), checkpoint_every_records: 5, checkpoint_interval: Duration::from_secs(3600), max_batch: 64, sync_threads: 1, flush_delay: Duration::ZERO, journal: true },
         keys.signing(),
     )
     .unwrap();

@@ -35,7 +35,7 @@ impl Env {
     }
 
     fn opts(&self, every: u64) -> LogOptions {
-        LogOptions { dir: self.dir.clone(), checkpoint_every_records: every, checkpoint_interval: Duration::from_secs(3600), max_batch: 256, sync_threads: 4, flush_delay: Duration::ZERO }
+        LogOptions { dir: self.dir.clone(), checkpoint_every_records: every, checkpoint_interval: Duration::from_secs(3600), max_batch: 256, sync_threads: 4, flush_delay: Duration::ZERO, journal: true }
     }
 
     fn open(&self, every: u64) -> AuditLog {
@@ -231,7 +231,11 @@ async fn a_forged_or_foreign_checkpoint_is_rejected() {
     let text = fs::read_to_string(&ckpt).unwrap();
     let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
     assert_eq!(lines.len(), 2);
-    lines[0] = lines[0].replace("\"seq\":5", "\"seq\":4");
+    // The first checkpoint signs the durable head once five records are (with the flush
+    // journal, a record or two later); claim it signed one record less.
+    let seq = serde_json::from_str::<serde_json::Value>(&lines[0]).unwrap()["seq"].as_u64().unwrap();
+    assert!((5..10).contains(&seq), "{seq}");
+    lines[0] = lines[0].replace(&format!("\"seq\":{seq}"), &format!("\"seq\":{}", seq - 1));
     // A checkpoint signed by a key the verifier does not trust.
     let other = SigningKey::generate(&env.key_path.with_file_name("other.key")).unwrap();
     let foreign = other.sign(10, "00", Timestamp::now(), None).unwrap();
@@ -347,13 +351,18 @@ async fn racing_appenders_on_many_threads_get_one_gap_free_verified_chain() {
 /// `fdatasync` fails on `/dev/null` (EINVAL: the device has no fsync) while its writes succeed,
 /// so this is a real sync failure with the write path working. Every appender waiting on the
 /// failed flush and every later one gets `Failed`; none is acknowledged; a checkpoint is refused.
+/// With the flush journal on, the journal is the file flushed per batch, so it is the one that
+/// fails; with it off, the log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failed_sync_fails_every_waiter_and_every_later_append() {
-    for sync_threads in [1, 4] {
+    for (sync_threads, journal) in [(1, false), (4, false), (1, true), (4, true)] {
         let env = Env::new();
         fs::create_dir_all(&env.dir).unwrap();
         std::os::unix::fs::symlink("/dev/null", env.log()).unwrap();
-        let log = Arc::new(AuditLog::open(LogOptions { sync_threads, ..env.opts(100) }, SigningKey::load(&env.key_path).unwrap()).unwrap());
+        if journal {
+            std::os::unix::fs::symlink("/dev/null", env.dir.join(tracegate_audit::JOURNAL_FILE)).unwrap();
+        }
+        let log = Arc::new(AuditLog::open(LogOptions { sync_threads, journal, ..env.opts(100) }, SigningKey::load(&env.key_path).unwrap()).unwrap());
         let mut handles = Vec::new();
         for t in 0..32u64 {
             let log = log.clone();
@@ -361,7 +370,7 @@ async fn a_failed_sync_fails_every_waiter_and_every_later_append() {
         }
         for h in handles {
             let r = h.await.unwrap();
-            assert!(matches!(r, Err(AuditError::Failed(ref m)) if m.contains("flushing")), "sync_threads {sync_threads}: {r:?}");
+            assert!(matches!(r, Err(AuditError::Failed(ref m)) if m.contains("flushing")), "sync_threads {sync_threads}, journal {journal}: {r:?}");
         }
         assert!(log.is_failed());
         let later = log.append(&entry(99, "bob", Decision::Allow)).await;
@@ -474,9 +483,13 @@ async fn a_power_loss_hole_in_the_unsigned_tail_is_cut_and_recorded() {
     lines[8] = "\0".repeat(lines[8].len()); // seq 9 never reached the disk
     env.write_lines(&lines);
 
-    let log = env.open(4);
+    // The flush journal off: it is removed after replaying what it holds, so this run first
+    // takes the journal away, as a log that never had one.
+    fs::remove_file(env.dir.join(tracegate_audit::JOURNAL_FILE)).unwrap();
+    let log = AuditLog::open(LogOptions { journal: false, ..env.opts(4) }, SigningKey::load(&env.key_path).unwrap()).unwrap();
     let rec = log.recovery().expect("recovery").clone();
     assert_eq!(rec.reason, "damaged_tail");
+    assert_eq!(rec.replayed, 0);
     assert_eq!(rec.record.as_ref().unwrap().seq, 9);
     log.shutdown().await.unwrap();
     let r = env.verify();
@@ -514,8 +527,10 @@ async fn a_crash_between_anchor_and_rewrite_still_verifies_and_reopens() {
     let report = log.prune(cut, export_path).await.unwrap();
     assert_eq!((report.pruned, report.first_seq), (5, Some(6)));
     log.shutdown().await.unwrap();
-    // As if the process died after signing the anchor but before swapping the file in.
+    // As if the process died after signing the anchor but before swapping the file in (so
+    // before the `pruned` record was written, to the log or to the flush journal).
     fs::write(env.log(), before_prune).unwrap();
+    fs::remove_file(env.dir.join(tracegate_audit::JOURNAL_FILE)).unwrap();
     let ckpt = env.dir.join("checkpoints.jsonl");
     let anchors: String = fs::read_to_string(&ckpt).unwrap().lines().filter(|l| l.contains("\"anchor\"")).map(|l| format!("{l}\n")).collect();
     fs::write(&ckpt, anchors).unwrap();
@@ -548,4 +563,41 @@ async fn checkpoints_come_on_time_and_on_request() {
     assert!(c.verify(&env.key()));
     assert_eq!(log.head().seq, 5);
     log.shutdown().await.unwrap();
+}
+
+/// A power loss can take acknowledged records with it when only the flush journal held them
+/// durably (the log is flushed at checkpoints). Reopening appends them back from the journal,
+/// byte for byte, in chain order, records that it did, and the log verifies; a torn line where
+/// the log stopped is cut first. With the journal turned off, the replay still happens once and
+/// the journal is removed.
+#[tokio::test]
+async fn acknowledged_records_a_power_loss_took_from_the_log_come_back_from_the_journal() {
+    for (keep, torn, journal_after) in [(6usize, false, true), (6, true, true), (0, false, false)] {
+        let env = sample(10, 1_000_000).await; // only the shutdown checkpoint, at seq 10
+        let original = env.lines();
+        // The crash came before that checkpoint: the log holds `keep` records and maybe a torn
+        // piece of the next one.
+        fs::write(env.dir.join("checkpoints.jsonl"), "").unwrap();
+        let mut text: String = original[..keep].iter().map(|l| format!("{l}\n")).collect();
+        if torn {
+            text.push_str(&original[keep][..40]);
+        }
+        fs::write(env.log(), text).unwrap();
+
+        let log = AuditLog::open(LogOptions { journal: journal_after, ..env.opts(1_000_000) }, SigningKey::load(&env.key_path).unwrap()).unwrap();
+        let rec = log.recovery().expect("recovery").clone();
+        assert_eq!(rec.replayed, 10 - keep as u64, "keep {keep}");
+        assert_eq!(rec.reason, if torn { "torn_tail" } else { "journal_replay" });
+        assert_eq!(rec.torn_bytes, if torn { 40 } else { 0 });
+        assert_eq!(rec.record.as_ref().unwrap().seq, 11, "the recovery record follows the replayed ones");
+        assert_eq!(log.append(&entry(12, "alice", Decision::Allow)).await.unwrap().seq, 12);
+        log.shutdown().await.unwrap();
+        assert_eq!(env.lines()[..10], original[..], "replayed byte for byte");
+        assert_eq!(env.dir.join(tracegate_audit::JOURNAL_FILE).exists(), journal_after);
+        let r = env.verify();
+        assert!(r.ok(), "{:?}", r.problems);
+        assert_eq!((r.last_seq, r.last_signed_seq), (Some(12), Some(12)));
+        let system = query(&env.dir, &AuditQuery { kind: Some(Kind::System), ..Default::default() }).unwrap();
+        assert_eq!(system[0].entry.event.as_ref().unwrap()["replayed"], 10 - keep as u64);
+    }
 }

@@ -62,6 +62,9 @@ struct Rate {
     max_lease: u32,
     /// This replica's leases of shared budget, per principal.
     leases: Mutex<HashMap<Key, Lease>>,
+    /// Leased requests dropped unspent (the lease expired, or was given up for a step of
+    /// one): budget spent from the shared cell that no request used ([`Limits::leased_unspent`]).
+    dropped: std::sync::atomic::AtomicU64,
 }
 
 /// How long a lease of shared budget may be spent after it was taken.
@@ -83,6 +86,18 @@ struct Lease {
 }
 
 impl Rate {
+    fn drop_unspent(&self, left: u32) {
+        self.dropped.fetch_add(u64::from(left), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Gives up `key`'s lease, counting what it had left.
+    fn forget_lease(&self, key: &Key) {
+        let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(l) = leases.remove(key) {
+            self.drop_unspent(l.left);
+        }
+    }
+
     /// Spends one leased request of `key`, if a live lease has one left.
     fn spend_leased(&self, key: &Key) -> bool {
         let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
@@ -111,6 +126,7 @@ impl Rate {
         let now = std::time::Instant::now();
         let l = leases.entry(key).or_insert(Lease { left: 0, size, taken: now });
         if l.taken.elapsed() >= LEASE_TTL {
+            self.drop_unspent(l.left);
             l.left = 0;
         }
         l.left = l.left.saturating_add(size - 1);
@@ -141,6 +157,7 @@ impl Rate {
             tolerance_us: interval_us.saturating_mul(i64::from(burst.get())),
             max_lease: max_lease(burst.get()),
             leases: Mutex::new(HashMap::new()),
+            dropped: std::sync::atomic::AtomicU64::new(0),
         }
     }
 }
@@ -346,7 +363,7 @@ impl Limits {
         if !row.0 && size > 1 {
             // Too little left for a lease: this one request may still fit. Leasing starts
             // again from one, so a caller at its limit costs one statement per request.
-            rate.leases.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+            rate.forget_lease(&key);
             row = self.step(pool, rate, who, 1).await?;
         } else if row.0 && size > 1 {
             rate.keep_lease(key, size);
@@ -390,13 +407,27 @@ impl Limits {
         self.steps.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Leased requests of the request budget this process dropped unspent, and those it holds
+    /// now (in live or expired leases): with the requests it allowed from leases and steps,
+    /// they add up to what it took from the shared cells.
+    pub fn leased_unspent(&self) -> (u64, u64) {
+        let held = self.requests.leases.lock().unwrap_or_else(|p| p.into_inner()).values().map(|l| u64::from(l.left)).sum();
+        (self.requests.dropped.load(std::sync::atomic::Ordering::Relaxed), held)
+    }
+
     /// Forgets principals whose buckets are full again, so memory (or the shared table) holds
     /// only recent callers. A failure is logged: it only delays the cleanup.
     pub async fn forget_idle(&self) {
         self.requests.local.retain_recent();
         self.opens.local.retain_recent();
         for rate in [&self.requests, &self.opens] {
-            rate.leases.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, l| l.taken.elapsed() < LEASE_TTL);
+            rate.leases.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, l| {
+                let live = l.taken.elapsed() < LEASE_TTL;
+                if !live {
+                    rate.drop_unspent(l.left);
+                }
+                live
+            });
         }
         if let Some(pool) = &self.shared {
             let idle = "DELETE FROM rate_limits WHERE tat_us < (extract(epoch FROM clock_timestamp()) * 1000000)::bigint";

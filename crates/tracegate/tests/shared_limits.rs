@@ -212,6 +212,7 @@ async fn leases_cut_statements_and_never_overspend_across_replicas() {
 
     // Two replicas at once for another principal: never more than the budget.
     let before = one.shared_steps() + two.shared_steps();
+    let unspent_before = [one.leased_unspent(), two.leased_unspent()].iter().map(|(d, h)| d + h).sum::<u64>();
     let mut tasks = Vec::new();
     for n in 0..16 {
         let l = if n % 2 == 0 { one.clone() } else { two.clone() };
@@ -228,8 +229,14 @@ async fn leases_cut_statements_and_never_overspend_across_replicas() {
         allowed += t.await.unwrap();
     }
     assert!(allowed <= BIG, "{allowed} allowed across two replicas; the budget is {BIG}");
-    // What a replica leased and had no request left for is lost: at most a lease each.
-    assert!(allowed >= BIG - 2 * 63, "{allowed} allowed");
+    // 2,000 checks against 1,600: refusals came, so the cell was drained, and every request
+    // taken from it was either allowed or leased and not spent — dropped when its lease
+    // expired (a slow machine can leave a lease idle past its 250 ms) or still held. Nothing
+    // else goes missing.
+    assert!(allowed < 2000);
+    let (unspent_one, unspent_two) = (one.leased_unspent(), two.leased_unspent());
+    let unspent = unspent_one.0 + unspent_one.1 + unspent_two.0 + unspent_two.1 - unspent_before;
+    assert_eq!(allowed as u64 + unspent, BIG as u64, "{allowed} allowed, {unspent} leased unspent ({unspent_one:?}, {unspent_two:?})");
     let steps = one.shared_steps() + two.shared_steps() - before;
     assert!(steps < 1000, "{steps} statements for 2000 checks");
     // Another principal is another budget.
