@@ -170,6 +170,8 @@ impl Journal {
 pub(crate) struct Replayed {
     pub records: u64,
     pub bytes: u64,
+    /// The journal held frames of an earlier run (it was not missing or empty).
+    pub found: bool,
 }
 
 /// Appends to `log` (at its end, whose chain ends at `head`) every journaled record that
@@ -182,6 +184,9 @@ pub(crate) fn replay(path: &Path, log: &mut File, head: &Head) -> io::Result<(He
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((head.clone(), Replayed::default())),
         Err(e) => return Err(e),
+    }
+    if bytes.is_empty() {
+        return Ok((head.clone(), Replayed::default()));
     }
     let candidates = candidates(&bytes, head.seq);
     let mut head = head.clone();
@@ -203,7 +208,7 @@ pub(crate) fn replay(path: &Path, log: &mut File, head: &Head) -> io::Result<(He
         log.write_all(&out)?;
         log.sync_data()?;
     }
-    Ok((head, Replayed { records, bytes: out.len() as u64 }))
+    Ok((head, Replayed { records, bytes: out.len() as u64, found: true }))
 }
 
 /// Lines of every frame whose header says it holds records past `after`, by the seq the line

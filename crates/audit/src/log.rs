@@ -245,6 +245,12 @@ impl AuditLog {
         let journal_path = dir.join(JOURNAL_FILE);
         let (head, replayed) = journal::replay(&journal_path, &mut log, &head).map_err(AuditError::io(&journal_path))?;
         let keep_len = keep_len + replayed.bytes;
+        // The journal's frames are the only durable copy of records the last run acknowledged
+        // but the log may hold only in the page cache (after a kill, not a power loss): make
+        // the log durable before the first lap overwrites them or the journal is removed.
+        if replayed.found {
+            log.sync_data().map_err(AuditError::io(&log_path))?;
+        }
         if replayed.records > 0 {
             tracing::warn!(records = replayed.records, "audit log: appended acknowledged records from the flush journal after an unclean stop");
         }
@@ -667,17 +673,15 @@ impl Writer {
         if self.journal.as_ref().is_some_and(|j| j.unsynced() > journal::RING / 4) {
             self.request_log_sync();
         }
-        let Some(journal) = self.journal.as_mut() else { return Ok(Flush::Log) };
-        let mut placed = journal.write(lines, first, last);
+        let mut placed = self.journal.as_mut().map_or(Ok(Placed::TooLarge), |j| j.write(lines, first, last));
         if let Ok(Placed::Unsynced) = placed {
-            if let Err(e) = self.log.sync_data() {
-                let msg = format!("flushing `{}` failed: {e}", self.log_path.display());
-                self.shared.fail(msg.clone());
-                return Err(msg);
-            }
-            journal.log_synced();
-            placed = journal.write(lines, first, last);
+            self.sync_log().map_err(|e| match e {
+                AuditError::Failed(msg) => msg,
+                other => other.to_string(),
+            })?;
+            placed = self.journal.as_mut().map_or(Ok(Placed::TooLarge), |j| j.write(lines, first, last));
         }
+        let Some(journal) = self.journal.as_ref() else { return Ok(Flush::Log) };
         match placed {
             Ok(Placed::Journal) => Ok(Flush::Journal),
             Ok(Placed::TooLarge | Placed::Unsynced) => Ok(Flush::Log),
